@@ -1,0 +1,302 @@
+//! Traffic targets: how a Route (or a Service's route) splits requests across revisions.
+
+use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::validation::{FieldErrors, Path};
+
+/// Most traffic targets in one route; bounds the CEL rules' cost on the API server.
+pub const MAX_TRAFFIC_TARGETS: usize = 100;
+
+/// One traffic target (Knative `TrafficTarget`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficTarget {
+    /// Tag that makes this target addressable on its own (`<tag>-<route>` URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A fixed revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_name: Option<String>,
+    /// A Configuration whose latest ready revision is targeted (Route only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_name: Option<String>,
+    /// Track the latest ready revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_revision: Option<bool>,
+    /// Share of traffic, 0–100; all targets sum to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: Option<i64>,
+    /// The target's own URL (status only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl TrafficTarget {
+    /// The target that sends all traffic to the latest ready revision (Knative's default).
+    pub fn latest_100() -> Self {
+        TrafficTarget {
+            latest_revision: Some(true),
+            percent: Some(100),
+            ..TrafficTarget::default()
+        }
+    }
+}
+
+/// Where traffic targets appear: configuration names are allowed in a Route only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficOwner {
+    /// A Service's `spec.traffic`: targets its own configuration.
+    Service,
+    /// A Route's `spec.traffic`.
+    Route,
+}
+
+/// The CEL rules on a `traffic` list: percents sum to 100 and tags are unique.
+pub(crate) fn traffic_list_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<TrafficTarget>>();
+    let obj = schema.ensure_object();
+    obj.insert("maxItems".into(), MAX_TRAFFIC_TARGETS.into());
+    obj.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([
+            {
+                "rule": "self.size() == 0 || self.map(t, has(t.percent) ? t.percent : 0).sum() == 100",
+                "message": "traffic percents must sum to 100"
+            },
+            {
+                "rule": "self.all(t, !has(t.tag) || self.filter(u, has(u.tag) && u.tag == t.tag).size() == 1)",
+                "message": "traffic tags must be unique"
+            }
+        ]),
+    );
+    schema
+}
+
+/// Checks a traffic list with Knative's rules: each target names exactly one of
+/// `revisionName`, `configurationName` (Route only) or `latestRevision: true`; percents are
+/// 0–100 and sum to 100; tags are unique DNS labels; `url` is not set by users.
+pub fn validate_traffic(
+    targets: &[TrafficTarget],
+    owner: TrafficOwner,
+    path: &Path,
+    errs: &mut FieldErrors,
+) {
+    if targets.is_empty() {
+        return;
+    }
+    if targets.len() > MAX_TRAFFIC_TARGETS {
+        errs.push(
+            path,
+            format!("has {} targets", targets.len()),
+            format!("use at most {MAX_TRAFFIC_TARGETS}"),
+        );
+    }
+    let mut tags = BTreeSet::new();
+    let mut sum: i64 = 0;
+    for (i, t) in targets.iter().enumerate() {
+        let at = path.index(i);
+        let latest = t.latest_revision == Some(true);
+        let mut chosen = Vec::new();
+        if t.revision_name.is_some() {
+            chosen.push("revisionName");
+        }
+        if t.configuration_name.is_some() {
+            chosen.push("configurationName");
+        }
+        if latest {
+            chosen.push("latestRevision: true");
+        }
+        if owner == TrafficOwner::Service && t.configuration_name.is_some() {
+            errs.push(
+                &at.field("configurationName"),
+                "is not allowed in a Service",
+                "a Service routes to its own revisions: use revisionName or latestRevision",
+            );
+        }
+        match chosen.len() {
+            1 => {}
+            0 => errs.push(
+                &at,
+                "names no revision",
+                "set revisionName, or latestRevision: true",
+            ),
+            _ => errs.push(
+                &at,
+                format!("sets {}", chosen.join(" and ")),
+                "set exactly one of revisionName, configurationName or latestRevision: true",
+            ),
+        }
+        if t.latest_revision == Some(false) && t.revision_name.is_none() {
+            errs.push(
+                &at.field("latestRevision"),
+                "is false but revisionName is not set",
+                "name the revision, or set latestRevision: true",
+            );
+        }
+        if let Some(p) = t.percent {
+            if !(0..=100).contains(&p) {
+                errs.push(
+                    &at.field("percent"),
+                    format!("{p} is out of range"),
+                    "use 0-100",
+                );
+            }
+            sum = sum.saturating_add(p);
+        }
+        if let Some(tag) = &t.tag {
+            if !is_dns_label(tag) {
+                errs.push(&at.field("tag"), format!("`{tag}` is not a DNS label"), "use lowercase letters, digits and '-', starting with a letter, at most 63 characters");
+            }
+            if !tags.insert(tag.as_str()) {
+                errs.push(
+                    &at.field("tag"),
+                    format!("`{tag}` is used by another target"),
+                    "give each tag to one target",
+                );
+            }
+        }
+        if t.url.is_some() {
+            errs.push(
+                &at.field("url"),
+                "is set in the spec",
+                "remove it; Ferry reports URLs in status.traffic",
+            );
+        }
+    }
+    if sum != 100 {
+        errs.push(
+            path,
+            format!("percents sum to {sum}"),
+            "make the percents add up to exactly 100",
+        );
+    }
+}
+
+/// RFC 1035 label: lowercase letter first, then lowercase letters, digits or '-', no trailing
+/// '-', at most 63 characters.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(rev: &str, percent: i64, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget {
+            revision_name: Some(rev.into()),
+            percent: Some(percent),
+            tag: tag.map(Into::into),
+            ..TrafficTarget::default()
+        }
+    }
+
+    fn check(targets: &[TrafficTarget], owner: TrafficOwner) -> String {
+        let mut errs = FieldErrors::default();
+        validate_traffic(targets, owner, &Path::root("spec.traffic"), &mut errs);
+        errs.to_string()
+    }
+
+    #[test]
+    fn valid_splits() {
+        assert_eq!(
+            check(
+                &[
+                    target("a-00001", 90, None),
+                    target("a-00002", 10, Some("canary"))
+                ],
+                TrafficOwner::Service
+            ),
+            ""
+        );
+        assert_eq!(
+            check(&[TrafficTarget::latest_100()], TrafficOwner::Service),
+            ""
+        );
+        let tag_only = TrafficTarget {
+            tag: Some("old".into()),
+            revision_name: Some("a-00001".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(
+                &[TrafficTarget::latest_100(), tag_only],
+                TrafficOwner::Route
+            ),
+            ""
+        );
+    }
+
+    #[test]
+    fn rule_violations() {
+        let cases: Vec<(Vec<TrafficTarget>, TrafficOwner, &str)> = vec![
+            (
+                vec![target("a", 90, None), target("b", 20, None)],
+                TrafficOwner::Service,
+                "spec.traffic: percents sum to 110",
+            ),
+            (
+                vec![target("a", 50, Some("x")), target("b", 50, Some("x"))],
+                TrafficOwner::Service,
+                "spec.traffic[1].tag: `x` is used by another target",
+            ),
+            (
+                vec![target("a", 100, Some("Bad_Tag"))],
+                TrafficOwner::Service,
+                "is not a DNS label",
+            ),
+            (
+                vec![TrafficTarget {
+                    percent: Some(100),
+                    ..Default::default()
+                }],
+                TrafficOwner::Service,
+                "spec.traffic[0]: names no revision",
+            ),
+            (
+                vec![TrafficTarget {
+                    revision_name: Some("a".into()),
+                    latest_revision: Some(true),
+                    percent: Some(100),
+                    ..Default::default()
+                }],
+                TrafficOwner::Service,
+                "sets revisionName and latestRevision: true",
+            ),
+            (
+                vec![TrafficTarget {
+                    configuration_name: Some("c".into()),
+                    percent: Some(100),
+                    ..Default::default()
+                }],
+                TrafficOwner::Service,
+                "configurationName: is not allowed in a Service",
+            ),
+            (
+                vec![target("a", 101, None)],
+                TrafficOwner::Route,
+                "percent: 101 is out of range",
+            ),
+            (
+                vec![TrafficTarget {
+                    url: Some("http://x".into()),
+                    ..TrafficTarget::latest_100()
+                }],
+                TrafficOwner::Route,
+                "url: is set in the spec",
+            ),
+        ];
+        for (targets, owner, want) in cases {
+            let got = check(&targets, owner);
+            assert!(got.contains(want), "want {want:?} in {got:?}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! `sources.knative.dev/v1beta1`: [`KafkaSource`].
+
+mod kafka_source;
+
+pub use kafka_source::{
+    InitialOffset, KEY_TYPE_LABEL, KafkaNetSpec, KafkaSaslSpec, KafkaSource, KafkaSourceSpec,
+    KafkaSourceStatus, KafkaTlsSpec, KeyType, SecretValueFromSource, kafka_source_conditions,
+};

@@ -1,0 +1,227 @@
+//! Loading Knative-shaped YAML from files and directories, as `kubectl apply -f` does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ferry_api::resource::Resource;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Namespace given to resources whose manifest names none (kubectl's default).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One resource read from a file, with where it came from.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// 1-based position of its document in the file.
+    pub document: usize,
+    /// The parsed resource (namespace defaulted).
+    pub resource: Resource,
+}
+
+/// A document that could not be read or parsed, located by file and document.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based document number, when the problem is inside one document.
+    pub document: Option<usize>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.document {
+            Some(d) => write!(f, "{}, document {d}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// The YAML files named by `paths`: files as given, directories' `*.yaml`/`*.yml` files
+/// (not recursive, sorted).
+pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| LoadError {
+            file: path.clone(),
+            document: None,
+            message: format!("cannot read it ({e}); check the path given to -f"),
+        })?;
+        if !meta.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| LoadError {
+            file: path.clone(),
+            document: None,
+            message: format!("cannot list the directory ({e})"),
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(LoadError {
+                file: path.clone(),
+                document: None,
+                message: "holds no .yaml or .yml files; point -f at your manifests".to_owned(),
+            });
+        }
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Reads every document of every file, returning the resources and, separately, every
+/// document that failed to parse (so one run reports all problems).
+pub fn load(paths: &[PathBuf]) -> (Vec<Manifest>, Vec<LoadError>) {
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    let files = match files(paths) {
+        Ok(f) => f,
+        Err(e) => return (manifests, vec![e]),
+    };
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(LoadError {
+                    file,
+                    document: None,
+                    message: format!("cannot read it ({e})"),
+                });
+                continue;
+            }
+        };
+        load_text(&file, &text, &mut manifests, &mut errors);
+    }
+    check_duplicates(&manifests, &mut errors);
+    (manifests, errors)
+}
+
+fn load_text(file: &Path, text: &str, manifests: &mut Vec<Manifest>, errors: &mut Vec<LoadError>) {
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let document = i + 1;
+        let err = |message: String| LoadError {
+            file: file.to_owned(),
+            document: Some(document),
+            message,
+        };
+        let value = match Value::deserialize(doc) {
+            Ok(Value::Null) => continue,
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                errors.push(err(
+                    "is not a mapping; a manifest has apiVersion, kind, metadata and spec"
+                        .to_owned(),
+                ));
+                continue;
+            }
+            Err(e) => {
+                errors.push(err(format!("is not valid YAML: {e}")));
+                // The YAML stream is broken from here on; later documents cannot be located.
+                return;
+            }
+        };
+        match Resource::from_value(value) {
+            Ok(mut resource) => {
+                resource.default_namespace(DEFAULT_NAMESPACE);
+                manifests.push(Manifest {
+                    file: file.to_owned(),
+                    document,
+                    resource,
+                });
+            }
+            Err(e) => errors.push(err(e.to_string())),
+        }
+    }
+}
+
+fn check_duplicates(manifests: &[Manifest], errors: &mut Vec<LoadError>) {
+    let mut seen: BTreeMap<(&str, &str, &str), &Manifest> = BTreeMap::new();
+    for m in manifests {
+        let key = (
+            m.resource.kind(),
+            m.resource.namespace().unwrap_or(""),
+            m.resource.name(),
+        );
+        if let Some(first) = seen.get(&key) {
+            errors.push(LoadError {
+                file: m.file.clone(),
+                document: Some(m.document),
+                message: format!(
+                    "{} {}/{} is defined twice (first in {}, document {}); rename or remove one",
+                    key.0,
+                    key.1,
+                    key.2,
+                    first.file.display(),
+                    first.document
+                ),
+            });
+        } else {
+            seen.insert(key, m);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> (Vec<Manifest>, Vec<LoadError>) {
+        let mut m = Vec::new();
+        let mut e = Vec::new();
+        load_text(Path::new("x.yaml"), text, &mut m, &mut e);
+        check_duplicates(&m, &mut e);
+        (m, e)
+    }
+
+    #[test]
+    fn multi_document_with_default_namespace() {
+        let (m, e) = load_str(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: default}\n---\n---\n\
+             apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: other, namespace: shop}\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].resource.namespace(), Some("default"));
+        assert_eq!(m[1].resource.namespace(), Some("shop"));
+        assert_eq!(m[1].document, 3);
+    }
+
+    #[test]
+    fn errors_name_file_and_document() {
+        let (_, e) = load_str("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\n- a list\n");
+        let text: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert!(
+            text[0].starts_with("x.yaml, document 1: v1/Pod is not a kind Ferry serves"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with("x.yaml, document 2: is not a mapping"),
+            "{text:?}"
+        );
+        let (_, e) = load_str("kind: [unclosed\n");
+        assert!(e[0].to_string().contains("is not valid YAML"), "{}", e[0]);
+    }
+
+    #[test]
+    fn duplicates_are_reported() {
+        let doc = "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: b}\n";
+        let (_, e) = load_str(&format!("{doc}---\n{doc}"));
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].to_string()
+                .contains("Broker default/b is defined twice (first in x.yaml, document 1)"),
+            "{}",
+            e[0]
+        );
+    }
+}
