@@ -15,14 +15,15 @@
 //! Nothing in this crate does I/O. Validation ([`validation::Validate`]) reports every invalid
 //! field with its path and a fix; [`validation::Unsupported`] lists fields Ferry accepts (because
 //! Knative has them) but does not act on, so the operator can report them instead of ignoring
-//! them. The CloudEvents SQL parser (shared by validation and the dispatcher) is the next
-//! addition. [`crds`] lists the CustomResourceDefinitions `crdgen` writes to `crds/`.
+//! them. [`cesql`] is the CloudEvents SQL parser and evaluator shared by validation and the
+//! dispatcher. [`crds`] lists the CustomResourceDefinitions `crdgen` writes to `crds/`.
 
 #![forbid(unsafe_code)]
 // kube-derive takes several `printcolumn(type_ = "string", ...)` in one `#[kube(...)]`; clippy
 // reads the repeated `type_` key as a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod cesql;
 pub mod crds;
 pub mod duck;
 pub mod duration;

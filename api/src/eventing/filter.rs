@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+use crate::cesql;
 use crate::validation::{FieldErrors, Path};
 
 /// Legacy filter: every listed attribute must equal the given value; an empty value matches any
@@ -149,12 +150,19 @@ impl SubscriptionsApiFilter {
         if let Some(not) = &self.not {
             not.validate_depth(&path.field("not"), errs, depth + 1);
         }
-        if self.cesql.as_deref().is_some_and(|e| e.trim().is_empty()) {
-            errs.push(
-                &path.field("cesql"),
-                "is empty",
-                "write a CloudEvents SQL expression, or remove the entry",
-            );
+        if let Some(expr) = &self.cesql {
+            match cesql::parse(expr) {
+                Ok(parsed) => {
+                    for problem in parsed.check() {
+                        errs.push(&path.field("cesql"), problem, "use a CESQL v1 function: ABS, LENGTH, CONCAT, CONCAT_WS, LOWER, UPPER, TRIM, LEFT, RIGHT, SUBSTRING, INT, BOOL, STRING");
+                    }
+                }
+                Err(e) => errs.push(
+                    &path.field("cesql"),
+                    e.to_string(),
+                    "fix the CloudEvents SQL expression",
+                ),
+            }
         }
     }
 }
