@@ -59,7 +59,9 @@ pub struct TriggerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<TriggerFilter>,
     /// Subscriptions API filters; all must match. When set, `filter` is ignored (Knative).
+    /// At most [`MAX_FILTERS`] entries, which bounds the CEL rule's cost on the API server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FILTERS))]
     pub filters: Vec<SubscriptionsApiFilter>,
     /// Where matching events are delivered.
     pub subscriber: Destination,
@@ -147,6 +149,9 @@ impl Trigger {
     }
 }
 
+/// Most entries in `spec.filters` (the CRD's `maxItems`).
+pub const MAX_FILTERS: usize = 64;
+
 impl Validate for Trigger {
     fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
         if let Err(order) = self.delivery_order_choice() {
@@ -176,6 +181,13 @@ impl Validate for Trigger {
         }
         if let Some(filter) = &self.spec.filter {
             filter.validate(&spec.field("filter"), errs);
+        }
+        if self.spec.filters.len() > MAX_FILTERS {
+            errs.push(
+                &spec.field("filters"),
+                format!("has {} entries", self.spec.filters.len()),
+                format!("use at most {MAX_FILTERS}; combine conditions with `all` or `any`"),
+            );
         }
         for (i, f) in self.spec.filters.iter().enumerate() {
             f.validate(&spec.field("filters").index(i), errs);

@@ -16,12 +16,15 @@ pub const MAX_TRAFFIC_TARGETS: usize = 100;
 pub struct TrafficTarget {
     /// Tag that makes this target addressable on its own (`<tag>-<route>` URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub tag: Option<String>,
     /// A fixed revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub revision_name: Option<String>,
     /// A Configuration whose latest ready revision is targeted (Route only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub configuration_name: Option<String>,
     /// Track the latest ready revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
