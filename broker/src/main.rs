@@ -1,13 +1,12 @@
-//! `ferry-broker`: Ferry's embedded log.
+//! `ferry-broker`: Ferry's embedded log, as a server binary.
 //!
-//! It will be a single-node, durable server that speaks the Kafka wire protocol (through the
-//! `kafka-protocol` crate): segment files with offset and time indexes, fsync policies, retention,
-//! consumer groups and committed offsets, so that librdkafka, kafka-python and the Java clients
-//! work against it unchanged. See DESIGN.md and the broker issue; nothing of it is built yet.
+//! The storage layer is being built in the library (`ferry_broker::storage`); the Kafka
+//! protocol server that this binary will run (`--listen`, `--data-dir`, `--flush`, …) is not
+//! built yet. See the broker issue.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("ferry-broker: the embedded log is not built yet (see the broker issue).");
+    eprintln!("ferry-broker: the Kafka protocol server is not built yet (see the broker issue).");
     ExitCode::from(1)
 }

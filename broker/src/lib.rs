@@ -1,0 +1,10 @@
+//! Ferry's embedded log: a single-node, durable server that speaks the Kafka wire protocol.
+//!
+//! Built so far: [`storage`] — record-batch validation and the flush policy. Still to come
+//! (see the broker issue): segment files with offset and time indexes, recovery, retention,
+//! the Kafka protocol server (through the `kafka-protocol` crate), consumer groups and committed
+//! offsets, so that librdkafka, kafka-python and the Java clients work against it unchanged.
+
+#![forbid(unsafe_code)]
+
+pub mod storage;
