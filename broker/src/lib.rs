@@ -1,7 +1,8 @@
 //! Ferry's embedded log: a single-node, durable server that speaks the Kafka wire protocol.
 //!
-//! Built so far: [`storage`] — record-batch validation and the flush policy. Still to come
-//! (see the broker issue): segment files with offset and time indexes, recovery, retention,
+//! Built so far: [`storage`] — record-batch validation, the flush policy, and segments (log,
+//! offset index, time index, CRC-verifying recovery). Still to come
+//! (see the broker issue): partition logs with rolling and retention,
 //! the Kafka protocol server (through the `kafka-protocol` crate), consumer groups and committed
 //! offsets, so that librdkafka, kafka-python and the Java clients work against it unchanged.
 
