@@ -89,22 +89,18 @@ impl PartitionLog {
     /// # Errors
     /// [`StorageError::Batch`] for invalid batches (nothing is written), I/O errors.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<Appended, StorageError> {
-        let found = batches(records)?;
+        let mut found = batches(records)?;
         let base_offset = self.next_offset();
         let mut next = base_offset;
-        for (header, range) in &found {
+        for (header, range) in &mut found {
             assign_offsets(&mut records[range.clone()], next);
-            next += i64::from(header.last_offset_delta) + 1;
+            header.base_offset = next;
+            next = header.last_offset() + 1;
         }
         if self.should_roll(records.len() as u64, now_ms) {
             self.roll()?;
         }
-        for (mut header, range) in found {
-            header.base_offset = i64::from_be_bytes(
-                records[range.start..range.start + 8]
-                    .try_into()
-                    .unwrap_or_default(),
-            );
+        for (header, range) in found {
             self.active().append(&records[range], &header)?;
         }
         Ok(Appended {
