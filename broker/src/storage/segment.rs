@@ -197,11 +197,7 @@ impl Segment {
             return Ok(Vec::new());
         }
         let rel = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let start = match self.offsets.partition_point(|(r, _)| *r <= rel) {
-            0 => 0,
-            i => u64::from(self.offsets[i - 1].1),
-        };
-        let mut pos = start;
+        let mut pos = self.position_at_or_before(rel);
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
         let mut from = None;
         let mut end = pos;
@@ -232,6 +228,15 @@ impl Segment {
         Ok(out)
     }
 
+    /// Log position of the last indexed batch at or before relative offset `rel` (the scan
+    /// start for lookups; 0 when no entry precedes it).
+    fn position_at_or_before(&self, rel: u32) -> u64 {
+        match self.offsets.partition_point(|(r, _)| *r <= rel) {
+            0 => 0,
+            i => u64::from(self.offsets[i - 1].1),
+        }
+    }
+
     /// The base offset of the first batch holding a record at or after `timestamp`.
     ///
     /// # Errors
@@ -244,10 +249,7 @@ impl Segment {
         let Some(&(_, rel)) = self.times.get(i) else {
             return Ok(None);
         };
-        let mut pos = match self.offsets.partition_point(|(r, _)| *r <= rel) {
-            0 => 0,
-            k => u64::from(self.offsets[k - 1].1),
-        };
+        let mut pos = self.position_at_or_before(rel);
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
         while pos < self.size {
             self.log
