@@ -1,12 +1,59 @@
-//! `ferry-broker`: Ferry's embedded log, as a server binary.
-//!
-//! The storage layer is being built in the library (`ferry_broker::storage`); the Kafka
-//! protocol server that this binary will run (`--listen`, `--data-dir`, `--flush`, …) is not
-//! built yet. See the broker issue.
+//! `ferry-broker`: Ferry's embedded Kafka-compatible log as a standalone server.
 
-use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!("ferry-broker: the Kafka protocol server is not built yet (see the broker issue).");
-    ExitCode::from(1)
+use clap::Parser;
+use ferry_broker::{Broker, BrokerConfig};
+
+/// A single-node, durable server that speaks the Kafka wire protocol.
+#[derive(Parser, Debug)]
+#[command(name = "ferry-broker", version)]
+struct Cli {
+    #[command(flatten)]
+    config: BrokerConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let running = Broker::start(cli.config).await?;
+    // One machine-readable line for scripts and tests that start the broker on port 0.
+    println!(
+        "ferry-broker listening kafka={} admin={}",
+        running.kafka_addr, running.admin_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown(Duration::from_secs(10)).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

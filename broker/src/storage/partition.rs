@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::batch::{assign_offsets, batches};
+use std::fs::File;
+use std::ops::Range;
+
+use super::batch::{BatchHeader, assign_offsets, batches};
 use super::error::{StorageError, io_at};
 use super::segment::Segment;
 
@@ -90,9 +93,23 @@ impl PartitionLog {
     /// [`StorageError::Batch`] for invalid batches (nothing is written), I/O errors.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<Appended, StorageError> {
         let mut found = batches(records)?;
+        self.append_batches(records, &mut found, now_ms)
+    }
+
+    /// Appends batches already validated by [`batches`] (`found` is its result for
+    /// `records`), assigning their offsets (written into `found` and into `records`).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn append_batches(
+        &mut self,
+        records: &mut [u8],
+        found: &mut [(BatchHeader, Range<usize>)],
+        now_ms: i64,
+    ) -> Result<Appended, StorageError> {
         let base_offset = self.next_offset();
         let mut next = base_offset;
-        for (header, range) in &mut found {
+        for (header, range) in found.iter_mut() {
             assign_offsets(&mut records[range.clone()], next);
             header.base_offset = next;
             next = header.last_offset() + 1;
@@ -100,8 +117,8 @@ impl PartitionLog {
         if self.should_roll(records.len() as u64, now_ms) {
             self.roll()?;
         }
-        for (header, range) in found {
-            self.active().append(&records[range], &header)?;
+        for (header, range) in found.iter() {
+            self.active().append(&records[range.clone()], header)?;
         }
         Ok(Appended {
             base_offset,
@@ -130,7 +147,32 @@ impl PartitionLog {
         self.active().sync()?;
         let seg = Segment::open(&self.dir, next, true)?;
         self.segments.push(seg);
+        // The new files' directory entries must survive power loss too.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at(&self.dir))
+    }
+
+    /// Calls `f` with every batch header of every segment, oldest first.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), StorageError> {
+        for seg in &self.segments {
+            seg.for_each_header(&mut f)?;
+        }
         Ok(())
+    }
+
+    /// A handle on the active segment's log and the log end offset at this moment: fsyncing
+    /// the handle makes every offset below the returned one durable (older segments were
+    /// synced when they rolled). Lets callers fsync without holding the partition.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn sync_point(&self) -> Result<(File, i64), StorageError> {
+        let active = &self.segments[self.segments.len() - 1];
+        Ok((active.log_handle()?, self.next_offset()))
     }
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch);

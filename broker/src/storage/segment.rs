@@ -197,15 +197,9 @@ impl Segment {
             return Ok(Vec::new());
         }
         let rel = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut pos = self.position_at_or_before(rel);
-        let mut header_buf = [0u8; BATCH_HEADER_LEN];
         let mut from = None;
-        let mut end = pos;
-        while pos < self.size {
-            self.log
-                .read_exact_at(&mut header_buf, pos)
-                .map_err(io_at(&self.path))?;
-            let header = BatchHeader::parse(&header_buf).map_err(StorageError::Batch)?;
+        let mut end = 0;
+        self.walk(self.position_at_or_before(rel), |pos, header| {
             let next = pos + header.total_len() as u64;
             match from {
                 None if header.last_offset() >= offset => {
@@ -214,10 +208,10 @@ impl Segment {
                 }
                 None => {}
                 Some(f) if (next - f) as usize <= max_bytes => end = next,
-                Some(_) => break,
+                Some(_) => return false,
             }
-            pos = next;
-        }
+            true
+        })?;
         let Some(from) = from else {
             return Ok(Vec::new());
         };
@@ -249,19 +243,54 @@ impl Segment {
         let Some(&(_, rel)) = self.times.get(i) else {
             return Ok(None);
         };
-        let mut pos = self.position_at_or_before(rel);
+        let mut found = None;
+        self.walk(self.position_at_or_before(rel), |_, header| {
+            if header.max_timestamp >= timestamp {
+                found = Some(header.base_offset);
+            }
+            found.is_none()
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `f` with every batch header in log order (headers only; bodies are not read).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn for_each_header(&self, f: &mut dyn FnMut(&BatchHeader)) -> Result<(), StorageError> {
+        self.walk(0, |_, header| {
+            f(header);
+            true
+        })
+    }
+
+    /// Reads batch headers from log position `pos` on, calling `f(position, header)` until it
+    /// returns false or the segment ends.
+    fn walk(
+        &self,
+        mut pos: u64,
+        mut f: impl FnMut(u64, &BatchHeader) -> bool,
+    ) -> Result<(), StorageError> {
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
         while pos < self.size {
             self.log
                 .read_exact_at(&mut header_buf, pos)
                 .map_err(io_at(&self.path))?;
             let header = BatchHeader::parse(&header_buf).map_err(StorageError::Batch)?;
-            if header.max_timestamp >= timestamp {
-                return Ok(Some(header.base_offset));
+            if !f(pos, &header) {
+                break;
             }
             pos += header.total_len() as u64;
         }
-        Ok(None)
+        Ok(())
+    }
+
+    /// A second handle on the log file, to fsync it without holding the segment.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn log_handle(&self) -> Result<File, StorageError> {
+        self.log.try_clone().map_err(io_at(&self.path))
     }
 
     /// Forces the log and both indexes to disk.

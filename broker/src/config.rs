@@ -1,0 +1,137 @@
+//! The broker's settings, as `ferry-broker` flags (the `ferry` CLI embeds the same struct).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+
+use crate::groups::GroupConfig;
+use crate::storage::{FlushPolicy, LogConfig};
+use crate::topics::{TopicConfig, TopicDefaults};
+
+/// Broker settings.
+#[derive(Args, Clone, Debug)]
+pub struct BrokerConfig {
+    /// Address the Kafka protocol listens on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// HOST:PORT clients are told to connect to (default: the bound listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertised_listener: Option<String>,
+    /// Address of the admin HTTP server: /metrics, /healthz, /readyz.
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    pub admin_listen: SocketAddr,
+    /// Directory holding topics and committed offsets.
+    #[arg(long, default_value = ".ferry/broker")]
+    pub data_dir: PathBuf,
+    /// When appends reach the disk: `always` (fsync before each ack), `interval:<ms>` (group
+    /// commit: acks wait for the next periodic fsync) or `os` (page cache only).
+    #[arg(long, default_value = "interval:5")]
+    pub flush: FlushPolicy,
+    /// Partitions of topics created without a count (and auto-created ones).
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: i32,
+    /// Create topics on first use by a producer or a metadata request that allows it.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Delete segments older than this (ms); -1 keeps them forever.
+    #[arg(long, default_value_t = 7 * 24 * 3_600_000, allow_hyphen_values = true)]
+    pub retention_ms: i64,
+    /// Delete the oldest segments while a partition is larger than this; -1 for no limit.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub retention_bytes: i64,
+    /// How often retention runs (ms).
+    #[arg(long, default_value_t = 300_000)]
+    pub retention_check_interval_ms: u64,
+    /// Roll to a new segment at this size.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// Roll to a new segment when the active one is this old (ms).
+    #[arg(long, default_value_t = 7 * 24 * 3_600_000)]
+    pub segment_ms: i64,
+    /// Largest record batch accepted (topic default of `max.message.bytes`).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+    /// Largest request frame accepted; bigger ones close the connection, as Kafka's
+    /// `socket.request.max.bytes` does.
+    #[arg(long, default_value_t = 100 << 20)]
+    pub max_request_bytes: usize,
+    /// How long the first rebalance of an empty group waits for more members (ms).
+    #[arg(long, default_value_t = 3_000)]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a consumer may ask for (ms).
+    #[arg(long, default_value_t = 6_000)]
+    pub group_min_session_timeout_ms: u64,
+    /// Largest session timeout a consumer may ask for (ms).
+    #[arg(long, default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: u64,
+}
+
+impl BrokerConfig {
+    /// Checks values clap cannot.
+    ///
+    /// # Errors
+    /// A message naming the flag and what to use.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=crate::topics::MAX_PARTITIONS).contains(&self.default_partitions) {
+            return Err(format!(
+                "--default-partitions {} is out of range; use 1..={}",
+                self.default_partitions,
+                crate::topics::MAX_PARTITIONS
+            ));
+        }
+        if self.retention_ms < -1 || self.retention_bytes < -1 {
+            return Err(
+                "--retention-ms and --retention-bytes take -1 (no limit) or a value ≥ 0".into(),
+            );
+        }
+        if self.segment_bytes < 1024 || self.segment_ms < 1 {
+            return Err("--segment-bytes must be ≥ 1024 and --segment-ms ≥ 1".into());
+        }
+        if self.max_request_bytes < 1024 {
+            return Err("--max-request-bytes must be ≥ 1024".into());
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(
+                "--group-min-session-timeout-ms exceeds --group-max-session-timeout-ms".into(),
+            );
+        }
+        if let Some(adv) = &self.advertised_listener {
+            let ok = adv
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(format!(
+                    "--advertised-listener `{adv}` is not HOST:PORT (e.g. broker.ferry:9092)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Topic defaults from the flags.
+    pub fn topic_defaults(&self) -> TopicDefaults {
+        TopicDefaults {
+            partitions: self.default_partitions,
+            config: TopicConfig {
+                log: LogConfig {
+                    segment_bytes: self.segment_bytes,
+                    segment_ms: self.segment_ms,
+                    retention_ms: (self.retention_ms >= 0).then_some(self.retention_ms),
+                    retention_bytes: u64::try_from(self.retention_bytes).ok(),
+                },
+                max_message_bytes: self.max_message_bytes,
+            },
+        }
+    }
+
+    /// Group settings from the flags.
+    pub fn group_config(&self) -> GroupConfig {
+        GroupConfig {
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The broker's Prometheus metrics, served as text on the admin port's `/metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = [(&'static str, String); 1];
+
+fn histogram() -> Histogram {
+    // 50 µs .. ~13 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+/// Counters and histograms of one broker.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    bytes_in: Family<Labels, Counter>,
+    records_in: Family<Labels, Counter>,
+    bytes_out: Family<Labels, Counter>,
+    records_out: Family<Labels, Counter>,
+    request_seconds: Family<Labels, Histogram>,
+    rebalances: Counter,
+    fsync_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ferry_broker");
+        let m = Metrics {
+            bytes_in: Family::default(),
+            records_in: Family::default(),
+            bytes_out: Family::default(),
+            records_out: Family::default(),
+            request_seconds: Family::new_with_constructor(histogram),
+            rebalances: Counter::default(),
+            fsync_seconds: histogram(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "bytes_in",
+            "Record-batch bytes appended, per topic",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "records_in",
+            "Records appended, per topic",
+            m.records_in.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Record-batch bytes returned to fetches, per topic",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "records_out",
+            "Records returned to fetches, per topic",
+            m.records_out.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its response, per Kafka API",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "group_rebalances",
+            "Consumer-group rebalances completed",
+            m.rebalances.clone(),
+        );
+        registry.register(
+            "fsync_duration_seconds",
+            "Duration of each fsync of a partition log",
+            m.fsync_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Counts an append of `records` records in `bytes` bytes to `topic`.
+    pub fn appended(&self, topic: &str, records: u64, bytes: u64) {
+        let l = [("topic", topic.to_owned())];
+        self.bytes_in.get_or_create(&l).inc_by(bytes);
+        self.records_in.get_or_create(&l).inc_by(records);
+    }
+
+    /// Counts `records` records in `bytes` bytes returned from `topic`.
+    pub fn fetched(&self, topic: &str, records: u64, bytes: u64) {
+        let l = [("topic", topic.to_owned())];
+        self.bytes_out.get_or_create(&l).inc_by(bytes);
+        self.records_out.get_or_create(&l).inc_by(records);
+    }
+
+    /// Records how long a request of `api` took.
+    pub fn request(&self, api: &str, took: Duration) {
+        self.request_seconds
+            .get_or_create(&[("api", api.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a completed rebalance.
+    pub fn rebalanced(&self) {
+        self.rebalances.inc();
+    }
+
+    /// Records an fsync's duration.
+    pub fn fsynced(&self, took: Duration) {
+        self.fsync_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_series() {
+        let m = Metrics::default();
+        m.appended("orders", 3, 300);
+        m.fetched("orders", 2, 200);
+        m.request("Produce", Duration::from_millis(2));
+        m.rebalanced();
+        m.fsynced(Duration::from_micros(500));
+        let text = m.render();
+        for want in [
+            "ferry_broker_bytes_in_total{topic=\"orders\"} 300",
+            "ferry_broker_records_in_total{topic=\"orders\"} 3",
+            "ferry_broker_records_out_total{topic=\"orders\"} 2",
+            "ferry_broker_request_duration_seconds_count{api=\"Produce\"} 1",
+            "ferry_broker_group_rebalances_total 1",
+            "ferry_broker_fsync_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! ApiVersions, Metadata, FindCoordinator, DescribeConfigs and InitProducerId.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiVersionsResponse, BrokerId, DescribeConfigsRequest, DescribeConfigsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Broker, Ctx, versions};
+use crate::topics::{Topic, TopicError, valid_topic_name};
+
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const INVALID_REQUEST: i16 = 42;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// The ApiVersions answer (`error` is UNSUPPORTED_VERSION for a too-new request).
+pub(super) fn api_versions(error: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error)
+        .with_api_keys(
+            versions::SUPPORTED
+                .iter()
+                .map(|(k, lo, hi)| {
+                    ApiVersion::default()
+                        .with_api_key(*k as i16)
+                        .with_min_version(*lo)
+                        .with_max_version(*hi)
+                })
+                .collect(),
+        )
+}
+
+impl Broker {
+    fn describe_topic(&self, topic: &Topic) -> MetadataResponseTopic {
+        let partitions = topic
+            .partitions()
+            .iter()
+            .map(|p| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(p.index())
+                    .with_leader_id(BrokerId(0))
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![BrokerId(0)])
+                    .with_isr_nodes(vec![BrokerId(0)])
+            })
+            .collect();
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(s(topic.name()))))
+            .with_topic_id(topic.id())
+            .with_partitions(partitions)
+    }
+
+    pub(super) fn metadata(&self, req: MetadataRequest, ctx: &Ctx) -> MetadataResponse {
+        let auto_create =
+            self.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+        let all = match &req.topics {
+            None => true,
+            Some(t) => t.is_empty() && ctx.version == 0,
+        };
+        let topics = if all {
+            self.topics
+                .list()
+                .iter()
+                .map(|t| self.describe_topic(t))
+                .collect()
+        } else {
+            req.topics
+                .iter()
+                .flatten()
+                .map(|wanted| {
+                    let found = match &wanted.name {
+                        Some(name) => self.topics.get(name.as_str()),
+                        None => self.topics.by_id(wanted.topic_id),
+                    };
+                    if let Some(t) = found {
+                        return self.describe_topic(&t);
+                    }
+                    let missing = MetadataResponseTopic::default()
+                        .with_name(wanted.name.clone())
+                        .with_topic_id(wanted.topic_id);
+                    let Some(name) = wanted.name.as_ref().map(|n| n.as_str().to_owned()) else {
+                        return missing.with_error_code(3);
+                    };
+                    if !valid_topic_name(&name) {
+                        return missing.with_error_code(17);
+                    }
+                    if !auto_create {
+                        return missing.with_error_code(3);
+                    }
+                    match self.topics.create(&name, -1, -1, BTreeMap::new(), false) {
+                        Ok(Some(t)) => {
+                            tracing::info!(topic = %name, peer = %ctx.peer, "auto-created topic");
+                            self.describe_topic(&t)
+                        }
+                        Ok(None) => missing.with_error_code(3),
+                        Err(TopicError::Exists(_)) => self
+                            .topics
+                            .get(&name)
+                            .map_or(missing.clone().with_error_code(3), |t| {
+                                self.describe_topic(&t)
+                            }),
+                        Err(e) => missing.with_error_code(e.code()),
+                    }
+                })
+                .collect()
+        };
+        MetadataResponse::default()
+            .with_brokers(vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(0))
+                    .with_host(s(self.advertised.0.clone()))
+                    .with_port(self.advertised.1),
+            ])
+            .with_cluster_id(Some(s(self.cluster_id.clone())))
+            .with_controller_id(BrokerId(0))
+            .with_topics(topics)
+    }
+
+    pub(super) fn find_coordinator(
+        &self,
+        req: FindCoordinatorRequest,
+        ctx: &Ctx,
+    ) -> FindCoordinatorResponse {
+        let (host, port) = (s(self.advertised.0.clone()), self.advertised.1);
+        let answer = |key_type: i8| -> (i16, Option<StrBytes>) {
+            if key_type == 0 {
+                (0, None)
+            } else {
+                (
+                    COORDINATOR_NOT_AVAILABLE,
+                    Some(s(
+                        "Ferry's embedded broker has no transaction coordinator; transactions are not supported",
+                    )),
+                )
+            }
+        };
+        if ctx.version >= 4 {
+            let coordinators = req
+                .coordinator_keys
+                .iter()
+                .map(|key| {
+                    let (error, message) = answer(req.key_type);
+                    let c = Coordinator::default()
+                        .with_key(key.clone())
+                        .with_error_code(error)
+                        .with_error_message(message);
+                    if error == 0 {
+                        c.with_node_id(BrokerId(0))
+                            .with_host(host.clone())
+                            .with_port(port)
+                    } else {
+                        c.with_node_id(BrokerId(-1)).with_port(-1)
+                    }
+                })
+                .collect();
+            return FindCoordinatorResponse::default().with_coordinators(coordinators);
+        }
+        let (error, message) = answer(req.key_type);
+        let r = FindCoordinatorResponse::default().with_error_code(error);
+        let r = if ctx.version >= 1 {
+            r.with_error_message(message)
+        } else {
+            r
+        };
+        if error == 0 {
+            r.with_node_id(BrokerId(0)).with_host(host).with_port(port)
+        } else {
+            r.with_node_id(BrokerId(-1)).with_port(-1)
+        }
+    }
+
+    fn broker_configs(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            (
+                "auto.create.topics.enable",
+                c.auto_create_topics.to_string(),
+            ),
+            ("broker.id", "0".into()),
+            ("log.retention.bytes", c.retention_bytes.to_string()),
+            ("log.retention.ms", c.retention_ms.to_string()),
+            ("log.segment.bytes", c.segment_bytes.to_string()),
+            ("log.roll.ms", c.segment_ms.to_string()),
+            ("message.max.bytes", c.max_message_bytes.to_string()),
+            ("num.partitions", c.default_partitions.to_string()),
+            ("socket.request.max.bytes", c.max_request_bytes.to_string()),
+            ("default.replication.factor", "1".into()),
+            ("min.insync.replicas", "1".into()),
+        ]
+    }
+
+    pub(super) fn describe_configs(
+        &self,
+        req: DescribeConfigsRequest,
+        _ctx: &Ctx,
+    ) -> DescribeConfigsResponse {
+        let results = req
+            .resources
+            .iter()
+            .map(|r| {
+                let out = DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                let wanted = |name: &str| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                };
+                let entries: Vec<(&'static str, String, i8)> = match r.resource_type {
+                    // TOPIC
+                    2 => match self.topics.get(r.resource_name.as_str()) {
+                        Some(t) => t
+                            .config()
+                            .entries()
+                            .into_iter()
+                            // 1 = DYNAMIC_TOPIC_CONFIG, 5 = DEFAULT_CONFIG
+                            .map(|(n, v)| (n, v, if t.overrides(n) { 1 } else { 5 }))
+                            .collect(),
+                        None => {
+                            return out.with_error_code(3).with_error_message(Some(s(format!(
+                                "topic `{}` does not exist",
+                                r.resource_name.as_str()
+                            ))));
+                        }
+                    },
+                    // BROKER ("" is the cluster default)
+                    4 if matches!(r.resource_name.as_str(), "0" | "") => self
+                        .broker_configs()
+                        .into_iter()
+                        // 4 = STATIC_BROKER_CONFIG
+                        .map(|(n, v)| (n, v, 4))
+                        .collect(),
+                    4 => {
+                        return out.with_error_code(INVALID_REQUEST).with_error_message(Some(s(
+                            "the only broker is 0",
+                        )));
+                    }
+                    other => {
+                        return out.with_error_code(INVALID_REQUEST).with_error_message(Some(s(
+                            format!("config resource type {other} is not supported; use topics (2) or brokers (4)"),
+                        )));
+                    }
+                };
+                out.with_configs(
+                    entries
+                        .into_iter()
+                        .filter(|(n, _, _)| wanted(n))
+                        .map(|(n, v, source)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(s(n))
+                                .with_value(Some(s(v)))
+                                .with_config_source(source)
+                                .with_read_only(r.resource_type == 4)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        DescribeConfigsResponse::default().with_results(results)
+    }
+
+    pub(super) fn init_producer_id(
+        self: Arc<Self>,
+        req: InitProducerIdRequest,
+    ) -> InitProducerIdResponse {
+        let out = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        if req.transactional_id.is_some() {
+            // No transaction coordinator: transactional producers cannot start.
+            return out.with_error_code(INVALID_REQUEST);
+        }
+        let (current, epoch) = (req.producer_id.0, req.producer_epoch);
+        if current >= 0 && (0..i16::MAX - 1).contains(&epoch) {
+            // KIP-360: an idempotent producer bumps its epoch to reset its sequences.
+            return out
+                .with_producer_id(ProducerId(current))
+                .with_producer_epoch(epoch + 1);
+        }
+        match self.next_producer_id() {
+            Ok(id) => out.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the producer-id block");
+                out.with_error_code(COORDINATOR_NOT_AVAILABLE)
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Produce: validate and append each partition's batches now, acknowledge once the flush
+//! policy says they are durable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Broker, Ctx, Respond, now_ms};
+use crate::storage::FlushPolicy;
+use crate::topics::{AppendError, Partition};
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const REQUEST_TIMED_OUT: i16 = 7;
+const INVALID_REQUIRED_ACKS: i16 = 21;
+const INVALID_REQUEST: i16 = 42;
+const KAFKA_STORAGE_ERROR: i16 = 56;
+const INVALID_RECORD: i16 = 87;
+
+/// A partition whose append must become durable before the response.
+struct Durable {
+    topic: usize,
+    partition: usize,
+    log: Arc<Partition>,
+    end: i64,
+}
+
+fn result(index: i32, error: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error)
+        .with_base_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+impl Broker {
+    pub(super) fn produce(self: &Arc<Self>, req: ProduceRequest, ctx: &Ctx) -> Respond {
+        let policy = self.config.flush;
+        let refuse = |error: i16, message: &str| -> Vec<TopicProduceResponse> {
+            req.topic_data
+                .iter()
+                .map(|t| {
+                    TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partition_responses(
+                            t.partition_data
+                                .iter()
+                                .map(|p| result(p.index, error, Some(message.to_owned())))
+                                .collect(),
+                        )
+                })
+                .collect()
+        };
+        let mut responses = if req.transactional_id.is_some() {
+            refuse(
+                INVALID_REQUEST,
+                "transactions are not supported by Ferry's embedded broker; unset transactional.id",
+            )
+        } else if !matches!(req.acks, -1..=1) {
+            refuse(INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)")
+        } else {
+            Vec::new()
+        };
+        let mut durable = Vec::new();
+        if responses.is_empty() {
+            let now = now_ms();
+            for (ti, t) in req.topic_data.iter().enumerate() {
+                let topic = self.topics.get(t.name.as_str());
+                let mut parts = Vec::with_capacity(t.partition_data.len());
+                for (pi, p) in t.partition_data.iter().enumerate() {
+                    let Some(log) = topic.as_ref().and_then(|t| t.partition(p.index)) else {
+                        parts.push(result(p.index, UNKNOWN_TOPIC_OR_PARTITION, None));
+                        continue;
+                    };
+                    let Some(records) = &p.records else {
+                        parts.push(result(
+                            p.index,
+                            INVALID_RECORD,
+                            Some("the partition carries no records".into()),
+                        ));
+                        continue;
+                    };
+                    let mut bytes = records.to_vec();
+                    match log.append(&mut bytes, now, policy) {
+                        Ok(done) => {
+                            if !done.duplicate {
+                                self.metrics.appended(
+                                    log.topic(),
+                                    done.records,
+                                    bytes.len() as u64,
+                                );
+                                if policy != FlushPolicy::Os {
+                                    durable.push(Durable {
+                                        topic: ti,
+                                        partition: pi,
+                                        log: log.clone(),
+                                        end: done.end_offset,
+                                    });
+                                }
+                            }
+                            parts.push(
+                                PartitionProduceResponse::default()
+                                    .with_index(p.index)
+                                    .with_base_offset(done.base_offset)
+                                    .with_log_append_time_ms(-1)
+                                    .with_log_start_offset(if ctx.version >= 5 {
+                                        log.log_start_offset()
+                                    } else {
+                                        -1
+                                    }),
+                            );
+                        }
+                        Err(e) => {
+                            if matches!(e, AppendError::Storage(_)) {
+                                tracing::error!(topic = %t.name.as_str(), partition = p.index, error = %e, "append failed");
+                            } else {
+                                tracing::debug!(peer = %ctx.peer, topic = %t.name.as_str(), partition = p.index, error = %e, "append refused");
+                            }
+                            parts.push(result(p.index, e.code(), Some(e.to_string())));
+                        }
+                    }
+                }
+                responses.push(
+                    TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partition_responses(parts),
+                );
+            }
+        }
+        let broker = self.clone();
+        let acks = req.acks;
+        let timeout =
+            Duration::from_millis(u64::try_from(req.timeout_ms.max(1000)).unwrap_or(1000));
+        let wait = async move {
+            let failed = broker.await_durable(&durable, policy, timeout).await;
+            for (d, error) in durable.iter().zip(failed) {
+                if let Some(error) = error {
+                    let part = &mut responses[d.topic].partition_responses[d.partition];
+                    *part = result(part.index, error, None);
+                }
+            }
+            responses
+        };
+        if acks == 0 {
+            // No response; the durability work still has to happen for visibility.
+            tokio::spawn(wait);
+            return Box::pin(async { None });
+        }
+        Box::pin(async move {
+            let responses = wait.await;
+            Some(ResponseKind::from(
+                ProduceResponse::default().with_responses(responses),
+            ))
+        })
+    }
+
+    /// Waits until every appended partition is durable; per partition, the error to answer
+    /// with instead of success.
+    async fn await_durable(
+        &self,
+        durable: &[Durable],
+        policy: FlushPolicy,
+        timeout: Duration,
+    ) -> Vec<Option<i16>> {
+        match policy {
+            FlushPolicy::Os => vec![None; durable.len()],
+            FlushPolicy::Always => {
+                let mut out = Vec::with_capacity(durable.len());
+                let mut jobs = Vec::new();
+                for d in durable {
+                    let (log, end, metrics) = (d.log.clone(), d.end, self.metrics.clone());
+                    jobs.push(tokio::task::spawn_blocking(move || {
+                        log.sync_through(end, &metrics)
+                    }));
+                }
+                for job in jobs {
+                    out.push(match job.await {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "fsync failed");
+                            Some(KAFKA_STORAGE_ERROR)
+                        }
+                        Err(_) => Some(KAFKA_STORAGE_ERROR),
+                    });
+                }
+                out
+            }
+            FlushPolicy::Interval(_) => {
+                let mut rx = self.data_version.subscribe();
+                let done = |d: &Durable| d.log.high_watermark() >= d.end;
+                let waited = tokio::time::timeout(timeout, async {
+                    while !durable.iter().all(done) {
+                        if rx.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                durable
+                    .iter()
+                    .map(|d| (waited.is_err() && !done(d)).then_some(REQUEST_TIMED_OUT))
+                    .collect()
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Per-topic configuration: the Kafka topic configs Ferry acts on, with the broker's values as
+//! defaults and each topic's overrides kept as given.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::storage::LogConfig;
+
+/// A topic config that cannot be applied.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A config name Ferry does not know.
+    #[error(
+        "unknown topic config `{0}`; Ferry supports {names}",
+        names = SUPPORTED.join(", ")
+    )]
+    Unknown(String),
+    /// A value that does not parse or is out of range.
+    #[error("topic config `{name}` = `{value}` is invalid: {expected}")]
+    Invalid {
+        /// The config name.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+}
+
+/// Config names accepted in CreateTopics and shown by DescribeConfigs.
+pub const SUPPORTED: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+/// The effective settings of one topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// Segment rolling and retention.
+    pub log: LogConfig,
+    /// Largest record batch accepted, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl TopicConfig {
+    /// Applies `overrides` (Kafka config names) on top of `defaults`.
+    ///
+    /// # Errors
+    /// The first unknown name or invalid value.
+    pub fn with_overrides(
+        defaults: TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut c = defaults;
+        for (name, value) in overrides {
+            let invalid = |expected| ConfigError::Invalid {
+                name: name.clone(),
+                value: value.clone(),
+                expected,
+            };
+            let int = |min: i64| value.parse::<i64>().ok().filter(|v| *v >= min);
+            match name.as_str() {
+                "retention.ms" => {
+                    let v =
+                        int(-1).ok_or_else(|| invalid("milliseconds ≥ 0, or -1 for forever"))?;
+                    c.log.retention_ms = (v >= 0).then_some(v);
+                }
+                "retention.bytes" => {
+                    let v = int(-1).ok_or_else(|| invalid("bytes ≥ 0, or -1 for no limit"))?;
+                    c.log.retention_bytes = u64::try_from(v).ok();
+                }
+                "segment.bytes" => {
+                    let v = int(14).ok_or_else(|| invalid("bytes ≥ 14"))?;
+                    c.log.segment_bytes = u64::try_from(v).unwrap_or(u64::MAX);
+                }
+                "segment.ms" => {
+                    c.log.segment_ms = int(1).ok_or_else(|| invalid("milliseconds ≥ 1"))?;
+                }
+                "max.message.bytes" => {
+                    let v = int(0).ok_or_else(|| invalid("bytes ≥ 0"))?;
+                    c.max_message_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+                }
+                "cleanup.policy" if value != "delete" => {
+                    return Err(invalid(
+                        "`delete` (compaction is not supported by Ferry's embedded broker)",
+                    ));
+                }
+                "compression.type" if value != "producer" => {
+                    return Err(invalid(
+                        "`producer` (batches are stored as the producer compressed them)",
+                    ));
+                }
+                "message.timestamp.type" if value != "CreateTime" => {
+                    return Err(invalid("`CreateTime`"));
+                }
+                "min.insync.replicas" if value != "1" => {
+                    return Err(invalid("1 (the embedded broker is a single replica)"));
+                }
+                "cleanup.policy"
+                | "compression.type"
+                | "message.timestamp.type"
+                | "min.insync.replicas" => {}
+                _ => return Err(ConfigError::Unknown(name.clone())),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every supported config with its effective value, in [`SUPPORTED`] order.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<i64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
+        SUPPORTED
+            .iter()
+            .map(|&name| {
+                let value = match name {
+                    "cleanup.policy" => "delete".to_owned(),
+                    "compression.type" => "producer".to_owned(),
+                    "max.message.bytes" => self.max_message_bytes.to_string(),
+                    "message.timestamp.type" => "CreateTime".to_owned(),
+                    "min.insync.replicas" => "1".to_owned(),
+                    "retention.bytes" => opt(self
+                        .log
+                        .retention_bytes
+                        .map(|b| b.try_into().unwrap_or(i64::MAX))),
+                    "retention.ms" => opt(self.log.retention_ms),
+                    "segment.bytes" => self.log.segment_bytes.to_string(),
+                    _ => self.log.segment_ms.to_string(),
+                };
+                (name, value)
+            })
+            .collect()
+    }
+}
+
+impl Default for TopicConfig {
+    /// Kafka's defaults (`message.max.bytes` is 1 MiB + overhead there; Ferry uses 1 MiB).
+    fn default() -> Self {
+        TopicConfig {
+            log: LogConfig::default(),
+            max_message_bytes: 1 << 20,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn overrides_apply_and_show() {
+        let c = TopicConfig::with_overrides(
+            TopicConfig::default(),
+            &map(&[
+                ("retention.ms", "-1"),
+                ("retention.bytes", "1000"),
+                ("segment.bytes", "4096"),
+                ("cleanup.policy", "delete"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.log.retention_ms, None);
+        assert_eq!(c.log.retention_bytes, Some(1000));
+        assert_eq!(c.log.segment_bytes, 4096);
+        let entries = c.entries();
+        assert!(entries.contains(&("retention.ms", "-1".to_owned())));
+        assert!(entries.contains(&("segment.bytes", "4096".to_owned())));
+        assert_eq!(entries.len(), SUPPORTED.len());
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        for (pairs, want) in [
+            (
+                vec![("cleanup.policy", "compact")],
+                "compaction is not supported",
+            ),
+            (
+                vec![("retention.ms", "soon")],
+                "`retention.ms` = `soon` is invalid",
+            ),
+            (vec![("segment.bytes", "1")], "bytes ≥ 14"),
+            (vec![("flush.ms", "1")], "unknown topic config `flush.ms`"),
+            (vec![("min.insync.replicas", "2")], "single replica"),
+        ] {
+            let err = TopicConfig::with_overrides(TopicConfig::default(), &map(&pairs))
+                .expect_err("invalid")
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! Topics: the registry of topics and their partitions, persisted under `<data-dir>/topics/`.
+//!
+//! Layout: `topics/<name>/topic.json` (id, partition count, config overrides) and
+//! `topics/<name>/<partition>/` (segments). `topic.json` is written last, through a temporary
+//! file and a rename, so a topic exists on disk exactly when its partitions do; a directory
+//! without it is the remains of an interrupted create and is removed on start. Deletion
+//! renames the topic away first, so a crash mid-delete never leaves half a topic.
+
+pub mod config;
+pub mod partition;
+pub mod producer;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::storage::StorageError;
+pub use config::{ConfigError, TopicConfig};
+pub use partition::{AppendError, AppendOutcome, Partition, ReadOutcome};
+
+/// Why a topic operation was refused.
+#[derive(Debug, Error)]
+pub enum TopicError {
+    /// Not a legal Kafka topic name.
+    #[error(
+        "`{0}` is not a valid topic name: use 1-249 characters from [a-zA-Z0-9._-], not `.` or `..`"
+    )]
+    InvalidName(String),
+    /// The topic exists.
+    #[error("topic `{0}` already exists")]
+    Exists(String),
+    /// No such topic.
+    #[error("topic `{0}` does not exist")]
+    NotFound(String),
+    /// A partition count that is not allowed.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// Replication other than 1 on a single-node broker.
+    #[error(
+        "replication factor {0} is not possible on Ferry's single-node broker; use 1 or -1 (the default)"
+    )]
+    InvalidReplicationFactor(i16),
+    /// Replica assignments naming brokers other than this one.
+    #[error("replica assignments may only name broker 0, the only broker")]
+    InvalidAssignment,
+    /// A bad topic config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The disk failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl TopicError {
+    /// The Kafka error code answering this error.
+    pub fn code(&self) -> i16 {
+        match self {
+            TopicError::InvalidName(_) => 17,
+            TopicError::Exists(_) => 36,
+            TopicError::NotFound(_) => 3,
+            TopicError::InvalidPartitions(_) => 37,
+            TopicError::InvalidReplicationFactor(_) => 38,
+            TopicError::InvalidAssignment => 39,
+            TopicError::Config(_) => 40,
+            TopicError::Storage(_) => 56,
+        }
+    }
+}
+
+/// Whether `name` is a legal Kafka topic name.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicFile {
+    id: String,
+    partitions: i32,
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+/// A topic: its id, effective config and partitions.
+#[derive(Debug)]
+pub struct Topic {
+    name: Arc<str>,
+    id: Uuid,
+    config: TopicConfig,
+    overrides: BTreeMap<String, String>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The topic's id (KIP-516).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    /// Effective config.
+    pub fn config(&self) -> TopicConfig {
+        self.config
+    }
+    /// Whether `name` was set on this topic (not inherited from the broker).
+    pub fn overrides(&self, name: &str) -> bool {
+        self.overrides.contains_key(name)
+    }
+    /// The partitions, in index order.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    /// One partition.
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| parts.get(i).cloned())
+    }
+    /// Number of partitions.
+    pub fn partition_count(&self) -> i32 {
+        let n = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        i32::try_from(n).unwrap_or(i32::MAX)
+    }
+}
+
+/// What the broker uses when a request leaves something unset.
+#[derive(Clone, Copy, Debug)]
+pub struct TopicDefaults {
+    /// Partitions for new topics that do not say.
+    pub partitions: i32,
+    /// Config for topics without overrides.
+    pub config: TopicConfig,
+}
+
+/// Most partitions one topic may have.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// All topics of the broker.
+#[derive(Debug)]
+pub struct Topics {
+    dir: PathBuf,
+    trash: PathBuf,
+    defaults: TopicDefaults,
+    data_version: Arc<watch::Sender<u64>>,
+    map: RwLock<BTreeMap<String, Arc<Topic>>>,
+    admin: Mutex<()>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+impl Topics {
+    /// Loads every topic under `data_dir/topics`, recovering each partition.
+    ///
+    /// # Errors
+    /// I/O errors and unreadable `topic.json` files, with their path.
+    pub fn open(
+        data_dir: &Path,
+        defaults: TopicDefaults,
+        data_version: Arc<watch::Sender<u64>>,
+    ) -> Result<Self, TopicError> {
+        let dir = data_dir.join("topics");
+        let trash = data_dir.join("deleted");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        if trash.exists() {
+            fs::remove_dir_all(&trash).map_err(io(&trash))?;
+        }
+        let topics = Topics {
+            dir,
+            trash,
+            defaults,
+            data_version,
+            map: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+        };
+        let mut map = BTreeMap::new();
+        for entry in fs::read_dir(&topics.dir).map_err(io(&topics.dir))? {
+            let entry = entry.map_err(io(&topics.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let meta = path.join("topic.json");
+            if !meta.exists() || !valid_topic_name(&name) {
+                tracing::warn!(path = %path.display(), "removing an incomplete topic directory");
+                fs::remove_dir_all(&path).map_err(io(&path))?;
+                continue;
+            }
+            let text = fs::read_to_string(&meta).map_err(io(&meta))?;
+            let file: TopicFile = serde_json::from_str(&text).map_err(|e| StorageError::Io {
+                path: meta.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            let id = Uuid::parse_str(&file.id).map_err(|e| StorageError::Io {
+                path: meta.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            let topic = topics.load(&name, id, file.partitions, file.configs)?;
+            map.insert(name, Arc::new(topic));
+        }
+        *topics.map.write().unwrap_or_else(|e| e.into_inner()) = map;
+        Ok(topics)
+    }
+
+    fn load(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<Topic, TopicError> {
+        let config = TopicConfig::with_overrides(self.defaults.config, &overrides)?;
+        let name: Arc<str> = Arc::from(name);
+        let parts = (0..partitions)
+            .map(|i| self.open_partition(&name, i, config).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Topic {
+            name,
+            id,
+            config,
+            overrides,
+            partitions: RwLock::new(parts),
+        })
+    }
+
+    fn open_partition(
+        &self,
+        name: &Arc<str>,
+        index: i32,
+        config: TopicConfig,
+    ) -> Result<Partition, StorageError> {
+        let dir = self.dir.join(&**name).join(index.to_string());
+        Partition::open(name.clone(), index, &dir, config, self.data_version.clone())
+    }
+
+    fn write_meta(&self, topic: &Topic, partitions: i32) -> Result<(), StorageError> {
+        let dir = self.dir.join(topic.name());
+        let file = TopicFile {
+            id: topic.id.to_string(),
+            partitions,
+            configs: topic.overrides.clone(),
+        };
+        let tmp = dir.join("topic.json.tmp");
+        let text = serde_json::to_string_pretty(&file).unwrap_or_default();
+        fs::write(&tmp, text).map_err(io(&tmp))?;
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+        fs::rename(&tmp, dir.join("topic.json")).map_err(io(&dir))?;
+        sync_dir(&dir)?;
+        sync_dir(&self.dir)
+    }
+
+    /// The topic called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The topic with id `id`.
+    pub fn by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.list().into_iter().find(|t| t.id == id)
+    }
+
+    /// Every topic, by name.
+    pub fn list(&self) -> Vec<Arc<Topic>> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Every partition of every topic.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.list().iter().flat_map(|t| t.partitions()).collect()
+    }
+
+    /// The broker's defaults.
+    pub fn defaults(&self) -> TopicDefaults {
+        self.defaults
+    }
+
+    /// Creates a topic (`partitions` -1 means the default). With `validate_only`, checks
+    /// everything and creates nothing.
+    ///
+    /// # Errors
+    /// [`TopicError`] naming what is wrong.
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<Arc<Topic>>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        if !valid_topic_name(name) {
+            return Err(TopicError::InvalidName(name.to_owned()));
+        }
+        if self.get(name).is_some() {
+            return Err(TopicError::Exists(name.to_owned()));
+        }
+        let partitions = if partitions == -1 {
+            self.defaults.partitions
+        } else {
+            partitions
+        };
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
+            )));
+        }
+        if !matches!(replication_factor, -1 | 1) {
+            return Err(TopicError::InvalidReplicationFactor(replication_factor));
+        }
+        TopicConfig::with_overrides(self.defaults.config, &overrides)?;
+        if validate_only {
+            return Ok(None);
+        }
+        let dir = self.dir.join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        let topic = self.load(name, Uuid::new_v4(), partitions, overrides)?;
+        self.write_meta(&topic, partitions)?;
+        let topic = Arc::new(topic);
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), topic.clone());
+        Ok(Some(topic))
+    }
+
+    /// Deletes a topic and its data.
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`], I/O errors.
+    pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| TopicError::NotFound(name.to_owned()))?;
+        fs::create_dir_all(&self.trash).map_err(io(&self.trash))?;
+        let from = self.dir.join(name);
+        let to = self.trash.join(format!("{name}.{}", topic.id));
+        fs::rename(&from, &to).map_err(io(&from))?;
+        sync_dir(&self.dir)?;
+        fs::remove_dir_all(&to).map_err(io(&to))?;
+        self.data_version.send_modify(|v| *v += 1);
+        Ok(topic.id)
+    }
+
+    /// Grows `name` to `count` partitions.
+    ///
+    /// # Errors
+    /// [`TopicError::NotFound`], [`TopicError::InvalidPartitions`] unless `count` is larger
+    /// than the current count, I/O errors.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::NotFound(name.to_owned()))?;
+        let current = topic.partition_count();
+        if count <= current || count > MAX_PARTITIONS {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic `{name}` has {current} partitions; the new count must be larger (and at most {MAX_PARTITIONS}), got {count}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let added = (current..count)
+            .map(|i| {
+                self.open_partition(&topic.name, i, topic.config)
+                    .map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_meta(&topic, count)?;
+        topic
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(added);
+        self.data_version.send_modify(|v| *v += 1);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> TopicDefaults {
+        TopicDefaults {
+            partitions: 2,
+            config: TopicConfig::default(),
+        }
+    }
+
+    #[test]
+    fn create_reload_grow_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let version = Arc::new(watch::channel(0).0);
+        let topics = Topics::open(dir.path(), defaults(), version.clone()).expect("open");
+        let t = topics
+            .create("orders", -1, -1, BTreeMap::new(), false)
+            .expect("create")
+            .expect("created");
+        assert_eq!(t.partition_count(), 2);
+        let id = t.id();
+        assert!(matches!(
+            topics.create("orders", 1, 1, BTreeMap::new(), false),
+            Err(TopicError::Exists(_))
+        ));
+        assert!(matches!(
+            topics.create("bad/name", 1, 1, BTreeMap::new(), false),
+            Err(TopicError::InvalidName(_))
+        ));
+        assert!(matches!(
+            topics.create("x", 1, 3, BTreeMap::new(), false),
+            Err(TopicError::InvalidReplicationFactor(3))
+        ));
+        assert!(
+            topics
+                .create("dry", 1, 1, BTreeMap::new(), true)
+                .expect("valid")
+                .is_none()
+        );
+        assert!(topics.get("dry").is_none());
+        topics.add_partitions("orders", 3, false).expect("grow");
+        assert!(matches!(
+            topics.add_partitions("orders", 3, false),
+            Err(TopicError::InvalidPartitions(_))
+        ));
+        drop(topics);
+
+        std::fs::create_dir_all(dir.path().join("topics/half")).expect("leftover");
+        let topics = Topics::open(dir.path(), defaults(), version).expect("reopen");
+        let t = topics.get("orders").expect("orders survives");
+        assert_eq!((t.id(), t.partition_count()), (id, 3));
+        assert!(!dir.path().join("topics/half").exists());
+        assert_eq!(topics.delete("orders").expect("delete"), id);
+        assert!(topics.get("orders").is_none());
+        assert!(!dir.path().join("topics/orders").exists());
+        assert!(matches!(
+            topics.delete("orders"),
+            Err(TopicError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn topic_names() {
+        for ok in ["a", "orders.v1", "A_b-9", &"x".repeat(249)] {
+            assert!(valid_topic_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(250)] {
+            assert!(!valid_topic_name(bad), "{bad}");
+        }
+    }
+}
