@@ -308,6 +308,25 @@ impl Broker {
         Ok(id)
     }
 
+    /// Answers one request frame (without its length prefix) exactly as a connection would:
+    /// the response frame, `None` when no response is due (produce with acks=0), or why the
+    /// connection would be closed. Used by the fuzz tests.
+    ///
+    /// # Errors
+    /// The reason the connection would be closed.
+    pub async fn answer(
+        self: &Arc<Self>,
+        frame: bytes::Bytes,
+    ) -> Result<Option<bytes::Bytes>, String> {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        let pending = connection::dispatch(self, frame, peer)
+            .map_err(|connection::Reject::Close(why)| why)?;
+        match pending.await {
+            Some(frame) if frame.is_empty() => Err("the response could not be encoded".into()),
+            other => Ok(other),
+        }
+    }
+
     /// Fsyncs every partition and the offset store.
     ///
     /// # Errors

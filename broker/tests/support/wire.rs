@@ -1,0 +1,127 @@
+//! A minimal Kafka wire client for tests that need exact requests (errors, malformed frames).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// Encodes `req` as a full frame body (header + request, no length prefix).
+pub fn frame<R: Request>(req: &R, version: i16, correlation_id: i32) -> Bytes {
+    let api = ApiKey::try_from(R::KEY).expect("api key");
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("wire-test")))
+        .encode(&mut buf, api.request_header_version(version))
+        .expect("header");
+    req.encode(&mut buf, version).expect("request");
+    buf.freeze()
+}
+
+/// Decodes a response frame body (no length prefix) for request type `R`.
+pub fn response<R: Request>(mut body: Bytes, version: i16) -> (i32, R::Response) {
+    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        .expect("response header");
+    let resp = R::Response::decode(&mut body, version).expect("response body");
+    (header.correlation_id, resp)
+}
+
+/// A v2 record batch of `values`, uncompressed.
+pub fn batch(values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("batch");
+    buf.freeze()
+}
+
+/// A blocking connection.
+pub struct Wire {
+    stream: TcpStream,
+    next_id: i32,
+}
+
+impl Wire {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Wire { stream, next_id: 1 }
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a length-prefixed frame.
+    pub fn send_frame(&mut self, body: &[u8]) {
+        let len = i32::try_from(body.len()).expect("len");
+        self.send_raw(&len.to_be_bytes());
+        self.send_raw(body);
+    }
+
+    /// Reads one response frame body; `None` if the broker closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(len)).ok()?];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Whether the broker closed the connection (reads EOF).
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+
+    /// Sends `req` at `version` and decodes the answer.
+    pub fn call<R: Request>(&mut self, req: &R, version: i16) -> R::Response {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_frame(&frame(req, version, id));
+        let body = self.read_frame().expect("a response");
+        let (got, resp) = response::<R>(body, version);
+        assert_eq!(got, id, "correlation id");
+        resp
+    }
+}
