@@ -24,6 +24,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod cesql;
+pub mod contract;
 pub mod crds;
 pub mod duck;
 pub mod duration;

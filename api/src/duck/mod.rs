@@ -12,6 +12,7 @@ mod destination;
 pub use condition::{Condition, ConditionStatus, ConditionType, READY, Severity, Status};
 pub(crate) use delivery::duration_field;
 pub use delivery::{BackoffPolicy, DeliveryFormat, DeliverySpec, DeliveryStatus};
+pub(crate) use destination::is_absolute_url;
 pub use destination::{
     AddressStatus, Addressable, CloudEventAttributes, CloudEventOverrides, Destination, KReference,
 };

@@ -24,7 +24,8 @@ pub enum InitialOffset {
 }
 
 /// How a record key becomes the `key` extension (label `kafkasources.sources.knative.dev/key-type`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KeyType {
     /// UTF-8 text (the default).
     #[default]

@@ -1,0 +1,372 @@
+//! The data-plane contract: everything the dispatcher needs to route events, compiled from the
+//! resources by one pure function ([`compile`]) that the operator (writing a ConfigMap) and
+//! `ferry dev` (handing it to the in-process dispatcher) share.
+//!
+//! The document is JSON on disk:
+//!
+//! ```json
+//! {"generation": 3, "resources": [{
+//!   "uid": "…", "ref": {"kind": "Broker", "namespace": "default", "name": "orders"},
+//!   "topics": ["knative-broker-default-orders"], "bootstrapServers": "127.0.0.1:9092",
+//!   "ingress": {"path": "/default/orders"},
+//!   "egresses": [{"uid": "…", "ref": {"kind": "Trigger", …}, "consumerGroup": "…",
+//!                 "destination": {"url": "http://sink"}, "delivery": {…}, …}]}]}
+//! ```
+//!
+//! Durations are resolved to milliseconds and sinks to URLs before they get here: the
+//! dispatcher never parses ISO-8601 or looks anything up in Kubernetes.
+
+mod compile;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duck::{BackoffPolicy, DeliveryFormat, is_absolute_url};
+use crate::eventing::{DeliveryOrder, SubscriptionsApiFilter};
+use crate::sources::{InitialOffset, KeyType};
+use crate::validation::{FieldErrors, Path};
+
+pub use compile::{CompileError, CompileInput, Resolved, compile};
+
+/// The whole routing table of a dispatcher.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Contract {
+    /// Grows with every change; the dispatcher reports the one it has applied.
+    pub generation: u64,
+    /// One entry per Broker, KafkaChannel and KafkaSource.
+    #[serde(default)]
+    pub resources: Vec<ContractResource>,
+}
+
+/// The Kubernetes object a contract entry was compiled from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRef {
+    /// `Broker`, `KafkaChannel`, `KafkaSource`, `Trigger`, `Subscription`.
+    pub kind: String,
+    /// Namespace of the object.
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// A reference to `kind` `namespace/name`.
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        ObjectRef {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A log-backed resource: where its events are stored, how they get in, who reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContractResource {
+    /// The object's uid.
+    pub uid: String,
+    /// The object itself.
+    #[serde(rename = "ref")]
+    pub reference: ObjectRef,
+    /// Topics holding its events (one for Brokers and channels; a KafkaSource may read several).
+    pub topics: Vec<String>,
+    /// Comma-separated Kafka bootstrap servers.
+    pub bootstrap_servers: String,
+    /// The HTTP path events are posted to; `None` for KafkaSources, which have no ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+    /// Consumers of the topics.
+    #[serde(default)]
+    pub egresses: Vec<Egress>,
+}
+
+/// Where a resource accepts events over HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingress {
+    /// `/<namespace>/<name>`.
+    pub path: String,
+}
+
+/// One subscriber of a resource: a Trigger, a Subscription or a KafkaSource's sink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Egress {
+    /// The uid of the Trigger / Subscription / KafkaSource.
+    pub uid: String,
+    /// The object the egress was compiled from.
+    #[serde(rename = "ref")]
+    pub reference: ObjectRef,
+    /// Kafka consumer group that tracks its progress.
+    pub consumer_group: String,
+    /// Where matching events go.
+    pub destination: Target,
+    /// Legacy exact-match filter (`filter.attributes`): all must match; `""` matches any value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter_attributes: BTreeMap<String, String>,
+    /// Subscriptions API filters: all must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<SubscriptionsApiFilter>,
+    /// Retries, timeouts, dead-letter sink.
+    #[serde(default)]
+    pub delivery: DeliveryPolicy,
+    /// Where a reply event (a CloudEvent in a 2xx response) goes; `None` discards replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// Per-key ordered or unordered delivery.
+    #[serde(default)]
+    pub ordering: DeliveryOrder,
+    /// Where a new consumer group starts.
+    #[serde(default)]
+    pub initial_offset: InitialOffset,
+    /// Set for KafkaSources: how a record that is not a CloudEvent becomes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceMapping>,
+}
+
+/// A delivery destination: one URL, or revisions of a service with traffic percents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Target {
+    /// An absolute `http(s)` URL.
+    Url(String),
+    /// A traffic split: each event goes to one revision, chosen by weight.
+    Revisions(Vec<RevisionTarget>),
+}
+
+/// One revision in a traffic split.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevisionTarget {
+    /// Revision name.
+    pub revision: String,
+    /// Where the revision is served.
+    pub url: String,
+    /// Share of events, 0–100; the shares of a split sum to 100.
+    pub percent: u32,
+}
+
+/// Where replies go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Reply {
+    /// Posted to a URL with the egress's delivery policy (a Subscription's `reply`).
+    Url(String),
+    /// Written back into the resource's own topic (a Trigger's reply goes back to its Broker).
+    Resource,
+}
+
+/// A resolved delivery spec: Knative's `DeliverySpec` with durations in milliseconds and the
+/// dead-letter sink resolved to a URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliveryPolicy {
+    /// Retries after the first attempt.
+    pub retry: u32,
+    /// How the delay grows between retries.
+    pub backoff_policy: BackoffPolicy,
+    /// Base delay between retries.
+    pub backoff_delay_ms: u64,
+    /// Cap on one computed backoff delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_max_ms: Option<u64>,
+    /// Timeout of one attempt.
+    pub timeout_ms: u64,
+    /// Cap on a `Retry-After` wait (429 and 503 only); `Some(0)` ignores `Retry-After`, `None`
+    /// honours it uncapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_max_ms: Option<u64>,
+    /// Where events go after the last retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_sink: Option<String>,
+    /// Binary (default) or structured (`json`) mode on the wire.
+    pub format: DeliveryFormat,
+}
+
+/// Per-attempt timeout when the delivery spec sets none.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Base backoff delay when the delivery spec sets none (Knative's documented example value).
+pub const DEFAULT_BACKOFF_DELAY_MS: u64 = 200;
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            retry: 0,
+            backoff_policy: BackoffPolicy::Exponential,
+            backoff_delay_ms: DEFAULT_BACKOFF_DELAY_MS,
+            backoff_max_ms: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            retry_after_max_ms: None,
+            dead_letter_sink: None,
+            format: DeliveryFormat::Binary,
+        }
+    }
+}
+
+/// How a KafkaSource turns records into CloudEvents (Knative's KafkaSource mapping).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceMapping {
+    /// How the record key becomes the `key` extension.
+    #[serde(default)]
+    pub key_type: KeyType,
+    /// Extensions set on every event, last.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ce_overrides: BTreeMap<String, String>,
+}
+
+impl Contract {
+    /// Reads a contract from JSON.
+    ///
+    /// # Errors
+    /// Malformed JSON, unknown fields, or a contract that fails [`Contract::validate`].
+    pub fn from_json(text: &[u8]) -> Result<Contract, String> {
+        let contract: Contract =
+            serde_json::from_slice(text).map_err(|e| format!("contract is not valid JSON: {e}"))?;
+        contract.validate().map_err(|e| e.to_string())?;
+        Ok(contract)
+    }
+
+    /// Checks what the dispatcher relies on: unique uids, ingress paths and consumer groups;
+    /// topics and bootstrap servers present; absolute URLs; traffic splits summing to 100;
+    /// filters valid (CESQL parsed).
+    ///
+    /// # Errors
+    /// Every problem, each with its path and a fix.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errs = FieldErrors::default();
+        let mut uids = BTreeSet::new();
+        let mut paths = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        let root = Path::root("resources");
+        for (i, resource) in self.resources.iter().enumerate() {
+            let at = root.index(i);
+            if resource.uid.is_empty() || !uids.insert(resource.uid.as_str()) {
+                errs.push(
+                    &at.field("uid"),
+                    "empty or duplicate uid",
+                    "give each resource its object's uid",
+                );
+            }
+            if resource.topics.is_empty() || resource.topics.iter().any(String::is_empty) {
+                errs.push(
+                    &at.field("topics"),
+                    "no topic, or an empty topic name",
+                    "list the topics the resource uses",
+                );
+            }
+            if resource.bootstrap_servers.trim().is_empty() {
+                errs.push(
+                    &at.field("bootstrapServers"),
+                    "empty",
+                    "set host:port of a Kafka broker",
+                );
+            }
+            if let Some(ingress) = &resource.ingress {
+                let well_formed = ingress.path.starts_with('/')
+                    && ingress.path[1..].split('/').count() == 2
+                    && ingress.path[1..].split('/').all(|s| !s.is_empty());
+                if !well_formed {
+                    errs.push(
+                        &at.field("ingress").field("path"),
+                        format!("{:?} is not /<namespace>/<name>", ingress.path),
+                        "use /<namespace>/<name>",
+                    );
+                } else if !paths.insert(ingress.path.as_str()) {
+                    errs.push(
+                        &at.field("ingress").field("path"),
+                        format!("{} is used by two resources", ingress.path),
+                        "give each Broker and KafkaChannel of a namespace its own name",
+                    );
+                }
+            }
+            for (j, egress) in resource.egresses.iter().enumerate() {
+                let at = at.field("egresses").index(j);
+                if egress.uid.is_empty() || !uids.insert(egress.uid.as_str()) {
+                    errs.push(
+                        &at.field("uid"),
+                        "empty or duplicate uid",
+                        "give each egress its object's uid",
+                    );
+                }
+                if egress.consumer_group.is_empty()
+                    || !groups.insert(egress.consumer_group.as_str())
+                {
+                    errs.push(
+                        &at.field("consumerGroup"),
+                        "empty or duplicate consumer group",
+                        "give each egress its own group",
+                    );
+                }
+                egress.validate(&at, &mut errs);
+            }
+        }
+        errs.into_result()
+    }
+}
+
+impl Egress {
+    fn validate(&self, at: &Path, errs: &mut FieldErrors) {
+        match &self.destination {
+            Target::Url(url) => check_url(url, &at.field("destination").field("url"), errs),
+            Target::Revisions(revisions) => {
+                let at = at.field("destination").field("revisions");
+                if revisions.is_empty() {
+                    errs.push(&at, "no revision", "list at least one revision");
+                }
+                for (k, r) in revisions.iter().enumerate() {
+                    check_url(&r.url, &at.index(k).field("url"), errs);
+                }
+                let sum: u64 = revisions.iter().map(|r| u64::from(r.percent)).sum();
+                if !revisions.is_empty() && sum != 100 {
+                    errs.push(
+                        &at,
+                        format!("percents sum to {sum}"),
+                        "make the percents sum to 100",
+                    );
+                }
+            }
+        }
+        if let Some(Reply::Url(url)) = &self.reply {
+            check_url(url, &at.field("reply").field("url"), errs);
+        }
+        if let Some(dls) = &self.delivery.dead_letter_sink {
+            check_url(dls, &at.field("delivery").field("deadLetterSink"), errs);
+        }
+        if self.delivery.timeout_ms == 0 {
+            errs.push(
+                &at.field("delivery").field("timeoutMs"),
+                "zero",
+                "set a positive timeout",
+            );
+        }
+        for (k, filter) in self.filters.iter().enumerate() {
+            filter.validate(&at.field("filters").index(k), errs);
+        }
+    }
+}
+
+fn check_url(url: &str, at: &Path, errs: &mut FieldErrors) {
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    if !http || !is_absolute_url(url) {
+        errs.push(
+            at,
+            format!("{url:?} is not an absolute http(s) URL"),
+            "resolve the destination to http://host[:port]/path",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+use super::*;
+use crate::duck::KReference;
+use crate::eventing::{Broker, Trigger};
+use crate::messaging::{KafkaChannel, Subscription};
+use crate::sources::KafkaSource;
+
+fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+    serde_yaml::from_str(yaml).expect("fixture parses")
+}
+
+fn resolver(reference: &KReference) -> Option<Resolved> {
+    match (reference.kind.as_str(), reference.name.as_str()) {
+        ("Service", "display") => Some(Resolved::Url("http://display.default.svc".into())),
+        ("Service", "split") => Some(Resolved::Revisions(vec![
+            RevisionTarget {
+                revision: "split-1".into(),
+                url: "http://split-1.default".into(),
+                percent: 80,
+            },
+            RevisionTarget {
+                revision: "split-2".into(),
+                url: "http://split-2.default".into(),
+                percent: 20,
+            },
+        ])),
+        ("Broker", "dlq") => Some(Resolved::Url("http://dispatcher/default/dlq".into())),
+        _ => None,
+    }
+}
+
+const BROKER: &str = r#"
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: orders, namespace: default, uid: b-1}
+spec:
+  delivery: {retry: 3, backoffPolicy: linear, backoffDelay: PT0.5S}
+"#;
+
+const TRIGGERS: [&str; 3] = [
+    r#"
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: shipped
+  namespace: default
+  uid: t-1
+  annotations: {kafka.eventing.knative.dev/delivery.order: ordered}
+spec:
+  broker: orders
+  filter: {attributes: {type: order.shipped, source: ""}}
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: display}, uri: /hook}
+  delivery:
+    retry: 5
+    timeout: PT2S
+    deadLetterSink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: dlq}}
+"#,
+    r#"
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: split, namespace: default, uid: t-2}
+spec:
+  broker: orders
+  filter: {attributes: {type: ignored}}
+  filters: [{prefix: {type: order.}}]
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: split}}
+"#,
+    r#"
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: lost, namespace: default, uid: t-3}
+spec:
+  broker: orders
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: missing}}
+"#,
+];
+
+fn compile_all(extra_triggers: &[&str]) -> (Contract, Vec<CompileError>) {
+    let brokers: Vec<Broker> = vec![parse(BROKER)];
+    let triggers: Vec<Trigger> = TRIGGERS
+        .iter()
+        .chain(extra_triggers)
+        .map(|t| parse(t))
+        .collect();
+    let channels: Vec<KafkaChannel> = vec![parse(
+        "{apiVersion: messaging.knative.dev/v1beta1, kind: KafkaChannel, metadata: {name: audit, namespace: ops, uid: c-1}, spec: {}}",
+    )];
+    let subscriptions: Vec<Subscription> = vec![parse(
+        r#"
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: archive, namespace: ops, uid: s-1}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1beta1, kind: KafkaChannel, name: audit}
+  subscriber: {uri: "http://archive.ops/in"}
+  reply: {uri: "http://replies.ops/"}
+"#,
+    )];
+    let sources: Vec<KafkaSource> = vec![parse(
+        r#"
+apiVersion: sources.knative.dev/v1beta1
+kind: KafkaSource
+metadata: {name: legacy, namespace: default, uid: k-1, labels: {kafkasources.sources.knative.dev/key-type: int}}
+spec:
+  bootstrapServers: [kafka-a:9092, kafka-b:9092]
+  topics: [payments, refunds]
+  consumerGroup: legacy-group
+  initialOffset: earliest
+  sink: {uri: "http://ledger.default/"}
+  ceOverrides: {extensions: {team: payments}}
+"#,
+    )];
+    compile(&CompileInput {
+        generation: 7,
+        bootstrap_servers: "127.0.0.1:9092",
+        brokers: &brokers,
+        triggers: &triggers,
+        channels: &channels,
+        subscriptions: &subscriptions,
+        sources: &sources,
+        resolve: &resolver,
+    })
+}
+
+#[test]
+fn compiles_brokers_triggers_channels_subscriptions_and_sources() {
+    let (contract, errors) = compile_all(&[]);
+    assert_eq!(contract.generation, 7);
+    contract.validate().expect("compiled contract validates");
+
+    let broker = &contract.resources[0];
+    assert_eq!(
+        broker.reference,
+        ObjectRef::new("Broker", "default", "orders")
+    );
+    assert_eq!(broker.topics, ["knative-broker-default-orders"]);
+    assert_eq!(broker.ingress.as_ref().unwrap().path, "/default/orders");
+    assert_eq!(
+        broker.egresses.len(),
+        2,
+        "the unresolvable trigger is left out"
+    );
+
+    let shipped = &broker.egresses[0];
+    assert_eq!(shipped.consumer_group, "knative-trigger-default-shipped");
+    assert_eq!(
+        shipped.destination,
+        Target::Url("http://display.default.svc/hook".into())
+    );
+    assert_eq!(
+        shipped.filter_attributes.get("type").map(String::as_str),
+        Some("order.shipped")
+    );
+    assert_eq!(shipped.ordering, DeliveryOrder::Ordered);
+    assert_eq!(shipped.reply, Some(Reply::Resource));
+    // The trigger's own delivery replaces the broker's wholesale, as in Knative.
+    assert_eq!(shipped.delivery.retry, 5);
+    assert_eq!(shipped.delivery.timeout_ms, 2000);
+    assert_eq!(shipped.delivery.backoff_policy, BackoffPolicy::Exponential);
+    assert_eq!(
+        shipped.delivery.dead_letter_sink.as_deref(),
+        Some("http://dispatcher/default/dlq")
+    );
+
+    let split = &broker.egresses[1];
+    assert!(
+        split.filter_attributes.is_empty(),
+        "filters win over filter"
+    );
+    assert_eq!(split.filters.len(), 1);
+    assert!(matches!(&split.destination, Target::Revisions(r) if r.len() == 2));
+    assert_eq!(split.delivery.retry, 3, "broker delivery is the default");
+    assert_eq!(split.delivery.backoff_policy, BackoffPolicy::Linear);
+    assert_eq!(split.delivery.backoff_delay_ms, 500);
+    assert_eq!(split.ordering, DeliveryOrder::Unordered);
+
+    let channel = &contract.resources[1];
+    assert_eq!(channel.topics, ["knative-messaging-kafka.ops.audit"]);
+    assert_eq!(channel.ingress.as_ref().unwrap().path, "/ops/audit");
+    assert_eq!(
+        channel.egresses[0].reply,
+        Some(Reply::Url("http://replies.ops/".into()))
+    );
+    assert_eq!(
+        channel.egresses[0].destination,
+        Target::Url("http://archive.ops/in".into())
+    );
+
+    let source = &contract.resources[2];
+    assert!(source.ingress.is_none());
+    assert_eq!(source.topics, ["payments", "refunds"]);
+    assert_eq!(source.bootstrap_servers, "kafka-a:9092,kafka-b:9092");
+    let egress = &source.egresses[0];
+    assert_eq!(egress.consumer_group, "legacy-group");
+    assert_eq!(egress.initial_offset, InitialOffset::Earliest);
+    let mapping = egress.source.as_ref().unwrap();
+    assert_eq!(mapping.key_type, KeyType::Int);
+    assert_eq!(
+        mapping.ce_overrides.get("team").map(String::as_str),
+        Some("payments")
+    );
+
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].object,
+        ObjectRef::new("Trigger", "default", "lost")
+    );
+    assert_eq!(errors[0].reason, "SubscriberNotResolved");
+    assert!(
+        errors[0]
+            .message
+            .contains("Service default/missing not found"),
+        "{}",
+        errors[0].message
+    );
+}
+
+#[test]
+fn trigger_for_a_missing_broker_is_reported() {
+    let orphan = "{apiVersion: eventing.knative.dev/v1, kind: Trigger, metadata: {name: orphan, namespace: default}, spec: {broker: nope, subscriber: {uri: 'http://x/'}}}";
+    let (_, errors) = compile_all(&[orphan]);
+    let e = errors
+        .iter()
+        .find(|e| e.object.name == "orphan")
+        .expect("reported");
+    assert_eq!(e.reason, "BrokerDoesNotExist");
+    assert_eq!(
+        e.message,
+        "broker default/nope not found; create it or fix spec.broker"
+    );
+}
+
+#[test]
+fn contract_json_round_trips() {
+    let (contract, _) = compile_all(&[]);
+    let json = serde_json::to_vec_pretty(&contract).unwrap();
+    assert_eq!(Contract::from_json(&json).unwrap(), contract);
+}
+
+#[test]
+fn invalid_contracts_name_every_problem() {
+    let (mut contract, _) = compile_all(&[]);
+    let mut twin = contract.resources[0].clone();
+    twin.uid = "b-2".into();
+    twin.egresses.clear();
+    contract.resources.push(twin);
+    if let Target::Revisions(r) = &mut contract.resources[0].egresses[1].destination {
+        r[0].percent = 10;
+    }
+    contract.resources[1].egresses[0].destination = Target::Url("archive.ops/in".into());
+    contract.resources[2].topics.clear();
+    let text = contract.validate().unwrap_err().to_string();
+    for expected in [
+        "resources[3].ingress.path: /default/orders is used by two resources",
+        "resources[0].egresses[1].destination.revisions: percents sum to 30",
+        "resources[1].egresses[0].destination.url: \"archive.ops/in\" is not an absolute http(s) URL",
+        "resources[2].topics: no topic",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        Contract::from_json(b"{\"generation\": 1, \"resourcez\": []}")
+            .unwrap_err()
+            .contains("unknown field")
+    );
+}
