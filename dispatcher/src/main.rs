@@ -1,16 +1,54 @@
-//! `ferry-dispatcher`: Ferry's data plane.
-//!
-//! It will take CloudEvents in over HTTP (ingress: binary, structured and batched modes, `202`
-//! only after the log acknowledged the write), store them in a Kafka-protocol log, and deliver
-//! them to subscribers (egress: one consumer group per Trigger / Subscription / KafkaSource,
-//! filters, Knative's delivery spec with retries and dead letters, ordered and unordered
-//! delivery), acting as the activator for revisions scaled to zero. It reads the contract the
-//! operator or `ferry dev` compiles and never talks to the Kubernetes API for routing. See
-//! DESIGN.md and the dispatcher issue; nothing of it is built yet.
+//! `ferry-dispatcher`: Ferry's data plane as a standalone server.
 
-use std::process::ExitCode;
+use clap::Parser;
+use ferry_dispatcher::config::DispatcherConfig;
 
-fn main() -> ExitCode {
-    eprintln!("ferry-dispatcher: the data plane is not built yet (see the dispatcher issue).");
-    ExitCode::from(1)
+/// CloudEvents over HTTP into a Kafka-protocol log and out to subscribers.
+#[derive(Parser, Debug)]
+#[command(name = "ferry-dispatcher", version)]
+struct Cli {
+    #[command(flatten)]
+    config: DispatcherConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let running = ferry_dispatcher::start(cli.config).await?;
+    // One machine-readable line for scripts and tests that start the dispatcher on port 0.
+    let http = running
+        .http_addr
+        .map(|a| format!(" http={a}"))
+        .unwrap_or_default();
+    println!(
+        "ferry-dispatcher listening{http} admin={}",
+        running.admin_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining deliveries");
+    running.shutdown().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
 }

@@ -4,77 +4,61 @@
 
 pub mod wire;
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[allow(unused_imports)] // Not every test binary polls.
+pub use ferry_testkit::process::eventually;
+use ferry_testkit::process::{Process, http_get};
 
 /// A broker process; killed when dropped.
 pub struct BrokerProcess {
-    child: Child,
+    process: Process,
     /// Kafka listener.
     pub kafka: SocketAddr,
     /// Admin HTTP listener.
     pub admin: SocketAddr,
     data_dir: PathBuf,
-    args: Vec<String>,
 }
 
 impl BrokerProcess {
     /// Starts a broker on `data_dir` with extra flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::start_on(
-            data_dir,
-            "127.0.0.1:0",
-            extra.iter().map(|s| (*s).to_owned()).collect(),
-        )
+        Self::start_on(data_dir, "127.0.0.1:0", extra)
     }
 
-    fn start_on(data_dir: &Path, listen: &str, args: Vec<String>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-broker"))
-            .arg("--listen")
-            .arg(listen)
-            .arg("--admin-listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--group-initial-rebalance-delay-ms")
-            .arg("0")
-            .args(&args)
-            .env(
-                "RUST_LOG",
-                std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ferry-broker");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let field = |name: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                .parse()
-                .expect("address")
-        };
-        let (kafka, admin) = (field("kafka="), field("admin="));
-        BrokerProcess {
-            child,
-            kafka,
-            admin,
-            data_dir: data_dir.to_owned(),
+    fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<OsString> = [
+            "--listen",
+            listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ]
+        .map(OsString::from)
+        .into();
+        args.push(data_dir.into());
+        args.extend(["--group-initial-rebalance-delay-ms", "0"].map(OsString::from));
+        args.extend(extra.iter().map(OsString::from));
+        let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let process = Process::start(
+            env!("CARGO_BIN_EXE_ferry-broker"),
             args,
+            [("RUST_LOG", log)],
+        );
+        BrokerProcess {
+            kafka: process.addr("kafka"),
+            admin: process.addr("admin"),
+            process,
+            data_dir: data_dir.to_owned(),
         }
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -83,17 +67,13 @@ impl BrokerProcess {
     }
 
     /// Stops with SIGTERM and waits for a clean exit.
-    pub fn stop(mut self) {
-        signal(&self.child, "TERM");
-        let status =
-            wait(&mut self.child, Duration::from_secs(20)).expect("broker exits after SIGTERM");
-        assert!(status.success(), "clean shutdown exits 0, got {status}");
+    pub fn stop(self) {
+        self.process.stop();
     }
 
     /// Kills with SIGKILL (no chance to flush).
-    pub fn kill9(mut self) {
-        signal(&self.child, "KILL");
-        let _ = wait(&mut self.child, Duration::from_secs(10));
+    pub fn kill9(self) {
+        self.process.kill9();
     }
 
     /// Starts again on the same data directory and port, with the same flags.
@@ -106,11 +86,7 @@ impl BrokerProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self::start_on(
-            data_dir,
-            &kafka.to_string(),
-            args.iter().map(|s| (*s).to_owned()).collect(),
-        )
+        Self::start_on(data_dir, &kafka.to_string(), args)
     }
 
     /// The data directory.
@@ -120,56 +96,6 @@ impl BrokerProcess {
 
     /// GETs a path on the admin port.
     pub fn admin_get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.admin).expect("admin connect");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        out
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-fn wait(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-/// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
-pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        http_get(self.admin, path)
     }
 }

@@ -1,0 +1,398 @@
+//! CloudEvents on the wire: the HTTP binding (binary and structured mode, parsing through
+//! `cloudevents-sdk`) and the Kafka binding (binary content mode: `ce_` headers, data as the
+//! value, `content-type` header for `datacontenttype`).
+
+use cloudevents::event::{AttributeValue, ExtensionValue, SpecVersion};
+use cloudevents::{AttributesReader, Data, Event};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// `Content-Type` of a structured-mode event.
+pub const STRUCTURED: &str = "application/cloudevents+json";
+/// `Content-Type` of a batch of structured events.
+pub const BATCH: &str = "application/cloudevents-batch+json";
+
+/// Why bytes are not a valid CloudEvent; the text is what a client is told.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEvent(pub String);
+
+/// Parses one event from an HTTP request or response (binary or structured mode).
+///
+/// # Errors
+/// Missing or malformed required attributes, a specversion other than 1.0, extension names
+/// that break the CloudEvents naming rules, or a malformed structured body.
+pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event, InvalidEvent> {
+    if let Some(v) = headers.get("ce-specversion").and_then(|v| v.to_str().ok())
+        && v != "1.0"
+    {
+        return Err(unsupported_version(v));
+    }
+    if content_type(headers).is_some_and(|ct| ct.starts_with(STRUCTURED)) {
+        return from_structured_json(&body);
+    }
+    if !headers.contains_key("ce-specversion") {
+        return Err(InvalidEvent(
+            "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json (structured mode)".into(),
+        ));
+    }
+    let event = cloudevents::binding::http::to_event(headers, body).map_err(describe)?;
+    check(event)
+}
+
+/// Parses a structured-mode JSON event.
+///
+/// # Errors
+/// As [`from_http`].
+pub fn from_structured_json(body: &[u8]) -> Result<Event, InvalidEvent> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| InvalidEvent(format!("malformed JSON: {e}")))?;
+    event_from_value(value)
+}
+
+/// Parses a batched-mode body (`application/cloudevents-batch+json`): a JSON array of
+/// structured events.
+///
+/// # Errors
+/// Malformed JSON, not an array, or any invalid event (named by its index).
+pub fn from_batch(body: &[u8]) -> Result<Vec<Event>, InvalidEvent> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| InvalidEvent(format!("malformed JSON: {e}")))?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(InvalidEvent(
+            "a batch must be a JSON array of events".into(),
+        ));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            event_from_value(item).map_err(|e| InvalidEvent(format!("event [{i}]: {}", e.0)))
+        })
+        .collect()
+}
+
+fn event_from_value(value: serde_json::Value) -> Result<Event, InvalidEvent> {
+    let serde_json::Value::Object(map) = &value else {
+        return Err(InvalidEvent(
+            "a structured event must be a JSON object".into(),
+        ));
+    };
+    match map.get("specversion") {
+        None => {
+            return Err(InvalidEvent(
+                "missing required attribute specversion".into(),
+            ));
+        }
+        Some(serde_json::Value::String(v)) if v == "1.0" => {}
+        Some(serde_json::Value::String(v)) => return Err(unsupported_version(v)),
+        Some(other) => {
+            return Err(InvalidEvent(format!(
+                "specversion must be the string \"1.0\", got {other}"
+            )));
+        }
+    }
+    for required in ["id", "source", "type"] {
+        match map.get(required) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => {}
+            Some(_) => {
+                return Err(InvalidEvent(format!(
+                    "attribute {required} must be a non-empty string"
+                )));
+            }
+            None => {
+                return Err(InvalidEvent(format!(
+                    "missing required attribute {required}"
+                )));
+            }
+        }
+    }
+    let event: Event =
+        serde_json::from_value(value).map_err(|e| InvalidEvent(format!("invalid event: {e}")))?;
+    check(event)
+}
+
+fn unsupported_version(v: &str) -> InvalidEvent {
+    InvalidEvent(format!(
+        "specversion {v:?} is not supported; send CloudEvents 1.0"
+    ))
+}
+
+fn describe(e: cloudevents::message::Error) -> InvalidEvent {
+    InvalidEvent(format!("invalid CloudEvent: {e}"))
+}
+
+/// Checks what the SDK does not: non-empty id/source/type and extension names of lowercase
+/// letters and digits.
+fn check(event: Event) -> Result<Event, InvalidEvent> {
+    if event.specversion() != SpecVersion::V10 {
+        return Err(unsupported_version(&event.specversion().to_string()));
+    }
+    if event.id().is_empty() || event.ty().is_empty() || event.source().is_empty() {
+        return Err(InvalidEvent(
+            "attributes id, source and type must not be empty".into(),
+        ));
+    }
+    for (name, _) in event.iter_extensions() {
+        if !valid_attribute_name(name) {
+            return Err(InvalidEvent(format!(
+                "extension name {name:?} is invalid: CloudEvents attribute names use only lowercase letters a-z and digits 0-9"
+            )));
+        }
+    }
+    Ok(event)
+}
+
+/// CloudEvents attribute names: lowercase ASCII letters and digits.
+pub fn valid_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// An attribute or extension as text (the form both bindings put in headers).
+pub fn attribute_text(value: &AttributeValue<'_>) -> String {
+    match value {
+        AttributeValue::Time(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        other => other.to_string(),
+    }
+}
+
+/// Looks up an attribute or extension by name.
+pub fn attribute(event: &Event, name: &str) -> Option<String> {
+    event
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| attribute_text(&v))
+}
+
+/// The event's data as bytes (JSON re-serialized).
+pub fn data_bytes(event: &Event) -> Option<Vec<u8>> {
+    event.data().map(|data| match data {
+        Data::Binary(b) => b.clone(),
+        Data::String(s) => s.clone().into_bytes(),
+        Data::Json(v) => serde_json::to_vec(v).unwrap_or_default(),
+    })
+}
+
+/// `name: value` pairs of binary mode with the given header prefix (`ce-` for HTTP, `ce_`
+/// for Kafka); `datacontenttype` becomes `content-type`.
+pub fn binary_headers(event: &Event, prefix: &str) -> Vec<(String, String)> {
+    event
+        .iter()
+        .map(|(name, value)| {
+            let text = attribute_text(&value);
+            if name == "datacontenttype" {
+                ("content-type".to_owned(), text)
+            } else {
+                (format!("{prefix}{name}"), text)
+            }
+        })
+        .collect()
+}
+
+/// An HTTP request body and headers for the event in binary or structured mode.
+pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
+    let mut headers = HeaderMap::new();
+    if structured {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(STRUCTURED),
+        );
+        return (headers, serde_json::to_vec(event).unwrap_or_default());
+    }
+    for (name, text) in binary_headers(event, "ce-") {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name),
+            HeaderValue::from_str(&percent_encode(&text)),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    (headers, data_bytes(event).unwrap_or_default())
+}
+
+/// Percent-encodes what an HTTP header value cannot carry, as the CloudEvents HTTP binding
+/// requires (space, `"`, `%`, and anything outside printable ASCII).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push_str("%20");
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A Kafka record for the event: headers, value and key (the `partitionkey` extension).
+pub struct KafkaRecord {
+    /// `ce_*` and `content-type` headers.
+    pub headers: Vec<(String, String)>,
+    /// The event's data.
+    pub value: Option<Vec<u8>>,
+    /// The `partitionkey` extension, when present.
+    pub key: Option<String>,
+}
+
+/// The event in Kafka binary content mode.
+pub fn to_kafka(event: &Event) -> KafkaRecord {
+    KafkaRecord {
+        headers: binary_headers(event, "ce_"),
+        value: data_bytes(event),
+        key: event
+            .extension("partitionkey")
+            .map(ExtensionValue::to_string),
+    }
+}
+
+/// Reads a record written in binary (`ce_` headers) or structured (`content-type:
+/// application/cloudevents+json`) content mode; `Ok(None)` when the record is not a CloudEvent.
+///
+/// # Errors
+/// A record that claims to be a CloudEvent but is not a valid one.
+pub fn from_kafka<'h>(
+    headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    value: Option<&[u8]>,
+) -> Result<Option<Event>, InvalidEvent> {
+    let mut map = HeaderMap::new();
+    for (name, raw) in headers {
+        let http_name = match name.strip_prefix("ce_") {
+            Some(attr) => format!("ce-{attr}"),
+            None if name.eq_ignore_ascii_case("content-type") => "content-type".to_owned(),
+            None => continue,
+        };
+        let name = HeaderName::try_from(http_name)
+            .map_err(|_| InvalidEvent(format!("header {name:?} is not a valid attribute name")))?;
+        let value = HeaderValue::from_bytes(raw)
+            .map_err(|_| InvalidEvent(format!("header {name} holds bytes that are not text")))?;
+        map.insert(name, value);
+    }
+    let structured = content_type(&map).is_some_and(|ct| ct.starts_with(STRUCTURED));
+    if !map.contains_key("ce-specversion") && !structured {
+        return Ok(None);
+    }
+    from_http(&map, value.unwrap_or_default().to_vec()).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudevents::{EventBuilder, EventBuilderV10};
+
+    fn event() -> Event {
+        EventBuilderV10::new()
+            .id("1")
+            .source("/orders")
+            .ty("order.created")
+            .extension("partitionkey", "cart-7")
+            .data("application/json", serde_json::json!({"sku": "A"}))
+            .build()
+            .unwrap()
+    }
+
+    /// Same attributes and data bytes (binary mode reads JSON data back as bytes).
+    fn assert_same(a: &Event, b: &Event) {
+        let attrs = |e: &Event| {
+            e.iter()
+                .map(|(n, v)| (n.to_owned(), attribute_text(&v)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(attrs(a), attrs(b));
+        assert_eq!(data_bytes(a), data_bytes(b));
+    }
+
+    #[test]
+    fn kafka_round_trip_keeps_attributes_data_and_key() {
+        let e = event();
+        let record = to_kafka(&e);
+        assert_eq!(record.key.as_deref(), Some("cart-7"));
+        assert!(
+            record
+                .headers
+                .contains(&("ce_type".into(), "order.created".into()))
+        );
+        assert!(
+            record
+                .headers
+                .contains(&("content-type".into(), "application/json".into()))
+        );
+        let back = from_kafka(
+            record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+            record.value.as_deref(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_same(&back, &e);
+        assert!(
+            from_kafka(std::iter::empty(), Some(b"plain"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn http_round_trip_binary_and_structured() {
+        let e = event();
+        for structured in [false, true] {
+            let (headers, body) = to_http(&e, structured);
+            assert_same(&from_http(&headers, body).unwrap(), &e);
+        }
+    }
+
+    #[test]
+    fn invalid_events_are_named() {
+        let cases: [(&str, &str); 5] = [
+            ("{", "malformed JSON"),
+            (
+                r#"{"specversion":"0.3","id":"1","source":"/s","type":"t"}"#,
+                "specversion \"0.3\" is not supported",
+            ),
+            (
+                r#"{"specversion":"1.0","source":"/s","type":"t"}"#,
+                "missing required attribute id",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"1","source":"/s","type":""}"#,
+                "attribute type must be a non-empty string",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","Bad_Ext":"x"}"#,
+                "extension name \"Bad_Ext\" is invalid",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = from_structured_json(body.as_bytes()).unwrap_err().0;
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+        let err =
+            from_batch(br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}, {"id":"2"}]"#)
+                .unwrap_err()
+                .0;
+        assert!(
+            err.starts_with("event [1]: missing required attribute specversion"),
+            "{err}"
+        );
+        let err = from_http(&HeaderMap::new(), b"hello".to_vec())
+            .unwrap_err()
+            .0;
+        assert!(err.starts_with("not a CloudEvent"), "{err}");
+    }
+
+    #[test]
+    fn header_values_are_percent_encoded() {
+        assert_eq!(percent_encode("a b\"%é"), "a%20b%22%25%C3%A9");
+    }
+}

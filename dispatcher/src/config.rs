@@ -1,0 +1,124 @@
+//! Command-line configuration of `ferry-dispatcher`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::egress::EgressSettings;
+use crate::log::ProducerSettings;
+
+/// Which halves of the data plane a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// HTTP in, log out.
+    Ingress,
+    /// Log in, HTTP out.
+    Egress,
+    /// Both.
+    All,
+}
+
+/// Flags of `ferry-dispatcher`.
+#[derive(Args, Clone, Debug)]
+pub struct DispatcherConfig {
+    /// The contract file (JSON; a mounted ConfigMap). Reloaded when it changes.
+    #[arg(long, env = "FERRY_CONTRACT")]
+    pub contract: PathBuf,
+    /// Which halves to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub role: Role,
+    /// Ingress listener (HTTP/1.1 and h2c).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Admin listener: /metrics, /healthz, /readyz.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Largest accepted request body; larger ones get 413.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// How often the contract file is checked for changes.
+    #[arg(long, default_value_t = 1000)]
+    pub contract_poll_ms: u64,
+    /// Events in flight per egress (consumed, not settled).
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Consumer-group session timeout.
+    #[arg(long, default_value_t = 10_000)]
+    pub session_timeout_ms: u32,
+    /// How often settled offsets are committed.
+    #[arg(long, default_value_t = 1000)]
+    pub commit_interval_ms: u32,
+    /// How long shutdown waits for in-flight deliveries.
+    #[arg(long, default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+    /// Producer `linger.ms`.
+    #[arg(long, default_value_t = 1)]
+    pub linger_ms: u32,
+    /// How long a write to the log may take before ingress answers 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub produce_timeout_ms: u64,
+    /// Seed for traffic-split choices (reproducible tests); random when unset.
+    #[arg(long)]
+    pub traffic_seed: Option<u64>,
+}
+
+impl DispatcherConfig {
+    /// A configuration with defaults for everything but the contract path and listeners.
+    pub fn new(contract: PathBuf, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
+        DispatcherConfig {
+            contract,
+            role: Role::All,
+            listen,
+            admin_listen,
+            max_body_bytes: 4 << 20,
+            contract_poll_ms: 1000,
+            max_in_flight: 256,
+            session_timeout_ms: 10_000,
+            commit_interval_ms: 1000,
+            drain_timeout_ms: 30_000,
+            linger_ms: 1,
+            produce_timeout_ms: 10_000,
+            traffic_seed: None,
+        }
+    }
+
+    /// Checks values clap cannot.
+    ///
+    /// # Errors
+    /// A zero where a positive number is needed, named with its flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--max-body-bytes", self.max_body_bytes as u64),
+            ("--contract-poll-ms", self.contract_poll_ms),
+            ("--max-in-flight", self.max_in_flight as u64),
+            ("--session-timeout-ms", u64::from(self.session_timeout_ms)),
+            ("--commit-interval-ms", u64::from(self.commit_interval_ms)),
+        ];
+        for (flag, value) in positive {
+            if value == 0 {
+                return Err(format!("{flag} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn egress_settings(&self) -> EgressSettings {
+        EgressSettings {
+            max_in_flight: self.max_in_flight,
+            session_timeout_ms: self.session_timeout_ms,
+            commit_interval_ms: self.commit_interval_ms,
+            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            seed: self.traffic_seed,
+            ..EgressSettings::default()
+        }
+    }
+
+    pub(crate) fn producer_settings(&self) -> ProducerSettings {
+        ProducerSettings {
+            linger_ms: self.linger_ms,
+            ..ProducerSettings::default()
+        }
+    }
+}

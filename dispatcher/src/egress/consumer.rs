@@ -1,0 +1,313 @@
+//! One egress's consumer loop: read records, map and filter them, hand them to delivery (per
+//! key in order, or concurrently), and store offsets only up to the lowest unsettled one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cloudevents::{AttributesReader, Event};
+use ferry_api::eventing::DeliveryOrder;
+use ferry_api::sources::InitialOffset;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::EgressSettings;
+use super::deliver::Deliverer;
+use super::source::{RecordView, map_record};
+use super::tracker::OffsetTracker;
+use crate::binding;
+use crate::metrics::{EgressOutcome, Metrics};
+
+/// Feeds librdkafka's statistics (consumer lag per partition) into the metrics.
+struct LagReporter {
+    metrics: Arc<Metrics>,
+    label: String,
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (id, p) in &t.partitions {
+                if p.partition >= 0 && p.consumer_lag >= 0 && p.fetch_state != "none" {
+                    self.metrics.lag(&self.label, topic, *id, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
+
+type EgressConsumer = StreamConsumer<LagReporter>;
+
+/// One consumed event on its way to delivery.
+struct Job {
+    event: Event,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    appended_ms: Option<i64>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// State shared by the loop and the delivery tasks.
+struct Shared {
+    deliverer: Deliverer,
+    consumer: EgressConsumer,
+    tracker: Mutex<OffsetTracker>,
+    /// Ordered mode: events waiting behind an in-flight event of the same (partition, key).
+    lanes: Mutex<HashMap<(i32, String), VecDeque<Job>>>,
+}
+
+/// Runs the egress until `stop` fires, then waits (bounded) for in-flight deliveries and
+/// commits what settled.
+///
+/// # Errors
+/// The consumer could not be created or subscribed.
+pub async fn run(
+    deliverer: Deliverer,
+    bootstrap: String,
+    topics: Vec<String>,
+    settings: EgressSettings,
+    stop: CancellationToken,
+) -> Result<(), rdkafka::error::KafkaError> {
+    let egress = &deliverer.egress;
+    let reset = match egress.initial_offset {
+        InitialOffset::Earliest => "earliest",
+        InitialOffset::Latest => "latest",
+    };
+    let context = LagReporter {
+        metrics: deliverer.metrics.clone(),
+        label: deliverer.label.clone(),
+    };
+    let consumer: EgressConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &egress.consumer_group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            settings.commit_interval_ms.to_string(),
+        )
+        .set("auto.offset.reset", reset)
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            settings.max_poll_interval_ms.to_string(),
+        )
+        .set(
+            "queued.max.messages.kbytes",
+            settings.prefetch_kbytes.to_string(),
+        )
+        .set(
+            "fetch.max.bytes",
+            (settings.prefetch_kbytes.max(1024) * 1024).to_string(),
+        )
+        .set("max.partition.fetch.bytes", "1048576")
+        .set("statistics.interval.ms", "5000")
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .create_with_context(context)?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    let ordered = egress.ordering == DeliveryOrder::Ordered;
+    let label = deliverer.label.clone();
+    let shared = Arc::new(Shared {
+        deliverer,
+        consumer,
+        tracker: Mutex::new(OffsetTracker::default()),
+        lanes: Mutex::new(HashMap::new()),
+    });
+    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+    tracing::info!(egress = %label, group = %shared.deliverer.egress.consumer_group, ?topics, "egress started");
+
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let message = tokio::select! {
+            _ = stop.cancelled() => break,
+            m = shared.consumer.recv() => m,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(egress = %label, error = %e, "consume failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let (topic, partition, offset) = (
+            message.topic().to_owned(),
+            message.partition(),
+            message.offset(),
+        );
+        let appended_ms = message.timestamp().to_millis();
+        lock(&shared.tracker).begin(&topic, partition, offset);
+        let record_key = message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned());
+        let decoded = decode(&shared.deliverer, &message);
+        drop(message);
+        let event = match decoded {
+            Ok(Some(event)) if shared.deliverer.filter.matches(&event) => event,
+            Ok(_) => {
+                shared
+                    .deliverer
+                    .metrics
+                    .egress(&label, EgressOutcome::Filtered);
+                settle(&shared, &topic, partition, offset);
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(egress = %label, %topic, partition, offset, error = %e, "record is not a valid CloudEvent; skipped");
+                shared
+                    .deliverer
+                    .metrics
+                    .egress(&label, EgressOutcome::Malformed);
+                settle(&shared, &topic, partition, offset);
+                continue;
+            }
+        };
+        let job = Job {
+            event,
+            topic,
+            partition,
+            offset,
+            appended_ms,
+            _permit: permit,
+        };
+        if ordered {
+            let key = binding::attribute(&job.event, "partitionkey")
+                .or(record_key)
+                .unwrap_or_default();
+            enqueue_ordered(&shared, (partition, key), job);
+        } else {
+            let shared = shared.clone();
+            tokio::spawn(async move { process(&shared, job).await });
+        }
+        shared
+            .deliverer
+            .metrics
+            .in_flight(&label, settings.max_in_flight - permits.available_permits());
+    }
+
+    // Drain: every permit back means every consumed event settled.
+    let max = u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX);
+    if tokio::time::timeout(settings.drain_timeout, permits.acquire_many(max))
+        .await
+        .is_err()
+    {
+        tracing::warn!(egress = %label, in_flight = lock(&shared.tracker).in_flight(), "stopping with deliveries in flight; they will be redelivered");
+    }
+    if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(egress = %label, error = %e, "final commit");
+    }
+    shared.consumer.unsubscribe();
+    tracing::info!(egress = %label, "egress stopped");
+    Ok(())
+}
+
+/// The event a record carries: a CloudEvent in binary or structured mode, or for a
+/// KafkaSource the mapped record. `Ok(None)`: not a CloudEvent (only possible for brokers and
+/// channels, whose records Ferry wrote itself).
+fn decode(
+    deliverer: &Deliverer,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<Option<Event>, binding::InvalidEvent> {
+    let headers: Vec<(&str, &[u8])> = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    match &deliverer.egress.source {
+        Some(mapping) => {
+            let view = RecordView {
+                topic: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis(),
+                key: m.key(),
+                value: m.payload(),
+                headers,
+            };
+            let r = &deliverer.egress.reference;
+            map_record(&view, &r.namespace, &r.name, mapping).map(Some)
+        }
+        None => match binding::from_kafka(headers.into_iter(), m.payload())? {
+            Some(event) => Ok(Some(event)),
+            None => Err(binding::InvalidEvent(
+                "record has no CloudEvents headers".into(),
+            )),
+        },
+    }
+}
+
+fn enqueue_ordered(shared: &Arc<Shared>, key: (i32, String), job: Job) {
+    {
+        let mut lanes = lock(&shared.lanes);
+        if let Some(queue) = lanes.get_mut(&key) {
+            queue.push_back(job);
+            return;
+        }
+        lanes.insert(key.clone(), VecDeque::new());
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let mut next = Some(job);
+        while let Some(job) = next {
+            process(&shared, job).await;
+            let mut lanes = lock(&shared.lanes);
+            next = lanes.get_mut(&key).and_then(VecDeque::pop_front);
+            if next.is_none() {
+                lanes.remove(&key);
+            }
+        }
+    });
+}
+
+async fn process(shared: &Shared, job: Job) {
+    let d = &shared.deliverer;
+    let outcome = d.deliver(&job.event).await;
+    d.metrics.egress(&d.label, outcome);
+    if outcome == EgressOutcome::Delivered
+        && let Some(ms) = job.appended_ms
+        && let Ok(since) = u64::try_from(chrono::Utc::now().timestamp_millis() - ms)
+    {
+        d.metrics.end_to_end(&d.label, Duration::from_millis(since));
+    }
+    tracing::debug!(egress = %d.label, event.id = %job.event.id(), ?outcome, "settled");
+    settle(shared, &job.topic, job.partition, job.offset);
+}
+
+fn settle(shared: &Shared, topic: &str, partition: i32, offset: i64) {
+    let Some(position) = lock(&shared.tracker).settle(topic, partition, offset) else {
+        return;
+    };
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, partition, Offset::Offset(position))
+        .is_ok()
+        && let Err(e) = shared.consumer.store_offsets(&tpl)
+    {
+        // The partition was revoked meanwhile; its new owner reads from the last commit.
+        tracing::debug!(%topic, partition, position, error = %e, "offset not stored");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

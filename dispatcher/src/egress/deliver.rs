@@ -1,0 +1,273 @@
+//! Delivering one event: HTTP attempts with Knative's retry rules, the reply, and the
+//! dead-letter sink with the `knativeerror*` extensions.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use base64::Engine;
+use bytes::Bytes;
+use cloudevents::{AttributesReader, Event};
+use ferry_api::contract::{DeliveryPolicy, Egress, Reply};
+use ferry_api::duck::DeliveryFormat;
+use http::HeaderMap;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tracing::Instrument;
+
+use super::filter::EventFilter;
+use super::policy::{Attempt, Verdict, decide};
+use super::traffic;
+use crate::binding;
+use crate::log::Log;
+use crate::metrics::{EgressOutcome, Metrics};
+
+/// Longest `knativeerrordata` value (Knative truncates the response body to 1024 bytes).
+pub const ERROR_DATA_MAX: usize = 1024;
+/// Largest response body read (a reply event, or error data).
+pub const REPLY_MAX: usize = 4 << 20;
+
+/// Everything one egress needs to deliver an event.
+pub struct Deliverer {
+    /// The contract's egress.
+    pub egress: Egress,
+    /// `Kind namespace/name` of the egress, for metrics and logs.
+    pub label: String,
+    /// Bootstrap servers and topic of the resource (where Trigger replies go).
+    pub reply_log: (String, String),
+    /// Compiled filters.
+    pub filter: EventFilter,
+    /// Shared HTTP client (connection pool).
+    pub http: reqwest::Client,
+    /// Log client for replies.
+    pub log: Arc<Log>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Traffic-split choices; seedable for tests.
+    pub rng: std::sync::Mutex<SmallRng>,
+}
+
+/// A response that ended the attempts successfully.
+struct Answer {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Why the attempts ended without success.
+struct Failure {
+    code: Option<u16>,
+    body: Bytes,
+}
+
+impl Deliverer {
+    /// A deliverer whose traffic-split choices follow `seed` (random when `None`).
+    pub fn rng(seed: Option<u64>) -> std::sync::Mutex<SmallRng> {
+        std::sync::Mutex::new(seed.map_or_else(SmallRng::from_os_rng, SmallRng::seed_from_u64))
+    }
+
+    /// Delivers `event`: to the destination with retries, its reply onwards, and on failure to
+    /// the dead-letter sink. Returns how the event was settled.
+    pub async fn deliver(&self, event: &Event) -> EgressOutcome {
+        let url = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            traffic::choose(&self.egress.destination, &mut *rng).to_owned()
+        };
+        let failure = match self.send(&url, event, &self.egress.delivery).await {
+            Ok(answer) => match self.reply(answer).await {
+                Ok(()) => return EgressOutcome::Delivered,
+                Err((dest, failure)) => (dest, failure),
+            },
+            Err(failure) => (url, failure),
+        };
+        self.dead_letter(event, &failure.0, failure.1).await
+    }
+
+    async fn reply(&self, answer: Answer) -> Result<(), (String, Failure)> {
+        let Some(reply) = &self.egress.reply else {
+            return Ok(());
+        };
+        let is_event = answer.headers.contains_key("ce-specversion")
+            || answer
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with(binding::STRUCTURED));
+        if !is_event {
+            return Ok(());
+        }
+        let event = match binding::from_http(&answer.headers, answer.body.to_vec()) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(egress = %self.label, error = %e, "reply is not a valid CloudEvent; ignored");
+                return Ok(());
+            }
+        };
+        match reply {
+            Reply::Url(url) => self
+                .send(url, &event, &self.egress.delivery)
+                .await
+                .map(drop)
+                .map_err(|f| (url.clone(), f)),
+            Reply::Resource => {
+                let (bootstrap, topic) = &self.reply_log;
+                self.log
+                    .append(bootstrap, topic, &event)
+                    .await
+                    .map_err(|e| {
+                        (
+                            format!("kafka://{topic}"),
+                            Failure {
+                                code: None,
+                                body: Bytes::from(e.to_string()),
+                            },
+                        )
+                    })
+            }
+        }
+    }
+
+    async fn dead_letter(&self, event: &Event, dest: &str, failure: Failure) -> EgressOutcome {
+        let id = event.id().to_owned();
+        let Some(dls) = &self.egress.delivery.dead_letter_sink else {
+            tracing::error!(egress = %self.label, event.id = %id, destination = %dest, code = ?failure.code, "event dropped: delivery failed and there is no dead-letter sink");
+            return EgressOutcome::Dropped;
+        };
+        let mut dead = event.clone();
+        dead.set_extension("knativeerrordest", dest);
+        if let Some(code) = failure.code {
+            dead.set_extension("knativeerrorcode", i64::from(code));
+        }
+        if !failure.body.is_empty() {
+            dead.set_extension("knativeerrordata", error_data(&failure.body).as_str());
+        }
+        match self.send(dls, &dead, &self.egress.delivery).await {
+            Ok(_) => EgressOutcome::DeadLettered,
+            Err(f) => {
+                tracing::error!(egress = %self.label, event.id = %id, dead_letter_sink = %dls, code = ?f.code, "event dropped: the dead-letter sink failed too");
+                EgressOutcome::Dropped
+            }
+        }
+    }
+
+    /// Attempts until success, a non-retryable answer, or the last retry.
+    async fn send(
+        &self,
+        url: &str,
+        event: &Event,
+        policy: &DeliveryPolicy,
+    ) -> Result<Answer, Failure> {
+        let structured = policy.format == DeliveryFormat::Json;
+        let (headers, body) = binding::to_http(event, structured);
+        let body = Bytes::from(body);
+        let mut attempt = 1;
+        loop {
+            let span = tracing::info_span!("delivery", event.id = %event.id(), egress = %self.label, url = %url, attempt);
+            let started = Instant::now();
+            let result = self
+                .attempt(url, &headers, body.clone(), event, policy)
+                .instrument(span)
+                .await;
+            self.metrics.attempt(&self.label, started.elapsed());
+            let (outcome, answer) = result;
+            match decide(policy, attempt, &outcome, SystemTime::now()) {
+                Verdict::Delivered => {
+                    return Ok(answer.unwrap_or(Answer {
+                        headers: HeaderMap::new(),
+                        body: Bytes::new(),
+                    }));
+                }
+                Verdict::RetryAfter(delay) => {
+                    self.metrics.egress(&self.label, EgressOutcome::Retried);
+                    tracing::debug!(egress = %self.label, event.id = %event.id(), ?outcome, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Verdict::GiveUp => {
+                    let code = match outcome {
+                        Attempt::Status { code, .. } => Some(code),
+                        _ => None,
+                    };
+                    let body = answer
+                        .map(|a| a.body)
+                        .unwrap_or_else(|| Bytes::from(format!("{outcome:?}")));
+                    return Err(Failure { code, body });
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        event: &Event,
+        policy: &DeliveryPolicy,
+    ) -> (Attempt, Option<Answer>) {
+        let mut request = self
+            .http
+            .post(url)
+            .headers(headers.clone())
+            .body(body)
+            .timeout(std::time::Duration::from_millis(policy.timeout_ms));
+        if let Some(tp) = event.extension("traceparent") {
+            request = request.header("traceparent", tp.to_string());
+        }
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return (Attempt::Timeout, None),
+            Err(_) => return (Attempt::Connection, None),
+        };
+        let code = response.status().as_u16();
+        let headers = response.headers().clone();
+        let retry_after = headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // Bounded read: at most REPLY_MAX bytes, within the attempt's timeout.
+        let mut body = Vec::new();
+        let read = async {
+            while let Ok(Some(chunk)) = response.chunk().await {
+                if body.len() + chunk.len() > REPLY_MAX {
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+        };
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(policy.timeout_ms), read).await;
+        let body = Bytes::from(body);
+        (
+            Attempt::Status { code, retry_after },
+            Some(Answer { headers, body }),
+        )
+    }
+}
+
+/// `knativeerrordata`: the response body, as text when it is UTF-8 and base64 otherwise,
+/// truncated to [`ERROR_DATA_MAX`] bytes.
+pub fn error_data(body: &[u8]) -> String {
+    let body = &body[..body.len().min(ERROR_DATA_MAX)];
+    match std::str::from_utf8(body) {
+        Ok(text) => text.to_owned(),
+        // A cut through a multi-byte character: keep the valid prefix.
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&body[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => base64::engine::general_purpose::STANDARD.encode(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_data;
+
+    #[test]
+    fn error_data_is_truncated_text_or_base64() {
+        assert_eq!(error_data(b"boom"), "boom");
+        assert_eq!(error_data(&vec![b'x'; 5000]).len(), 1024);
+        assert_eq!(error_data(&[0xff, 0xfe]), "//4=");
+        let mut cut = vec![b'a'; 1023];
+        cut.extend("é".as_bytes());
+        assert_eq!(error_data(&cut).len(), 1023);
+    }
+}

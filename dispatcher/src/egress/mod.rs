@@ -1,0 +1,192 @@
+//! Egress: one consumer group per Trigger, Subscription and KafkaSource, delivering what it
+//! reads with Knative's delivery semantics.
+//!
+//! [`EgressSet::apply`] reconciles the running egresses with a contract: unchanged ones keep
+//! running untouched, changed ones are drained and restarted, removed ones are drained and
+//! stopped, new ones start.
+
+mod consumer;
+pub mod deliver;
+pub mod filter;
+pub mod policy;
+pub mod source;
+pub mod tracker;
+pub mod traffic;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_api::contract::{Contract, Egress};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::log::Log;
+use crate::metrics::Metrics;
+use deliver::Deliverer;
+use filter::EventFilter;
+
+/// Knobs shared by every egress.
+#[derive(Clone, Debug)]
+pub struct EgressSettings {
+    /// Events consumed and not yet settled, per egress (memory bound and concurrency limit).
+    pub max_in_flight: usize,
+    /// Consumer-group session timeout.
+    pub session_timeout_ms: u32,
+    /// `max.poll.interval.ms`: a consumer that cannot take a new record for this long (all
+    /// in-flight slots busy) leaves the group and its records are redelivered.
+    pub max_poll_interval_ms: u32,
+    /// How often stored offsets are committed.
+    pub commit_interval_ms: u32,
+    /// Memory librdkafka may use for prefetched records, per egress.
+    pub prefetch_kbytes: u32,
+    /// How long a stopping egress waits for in-flight deliveries.
+    pub drain_timeout: Duration,
+    /// Seed for traffic-split choices (tests); random when `None`.
+    pub seed: Option<u64>,
+}
+
+impl Default for EgressSettings {
+    fn default() -> Self {
+        EgressSettings {
+            max_in_flight: 256,
+            session_timeout_ms: 10_000,
+            max_poll_interval_ms: 300_000,
+            commit_interval_ms: 1000,
+            prefetch_kbytes: 1024,
+            drain_timeout: Duration::from_secs(30),
+            seed: None,
+        }
+    }
+}
+
+/// What an egress runs from; a change in any part restarts it.
+#[derive(Clone, Debug, PartialEq)]
+struct Spec {
+    bootstrap: String,
+    topics: Vec<String>,
+    reply_topic: String,
+    egress: Egress,
+}
+
+struct Running {
+    spec: Spec,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// The running egresses of a dispatcher.
+pub struct EgressSet {
+    settings: EgressSettings,
+    http: reqwest::Client,
+    log: Arc<Log>,
+    metrics: Arc<Metrics>,
+    running: HashMap<String, Running>,
+}
+
+impl EgressSet {
+    /// An empty set.
+    pub fn new(settings: EgressSettings, log: Arc<Log>, metrics: Arc<Metrics>) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        EgressSet {
+            settings,
+            http,
+            log,
+            metrics,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Uids of the running egresses.
+    pub fn running(&self) -> Vec<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// Makes the running egresses match the contract.
+    pub async fn apply(&mut self, contract: &Contract) {
+        let mut wanted: HashMap<String, Spec> = HashMap::new();
+        for resource in &contract.resources {
+            for egress in &resource.egresses {
+                let spec = Spec {
+                    bootstrap: resource.bootstrap_servers.clone(),
+                    topics: resource.topics.clone(),
+                    reply_topic: resource.topics.first().cloned().unwrap_or_default(),
+                    egress: egress.clone(),
+                };
+                wanted.insert(egress.uid.clone(), spec);
+            }
+        }
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(uid, r)| wanted.get(*uid) != Some(&r.spec))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        let mut stopping = Vec::new();
+        for uid in stale {
+            if let Some(r) = self.running.remove(&uid) {
+                r.stop.cancel();
+                stopping.push(r.task);
+            }
+        }
+        // Drain changed egresses before their replacements join the same group.
+        for task in stopping {
+            let _ = task.await;
+        }
+        for (uid, spec) in wanted {
+            if self.running.contains_key(&uid) {
+                continue;
+            }
+            match self.start(spec.clone()) {
+                Ok((stop, task)) => {
+                    self.running.insert(uid, Running { spec, stop, task });
+                }
+                Err(e) => {
+                    tracing::error!(egress = %spec.egress.reference, error = %e, "egress not started")
+                }
+            }
+        }
+    }
+
+    fn start(&self, spec: Spec) -> Result<(CancellationToken, JoinHandle<()>), String> {
+        let filter = EventFilter::compile(&spec.egress.filter_attributes, &spec.egress.filters)
+            .map_err(|e| e.to_string())?;
+        let deliverer = Deliverer {
+            label: spec.egress.reference.to_string(),
+            reply_log: (spec.bootstrap.clone(), spec.reply_topic.clone()),
+            filter,
+            http: self.http.clone(),
+            log: self.log.clone(),
+            metrics: self.metrics.clone(),
+            rng: Deliverer::rng(self.settings.seed),
+            egress: spec.egress,
+        };
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let settings = self.settings.clone();
+        let task = tokio::spawn(async move {
+            let label = deliverer.label.clone();
+            if let Err(e) =
+                consumer::run(deliverer, spec.bootstrap, spec.topics, settings, token).await
+            {
+                tracing::error!(egress = %label, error = %e, "egress failed to start its consumer");
+            }
+        });
+        Ok((stop, task))
+    }
+
+    /// Stops every egress, draining in-flight deliveries.
+    pub async fn shutdown(&mut self) {
+        for r in self.running.values() {
+            r.stop.cancel();
+        }
+        for (_, r) in self.running.drain() {
+            let _ = r.task.await;
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Traffic splitting: each event goes to one revision, picked by weight.
+
+use ferry_api::contract::{RevisionTarget, Target};
+use rand::Rng;
+
+/// Picks the URL for one event: the target's URL, or a revision drawn with probability
+/// `percent / 100`.
+pub fn choose<'a>(target: &'a Target, rng: &mut impl Rng) -> &'a str {
+    match target {
+        Target::Url(url) => url,
+        Target::Revisions(revisions) => pick(revisions, rng.random_range(0..100)),
+    }
+}
+
+/// The revision whose cumulative percent range holds `roll` (0..100).
+fn pick(revisions: &[RevisionTarget], roll: u32) -> &str {
+    let mut upper = 0;
+    for r in revisions {
+        upper += r.percent;
+        if roll < upper {
+            return &r.url;
+        }
+    }
+    revisions.last().map_or("", |r| r.url.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    #[test]
+    fn split_follows_percents() {
+        let rev = |n: &str, p| RevisionTarget {
+            revision: n.into(),
+            url: format!("http://{n}"),
+            percent: p,
+        };
+        let target = Target::Revisions(vec![rev("a", 80), rev("b", 20), rev("c", 0)]);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..10_000 {
+            *counts.entry(choose(&target, &mut rng)).or_insert(0) += 1;
+        }
+        let a = counts["http://a"];
+        assert!((7_700..8_300).contains(&a), "a got {a} of 10000");
+        assert!(!counts.contains_key("http://c"), "0% gets nothing");
+        assert_eq!(
+            choose(&Target::Url("http://x".into()), &mut rng),
+            "http://x"
+        );
+    }
+}

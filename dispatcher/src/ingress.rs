@@ -1,0 +1,198 @@
+//! Ingress: `POST /<namespace>/<name>` takes CloudEvents (binary, structured or batched mode)
+//! and answers `202` only after the log acknowledged every event with `acks=all`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use cloudevents::Event;
+use ferry_api::contract::Contract;
+use tracing::Instrument;
+
+use crate::binding;
+use crate::log::{Log, LogError};
+use crate::metrics::Metrics;
+
+/// Where a path's events are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Bootstrap servers of the log.
+    pub bootstrap: String,
+    /// Topic of the Broker or KafkaChannel.
+    pub topic: String,
+}
+
+/// Ingress paths → topics, rebuilt from each contract.
+#[derive(Debug, Default)]
+pub struct Routes(HashMap<String, Route>);
+
+impl Routes {
+    /// The routes of a contract's resources that have an ingress.
+    pub fn from_contract(contract: &Contract) -> Self {
+        Routes(
+            contract
+                .resources
+                .iter()
+                .filter_map(|r| {
+                    let ingress = r.ingress.as_ref()?;
+                    let topic = r.topics.first()?.clone();
+                    Some((
+                        ingress.path.clone(),
+                        Route {
+                            bootstrap: r.bootstrap_servers.clone(),
+                            topic,
+                        },
+                    ))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// What the ingress handler shares.
+pub struct Ingress {
+    /// Current routes; swapped whole on contract change.
+    pub routes: RwLock<Arc<Routes>>,
+    /// The log client.
+    pub log: Arc<Log>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted body in bytes.
+    pub max_body: usize,
+}
+
+impl Ingress {
+    /// Replaces the routes.
+    pub fn apply(&self, contract: &Contract) {
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Routes::from_contract(contract));
+    }
+
+    fn route(&self, path: &str) -> Option<Route> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(path.trim_end_matches('/'))
+            .cloned()
+    }
+}
+
+/// The ingress router: every path goes to one handler.
+pub fn router(ingress: Arc<Ingress>) -> Router {
+    Router::new().fallback(handle).with_state(ingress)
+}
+
+fn reject(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message + "\n",
+    )
+        .into_response()
+}
+
+async fn handle(
+    State(ingress): State<Arc<Ingress>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().to_owned();
+    let Some(route) = ingress.route(&path) else {
+        ingress.metrics.ingress("unknown", "unknown_path", 1);
+        return reject(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no Broker or KafkaChannel at {path}; post to /<namespace>/<name> of an existing one"
+            ),
+        );
+    };
+    if method != Method::POST {
+        ingress.metrics.ingress(&path, "method", 1);
+        let mut response = reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not accepted; POST CloudEvents to {path}"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        reject(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds the {} byte limit", ingress.max_body),
+        )
+    };
+    if declared.is_some_and(|n| n > ingress.max_body) {
+        ingress.metrics.ingress(&path, "too_large", 1);
+        return too_large();
+    }
+    let body = match to_bytes(body, ingress.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            ingress.metrics.ingress(&path, "too_large", 1);
+            return too_large();
+        }
+    };
+    let batch = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(binding::BATCH));
+    let parsed = if batch {
+        binding::from_batch(&body)
+    } else {
+        binding::from_http(&headers, body.to_vec()).map(|e| vec![e])
+    };
+    let mut events = match parsed {
+        Ok(events) => events,
+        Err(e) => {
+            ingress.metrics.ingress(&path, "invalid", 1);
+            return reject(StatusCode::BAD_REQUEST, e.0);
+        }
+    };
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        for event in &mut events {
+            if event.extension("traceparent").is_none() {
+                event.set_extension("traceparent", traceparent);
+            }
+        }
+    }
+    let count = events.len() as u64;
+    match append_all(&ingress, &route, &events).await {
+        Ok(()) => {
+            ingress.metrics.ingress(&path, "accepted", count);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => {
+            ingress.metrics.ingress(&path, "unavailable", count);
+            let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> Result<(), LogError> {
+    let appends = events.iter().map(|event| {
+        let span = tracing::info_span!("ingress", event.id = %cloudevents::AttributesReader::id(event), topic = %route.topic);
+        ingress.log.append(&route.bootstrap, &route.topic, event).instrument(span)
+    });
+    // A batch is appended concurrently, not one round trip per event.
+    for result in futures::future::join_all(appends).await {
+        result?;
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! Ferry's data plane.
+//!
+//! The dispatcher takes CloudEvents in over HTTP (ingress), stores them in a Kafka-protocol log,
+//! and delivers them to subscribers (egress) with Knative's delivery semantics. It speaks only
+//! HTTP and the Kafka protocol, so it runs the same against Ferry's embedded broker and a real
+//! Kafka cluster, and it routes by the [contract](ferry_api::contract) the operator or
+//! `ferry dev` compiles — it never talks to the Kubernetes API.
+#![forbid(unsafe_code)]
+
+pub mod binding;
+pub mod config;
+pub mod egress;
+pub mod ingress;
+pub mod log;
+pub mod metrics;
+mod server;
+
+pub use server::{RunningDispatcher, StartError, start};

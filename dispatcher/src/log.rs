@@ -1,0 +1,127 @@
+//! Writing events to the log: one idempotent `acks=all` producer per bootstrap-server list.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cloudevents::Event;
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::binding;
+
+/// Why an append failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The topic does not exist (yet).
+    #[error("topic {0} does not exist; the operator creates it when the resource is reconciled")]
+    UnknownTopic(String),
+    /// The log did not acknowledge the write.
+    #[error("the log did not acknowledge the write: {0}")]
+    Unavailable(String),
+}
+
+/// Producer settings.
+#[derive(Clone, Debug)]
+pub struct ProducerSettings {
+    /// `linger.ms`: how long the producer waits to batch records.
+    pub linger_ms: u32,
+    /// `message.timeout.ms`: how long an append may take before it fails.
+    pub timeout: Duration,
+    /// `queue.buffering.max.kbytes`: memory for records waiting to be sent.
+    pub max_buffer_kbytes: u32,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        ProducerSettings {
+            linger_ms: 1,
+            timeout: Duration::from_secs(10),
+            max_buffer_kbytes: 16 * 1024,
+        }
+    }
+}
+
+/// Appends CloudEvents to Kafka topics.
+pub struct Log {
+    settings: ProducerSettings,
+    producers: Mutex<HashMap<String, FutureProducer>>,
+}
+
+impl Log {
+    /// A log client with these producer settings.
+    pub fn new(settings: ProducerSettings) -> Arc<Self> {
+        Arc::new(Log {
+            settings,
+            producers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn producer(&self, bootstrap: &str) -> Result<FutureProducer, LogError> {
+        let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = producers.get(bootstrap) {
+            return Ok(p.clone());
+        }
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", self.settings.linger_ms.to_string())
+            .set(
+                "message.timeout.ms",
+                self.settings.timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.kbytes",
+                self.settings.max_buffer_kbytes.to_string(),
+            )
+            .set("topic.metadata.refresh.interval.ms", "10000")
+            .create()
+            .map_err(|e| {
+                LogError::Unavailable(format!("cannot create a producer for {bootstrap}: {e}"))
+            })?;
+        producers.insert(bootstrap.to_owned(), producer.clone());
+        Ok(producer)
+    }
+
+    /// Appends one event in Kafka binary content mode, keyed by `partitionkey`, and waits
+    /// for the acknowledgement of all in-sync replicas.
+    ///
+    /// # Errors
+    /// [`LogError::UnknownTopic`] or [`LogError::Unavailable`].
+    pub async fn append(
+        &self,
+        bootstrap: &str,
+        topic: &str,
+        event: &Event,
+    ) -> Result<(), LogError> {
+        let producer = self.producer(bootstrap)?;
+        let record = binding::to_kafka(event);
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut out = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = &record.key {
+            out = out.key(key.as_str());
+        }
+        if let Some(value) = &record.value {
+            out = out.payload(value.as_slice());
+        }
+        match producer.send(out, Duration::from_millis(0)).await {
+            Ok(_) => Ok(()),
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ),
+                _,
+            )) => Err(LogError::UnknownTopic(topic.to_owned())),
+            Err((e, _)) => Err(LogError::Unavailable(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The dispatcher's Prometheus metrics, served as text on the admin port's `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels2 = [(&'static str, String); 2];
+type Labels1 = [(&'static str, String); 1];
+type Labels3 = [(&'static str, String); 3];
+
+fn latency() -> Histogram {
+    // 100 µs .. ~52 s
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 20))
+}
+
+/// Everything the dispatcher counts.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    ingress: Family<Labels2, Counter>,
+    egress: Family<Labels2, Counter>,
+    delivery_seconds: Family<Labels1, Histogram>,
+    end_to_end_seconds: Family<Labels1, Histogram>,
+    in_flight: Family<Labels1, Gauge>,
+    lag: Family<Labels3, Gauge>,
+    generation: Gauge<u64, AtomicU64>,
+    contract_rejected: Counter,
+}
+
+/// Outcomes an egress counts per event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EgressOutcome {
+    /// Delivered with a 2xx.
+    Delivered,
+    /// One retry scheduled.
+    Retried,
+    /// Sent to the dead-letter sink.
+    DeadLettered,
+    /// Given up without a dead-letter sink (or the sink failed too).
+    Dropped,
+    /// Did not pass the filters.
+    Filtered,
+    /// A record that is not a valid CloudEvent.
+    Malformed,
+}
+
+impl EgressOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            EgressOutcome::Delivered => "delivered",
+            EgressOutcome::Retried => "retried",
+            EgressOutcome::DeadLettered => "dead_lettered",
+            EgressOutcome::Dropped => "dropped",
+            EgressOutcome::Filtered => "filtered",
+            EgressOutcome::Malformed => "malformed",
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ferry_dispatcher");
+        let m = Metrics {
+            ingress: Family::default(),
+            egress: Family::default(),
+            delivery_seconds: Family::new_with_constructor(latency),
+            end_to_end_seconds: Family::new_with_constructor(latency),
+            in_flight: Family::default(),
+            lag: Family::default(),
+            generation: Gauge::default(),
+            contract_rejected: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "ingress_events",
+            "Events posted to ingress, by path and outcome (accepted or the rejection reason)",
+            m.ingress.clone(),
+        );
+        registry.register(
+            "egress_events",
+            "Events handled by an egress, by outcome",
+            m.egress.clone(),
+        );
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "Duration of each delivery attempt, per egress",
+            m.delivery_seconds.clone(),
+        );
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from the event's append to the log until it was delivered, per egress",
+            m.end_to_end_seconds.clone(),
+        );
+        registry.register(
+            "in_flight_events",
+            "Events consumed and not yet settled, per egress",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Records behind the end of the partition, per egress",
+            m.lag.clone(),
+        );
+        registry.register(
+            "contract_generation",
+            "Generation of the contract in force",
+            m.generation.clone(),
+        );
+        registry.register(
+            "contract_rejected",
+            "Contract files rejected (the previous one stays in force)",
+            m.contract_rejected.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Counts an ingress request's outcome (`accepted`, `invalid`, `too_large`, `unknown_path`,
+    /// `unavailable`, `method`).
+    pub fn ingress(&self, path: &str, outcome: &str, events: u64) {
+        self.ingress
+            .get_or_create(&[("path", path.to_owned()), ("outcome", outcome.to_owned())])
+            .inc_by(events);
+    }
+
+    /// Counts one egress outcome.
+    pub fn egress(&self, egress: &str, outcome: EgressOutcome) {
+        self.egress
+            .get_or_create(&[
+                ("egress", egress.to_owned()),
+                ("outcome", outcome.label().to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Records one attempt's duration.
+    pub fn attempt(&self, egress: &str, took: Duration) {
+        self.delivery_seconds
+            .get_or_create(&[("egress", egress.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records append-to-delivery latency.
+    pub fn end_to_end(&self, egress: &str, took: Duration) {
+        self.end_to_end_seconds
+            .get_or_create(&[("egress", egress.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the in-flight gauge of an egress.
+    pub fn in_flight(&self, egress: &str, n: usize) {
+        self.in_flight
+            .get_or_create(&[("egress", egress.to_owned())])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the lag of one partition.
+    pub fn lag(&self, egress: &str, topic: &str, partition: i32, lag: i64) {
+        self.lag
+            .get_or_create(&[
+                ("egress", egress.to_owned()),
+                ("topic", topic.to_owned()),
+                ("partition", partition.to_string()),
+            ])
+            .set(lag);
+    }
+
+    /// Records the contract generation in force.
+    pub fn contract_applied(&self, generation: u64) {
+        self.generation.set(generation);
+    }
+
+    /// Counts a rejected contract.
+    pub fn contract_rejected(&self) {
+        self.contract_rejected.inc();
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

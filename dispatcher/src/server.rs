@@ -1,0 +1,246 @@
+//! A running dispatcher: ingress and admin listeners, the egress set, and the contract
+//! watcher that feeds both.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use ferry_api::contract::Contract;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{DispatcherConfig, Role};
+use crate::egress::EgressSet;
+use crate::ingress::{self, Ingress};
+use crate::log::Log;
+use crate::metrics::Metrics;
+
+/// Errors starting the dispatcher.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A flag value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}; pick a free address")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+struct Shared {
+    metrics: Arc<Metrics>,
+    ingress: Option<Arc<Ingress>>,
+    egress: Option<Mutex<EgressSet>>,
+    /// Generation in force; `None` until the first valid contract.
+    generation: watch::Sender<Option<u64>>,
+    stopping: watch::Sender<bool>,
+}
+
+/// A dispatcher serving in this process.
+pub struct RunningDispatcher {
+    /// Ingress address (when the role has ingress).
+    pub http_addr: Option<SocketAddr>,
+    /// Admin address.
+    pub admin_addr: SocketAddr,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a dispatcher.
+///
+/// # Errors
+/// Invalid flags or a listener that cannot bind.
+pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let metrics = Arc::new(Metrics::default());
+    let log = Log::new(config.producer_settings());
+    let with_ingress = matches!(config.role, Role::Ingress | Role::All);
+    let with_egress = matches!(config.role, Role::Egress | Role::All);
+    let ingress = with_ingress.then(|| {
+        Arc::new(Ingress {
+            routes: Default::default(),
+            log: log.clone(),
+            metrics: metrics.clone(),
+            max_body: config.max_body_bytes,
+        })
+    });
+    let egress = with_egress.then(|| {
+        Mutex::new(EgressSet::new(
+            config.egress_settings(),
+            log.clone(),
+            metrics.clone(),
+        ))
+    });
+    let shared = Arc::new(Shared {
+        metrics,
+        ingress,
+        egress,
+        generation: watch::channel(None).0,
+        stopping: watch::channel(false).0,
+    });
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let mut tasks = Vec::new();
+    let mut http_addr = None;
+    if let Some(ingress) = &shared.ingress {
+        let listener = bind(config.listen).await?;
+        http_addr = listener.local_addr().ok();
+        tasks.push(tokio::spawn(serve(
+            listener,
+            ingress::router(ingress.clone()),
+            shared.stopping.subscribe(),
+            "ingress",
+        )));
+    }
+    let admin = bind(config.admin_listen).await?;
+    let admin_addr = admin.local_addr().map_err(|source| StartError::Bind {
+        addr: config.admin_listen,
+        source,
+    })?;
+    let admin_app = Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(shared.clone());
+    tasks.push(tokio::spawn(serve(
+        admin,
+        admin_app,
+        shared.stopping.subscribe(),
+        "admin",
+    )));
+    tasks.push(tokio::spawn(watch_contract(
+        shared.clone(),
+        config.contract.clone(),
+        Duration::from_millis(config.contract_poll_ms),
+    )));
+    Ok(RunningDispatcher {
+        http_addr,
+        admin_addr,
+        shared,
+        tasks,
+    })
+}
+
+impl RunningDispatcher {
+    /// Stops accepting requests, drains egresses (bounded by the drain timeout) and commits
+    /// what settled.
+    pub async fn shutdown(self) {
+        self.shared.stopping.send_replace(true);
+        if let Some(egress) = &self.shared.egress {
+            egress.lock().await.shutdown().await;
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    /// The contract generation in force, once one is.
+    pub fn generation(&self) -> Option<u64> {
+        *self.shared.generation.borrow()
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stopping: watch::Receiver<bool>,
+    what: &'static str,
+) {
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "{what} server failed");
+    }
+}
+
+async fn render_metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if *shared.stopping.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        );
+    }
+    match *shared.generation.borrow() {
+        Some(g) => (StatusCode::OK, format!("generation {g}\n")),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no valid contract applied yet\n".to_owned(),
+        ),
+    }
+}
+
+/// Polls the contract file (a ConfigMap mount is swapped through a symlink, which file
+/// notifications miss) and applies each new valid version; an invalid one is logged, counted
+/// and ignored, and the last good contract stays in force.
+async fn watch_contract(shared: Arc<Shared>, path: PathBuf, every: Duration) {
+    let mut last: Option<Vec<u8>> = None;
+    let mut stopping = shared.stopping.subscribe();
+    loop {
+        match tokio::fs::read(&path).await {
+            Ok(bytes) if last.as_ref() != Some(&bytes) => {
+                match Contract::from_json(&bytes) {
+                    Ok(contract) => apply(&shared, &contract).await,
+                    Err(reason) => {
+                        shared.metrics.contract_rejected();
+                        tracing::error!(path = %path.display(), %reason, "contract rejected; the previous one stays in force");
+                    }
+                }
+                last = Some(bytes);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if last.is_some() {
+                    tracing::warn!(path = %path.display(), error = %e, "contract file unreadable; the previous one stays in force");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn apply(shared: &Shared, contract: &Contract) {
+    if let Some(ingress) = &shared.ingress {
+        ingress.apply(contract);
+    }
+    if let Some(egress) = &shared.egress {
+        egress.lock().await.apply(contract).await;
+    }
+    shared.metrics.contract_applied(contract.generation);
+    shared.generation.send_replace(Some(contract.generation));
+    tracing::info!(
+        generation = contract.generation,
+        resources = contract.resources.len(),
+        "contract applied"
+    );
+}

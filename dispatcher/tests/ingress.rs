@@ -1,0 +1,180 @@
+//! Ingress over real HTTP into the embedded broker: every mode accepted with 202 after the
+//! write, and every kind of bad input answered with its status and reason, writing nothing.
+
+mod support;
+
+use support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepts_binary_structured_and_batched_events() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, vec![])]),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let url = d.url("/default/orders");
+
+    let (status, _) = post_event(&client, &url, "b-1", "order.created", &[], r#"{"n":1}"#).await;
+    assert_eq!(status, 202);
+    let structured =
+        r#"{"specversion":"1.0","id":"s-1","source":"/t","type":"order.created","data":{"n":2}}"#;
+    let r = client
+        .post(&url)
+        .header("content-type", "application/cloudevents+json")
+        .body(structured)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let batch = r#"[{"specversion":"1.0","id":"m-1","source":"/t","type":"x"},{"specversion":"1.0","id":"m-2","source":"/t","type":"x"}]"#;
+    let r = client
+        .post(&url)
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // h2c (prior knowledge) on the same port.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let (status, _) = post_event(&h2, &url, "h2-1", "order.created", &[], "{}").await;
+    assert_eq!(status, 202);
+    assert_eq!(log.records("orders", 1), 5, "202 means written");
+    assert!(
+        d.metric(
+            "ferry_dispatcher_ingress_events_total{path=\"/default/orders\",outcome=\"accepted\"}"
+        ) >= 5.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_exact_status_and_reason_and_writes_nothing() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, vec![])]),
+        &["--max-body-bytes", "1024"],
+    );
+    let client = reqwest::Client::new();
+    let url = d.url("/default/orders");
+    let structured = |body: &'static str| {
+        client
+            .post(&url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body)
+    };
+
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (structured("{not json"), 400, "malformed JSON"),
+        (
+            structured(r#"{"specversion":"1.0","source":"/t","type":"x"}"#),
+            400,
+            "missing required attribute id",
+        ),
+        (
+            structured(r#"{"specversion":"0.3","id":"1","source":"/t","type":"x"}"#),
+            400,
+            "specversion \"0.3\" is not supported; send CloudEvents 1.0",
+        ),
+        (
+            structured(r#"{"specversion":"1.0","id":"1","source":"/t","type":"x","Bad-Name":"v"}"#),
+            400,
+            "extension name \"Bad-Name\" is invalid",
+        ),
+        (
+            client
+                .post(&url)
+                .header("ce-specversion", "1.0")
+                .header("ce-id", "1")
+                .header("ce-source", "/t"),
+            400,
+            "invalid CloudEvent",
+        ),
+        (
+            client
+                .post(&url)
+                .header("ce-specversion", "2.0")
+                .header("ce-id", "1")
+                .header("ce-source", "/t")
+                .header("ce-type", "x"),
+            400,
+            "specversion \"2.0\" is not supported",
+        ),
+        (client.post(&url).body("hello"), 400, "not a CloudEvent"),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(r#"{"a":1}"#),
+            400,
+            "a batch must be a JSON array",
+        ),
+        (
+            structured(Box::leak(
+                format!(
+                    r#"{{"specversion":"1.0","id":"1","source":"/t","type":"x","data":"{}"}}"#,
+                    "x".repeat(2000)
+                )
+                .into_boxed_str(),
+            )),
+            413,
+            "body exceeds the 1024 byte limit",
+        ),
+        (
+            client.post(d.url("/default/missing")),
+            404,
+            "no Broker or KafkaChannel at /default/missing",
+        ),
+        (client.get(&url), 405, "GET is not accepted"),
+    ];
+    for (request, status, reason) in cases {
+        let response = request.send().await.unwrap();
+        let got = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(got, status, "{body}");
+        assert!(body.contains(reason), "expected {reason:?} in {body:?}");
+    }
+    assert_eq!(log.records("orders", 1), 0, "nothing written");
+    assert_eq!(
+        d.metric(
+            "ferry_dispatcher_ingress_events_total{path=\"/default/orders\",outcome=\"invalid\"}"
+        ),
+        8.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_log_answers_503_with_retry_after() {
+    // Nothing listens on the log's address: the write is never acknowledged.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("ghost", &closed, vec![])]),
+        &["--produce-timeout-ms", "1500"],
+    );
+    let client = reqwest::Client::new();
+    let response = client
+        .post(d.url("/default/ghost"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "1")
+        .header("ce-source", "/t")
+        .header("ce-type", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("the log did not acknowledge the write"),
+        "{body}"
+    );
+}

@@ -1,0 +1,275 @@
+//! A whole data plane on 127.0.0.1 for the dispatcher's tests: the embedded broker (in this
+//! process), the `ferry-dispatcher` binary (a real child process, so it can be killed), and
+//! test sinks from `ferry-testkit`.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use ferry_api::contract::{
+    Contract, ContractResource, DeliveryPolicy, Egress, Ingress, ObjectRef, Target,
+};
+use ferry_broker::{Broker, BrokerConfig, RunningBroker};
+use ferry_testkit::process::{Process, http_get};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+pub use ferry_testkit::process::eventually;
+#[allow(unused_imports)]
+pub use ferry_testkit::sink::{Rule, Sink};
+
+#[derive(Parser)]
+struct BrokerCli {
+    #[command(flatten)]
+    config: BrokerConfig,
+}
+
+/// The embedded broker, started in this process on a temporary directory.
+pub struct Log {
+    pub running: Option<RunningBroker>,
+    pub bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Log {
+    pub async fn start() -> Log {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = BrokerCli::parse_from([
+            "ferry-broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ]);
+        let running = Broker::start(cli.config).await.expect("broker starts");
+        let bootstrap = running.kafka_addr.to_string();
+        Log {
+            running: Some(running),
+            bootstrap,
+            _dir: dir,
+        }
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .expect("create topics");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+
+    /// Records in a topic (sum of high watermarks).
+    pub fn records(&self, topic: &str, partitions: i32) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "watermarks")
+            .create()
+            .unwrap();
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .map(|(_, high)| high)
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+/// A `ferry-dispatcher` child process with its contract file.
+pub struct Dispatcher {
+    pub process: Option<Process>,
+    pub contract_path: PathBuf,
+    pub http: String,
+    pub admin: std::net::SocketAddr,
+    extra: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Dispatcher {
+    /// Starts a dispatcher (role all) on `contract` and waits until it applied it.
+    pub fn start(contract: &Contract, extra: &[&str]) -> Dispatcher {
+        let dir = tempfile::tempdir().unwrap();
+        let contract_path = dir.path().join("contract.json");
+        std::fs::write(&contract_path, serde_json::to_vec_pretty(contract).unwrap()).unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let (process, http, admin) = spawn(&contract_path, &extra);
+        let d = Dispatcher {
+            process: Some(process),
+            contract_path,
+            http,
+            admin,
+            extra,
+            _dir: dir,
+        };
+        d.wait_for_generation(contract.generation);
+        d
+    }
+
+    /// Writes a new contract file (the dispatcher polls it).
+    pub fn write_contract(&self, contract: &Contract) {
+        let tmp = self.contract_path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(contract).unwrap()).unwrap();
+        std::fs::rename(tmp, &self.contract_path).unwrap();
+    }
+
+    /// Writes raw bytes as the contract file.
+    pub fn write_raw(&self, bytes: &[u8]) {
+        std::fs::write(&self.contract_path, bytes).unwrap();
+    }
+
+    pub fn wait_for_generation(&self, generation: u64) {
+        let want = format!("generation {generation}");
+        eventually(&want, Duration::from_secs(15), || {
+            self.admin_get("/readyz").contains(&want).then_some(())
+        });
+    }
+
+    pub fn admin_get(&self, path: &str) -> String {
+        http_get(self.admin, path)
+    }
+
+    /// The value of a metric line starting with `prefix` (0 when absent).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.admin_get("/metrics")
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    pub fn kill9(&mut self) {
+        self.process.take().expect("running").kill9();
+    }
+
+    pub fn stop(&mut self) {
+        self.process.take().expect("running").stop();
+    }
+
+    /// Starts again on the same contract file and flags (new ports).
+    pub fn restart(&mut self) {
+        let (process, http, admin) = spawn(&self.contract_path, &self.extra);
+        self.process = Some(process);
+        self.http = http;
+        self.admin = admin;
+    }
+}
+
+fn spawn(contract: &std::path::Path, extra: &[String]) -> (Process, String, std::net::SocketAddr) {
+    let mut args: Vec<String> = vec![
+        "--contract".into(),
+        contract.display().to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+        "--contract-poll-ms".into(),
+        "100".into(),
+        "--session-timeout-ms".into(),
+        "6000".into(),
+        "--commit-interval-ms".into(),
+        "200".into(),
+    ];
+    args.extend(extra.iter().cloned());
+    let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
+    let process = Process::start(
+        env!("CARGO_BIN_EXE_ferry-dispatcher"),
+        args,
+        [("RUST_LOG", log)],
+    );
+    let http = format!("http://{}", process.addr("http"));
+    let admin = process.addr("admin");
+    (process, http, admin)
+}
+
+/// A Broker resource with an ingress at `/default/<name>` on topic `<name>`.
+pub fn broker(name: &str, bootstrap: &str, egresses: Vec<Egress>) -> ContractResource {
+    ContractResource {
+        uid: format!("broker-{name}"),
+        reference: ObjectRef::new("Broker", "default", name),
+        topics: vec![name.to_owned()],
+        bootstrap_servers: bootstrap.to_owned(),
+        ingress: Some(Ingress {
+            path: format!("/default/{name}"),
+        }),
+        egresses,
+    }
+}
+
+/// A Trigger egress delivering to `url` from the earliest offset.
+pub fn trigger(name: &str, url: &str) -> Egress {
+    Egress {
+        uid: format!("trigger-{name}"),
+        reference: ObjectRef::new("Trigger", "default", name),
+        consumer_group: format!("group-{name}"),
+        destination: Target::Url(url.to_owned()),
+        filter_attributes: Default::default(),
+        filters: Vec::new(),
+        delivery: DeliveryPolicy {
+            backoff_delay_ms: 20,
+            ..DeliveryPolicy::default()
+        },
+        reply: None,
+        ordering: Default::default(),
+        initial_offset: ferry_api::sources::InitialOffset::Earliest,
+        source: None,
+    }
+}
+
+pub fn contract(generation: u64, resources: Vec<ContractResource>) -> Contract {
+    Contract {
+        generation,
+        resources,
+    }
+}
+
+/// Posts a binary-mode event; returns (status, body).
+pub async fn post_event(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    ty: &str,
+    extra: &[(&str, &str)],
+    data: &str,
+) -> (u16, String) {
+    let mut request = client
+        .post(url)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", id)
+        .header("ce-source", "/tests")
+        .header("ce-type", ty)
+        .header("content-type", "application/json");
+    for (k, v) in extra {
+        request = request.header(*k, *v);
+    }
+    let response = request.body(data.to_owned()).send().await.expect("post");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+/// Waits for `sink` to have accepted `n` events (15 s).
+pub async fn accepted(sink: &Sink, n: usize) -> Vec<ferry_testkit::sink::Received> {
+    sink.wait_for_accepted(n, Duration::from_secs(15)).await
+}
