@@ -218,15 +218,15 @@ pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
     (headers, data_bytes(event).unwrap_or_default())
 }
 
-/// Percent-encodes what an HTTP header value cannot carry, as the CloudEvents HTTP binding
-/// requires (space, `"`, `%`, and anything outside printable ASCII).
+/// Percent-encodes what an HTTP header value cannot carry: control characters and anything
+/// outside ASCII. The CloudEvents HTTP binding also lists space, `"` and `%`; those are legal
+/// in header values and are sent as they are, because common receivers (the Rust SDK among
+/// them) do not decode percent-encoding and would see `%20` instead of a space.
 fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
+        if (0x20..=0x7e).contains(&b) {
             out.push(b as char);
-        } else if b == b' ' {
-            out.push_str("%20");
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
@@ -393,6 +393,6 @@ mod tests {
 
     #[test]
     fn header_values_are_percent_encoded() {
-        assert_eq!(percent_encode("a b\"%é"), "a%20b%22%25%C3%A9");
+        assert_eq!(percent_encode("a b\"%é\n"), "a b\"%%C3%A9%0A");
     }
 }

@@ -1,0 +1,373 @@
+//! Egress against real sinks: Knative's retry table, dead letters with their extensions,
+//! dropped events, Retry-After, replies, every filter dialect, traffic splitting.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry_api::contract::{ContractResource, Egress, ObjectRef, Reply, RevisionTarget, Target};
+use ferry_api::duck::BackoffPolicy;
+use support::*;
+
+fn only_type(mut egress: Egress, ty: &str) -> Egress {
+    egress.filter_attributes = BTreeMap::from([("type".to_owned(), ty.to_owned())]);
+    egress
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_dead_letters_and_drops_follow_knatives_rules() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let (flaky, refuses, broken, gone, dls) = (
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+    );
+    flaky.push(Rule::status(503).times(2));
+    refuses.push(Rule::status(400).body("bad order"));
+    broken.push(Rule::status(500).body("db down"));
+    gone.push(Rule::status(500));
+
+    let mut t_flaky = only_type(trigger("flaky", &flaky.url()), "flaky");
+    t_flaky.delivery.retry = 3;
+    let mut t_refuses = only_type(trigger("refuses", &refuses.url()), "refuses");
+    t_refuses.delivery.retry = 3;
+    t_refuses.delivery.dead_letter_sink = Some(dls.url());
+    let mut t_broken = only_type(trigger("broken", &broken.url()), "broken");
+    t_broken.delivery.retry = 2;
+    t_broken.delivery.backoff_policy = BackoffPolicy::Linear;
+    t_broken.delivery.dead_letter_sink = Some(dls.url());
+    let t_gone = only_type(trigger("gone", &gone.url()), "gone");
+
+    let egresses = vec![t_flaky, t_refuses, t_broken, t_gone];
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, egresses)]),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    for ty in ["flaky", "refuses", "broken", "gone"] {
+        let (status, _) = post_event(
+            &client,
+            &d.url("/default/orders"),
+            &format!("{ty}-1"),
+            ty,
+            &[],
+            r#"{"sku":"A"}"#,
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+
+    // 503 twice, then accepted: three attempts, delivered once.
+    let got = accepted(&flaky, 1).await;
+    assert_eq!(got[0].attr("id").as_deref(), Some("flaky-1"));
+    assert_eq!(flaky.received().len(), 3);
+
+    // 400 is not retried: straight to the dead-letter sink; 500 is retried twice first.
+    let dead = accepted(&dls, 2).await;
+    let by_id = |id: &str| {
+        dead.iter()
+            .find(|r| r.attr("id").as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} dead-lettered"))
+    };
+    let refused = by_id("refuses-1");
+    assert_eq!(refused.attr("knativeerrordest"), Some(refuses.url()));
+    assert_eq!(refused.attr("knativeerrorcode").as_deref(), Some("400"));
+    assert_eq!(
+        refused.attr("knativeerrordata").as_deref(),
+        Some("bad order")
+    );
+    assert_eq!(
+        refused.data(),
+        br#"{"sku":"A"}"#,
+        "the original data travels with it"
+    );
+    assert_eq!(refuses.received().len(), 1, "400 is not retried");
+    let broke = by_id("broken-1");
+    assert_eq!(broke.attr("knativeerrorcode").as_deref(), Some("500"));
+    assert_eq!(broke.attr("knativeerrordata").as_deref(), Some("db down"));
+    assert_eq!(broken.received().len(), 3, "first attempt + retry 2");
+
+    // No dead-letter sink: dropped, counted.
+    eventually("the drop is counted", Duration::from_secs(10), || {
+        (d.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/gone\",outcome=\"dropped\"}") == 1.0).then_some(())
+    });
+    assert_eq!(gone.received().len(), 1, "retry 0 = one attempt");
+    assert_eq!(d.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/flaky\",outcome=\"retried\"}"), 2.0);
+    assert_eq!(d.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/broken\",outcome=\"dead_lettered\"}"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_is_honoured_and_capped() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let (honours, capped) = (Sink::start().await, Sink::start().await);
+    honours.push(Rule::status(429).retry_after("1").times(1));
+    capped.push(Rule::status(503).retry_after("30").times(1));
+    let mut a = only_type(trigger("honours", &honours.url()), "a");
+    a.delivery.retry = 1;
+    let mut b = only_type(trigger("capped", &capped.url()), "b");
+    b.delivery.retry = 1;
+    b.delivery.retry_after_max_ms = Some(300);
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, vec![a, b])]),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    post_event(&client, &d.url("/default/orders"), "a-1", "a", &[], "{}").await;
+    post_event(&client, &d.url("/default/orders"), "b-1", "b", &[], "{}").await;
+    for (sink, at_least, below) in [(&honours, 950, 5_000), (&capped, 280, 5_000)] {
+        accepted(sink, 1).await;
+        let r = sink.received();
+        let gap = r[1].at.duration_since(r[0].at).as_millis();
+        assert!(
+            gap >= at_least && gap < below,
+            "retry came {gap} ms after the first attempt"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_go_back_into_the_broker_and_to_reply_urls() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    log.create_topic("audit", 1).await;
+    let (placer, confirmations, echo, replies) = (
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+    );
+    let reply = |id: &str, ty: &str| {
+        use cloudevents::{EventBuilder, EventBuilderV10};
+        EventBuilderV10::new()
+            .id(id)
+            .source("/replier")
+            .ty(ty)
+            .data("text/plain", "ok")
+            .build()
+            .unwrap()
+    };
+    placer.push(Rule::status(200).reply(reply("c-1", "order.confirmed")));
+    echo.push(Rule::status(200).reply(reply("e-1", "audit.echo")));
+
+    let mut placed = only_type(trigger("placed", &placer.url()), "order.placed");
+    placed.reply = Some(Reply::Resource);
+    let confirmed = only_type(
+        trigger("confirmed", &confirmations.url()),
+        "order.confirmed",
+    );
+    let mut subscription = trigger("archive", &echo.url());
+    subscription.reference = ObjectRef::new("Subscription", "default", "archive");
+    subscription.reply = Some(Reply::Url(replies.url()));
+    let channel = ContractResource {
+        reference: ObjectRef::new("KafkaChannel", "default", "audit"),
+        uid: "channel-audit".into(),
+        ..broker("audit", &log.bootstrap, vec![subscription])
+    };
+    let d = Dispatcher::start(
+        &contract(
+            1,
+            vec![
+                broker("orders", &log.bootstrap, vec![placed, confirmed]),
+                channel,
+            ],
+        ),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post_event(
+            &client,
+            &d.url("/default/orders"),
+            "o-1",
+            "order.placed",
+            &[],
+            "{}"
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        post_event(
+            &client,
+            &d.url("/default/audit"),
+            "a-1",
+            "audit.entry",
+            &[],
+            "{}"
+        )
+        .await
+        .0,
+        202
+    );
+
+    let got = accepted(&confirmations, 1).await;
+    assert_eq!(
+        got[0].attr("id").as_deref(),
+        Some("c-1"),
+        "the Trigger's reply came back through the Broker"
+    );
+    let got = accepted(&replies, 1).await;
+    assert_eq!(
+        got[0].attr("type").as_deref(),
+        Some("audit.echo"),
+        "the Subscription's reply went to spec.reply"
+    );
+    assert_eq!(
+        log.records("orders", 1),
+        2,
+        "the reply is stored in the broker's topic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_filter_dialect() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let table: [(&str, &str, &[&str]); 8] = [
+        ("legacy", r#"null"#, &["1", "3"]),
+        (
+            "exact",
+            r#"{"exact": {"type": "order.created"}}"#,
+            &["1", "3"],
+        ),
+        (
+            "prefix",
+            r#"{"prefix": {"type": "order."}}"#,
+            &["1", "2", "3"],
+        ),
+        ("suffix", r#"{"suffix": {"source": "/eu"}}"#, &["1", "2"]),
+        (
+            "all",
+            r#"{"all": [{"prefix": {"type": "order."}}, {"exact": {"region": "eu"}}]}"#,
+            &["1", "2"],
+        ),
+        (
+            "any",
+            r#"{"any": [{"exact": {"type": "user.deleted"}}, {"exact": {"region": "us"}}]}"#,
+            &["3", "4"],
+        ),
+        ("not", r#"{"not": {"prefix": {"type": "order."}}}"#, &["4"]),
+        (
+            "cesql",
+            r#"{"cesql": "type LIKE 'order.%' AND amount > 10"}"#,
+            &["2", "3"],
+        ),
+    ];
+    let mut sinks = Vec::new();
+    let mut egresses = Vec::new();
+    for (name, filter, _) in &table {
+        let sink = Sink::start().await;
+        let mut egress = trigger(name, &sink.url());
+        if *name == "legacy" {
+            egress.filter_attributes = BTreeMap::from([
+                ("type".to_owned(), "order.created".to_owned()),
+                ("region".to_owned(), String::new()),
+            ]);
+        } else {
+            egress.filters = vec![serde_json::from_str(filter).unwrap()];
+        }
+        egresses.push(egress);
+        sinks.push(sink);
+    }
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, egresses)]),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let events = [
+        ("1", "order.created", "/shop/eu", "eu", "5"),
+        ("2", "order.shipped", "/shop/eu", "eu", "20"),
+        ("3", "order.created", "/shop/us", "us", "30"),
+        ("4", "user.deleted", "/users", "us", "0"),
+    ];
+    for (id, ty, source, region, amount) in events {
+        let response = client
+            .post(d.url("/default/orders"))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", id)
+            .header("ce-source", source)
+            .header("ce-type", ty)
+            .header("ce-region", region)
+            .header("ce-amount", amount)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    // A last event every filter but "not" lets through... except not all: wait on counts instead.
+    for ((name, _, want), sink) in table.iter().zip(&sinks) {
+        let got = accepted(sink, want.len()).await;
+        let mut ids: Vec<String> = got.iter().filter_map(|r| r.attr("id")).collect();
+        ids.sort();
+        assert_eq!(ids, *want, "filter {name}");
+    }
+    // Nothing more arrives once the filtered-out events have been settled.
+    eventually("all events settled", Duration::from_secs(10), || {
+        let filtered = d
+            .admin_get("/metrics")
+            .lines()
+            .filter(|l| l.contains("outcome=\"filtered\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        let expected: usize = table.iter().map(|(_, _, want)| 4 - want.len()).sum();
+        (filtered as usize == expected).then_some(())
+    });
+    for ((name, _, want), sink) in table.iter().zip(&sinks) {
+        assert_eq!(
+            sink.received().len(),
+            want.len(),
+            "filter {name} let nothing else through"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traffic_split_follows_percents() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let (blue, green) = (Sink::start().await, Sink::start().await);
+    let mut split = trigger("split", "http://unused/");
+    split.destination = Target::Revisions(vec![
+        RevisionTarget {
+            revision: "app-1".into(),
+            url: blue.url(),
+            percent: 80,
+        },
+        RevisionTarget {
+            revision: "app-2".into(),
+            url: green.url(),
+            percent: 20,
+        },
+    ]);
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, vec![split])]),
+        &["--traffic-seed", "42"],
+    );
+    let client = reqwest::Client::new();
+    for i in 0..200 {
+        assert_eq!(
+            post_event(
+                &client,
+                &d.url("/default/orders"),
+                &i.to_string(),
+                "t",
+                &[],
+                "{}"
+            )
+            .await
+            .0,
+            202
+        );
+    }
+    eventually("200 deliveries", Duration::from_secs(20), || {
+        (blue.accepted().len() + green.accepted().len() == 200).then_some(())
+    });
+    let b = blue.accepted().len();
+    assert!((130..=190).contains(&b), "blue (80%) got {b} of 200");
+}
