@@ -187,8 +187,6 @@ fn spawn(contract: &std::path::Path, extra: &[String]) -> (Process, String, std:
         "100".into(),
         "--session-timeout-ms".into(),
         "6000".into(),
-        "--commit-interval-ms".into(),
-        "200".into(),
     ];
     args.extend(extra.iter().cloned());
     let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
