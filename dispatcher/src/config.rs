@@ -118,6 +118,7 @@ impl DispatcherConfig {
     pub(crate) fn producer_settings(&self) -> ProducerSettings {
         ProducerSettings {
             linger_ms: self.linger_ms,
+            timeout: Duration::from_millis(self.produce_timeout_ms.max(1)),
             ..ProducerSettings::default()
         }
     }

@@ -77,7 +77,16 @@ impl Log {
                 "queue.buffering.max.kbytes",
                 self.settings.max_buffer_kbytes.to_string(),
             )
-            .set("topic.metadata.refresh.interval.ms", "10000")
+            // Records waiting for an unknown topic time out on a metadata refresh: refresh at
+            // least as often as the append timeout so a 503 comes when promised.
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                self.settings
+                    .timeout
+                    .as_millis()
+                    .clamp(1000, 10_000)
+                    .to_string(),
+            )
             .create()
             .map_err(|e| {
                 LogError::Unavailable(format!("cannot create a producer for {bootstrap}: {e}"))

@@ -371,3 +371,72 @@ async fn traffic_split_follows_percents() {
     let b = blue.accepted().len();
     assert!((130..=190).contains(&b), "blue (80%) got {b} of 200");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeouts_are_retried_structured_format_and_traceparent_carried() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let (slow, structured) = (Sink::start().await, Sink::start().await);
+    slow.push(
+        Rule::status(202)
+            .delay(Duration::from_millis(1500))
+            .times(1),
+    );
+    let mut t_slow = only_type(trigger("slow", &slow.url()), "slow");
+    t_slow.delivery.retry = 1;
+    t_slow.delivery.timeout_ms = 300;
+    let mut t_json = only_type(trigger("json", &structured.url()), "json");
+    t_json.delivery.format = ferry_api::duck::DeliveryFormat::Json;
+    let d = Dispatcher::start(
+        &contract(
+            1,
+            vec![broker("orders", &log.bootstrap, vec![t_slow, t_json])],
+        ),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    post_event(
+        &client,
+        &d.url("/default/orders"),
+        "s-1",
+        "slow",
+        &[("traceparent", traceparent)],
+        "{}",
+    )
+    .await;
+    post_event(
+        &client,
+        &d.url("/default/orders"),
+        "j-1",
+        "json",
+        &[],
+        r#"{"a":1}"#,
+    )
+    .await;
+
+    // The first attempt times out after 300 ms (the sink answers it late); the retry succeeds.
+    let got = slow.wait_for_received(2, Duration::from_secs(15)).await;
+    let gap = got[1].at.duration_since(got[0].at).as_millis();
+    assert!(
+        (250..1400).contains(&gap),
+        "the retry came {gap} ms after the first attempt, not after the sink's answer"
+    );
+    // traceparent travels from the ingress request to every delivery attempt.
+    assert_eq!(
+        got[1].headers.get("traceparent").map(String::as_str),
+        Some(traceparent)
+    );
+    assert_eq!(got[1].attr("traceparent").as_deref(), Some(traceparent));
+
+    let got = accepted(&structured, 1).await;
+    assert_eq!(
+        got[0].headers.get("content-type").map(String::as_str),
+        Some("application/cloudevents+json")
+    );
+    assert_eq!(got[0].attr("id").as_deref(), Some("j-1"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&got[0].data()).unwrap(),
+        serde_json::json!({"a": 1})
+    );
+}

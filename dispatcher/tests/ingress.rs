@@ -45,6 +45,33 @@ async fn accepts_binary_structured_and_batched_events() {
     let (status, _) = post_event(&h2, &url, "h2-1", "order.created", &[], "{}").await;
     assert_eq!(status, 202);
     assert_eq!(log.records("orders", 1), 5, "202 means written");
+    let (headers, key, value) = log.first_record("orders").await;
+    assert_eq!(key.as_deref(), None, "no partitionkey, no key");
+    assert!(
+        headers.contains(&("ce_id".to_owned(), "b-1".to_owned())),
+        "{headers:?}"
+    );
+    assert!(headers.contains(&("ce_type".to_owned(), "order.created".to_owned())));
+    assert!(headers.contains(&("content-type".to_owned(), "application/json".to_owned())));
+    assert_eq!(
+        value, br#"{"n":1}"#,
+        "data is the record value (binary content mode)"
+    );
+    let (status, _) = post_event(
+        &client,
+        &url,
+        "k-1",
+        "t",
+        &[("ce-partitionkey", "cart-7")],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        log.last_record("orders").await.1.as_deref(),
+        Some("cart-7"),
+        "keyed by partitionkey"
+    );
     assert!(
         d.metric(
             "ferry_dispatcher_ingress_events_total{path=\"/default/orders\",outcome=\"accepted\"}"

@@ -73,6 +73,64 @@ impl Log {
         }
     }
 
+    /// Headers, key and value of the first record of partition 0.
+    pub async fn first_record(
+        &self,
+        topic: &str,
+    ) -> (Vec<(String, String)>, Option<String>, Vec<u8>) {
+        self.record_at(topic, 0).await
+    }
+
+    /// Headers, key and value of the last record of partition 0.
+    pub async fn last_record(
+        &self,
+        topic: &str,
+    ) -> (Vec<(String, String)>, Option<String>, Vec<u8>) {
+        let high = self.records(topic, 1);
+        self.record_at(topic, high - 1).await
+    }
+
+    async fn record_at(
+        &self,
+        topic: &str,
+        offset: i64,
+    ) -> (Vec<(String, String)>, Option<String>, Vec<u8>) {
+        use rdkafka::Message;
+        use rdkafka::consumer::StreamConsumer;
+        use rdkafka::message::Headers;
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "reader")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .expect("a record")
+            .expect("readable");
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            headers,
+            m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            m.payload().unwrap_or_default().to_vec(),
+        )
+    }
+
     /// Records in a topic (sum of high watermarks).
     pub fn records(&self, topic: &str, partitions: i32) -> i64 {
         let consumer: BaseConsumer = ClientConfig::new()
