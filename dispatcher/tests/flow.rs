@@ -298,3 +298,48 @@ async fn contract_changes_apply_live_and_bad_contracts_are_rejected() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_and_egress_roles_run_as_separate_processes() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let sink = Sink::start().await;
+    let c = contract(
+        1,
+        vec![broker(
+            "orders",
+            &log.bootstrap,
+            vec![trigger("t", &sink.url())],
+        )],
+    );
+    let ingress = Dispatcher::start(&c, &["--role", "ingress"]);
+    let egress = Dispatcher::start(&c, &["--role", "egress"]);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post_event(
+            &client,
+            &ingress.url("/default/orders"),
+            "x-1",
+            "t",
+            &[],
+            "{}"
+        )
+        .await
+        .0,
+        202
+    );
+    let got = accepted(&sink, 1).await;
+    assert_eq!(got[0].attr("id").as_deref(), Some("x-1"));
+    eventually(
+        "the egress process counts the delivery",
+        Duration::from_secs(10),
+        || {
+            (egress.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/t\",outcome=\"delivered\"}") >= 1.0).then_some(())
+        },
+    );
+    assert_eq!(
+        ingress.metric("ferry_dispatcher_egress_events_total"),
+        0.0,
+        "the ingress process runs no egress"
+    );
+}

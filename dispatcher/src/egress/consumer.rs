@@ -50,7 +50,7 @@ struct Job {
     partition: i32,
     offset: i64,
     appended_ms: Option<i64>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// State shared by the loop and the delivery tasks.
@@ -60,6 +60,20 @@ struct Shared {
     tracker: Mutex<OffsetTracker>,
     /// Ordered mode: events waiting behind an in-flight event of the same (partition, key).
     lanes: Mutex<HashMap<(i32, String), VecDeque<Job>>>,
+    /// One permit per event in flight.
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl Shared {
+    fn report_in_flight(&self) {
+        let busy = self
+            .max_in_flight
+            .saturating_sub(self.permits.available_permits());
+        self.deliverer
+            .metrics
+            .in_flight(&self.deliverer.label, busy);
+    }
 }
 
 /// Runs the egress until `stop` fires, then waits (bounded) for in-flight deliveries and
@@ -121,13 +135,15 @@ pub async fn run(
     consumer.subscribe(&names)?;
     let ordered = egress.ordering == DeliveryOrder::Ordered;
     let label = deliverer.label.clone();
+    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
     let shared = Arc::new(Shared {
         deliverer,
         consumer,
         tracker: Mutex::new(OffsetTracker::default()),
         lanes: Mutex::new(HashMap::new()),
+        permits: permits.clone(),
+        max_in_flight: settings.max_in_flight,
     });
-    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
     tracing::info!(egress = %label, group = %shared.deliverer.egress.consumer_group, ?topics, "egress started");
 
     loop {
@@ -185,7 +201,7 @@ pub async fn run(
             partition,
             offset,
             appended_ms,
-            _permit: permit,
+            permit: Some(permit),
         };
         if ordered {
             let key = binding::attribute(&job.event, "partitionkey")
@@ -196,10 +212,7 @@ pub async fn run(
             let shared = shared.clone();
             tokio::spawn(async move { process(&shared, job).await });
         }
-        shared
-            .deliverer
-            .metrics
-            .in_flight(&label, settings.max_in_flight - permits.available_permits());
+        shared.report_in_flight();
     }
 
     // Drain: every permit back means every consumed event settled.
@@ -279,7 +292,7 @@ fn enqueue_ordered(shared: &Arc<Shared>, key: (i32, String), job: Job) {
     });
 }
 
-async fn process(shared: &Shared, job: Job) {
+async fn process(shared: &Shared, mut job: Job) {
     let d = &shared.deliverer;
     let outcome = d.deliver(&job.event).await;
     d.metrics.egress(&d.label, outcome);
@@ -291,6 +304,8 @@ async fn process(shared: &Shared, job: Job) {
     }
     tracing::debug!(egress = %d.label, event.id = %job.event.id(), ?outcome, "settled");
     settle(shared, &job.topic, job.partition, job.offset);
+    drop(job.permit.take());
+    shared.report_in_flight();
 }
 
 fn settle(shared: &Shared, topic: &str, partition: i32, offset: i64) {

@@ -52,7 +52,7 @@ impl Default for EgressSettings {
             max_in_flight: 256,
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 300_000,
-            commit_interval_ms: 1000,
+            commit_interval_ms: 200,
             prefetch_kbytes: 1024,
             drain_timeout: Duration::from_secs(30),
             seed: None,

@@ -253,7 +253,15 @@ fn spawn(contract: &std::path::Path, extra: &[String]) -> (Process, String, std:
         args,
         [("RUST_LOG", log)],
     );
-    let http = format!("http://{}", process.addr("http"));
+    // An egress-only dispatcher has no ingress listener.
+    let egress_only = extra
+        .windows(2)
+        .any(|w| w[0] == "--role" && w[1] == "egress");
+    let http = if egress_only {
+        String::new()
+    } else {
+        format!("http://{}", process.addr("http"))
+    };
     let admin = process.addr("admin");
     (process, http, admin)
 }
