@@ -74,6 +74,19 @@ struct Phase {
     p50: f64,
     p99: f64,
     p999: f64,
+    /// Scheduled send → HTTP response (the ingress acknowledgement), p50 / p99.
+    ack: (f64, f64),
+}
+
+fn quantiles(mut micros: Vec<u64>) -> impl Fn(f64) -> f64 {
+    micros.sort_unstable();
+    move |p: f64| {
+        micros
+            .get(((micros.len() as f64 * p) as usize).min(micros.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    }
 }
 
 /// Posts `rate × seconds` events on a fixed schedule and waits for the sink to receive them.
@@ -91,16 +104,18 @@ async fn open_loop(
     let start = Instant::now() + Duration::from_millis(50);
     *sink.start.lock().unwrap() = Some(start);
     let rejected = Arc::new(AtomicU64::new(0));
+    let acks = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let data = Arc::new("x".repeat(EVENT_BYTES));
     let mut tasks = Vec::with_capacity(total as usize);
     for seq in 0..total {
-        tokio::time::sleep_until((start + Duration::from_nanos(seq * 1_000_000_000 / rate)).into())
-            .await;
-        let (client, url, rejected, data) = (
+        let scheduled = start + Duration::from_nanos(seq * 1_000_000_000 / rate);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (client, url, rejected, data, acks) = (
             client.clone(),
             url.to_owned(),
             rejected.clone(),
             data.clone(),
+            acks.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let ok = client
@@ -117,6 +132,9 @@ async fn open_loop(
             if !ok {
                 rejected.fetch_add(1, Ordering::Relaxed);
             }
+            acks.lock()
+                .unwrap()
+                .push(scheduled.elapsed().as_micros() as u64);
         }));
     }
     for t in tasks {
@@ -127,15 +145,8 @@ async fn open_loop(
     while sink.count.load(Ordering::Relaxed) < expect && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut micros = std::mem::take(&mut *sink.micros.lock().unwrap());
-    micros.sort_unstable();
-    let q = |p: f64| {
-        micros
-            .get(((micros.len() as f64 * p) as usize).min(micros.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let q = quantiles(std::mem::take(&mut *sink.micros.lock().unwrap()));
+    let ack = quantiles(std::mem::take(&mut *acks.lock().unwrap()));
     Phase {
         rate,
         sent: total,
@@ -144,13 +155,14 @@ async fn open_loop(
         p50: q(0.50),
         p99: q(0.99),
         p999: q(0.999),
+        ack: (ack(0.5), ack(0.99)),
     }
 }
 
 fn row(what: &str, p: &Phase) -> String {
     format!(
-        "| {what} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
-        p.rate, p.sent, p.rejected, p.delivered, p.p50, p.p99, p.p999
+        "| {what} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} |",
+        p.rate, p.sent, p.rejected, p.delivered, p.p50, p.p99, p.p999, p.ack.0, p.ack.1
     )
 }
 
@@ -275,9 +287,15 @@ fn main() {
 
 async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = support::Log::start().await;
+    // FERRY_BENCH_FLUSH picks the broker's --flush policy (default: the broker's default).
+    let flush = std::env::var("FERRY_BENCH_FLUSH").ok();
+    let flags: Vec<&str> = flush
+        .as_deref()
+        .map(|f| vec!["--flush", f])
+        .unwrap_or_default();
+    let mut log = support::Log::start_with(&flags).await;
     let bootstrap = log.bootstrap.clone();
-    for topic in ["events", "lag", "ordered"] {
+    for topic in ["events", "lag", "ordered", "drain"] {
         log.create_topic(topic, 1).await;
     }
 
@@ -344,6 +362,8 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
         .unwrap();
     let ingress = format!("http://{http}/default/events");
     let mut rows = Vec::new();
+    // Warm up: connections, the consumer group, the allocator.
+    open_loop(&client, &ingress, &state, 1000, 2).await;
     let mut best: Option<u64> = None;
     for &rate in &rates {
         let base = open_loop(&client, &sink_url, &state, rate, seconds).await;
@@ -360,30 +380,53 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     }
     let busy = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
 
+    // Egress alone: events already in the log, drained as fast as the egress goes.
+    let resources = vec![main_resource.clone()];
+    let drain = |mut resources: Vec<ContractResource>,
+                 topic: &'static str,
+                 keys: u64,
+                 ordering: DeliveryOrder,
+                 delay_ms: u64| {
+        let (bootstrap, state, sink_url, contract_path) = (
+            bootstrap.clone(),
+            state.clone(),
+            sink_url.clone(),
+            contract_path.clone(),
+        );
+        async move {
+            produce_direct(&bootstrap, topic, ordered_events, keys);
+            state.delay_ms.store(delay_ms, Ordering::Relaxed);
+            *state.start.lock().unwrap() = None;
+            state.count.store(0, Ordering::Relaxed);
+            resources.push(resource(
+                topic,
+                &bootstrap,
+                vec![egress(topic, &sink_url, ordering)],
+            ));
+            let started = Instant::now();
+            write_contract(
+                &contract_path,
+                &Contract {
+                    generation: resources.len() as u64,
+                    resources: resources.clone(),
+                },
+            );
+            while state.count.load(Ordering::Relaxed) < ordered_events
+                && started.elapsed() < Duration::from_secs(300)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let rate = state.count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+            state.delay_ms.store(0, Ordering::Relaxed);
+            (rate, resources)
+        }
+    };
+    let (unordered_rate, resources) =
+        drain(resources, "drain", 1000, DeliveryOrder::Unordered, 0).await;
+    eprintln!("unordered drain: {unordered_rate:.0} events/s");
     // Ordered: 100 keys on one partition, a sink that takes 10 ms per event.
-    produce_direct(&bootstrap, "ordered", ordered_events, 100);
-    state.delay_ms.store(10, Ordering::Relaxed);
-    *state.start.lock().unwrap() = None;
-    state.count.store(0, Ordering::Relaxed);
-    let ordered_resource = resource(
-        "ordered",
-        &bootstrap,
-        vec![egress("ordered", &sink_url, DeliveryOrder::Ordered)],
-    );
-    let started = Instant::now();
-    write_contract(
-        &contract_path,
-        &Contract {
-            generation: 2,
-            resources: vec![main_resource.clone(), ordered_resource.clone()],
-        },
-    );
-    while state.count.load(Ordering::Relaxed) < ordered_events
-        && started.elapsed() < Duration::from_secs(300)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let ordered_rate = state.count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let (ordered_rate, resources) =
+        drain(resources, "ordered", 100, DeliveryOrder::Ordered, 10).await;
     eprintln!("ordered: {ordered_rate:.0} events/s");
 
     // Lag: a million events behind a sink that answers once a second.
@@ -396,11 +439,11 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     write_contract(
         &contract_path,
         &Contract {
-            generation: 3,
-            resources: vec![main_resource, ordered_resource, lag_resource],
+            generation: resources.len() as u64 + 1,
+            resources: resources.iter().cloned().chain([lag_resource]).collect(),
         },
     );
-    wait_generation(admin_addr, 3).await;
+    wait_generation(admin_addr, resources.len() as u64 + 1).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let lagged = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
     let metrics = reqwest::get(format!("http://{admin_addr}/metrics"))
@@ -422,8 +465,10 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
         broker.shutdown(Duration::from_secs(10)).await.ok();
     }
 
-    println!("| phase | rate ev/s | sent | rejected | delivered | p50 ms | p99 ms | p99.9 ms |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| phase | rate ev/s | sent | rejected | delivered | p50 ms | p99 ms | p99.9 ms | 202 p50 / p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");
     }

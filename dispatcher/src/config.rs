@@ -38,6 +38,9 @@ pub struct DispatcherConfig {
     /// Largest accepted request body; larger ones get 413.
     #[arg(long, default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
+    /// Ingress requests handled at once; beyond this, requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 1024)]
+    pub max_ingress_in_flight: usize,
     /// How often the contract file is checked for changes.
     #[arg(long, default_value_t = 1000)]
     pub contract_poll_ms: u64,
@@ -74,6 +77,7 @@ impl DispatcherConfig {
             listen,
             admin_listen,
             max_body_bytes: 4 << 20,
+            max_ingress_in_flight: 1024,
             contract_poll_ms: 1000,
             max_in_flight: 256,
             session_timeout_ms: 10_000,
@@ -94,6 +98,7 @@ impl DispatcherConfig {
             ("--max-body-bytes", self.max_body_bytes as u64),
             ("--contract-poll-ms", self.contract_poll_ms),
             ("--max-in-flight", self.max_in_flight as u64),
+            ("--max-ingress-in-flight", self.max_ingress_in_flight as u64),
             ("--session-timeout-ms", u64::from(self.session_timeout_ms)),
             ("--commit-interval-ms", u64::from(self.commit_interval_ms)),
         ];

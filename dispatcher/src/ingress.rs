@@ -63,13 +63,19 @@ pub struct Ingress {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body in bytes.
     pub max_body: usize,
+    /// Requests being handled; when none is left, new ones get 503 at once (load shedding
+    /// instead of an unbounded queue).
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 impl Ingress {
     /// Replaces the routes.
     pub fn apply(&self, contract: &Contract) {
-        *self.routes.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Routes::from_contract(contract));
+        let routes = Routes::from_contract(contract);
+        for route in routes.0.values() {
+            self.log.connect(&route.bootstrap);
+        }
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
     }
 
     fn route(&self, path: &str) -> Option<Route> {
@@ -124,6 +130,12 @@ async fn handle(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
+    let Ok(_slot) = ingress.in_flight.try_acquire() else {
+        ingress.metrics.ingress(&path, "overloaded", 1);
+        return unavailable(
+            "too many requests in flight; retry after the Retry-After delay".into(),
+        );
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -176,13 +188,18 @@ async fn handle(
         }
         Err(e) => {
             ingress.metrics.ingress(&path, "unavailable", count);
-            let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            response
+            unavailable(e.to_string())
         }
     }
+}
+
+/// 503 with `Retry-After: 1`.
+fn unavailable(message: String) -> Response {
+    let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> Result<(), LogError> {

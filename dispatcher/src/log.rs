@@ -59,6 +59,14 @@ impl Log {
         })
     }
 
+    /// Creates the producer for `bootstrap` now, so it connects (and, being idempotent, gets
+    /// its producer id) before the first event arrives instead of delaying it.
+    pub fn connect(&self, bootstrap: &str) {
+        if let Err(e) = self.producer(bootstrap) {
+            tracing::warn!(error = %e, "producer not created yet; retrying on the first event");
+        }
+    }
+
     fn producer(&self, bootstrap: &str) -> Result<FutureProducer, LogError> {
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = producers.get(bootstrap) {

@@ -73,6 +73,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
             log: log.clone(),
             metrics: metrics.clone(),
             max_body: config.max_body_bytes,
+            in_flight: tokio::sync::Semaphore::new(config.max_ingress_in_flight),
         })
     });
     let egress = with_egress.then(|| {

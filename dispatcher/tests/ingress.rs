@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,9 +187,24 @@ async fn unavailable_log_answers_503_with_retry_after() {
         .to_string();
     let d = Dispatcher::start(
         &contract(1, vec![broker("ghost", &closed, vec![])]),
-        &["--produce-timeout-ms", "1500"],
+        &[
+            "--produce-timeout-ms",
+            "1500",
+            "--max-ingress-in-flight",
+            "1",
+        ],
     );
     let client = reqwest::Client::new();
+    // While one request waits for the log, a second one is shed at once.
+    let ghost = d.url("/default/ghost");
+    let waiting = post_event(&client, &ghost, "0", "x", &[], "{}");
+    let shed = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        post_event(&client, &ghost, "00", "x", &[], "{}").await
+    };
+    let ((first, _), (second, body)) = tokio::join!(waiting, shed);
+    assert_eq!((first, second), (503, 503));
+    assert!(body.contains("too many requests in flight"), "{body}");
     let response = client
         .post(d.url("/default/ghost"))
         .header("ce-specversion", "1.0")

@@ -128,6 +128,9 @@ pub async fn run(
             (settings.prefetch_kbytes.max(1024) * 1024).to_string(),
         )
         .set("max.partition.fetch.bytes", "1048576")
+        // librdkafka pauses fetching for this long when its local queue is full (default 1 s);
+        // the queue is small here, so come back quickly.
+        .set("fetch.queue.backoff.ms", "20")
         .set("statistics.interval.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(context)?;

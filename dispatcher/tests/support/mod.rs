@@ -37,8 +37,13 @@ pub struct Log {
 
 impl Log {
     pub async fn start() -> Log {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the broker with extra flags (e.g. `--flush os`).
+    pub async fn start_with(extra: &[&str]) -> Log {
         let dir = tempfile::tempdir().unwrap();
-        let cli = BrokerCli::parse_from([
+        let mut args = vec![
             "ferry-broker",
             "--listen",
             "127.0.0.1:0",
@@ -48,7 +53,9 @@ impl Log {
             dir.path().to_str().unwrap(),
             "--group-initial-rebalance-delay-ms",
             "0",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let cli = BrokerCli::parse_from(args);
         let running = Broker::start(cli.config).await.expect("broker starts");
         let bootstrap = running.kafka_addr.to_string();
         Log {
