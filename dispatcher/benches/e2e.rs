@@ -166,6 +166,17 @@ fn row(what: &str, p: &Phase) -> String {
     )
 }
 
+/// User + system CPU seconds a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesized command name, from `state`: utime and stime are the 12th
+    // and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (tick(11) + tick(12)) as f64 / 100.0
+}
+
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -335,6 +346,12 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
             "--contract-poll-ms",
             "200",
         ])
+        // FERRY_BENCH_DISPATCHER_ARGS: extra flags, e.g. "--linger-ms 5".
+        .args(
+            std::env::var("FERRY_BENCH_DISPATCHER_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -356,6 +373,45 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rest = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
 
+    // Lag: a million events behind a sink that answers once a second.
+    produce_direct(&bootstrap, "lag", lag_events, 1000);
+    let lag_resource = resource(
+        "lag",
+        &bootstrap,
+        vec![egress("lagging", &slow_url, DeliveryOrder::Unordered)],
+    );
+    write_contract(
+        &contract_path,
+        &Contract {
+            generation: 10,
+            resources: vec![main_resource.clone(), lag_resource],
+        },
+    );
+    wait_generation(admin_addr, 10).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let lagged = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
+    let metrics = reqwest::get(format!("http://{admin_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lag_now = metrics
+        .lines()
+        .find(|l| l.starts_with("ferry_dispatcher_consumer_lag{egress=\"Trigger default/lagging\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("?")
+        .to_owned();
+    // Stop the lagging egress before the latency runs.
+    write_contract(
+        &contract_path,
+        &Contract {
+            generation: 11,
+            resources: vec![main_resource.clone()],
+        },
+    );
+    wait_generation(admin_addr, 11).await;
+
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()
@@ -365,9 +421,14 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     // Warm up: connections, the consumer group, the allocator.
     open_loop(&client, &ingress, &state, 1000, 2).await;
     let mut best: Option<u64> = None;
+    let mut cpu = Vec::new();
     for &rate in &rates {
         let base = open_loop(&client, &sink_url, &state, rate, seconds).await;
+        let cpu_before = cpu_seconds(pid);
         let e2e = open_loop(&client, &ingress, &state, rate, seconds).await;
+        let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / e2e.sent.max(1) as f64;
+        eprintln!("dispatcher CPU at {rate}/s: {cpu_us:.0} µs per event");
+        cpu.push(format!("{rate}/s: {cpu_us:.0} µs"));
         let ok = e2e.rejected == 0 && e2e.delivered >= e2e.sent && e2e.p99 < 10.0;
         rows.push(row("baseline (generator → sink)", &base));
         rows.push(row("end to end (ingress → log → egress → sink)", &e2e));
@@ -407,7 +468,7 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
             write_contract(
                 &contract_path,
                 &Contract {
-                    generation: resources.len() as u64,
+                    generation: 20 + resources.len() as u64,
                     resources: resources.clone(),
                 },
             );
@@ -425,39 +486,8 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
         drain(resources, "drain", 1000, DeliveryOrder::Unordered, 0).await;
     eprintln!("unordered drain: {unordered_rate:.0} events/s");
     // Ordered: 100 keys on one partition, a sink that takes 10 ms per event.
-    let (ordered_rate, resources) =
-        drain(resources, "ordered", 100, DeliveryOrder::Ordered, 10).await;
+    let (ordered_rate, _) = drain(resources, "ordered", 100, DeliveryOrder::Ordered, 10).await;
     eprintln!("ordered: {ordered_rate:.0} events/s");
-
-    // Lag: a million events behind a sink that answers once a second.
-    produce_direct(&bootstrap, "lag", lag_events, 1000);
-    let lag_resource = resource(
-        "lag",
-        &bootstrap,
-        vec![egress("lagging", &slow_url, DeliveryOrder::Unordered)],
-    );
-    write_contract(
-        &contract_path,
-        &Contract {
-            generation: resources.len() as u64 + 1,
-            resources: resources.iter().cloned().chain([lag_resource]).collect(),
-        },
-    );
-    wait_generation(admin_addr, resources.len() as u64 + 1).await;
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    let lagged = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
-    let metrics = reqwest::get(format!("http://{admin_addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let lag_now = metrics
-        .lines()
-        .find(|l| l.starts_with("ferry_dispatcher_consumer_lag{egress=\"Trigger default/lagging\""))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap_or("?")
-        .to_owned();
 
     let _ = child.kill();
     let _ = child.wait();
@@ -465,6 +495,10 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
         broker.shutdown(Duration::from_secs(10)).await.ok();
     }
 
+    println!(
+        "broker --flush {}",
+        flush.as_deref().unwrap_or("interval:5 (default)")
+    );
     println!(
         "| phase | rate ev/s | sent | rejected | delivered | p50 ms | p99 ms | p99.9 ms | 202 p50 / p99 ms |"
     );
@@ -476,6 +510,13 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     println!(
         "highest rate with every event delivered and p99 < 10 ms end to end: {}",
         best.map_or("none of the ladder".into(), |b| format!("{b} events/s"))
+    );
+    println!(
+        "dispatcher CPU time per event (ingress + egress): {}",
+        cpu.join(", ")
+    );
+    println!(
+        "unordered drain of {ordered_events} events already in the log (1000 keys, sink answers at once): {unordered_rate:.0} events/s"
     );
     println!(
         "ordered, 100 keys on one partition, sink 10 ms per event: {ordered_rate:.0} events/s ({ordered_events} events)"

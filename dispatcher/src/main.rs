@@ -3,6 +3,12 @@
 use clap::Parser;
 use ferry_dispatcher::config::DispatcherConfig;
 
+// mimalloc instead of glibc malloc: the data plane allocates per event from several threads;
+// glibc's arenas fragmented (RSS grew to 150 MiB after load and stayed) and its malloc/free
+// took ~16% of the dispatcher's CPU in a profile at 3,000 events/s.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CloudEvents over HTTP into a Kafka-protocol log and out to subscribers.
 #[derive(Parser, Debug)]
 #[command(name = "ferry-dispatcher", version)]
