@@ -28,4 +28,16 @@ pub mod storage;
 pub mod topics;
 
 pub use config::BrokerConfig;
+
+/// The allocator every process that runs the broker must use as its `#[global_allocator]`.
+///
+/// # Why
+/// `kafka-protocol` (0.18) decodes an array by reserving `length × element size` bytes before
+/// reading any element, with `length` taken from the request. A malformed frame claiming 2³¹
+/// elements asks for ~100 GB; glibc's malloc refuses that under the kernel's default heuristic
+/// overcommit and Rust aborts the whole process — one bad request would kill the broker. mimalloc
+/// maps large blocks with `MAP_NORESERVE`, so the reservation succeeds without committing memory,
+/// decoding then fails on the first missing element, and the connection gets a logged close like
+/// any other undecodable frame. The real fix is a capacity cap in `kafka-protocol`'s decoder.
+pub use mimalloc::MiMalloc as SafeAllocator;
 pub use server::{Broker, RunningBroker, StartError};

@@ -5,6 +5,11 @@ use std::time::Duration;
 use clap::Parser;
 use ferry_broker::{Broker, BrokerConfig};
 
+/// The broker must run on [`ferry_broker::SafeAllocator`]: see its docs (a malformed array
+/// length must not abort the process).
+#[global_allocator]
+static ALLOCATOR: ferry_broker::SafeAllocator = ferry_broker::SafeAllocator;
+
 /// A single-node, durable server that speaks the Kafka wire protocol.
 #[derive(Parser, Debug)]
 #[command(name = "ferry-broker", version)]

@@ -3,6 +3,10 @@
 
 mod support;
 
+// As in the broker binary: huge array reservations from malformed lengths must not abort.
+#[global_allocator]
+static ALLOCATOR: ferry_broker::SafeAllocator = ferry_broker::SafeAllocator;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,6 +190,27 @@ fn assert_healthy(f: &Fixture) {
     assert_eq!(end.high_watermark(), before + 1);
     let read = end.read(0, usize::MAX >> 1).expect("read");
     ferry_broker::storage::batches(&read.records).expect("every stored batch is valid");
+}
+
+/// A malformed array length (2³¹ − 1 topics in an OffsetFetch v1) is answered or closed like
+/// any bad frame; it does not abort the process. Found by `mutated_requests_never_panic`.
+#[test]
+fn huge_array_lengths_do_not_abort() {
+    let f = fixture();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&9i16.to_be_bytes()); // OffsetFetch
+    bytes.extend_from_slice(&1i16.to_be_bytes()); // v1 (not flexible)
+    bytes.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    bytes.extend_from_slice(&(-1i16).to_be_bytes()); // no client id
+    bytes.extend_from_slice(&1i16.to_be_bytes());
+    bytes.push(b'g'); // group id "g"
+    bytes.extend_from_slice(&i32::MAX.to_be_bytes()); // topics: 2^31 - 1 of them, none present
+    let answered = f.rt.block_on(f.broker.answer(Bytes::from(bytes)));
+    assert!(
+        answered.is_err(),
+        "an undecodable frame closes the connection: {answered:?}"
+    );
+    assert_healthy(&f);
 }
 
 proptest! {

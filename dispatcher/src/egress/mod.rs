@@ -87,9 +87,11 @@ pub struct EgressSet {
 impl EgressSet {
     /// An empty set.
     pub fn new(settings: EgressSettings, log: Arc<Log>, metrics: Arc<Metrics>) -> Self {
+        // Keep as many idle connections per host as deliveries may be in flight: a smaller pool
+        // closes and reopens connections under load (a TCP handshake per event).
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(settings.max_in_flight)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
