@@ -149,6 +149,7 @@ pub async fn run(
     });
     tracing::info!(egress = %label, group = %shared.deliverer.egress.consumer_group, ?topics, "egress started");
 
+    let mut failures: u32 = 0;
     loop {
         let permit = tokio::select! {
             _ = stop.cancelled() => break,
@@ -159,10 +160,22 @@ pub async fn run(
             m = shared.consumer.recv() => m,
         };
         let message = match message {
-            Ok(m) => m,
+            Ok(m) => {
+                failures = 0;
+                m
+            }
             Err(e) => {
-                tracing::warn!(egress = %label, error = %e, "consume failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Back off 100 ms, 200 ms, … up to 5 s; log the 1st, 2nd, 4th, 8th… failure.
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::warn!(egress = %label, error = %e, failures, "consume failed; retrying");
+                }
+                let backoff =
+                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
                 continue;
             }
         };
