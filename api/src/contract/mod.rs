@@ -28,7 +28,7 @@ use crate::eventing::{DeliveryOrder, SubscriptionsApiFilter};
 use crate::sources::{InitialOffset, KeyType};
 use crate::validation::{FieldErrors, Path};
 
-pub use compile::{CompileError, CompileInput, Resolved, compile};
+pub use compile::{CompileError, CompileInput, Resolved, broker_topic, channel_topic, compile};
 
 /// The whole routing table of a dispatcher.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,197 @@
+//! `ferry tail`: follow a Broker's topic (or any topic) as CloudEvents.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cloudevents::AttributesReader;
+use ferry_api::contract::broker_topic;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use ferry_dispatcher::binding;
+
+/// Where `ferry tail` starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum From {
+    /// The oldest retained record.
+    Earliest,
+    /// Only new records.
+    Latest,
+    /// This offset in every partition.
+    Offset(i64),
+    /// The first record at or after this time.
+    Time(DateTime<Utc>),
+}
+
+impl std::str::FromStr for From {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "earliest" => Ok(From::Earliest),
+            "latest" => Ok(From::Latest),
+            _ => s
+                .parse::<i64>()
+                .ok()
+                .filter(|o| *o >= 0)
+                .map(From::Offset)
+                .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| From::Time(t.with_timezone(&Utc))))
+                .ok_or_else(|| format!("{s:?} is not earliest, latest, an offset or an RFC 3339 time (2026-11-25T10:00:00Z)")),
+        }
+    }
+}
+
+/// The topic for `<namespace>/<broker>` (Knative's naming), or the argument itself.
+pub fn topic_for(source: &str) -> String {
+    match source.split_once('/') {
+        Some((ns, name)) => broker_topic(ns, name),
+        None => source.to_owned(),
+    }
+}
+
+/// Options of one tail.
+pub struct Tail {
+    /// Bootstrap servers.
+    pub kafka: String,
+    /// Topic to read.
+    pub topic: String,
+    /// Where to start.
+    pub from: From,
+    /// One JSON object per line instead of a table.
+    pub json: bool,
+    /// Stop after this many records.
+    pub max: Option<usize>,
+}
+
+/// Follows the topic, writing one line per record, until `max` records or forever.
+///
+/// # Errors
+/// The log cannot be reached or the topic does not exist.
+pub fn run(tail: &Tail, out: &mut impl Write) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &tail.kafka)
+        .set("group.id", "ferry-tail")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer
+        .fetch_metadata(Some(&tail.topic), Duration::from_secs(10))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the log at {}: {e}; pass --kafka host:port",
+                tail.kafka
+            )
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        anyhow::bail!(
+            "topic {} not found at {}; check the name (namespace/broker or a topic)",
+            tail.topic,
+            tail.kafka
+        );
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        let offset = match &tail.from {
+            From::Earliest => Offset::Beginning,
+            From::Latest => Offset::End,
+            From::Offset(o) => Offset::Offset(*o),
+            From::Time(t) => Offset::Offset(t.timestamp_millis()),
+        };
+        tpl.add_partition_offset(&tail.topic, *p, offset)?;
+    }
+    if matches!(tail.from, From::Time(_)) {
+        tpl = consumer.offsets_for_times(tpl, Duration::from_secs(10))?;
+    }
+    consumer.assign(&tpl)?;
+    if !tail.json {
+        writeln!(
+            out,
+            "{:<5} {:<8} {:<24} {:<28} {:<24} ID",
+            "PART", "OFFSET", "TIME", "TYPE", "SOURCE"
+        )?;
+    }
+    let mut seen = 0;
+    while tail.max.is_none_or(|max| seen < max) {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = message?;
+        seen += 1;
+        let headers: Vec<(&str, &[u8])> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let event = binding::from_kafka(headers.into_iter(), m.payload());
+        if tail.json {
+            let line = match &event {
+                Ok(Some(e)) => {
+                    serde_json::json!({"partition": m.partition(), "offset": m.offset(), "event": e})
+                }
+                Ok(None) => {
+                    serde_json::json!({"partition": m.partition(), "offset": m.offset(), "value": String::from_utf8_lossy(m.payload().unwrap_or_default())})
+                }
+                Err(e) => {
+                    serde_json::json!({"partition": m.partition(), "offset": m.offset(), "error": e.0})
+                }
+            };
+            writeln!(out, "{line}")?;
+        } else {
+            let time = m
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                .unwrap_or_default();
+            let (ty, source, id) = match &event {
+                Ok(Some(e)) => (e.ty().to_owned(), e.source().to_string(), e.id().to_owned()),
+                Ok(None) => ("(not a CloudEvent)".into(), String::new(), String::new()),
+                Err(e) => (format!("(invalid: {})", e.0), String::new(), String::new()),
+            };
+            writeln!(
+                out,
+                "{:<5} {:<8} {:<24} {:<28} {:<24} {id}",
+                m.partition(),
+                m.offset(),
+                time,
+                ty,
+                source
+            )?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_values() {
+        assert_eq!("earliest".parse::<From>().unwrap(), From::Earliest);
+        assert_eq!("latest".parse::<From>().unwrap(), From::Latest);
+        assert_eq!("42".parse::<From>().unwrap(), From::Offset(42));
+        assert!(matches!(
+            "2026-11-25T10:00:00Z".parse::<From>().unwrap(),
+            From::Time(_)
+        ));
+        assert!(
+            "-1".parse::<From>()
+                .unwrap_err()
+                .contains("is not earliest, latest")
+        );
+        assert!("yesterday".parse::<From>().is_err());
+        assert_eq!(topic_for("default/orders"), "knative-broker-default-orders");
+        assert_eq!(topic_for("payments"), "payments");
+    }
+}
