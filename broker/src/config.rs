@@ -68,7 +68,44 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: u64,
 }
 
+/// The flags as a command, to build a [`BrokerConfig`] from arguments in code.
+#[derive(clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    config: BrokerConfig,
+}
+
 impl BrokerConfig {
+    /// The defaults `ferry-broker` would use, with these flags on top (e.g. `["--flush", "os"]`).
+    ///
+    /// # Errors
+    /// A flag clap rejects, with clap's message.
+    pub fn from_flags<I: AsRef<str>>(flags: impl IntoIterator<Item = I>) -> Result<Self, String> {
+        let args = std::iter::once("ferry-broker".to_owned())
+            .chain(flags.into_iter().map(|f| f.as_ref().to_owned()));
+        <Flags as clap::Parser>::try_parse_from(args)
+            .map(|f| f.config)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A broker for one machine: data under `data_dir`, Kafka and admin listeners on free
+    /// loopback ports, no initial rebalance delay; `extra` flags on top.
+    pub fn local(data_dir: &std::path::Path, extra: &[&str]) -> Result<Self, String> {
+        let dir = data_dir.to_string_lossy().into_owned();
+        let mut flags = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir,
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ];
+        flags.extend_from_slice(extra);
+        Self::from_flags(flags)
+    }
+
     /// Checks values clap cannot.
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use cloudevents::AttributesReader;
 use ferry_api::contract::broker_topic;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use ferry_dispatcher::binding;
@@ -123,14 +123,7 @@ pub fn run(tail: &Tail, out: &mut impl Write) -> anyhow::Result<()> {
         };
         let m = message?;
         seen += 1;
-        let headers: Vec<(&str, &[u8])> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = ferry_dispatcher::log::record_headers(&m);
         let event = binding::from_kafka(headers.into_iter(), m.payload());
         if tail.json {
             let line = match &event {

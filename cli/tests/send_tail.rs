@@ -4,16 +4,9 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use clap::Parser;
 use ferry_api::contract::{Contract, ContractResource, Ingress, ObjectRef, broker_topic};
 use ferry_broker::{Broker, BrokerConfig};
 use ferry_dispatcher::config::DispatcherConfig;
-
-#[derive(Parser)]
-struct BrokerCli {
-    #[command(flatten)]
-    config: BrokerConfig,
-}
 
 fn ferry(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -32,17 +25,8 @@ fn text(o: &Output) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn send_then_tail_round_trips_through_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("log");
-    let broker = BrokerCli::parse_from([
-        "ferry-broker",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    let broker = Broker::start(broker.config).await.expect("broker");
+    let config = BrokerConfig::local(&dir.path().join("log"), &[]).expect("flags");
+    let broker = Broker::start(config).await.expect("broker");
     let bootstrap = broker.kafka_addr.to_string();
     let contract = Contract {
         generation: 1,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cloudevents::Event;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::binding;
@@ -141,4 +141,16 @@ impl Log {
             Err((e, _)) => Err(LogError::Unavailable(e.to_string())),
         }
     }
+}
+
+/// A consumed record's headers as `(name, value)` pairs (a header without a value reads as
+/// empty), the form [`binding::from_kafka`] takes.
+pub fn record_headers<M: Message>(m: &M) -> Vec<(&str, &[u8])> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -9,7 +9,7 @@ use cloudevents::{AttributesReader, Event};
 use ferry_api::eventing::DeliveryOrder;
 use ferry_api::sources::InitialOffset;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -254,14 +254,7 @@ fn decode(
     deliverer: &Deliverer,
     m: &rdkafka::message::BorrowedMessage<'_>,
 ) -> Result<Option<Event>, binding::InvalidEvent> {
-    let headers: Vec<(&str, &[u8])> = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key, h.value.unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = crate::log::record_headers(m);
     match &deliverer.egress.source {
         Some(mapping) => {
             let view = RecordView {

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
 use ferry_api::contract::{
     Contract, ContractResource, DeliveryPolicy, Egress, Ingress, ObjectRef, Target,
 };
@@ -21,12 +20,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 pub use ferry_testkit::process::eventually;
 #[allow(unused_imports)]
 pub use ferry_testkit::sink::{Rule, Sink};
-
-#[derive(Parser)]
-struct BrokerCli {
-    #[command(flatten)]
-    config: BrokerConfig,
-}
 
 /// The embedded broker, started in this process on a temporary directory.
 pub struct Log {
@@ -43,20 +36,8 @@ impl Log {
     /// Starts the broker with extra flags (e.g. `--flush os`).
     pub async fn start_with(extra: &[&str]) -> Log {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec![
-            "ferry-broker",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--group-initial-rebalance-delay-ms",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        let cli = BrokerCli::parse_from(args);
-        let running = Broker::start(cli.config).await.expect("broker starts");
+        let config = BrokerConfig::local(dir.path(), extra).expect("broker flags");
+        let running = Broker::start(config).await.expect("broker starts");
         let bootstrap = running.kafka_addr.to_string();
         Log {
             running: Some(running),
