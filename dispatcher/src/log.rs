@@ -77,6 +77,8 @@ impl Log {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", self.settings.linger_ms.to_string())
+            // Small produce requests must not wait for Nagle's algorithm.
+            .set("socket.nagle.disable", "true")
             .set(
                 "message.timeout.ms",
                 self.settings.timeout.as_millis().to_string(),

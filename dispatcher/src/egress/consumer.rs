@@ -131,6 +131,7 @@ pub async fn run(
         // librdkafka pauses fetching for this long when its local queue is full (default 1 s);
         // the queue is small here, so come back quickly.
         .set("fetch.queue.backoff.ms", "20")
+        .set("socket.nagle.disable", "true")
         .set("statistics.interval.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(context)?;
