@@ -71,25 +71,31 @@ pub struct DispatcherConfig {
     pub traffic_seed: Option<u64>,
 }
 
+/// The flags as a command, to build a [`DispatcherConfig`] in code.
+#[derive(clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    config: DispatcherConfig,
+}
+
+/// `max.poll.interval.ms` of egress consumers: one that cannot take a new record for this long
+/// (every in-flight slot busy) leaves the group and its records are redelivered.
+const MAX_POLL_INTERVAL_MS: u32 = 300_000;
+/// Memory librdkafka may use for prefetched records, per egress.
+const PREFETCH_KBYTES: u32 = 1024;
+/// Memory for records waiting to be sent to the log.
+const PRODUCER_BUFFER_KBYTES: u32 = 16 * 1024;
+
 impl DispatcherConfig {
-    /// A configuration with defaults for everything but the contract path and listeners.
+    /// A configuration with `ferry-dispatcher`'s defaults for everything but the contract path
+    /// and listeners (the defaults live once, in the flag definitions above).
     pub fn new(contract: PathBuf, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
-        DispatcherConfig {
-            contract,
-            role: Role::All,
-            listen,
-            admin_listen,
-            max_body_bytes: 4 << 20,
-            max_ingress_in_flight: 1024,
-            contract_poll_ms: 1000,
-            max_in_flight: 256,
-            session_timeout_ms: 10_000,
-            commit_interval_ms: 200,
-            drain_timeout_ms: 30_000,
-            linger_ms: 1,
-            produce_timeout_ms: 10_000,
-            traffic_seed: None,
-        }
+        let mut config =
+            <Flags as clap::Parser>::parse_from(["ferry-dispatcher", "--contract", ""]).config;
+        config.contract = contract;
+        config.listen = listen;
+        config.admin_listen = admin_listen;
+        config
     }
 
     /// Checks values clap cannot.
@@ -120,7 +126,8 @@ impl DispatcherConfig {
             commit_interval_ms: self.commit_interval_ms,
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             seed: self.traffic_seed,
-            ..EgressSettings::default()
+            max_poll_interval_ms: MAX_POLL_INTERVAL_MS,
+            prefetch_kbytes: PREFETCH_KBYTES,
         }
     }
 
@@ -128,7 +135,7 @@ impl DispatcherConfig {
         ProducerSettings {
             linger_ms: self.linger_ms,
             timeout: Duration::from_millis(self.produce_timeout_ms.max(1)),
-            ..ProducerSettings::default()
+            max_buffer_kbytes: PRODUCER_BUFFER_KBYTES,
         }
     }
 }

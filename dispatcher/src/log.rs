@@ -34,16 +34,6 @@ pub struct ProducerSettings {
     pub max_buffer_kbytes: u32,
 }
 
-impl Default for ProducerSettings {
-    fn default() -> Self {
-        ProducerSettings {
-            linger_ms: 1,
-            timeout: Duration::from_secs(10),
-            max_buffer_kbytes: 16 * 1024,
-        }
-    }
-}
-
 /// Appends CloudEvents to Kafka topics.
 pub struct Log {
     settings: ProducerSettings,

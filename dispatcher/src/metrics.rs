@@ -51,6 +51,16 @@ pub enum EgressOutcome {
 }
 
 impl EgressOutcome {
+    /// In declaration order, so `outcome as usize` indexes it.
+    const ALL: [EgressOutcome; 6] = [
+        EgressOutcome::Delivered,
+        EgressOutcome::Retried,
+        EgressOutcome::DeadLettered,
+        EgressOutcome::Dropped,
+        EgressOutcome::Filtered,
+        EgressOutcome::Malformed,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             EgressOutcome::Delivered => "delivered",
@@ -60,6 +70,37 @@ impl EgressOutcome {
             EgressOutcome::Filtered => "filtered",
             EgressOutcome::Malformed => "malformed",
         }
+    }
+}
+
+/// One egress's metrics (handles into the registry's families).
+#[derive(Clone, Debug)]
+pub struct EgressMetrics {
+    outcomes: [Counter; 6],
+    attempt: Histogram,
+    end_to_end: Histogram,
+    in_flight: Gauge,
+}
+
+impl EgressMetrics {
+    /// Counts one outcome.
+    pub fn count(&self, outcome: EgressOutcome) {
+        self.outcomes[outcome as usize].inc();
+    }
+
+    /// Records one attempt's duration.
+    pub fn attempt(&self, took: Duration) {
+        self.attempt.observe(took.as_secs_f64());
+    }
+
+    /// Records append-to-delivery latency.
+    pub fn end_to_end(&self, took: Duration) {
+        self.end_to_end.observe(took.as_secs_f64());
+    }
+
+    /// Sets the number of events in flight.
+    pub fn in_flight(&self, n: usize) {
+        self.in_flight.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 
@@ -130,35 +171,24 @@ impl Metrics {
             .inc_by(events);
     }
 
-    /// Counts one egress outcome.
-    pub fn egress(&self, egress: &str, outcome: EgressOutcome) {
-        self.egress
-            .get_or_create(&[
-                ("egress", egress.to_owned()),
-                ("outcome", outcome.label().to_owned()),
-            ])
-            .inc();
-    }
-
-    /// Records one attempt's duration.
-    pub fn attempt(&self, egress: &str, took: Duration) {
-        self.delivery_seconds
-            .get_or_create(&[("egress", egress.to_owned())])
-            .observe(took.as_secs_f64());
-    }
-
-    /// Records append-to-delivery latency.
-    pub fn end_to_end(&self, egress: &str, took: Duration) {
-        self.end_to_end_seconds
-            .get_or_create(&[("egress", egress.to_owned())])
-            .observe(took.as_secs_f64());
-    }
-
-    /// Sets the in-flight gauge of an egress.
-    pub fn in_flight(&self, egress: &str, n: usize) {
-        self.in_flight
-            .get_or_create(&[("egress", egress.to_owned())])
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// The per-egress counters, histograms and gauge, resolved once so the delivery path does
+    /// not build label sets per event.
+    pub fn for_egress(&self, egress: &str) -> EgressMetrics {
+        let one = || [("egress", egress.to_owned())];
+        let outcome = |o: EgressOutcome| {
+            self.egress
+                .get_or_create(&[
+                    ("egress", egress.to_owned()),
+                    ("outcome", o.label().to_owned()),
+                ])
+                .clone()
+        };
+        EgressMetrics {
+            outcomes: EgressOutcome::ALL.map(outcome),
+            attempt: self.delivery_seconds.get_or_create(&one()).clone(),
+            end_to_end: self.end_to_end_seconds.get_or_create(&one()).clone(),
+            in_flight: self.in_flight.get_or_create(&one()).clone(),
+        }
     }
 
     /// Sets the lag of one partition.

@@ -70,9 +70,7 @@ impl Shared {
         let busy = self
             .max_in_flight
             .saturating_sub(self.permits.available_permits());
-        self.deliverer
-            .metrics
-            .in_flight(&self.deliverer.label, busy);
+        self.deliverer.counters.in_flight(busy);
     }
 }
 
@@ -195,19 +193,13 @@ pub async fn run(
         let event = match decoded {
             Ok(Some(event)) if shared.deliverer.filter.matches(&event) => event,
             Ok(_) => {
-                shared
-                    .deliverer
-                    .metrics
-                    .egress(&label, EgressOutcome::Filtered);
+                shared.deliverer.counters.count(EgressOutcome::Filtered);
                 settle(&shared, &topic, partition, offset);
                 continue;
             }
             Err(e) => {
                 tracing::error!(egress = %label, %topic, partition, offset, error = %e, "record is not a valid CloudEvent; skipped");
-                shared
-                    .deliverer
-                    .metrics
-                    .egress(&label, EgressOutcome::Malformed);
+                shared.deliverer.counters.count(EgressOutcome::Malformed);
                 settle(&shared, &topic, partition, offset);
                 continue;
             }
@@ -305,12 +297,12 @@ fn enqueue_ordered(shared: &Arc<Shared>, key: (i32, String), job: Job) {
 async fn process(shared: &Shared, mut job: Job) {
     let d = &shared.deliverer;
     let outcome = d.deliver(&job.event).await;
-    d.metrics.egress(&d.label, outcome);
+    d.counters.count(outcome);
     if outcome == EgressOutcome::Delivered
         && let Some(ms) = job.appended_ms
         && let Ok(since) = u64::try_from(chrono::Utc::now().timestamp_millis() - ms)
     {
-        d.metrics.end_to_end(&d.label, Duration::from_millis(since));
+        d.counters.end_to_end(Duration::from_millis(since));
     }
     tracing::debug!(egress = %d.label, event.id = %job.event.id(), ?outcome, "settled");
     settle(shared, &job.topic, job.partition, job.offset);

@@ -19,7 +19,7 @@ use super::policy::{Attempt, Verdict, decide};
 use super::traffic;
 use crate::binding;
 use crate::log::Log;
-use crate::metrics::{EgressOutcome, Metrics};
+use crate::metrics::{EgressMetrics, EgressOutcome, Metrics};
 
 /// Longest `knativeerrordata` value (Knative truncates the response body to 1024 bytes).
 pub const ERROR_DATA_MAX: usize = 1024;
@@ -40,8 +40,10 @@ pub struct Deliverer {
     pub http: reqwest::Client,
     /// Log client for replies.
     pub log: Arc<Log>,
-    /// Metrics.
+    /// The metrics registry (consumer lag is labelled per partition).
     pub metrics: Arc<Metrics>,
+    /// This egress's counters and histograms.
+    pub counters: EgressMetrics,
     /// Traffic-split choices; seedable for tests.
     pub rng: std::sync::Mutex<SmallRng>,
 }
@@ -166,7 +168,7 @@ impl Deliverer {
                 .attempt(url, &headers, body.clone(), event, policy)
                 .instrument(span)
                 .await;
-            self.metrics.attempt(&self.label, started.elapsed());
+            self.counters.attempt(started.elapsed());
             let (outcome, answer) = result;
             match decide(policy, attempt, &outcome, SystemTime::now()) {
                 Verdict::Delivered => {
@@ -176,7 +178,7 @@ impl Deliverer {
                     }));
                 }
                 Verdict::RetryAfter(delay) => {
-                    self.metrics.egress(&self.label, EgressOutcome::Retried);
+                    self.counters.count(EgressOutcome::Retried);
                     tracing::debug!(egress = %self.label, event.id = %event.id(), ?outcome, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;

@@ -8,7 +8,7 @@ use cloudevents::event::AttributeValue;
 use ferry_api::cesql::{self, AttributeSource, Expression, Value};
 use ferry_api::eventing::SubscriptionsApiFilter;
 
-use crate::binding::attribute_text;
+use crate::binding::{attribute, attribute_text};
 
 /// One compiled filter expression.
 #[derive(Debug)]
@@ -104,10 +104,7 @@ struct Attributes<'a>(&'a Event);
 
 impl Attributes<'_> {
     fn text(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| attribute_text(&v))
+        attribute(self.0, name)
     }
 }
 

@@ -46,26 +46,11 @@ pub struct EgressSettings {
     pub seed: Option<u64>,
 }
 
-impl Default for EgressSettings {
-    fn default() -> Self {
-        EgressSettings {
-            max_in_flight: 256,
-            session_timeout_ms: 10_000,
-            max_poll_interval_ms: 300_000,
-            commit_interval_ms: 200,
-            prefetch_kbytes: 1024,
-            drain_timeout: Duration::from_secs(30),
-            seed: None,
-        }
-    }
-}
-
 /// What an egress runs from; a change in any part restarts it.
 #[derive(Clone, Debug, PartialEq)]
 struct Spec {
     bootstrap: String,
     topics: Vec<String>,
-    reply_topic: String,
     egress: Egress,
 }
 
@@ -117,7 +102,6 @@ impl EgressSet {
                 let spec = Spec {
                     bootstrap: resource.bootstrap_servers.clone(),
                     topics: resource.topics.clone(),
-                    reply_topic: resource.topics.first().cloned().unwrap_or_default(),
                     egress: egress.clone(),
                 };
                 wanted.insert(egress.uid.clone(), spec);
@@ -160,11 +144,16 @@ impl EgressSet {
             .map_err(|e| e.to_string())?;
         let deliverer = Deliverer {
             label: spec.egress.reference.to_string(),
-            reply_log: (spec.bootstrap.clone(), spec.reply_topic.clone()),
+            // A Trigger's reply goes back into its Broker's (only) topic.
+            reply_log: (
+                spec.bootstrap.clone(),
+                spec.topics.first().cloned().unwrap_or_default(),
+            ),
             filter,
             http: self.http.clone(),
             log: self.log.clone(),
             metrics: self.metrics.clone(),
+            counters: self.metrics.for_egress(&spec.egress.reference.to_string()),
             rng: Deliverer::rng(self.settings.seed),
             egress: spec.egress,
         };
