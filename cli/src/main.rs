@@ -73,7 +73,7 @@ enum Command {
         kafka: String,
         /// earliest, latest, an offset, or an RFC 3339 time.
         #[arg(long, default_value = "latest")]
-        from: tail::From,
+        from: tail::StartAt,
         /// Stop after this many records.
         #[arg(long)]
         max: Option<usize>,

@@ -14,7 +14,7 @@ use ferry_dispatcher::binding;
 
 /// Where `ferry tail` starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum From {
+pub enum StartAt {
     /// The oldest retained record.
     Earliest,
     /// Only new records.
@@ -25,18 +25,18 @@ pub enum From {
     Time(DateTime<Utc>),
 }
 
-impl std::str::FromStr for From {
+impl std::str::FromStr for StartAt {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "earliest" => Ok(From::Earliest),
-            "latest" => Ok(From::Latest),
+            "earliest" => Ok(StartAt::Earliest),
+            "latest" => Ok(StartAt::Latest),
             _ => s
                 .parse::<i64>()
                 .ok()
                 .filter(|o| *o >= 0)
-                .map(From::Offset)
-                .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| From::Time(t.with_timezone(&Utc))))
+                .map(StartAt::Offset)
+                .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| StartAt::Time(t.with_timezone(&Utc))))
                 .ok_or_else(|| format!("{s:?} is not earliest, latest, an offset or an RFC 3339 time (2026-11-25T10:00:00Z)")),
         }
     }
@@ -57,7 +57,7 @@ pub struct Tail {
     /// Topic to read.
     pub topic: String,
     /// Where to start.
-    pub from: From,
+    pub from: StartAt,
     /// One JSON object per line instead of a table.
     pub json: bool,
     /// Stop after this many records.
@@ -98,14 +98,14 @@ pub fn run(tail: &Tail, out: &mut impl Write) -> anyhow::Result<()> {
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
         let offset = match &tail.from {
-            From::Earliest => Offset::Beginning,
-            From::Latest => Offset::End,
-            From::Offset(o) => Offset::Offset(*o),
-            From::Time(t) => Offset::Offset(t.timestamp_millis()),
+            StartAt::Earliest => Offset::Beginning,
+            StartAt::Latest => Offset::End,
+            StartAt::Offset(o) => Offset::Offset(*o),
+            StartAt::Time(t) => Offset::Offset(t.timestamp_millis()),
         };
         tpl.add_partition_offset(&tail.topic, *p, offset)?;
     }
-    if matches!(tail.from, From::Time(_)) {
+    if matches!(tail.from, StartAt::Time(_)) {
         tpl = consumer.offsets_for_times(tpl, Duration::from_secs(10))?;
     }
     consumer.assign(&tpl)?;
@@ -171,19 +171,19 @@ mod tests {
 
     #[test]
     fn from_values() {
-        assert_eq!("earliest".parse::<From>().unwrap(), From::Earliest);
-        assert_eq!("latest".parse::<From>().unwrap(), From::Latest);
-        assert_eq!("42".parse::<From>().unwrap(), From::Offset(42));
+        assert_eq!("earliest".parse::<StartAt>().unwrap(), StartAt::Earliest);
+        assert_eq!("latest".parse::<StartAt>().unwrap(), StartAt::Latest);
+        assert_eq!("42".parse::<StartAt>().unwrap(), StartAt::Offset(42));
         assert!(matches!(
-            "2026-11-25T10:00:00Z".parse::<From>().unwrap(),
-            From::Time(_)
+            "2026-11-25T10:00:00Z".parse::<StartAt>().unwrap(),
+            StartAt::Time(_)
         ));
         assert!(
-            "-1".parse::<From>()
+            "-1".parse::<StartAt>()
                 .unwrap_err()
                 .contains("is not earliest, latest")
         );
-        assert!("yesterday".parse::<From>().is_err());
+        assert!("yesterday".parse::<StartAt>().is_err());
         assert_eq!(topic_for("default/orders"), "knative-broker-default-orders");
         assert_eq!(topic_for("payments"), "payments");
     }
