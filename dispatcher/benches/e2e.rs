@@ -16,9 +16,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,28 +194,6 @@ fn egress(name: &str, url: &str, ordering: DeliveryOrder) -> Egress {
     }
 }
 
-fn write_contract(path: &std::path::Path, contract: &Contract) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(contract).unwrap()).unwrap();
-    std::fs::rename(tmp, path).unwrap();
-}
-
-async fn wait_generation(admin: SocketAddr, generation: u64) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(format!("http://{admin}/readyz")).send().await
-            && r.text()
-                .await
-                .unwrap_or_default()
-                .contains(&format!("generation {generation}"))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("dispatcher never applied generation {generation}");
-}
-
 /// Writes `n` 1 KiB binary-mode CloudEvents straight into `topic` with `keys` distinct keys.
 fn produce_direct(bootstrap: &str, topic: &str, n: u64, keys: u64) {
     let producer: BaseProducer = ClientConfig::new()
@@ -297,7 +272,6 @@ fn main() {
 }
 
 async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64) {
-    let dir = tempfile::tempdir().unwrap();
     // FERRY_BENCH_FLUSH picks the broker's --flush policy (default: the broker's default).
     let flush = std::env::var("FERRY_BENCH_FLUSH").ok();
     let flags: Vec<&str> = flush
@@ -322,54 +296,23 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     let slow_app = Router::new().fallback(sink).with_state(slow_state.clone());
     tokio::spawn(async move { axum::serve(slow_listener, slow_app).await.unwrap() });
 
-    let contract_path = dir.path().join("contract.json");
     let main_resource = resource(
         "events",
         &bootstrap,
         vec![egress("e2e", &sink_url, DeliveryOrder::Unordered)],
     );
-    write_contract(
-        &contract_path,
+    // FERRY_BENCH_DISPATCHER_ARGS: extra flags, e.g. "--linger-ms 5".
+    let extra_flags = std::env::var("FERRY_BENCH_DISPATCHER_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra_flags.split_whitespace().collect();
+    // The release binary (cargo bench builds it so), started and waited for like in the tests.
+    let d = support::Dispatcher::start(
         &Contract {
             generation: 1,
             resources: vec![main_resource.clone()],
         },
+        &extra,
     );
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_ferry-dispatcher"))
-        .args([
-            "--contract",
-            contract_path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--contract-poll-ms",
-            "200",
-        ])
-        // FERRY_BENCH_DISPATCHER_ARGS: extra flags, e.g. "--linger-ms 5".
-        .args(
-            std::env::var("FERRY_BENCH_DISPATCHER_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start ferry-dispatcher (cargo bench builds it in release mode)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let field = |k: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (http, admin_addr) = (field("http="), field("admin="));
-    let pid = child.id();
-    wait_generation(admin_addr, 1).await;
+    let pid = d.process.as_ref().expect("running").pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rest = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
 
@@ -380,43 +323,26 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
         &bootstrap,
         vec![egress("lagging", &slow_url, DeliveryOrder::Unordered)],
     );
-    write_contract(
-        &contract_path,
-        &Contract {
-            generation: 10,
-            resources: vec![main_resource.clone(), lag_resource],
-        },
-    );
-    wait_generation(admin_addr, 10).await;
+    d.write_contract(&Contract {
+        generation: 10,
+        resources: vec![main_resource.clone(), lag_resource],
+    });
+    d.wait_for_generation(10);
     tokio::time::sleep(Duration::from_secs(15)).await;
     let lagged = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
-    let metrics = reqwest::get(format!("http://{admin_addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let lag_now = metrics
-        .lines()
-        .find(|l| l.starts_with("ferry_dispatcher_consumer_lag{egress=\"Trigger default/lagging\""))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap_or("?")
-        .to_owned();
+    let lag_now = d.metric("ferry_dispatcher_consumer_lag{egress=\"Trigger default/lagging\"");
     // Stop the lagging egress before the latency runs.
-    write_contract(
-        &contract_path,
-        &Contract {
-            generation: 11,
-            resources: vec![main_resource.clone()],
-        },
-    );
-    wait_generation(admin_addr, 11).await;
+    d.write_contract(&Contract {
+        generation: 11,
+        resources: vec![main_resource.clone()],
+    });
+    d.wait_for_generation(11);
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()
         .unwrap();
-    let ingress = format!("http://{http}/default/events");
+    let ingress = d.url("/default/events");
     let mut rows = Vec::new();
     // Warm up: connections, the consumer group, the allocator.
     open_loop(&client, &ingress, &state, 1000, 2).await;
@@ -448,12 +374,8 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
                  keys: u64,
                  ordering: DeliveryOrder,
                  delay_ms: u64| {
-        let (bootstrap, state, sink_url, contract_path) = (
-            bootstrap.clone(),
-            state.clone(),
-            sink_url.clone(),
-            contract_path.clone(),
-        );
+        let (bootstrap, state, sink_url, d) =
+            (bootstrap.clone(), state.clone(), sink_url.clone(), &d);
         async move {
             produce_direct(&bootstrap, topic, ordered_events, keys);
             state.delay_ms.store(delay_ms, Ordering::Relaxed);
@@ -465,13 +387,10 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
                 vec![egress(topic, &sink_url, ordering)],
             ));
             let started = Instant::now();
-            write_contract(
-                &contract_path,
-                &Contract {
-                    generation: 20 + resources.len() as u64,
-                    resources: resources.clone(),
-                },
-            );
+            d.write_contract(&Contract {
+                generation: 20 + resources.len() as u64,
+                resources: resources.clone(),
+            });
             while state.count.load(Ordering::Relaxed) < ordered_events
                 && started.elapsed() < Duration::from_secs(300)
             {
@@ -489,8 +408,7 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     let (ordered_rate, _) = drain(resources, "ordered", 100, DeliveryOrder::Ordered, 10).await;
     eprintln!("ordered: {ordered_rate:.0} events/s");
 
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(d);
     if let Some(broker) = log.running.take() {
         broker.shutdown(Duration::from_secs(10)).await.ok();
     }
