@@ -90,9 +90,12 @@ impl DispatcherConfig {
     /// A configuration with `ferry-dispatcher`'s defaults for everything but the contract path
     /// and listeners (the defaults live once, in the flag definitions above).
     pub fn new(contract: PathBuf, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
-        let mut config =
-            <Flags as clap::Parser>::parse_from(["ferry-dispatcher", "--contract", ""]).config;
-        config.contract = contract;
+        let args: [&std::ffi::OsStr; 3] = [
+            "ferry-dispatcher".as_ref(),
+            "--contract".as_ref(),
+            contract.as_os_str(),
+        ];
+        let mut config = <Flags as clap::Parser>::parse_from(args).config;
         config.listen = listen;
         config.admin_listen = admin_listen;
         config
