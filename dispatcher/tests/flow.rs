@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use ferry_api::contract::{ContractResource, ObjectRef, SourceMapping};
+use ferry_api::contract::{ContractResource, Egress, ObjectRef, SourceMapping};
 use ferry_api::eventing::DeliveryOrder;
 use ferry_api::sources::KeyType;
 use rdkafka::ClientConfig;
@@ -341,5 +341,81 @@ async fn ingress_and_egress_roles_run_as_separate_processes() {
         ingress.metric("ferry_dispatcher_egress_events_total"),
         0.0,
         "the ingress process runs no egress"
+    );
+}
+
+/// A restarted egress resumes where its group was on every partition — also on partitions
+/// that never carried an event for it, which keep no commit of their own. Without the pinned
+/// initial offsets, the replacement resolved `latest` there and skipped what arrived while it
+/// joined (seen as lost events when a Service's traffic changed under `ferry dev`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_egress_skips_nothing_on_partitions_it_never_read() {
+    let log = Log::start().await;
+    log.create_topic("carts", 4).await;
+    let (first, second) = (Sink::start().await, Sink::start().await);
+    let latest = |url: &str| Egress {
+        initial_offset: ferry_api::sources::InitialOffset::Latest,
+        ..trigger("carts", url)
+    };
+    let one = contract(
+        1,
+        vec![broker("carts", &log.bootstrap, vec![latest(&first.url())])],
+    );
+    let d = Dispatcher::start(&one, &[]);
+    let client = reqwest::Client::new();
+    // Wait until the egress has joined and reads (the trigger is new: `latest` applies).
+    let mut n = 0;
+    eventually("the new egress delivers", Duration::from_secs(20), || {
+        n += 1;
+        let id = format!("warm-{n}");
+        let rt = tokio::runtime::Handle::current();
+        let key = [("ce-partitionkey", "one-key")];
+        tokio::task::block_in_place(|| {
+            rt.block_on(post_event(
+                &client,
+                &d.url("/default/carts"),
+                &id,
+                "t",
+                &key,
+                "{}",
+            ))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        (!first.accepted().is_empty()).then_some(())
+    });
+
+    // The destination changes: the egress is replaced, and events spread over every
+    // partition are posted the moment the new generation is in force.
+    d.write_contract(&contract(
+        2,
+        vec![broker("carts", &log.bootstrap, vec![latest(&second.url())])],
+    ));
+    d.wait_for_generation(2);
+    const EVENTS: usize = 100;
+    for i in 0..EVENTS {
+        let key = format!("k{i}");
+        let (status, _) = post_event(
+            &client,
+            &d.url("/default/carts"),
+            &format!("after-{i}"),
+            "t",
+            &[("ce-partitionkey", &key)],
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let received = second
+        .wait_for_accepted(EVENTS, Duration::from_secs(30))
+        .await;
+    let after: std::collections::BTreeSet<String> = received
+        .iter()
+        .filter_map(|r| r.attr("id"))
+        .filter(|id| id.starts_with("after-"))
+        .collect();
+    assert_eq!(
+        after.len(),
+        EVENTS,
+        "every event posted after the change arrives"
     );
 }

@@ -133,6 +133,22 @@ pub async fn run(
         .set("statistics.interval.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(context)?;
+    let initial = egress.initial_offset;
+    let (consumer, topics, pinned) = tokio::task::spawn_blocking(move || {
+        let pinned = pin_initial_offsets(&consumer, &topics, initial);
+        (consumer, topics, pinned)
+    })
+    .await
+    .map_err(|_| rdkafka::error::KafkaError::Canceled)?;
+    match pinned {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(egress = %deliverer.label, partitions = n, ?initial, "initial offsets committed for partitions the group had none for")
+        }
+        Err(e) => {
+            tracing::warn!(egress = %deliverer.label, error = %e, "could not commit initial offsets; partitions without one start at the initial offset when assigned")
+        }
+    }
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     let ordered = egress.ordering == DeliveryOrder::Ordered;
@@ -232,18 +248,77 @@ pub async fn run(
     {
         tracing::warn!(egress = %label, in_flight = lock(&shared.tracker).in_flight(), "stopping with deliveries in flight; they will be redelivered");
     }
-    if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(egress = %label, error = %e, "final commit");
+    // The final commit, leaving the group and closing the consumer block on broker round
+    // trips: off the async workers, which may be serving that very broker (`ferry dev` runs
+    // it in-process).
+    let closing = label.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(egress = %closing, error = %e, "final commit");
+        }
+        shared.consumer.unsubscribe();
+        drop(shared);
+    })
+    .await;
+    if let Err(e) = closed {
+        tracing::warn!(egress = %label, error = %e, "closing the consumer failed");
     }
-    shared.consumer.unsubscribe();
     tracing::info!(egress = %label, "egress stopped");
     Ok(())
+}
+
+/// Commits, for every partition of `topics` on which the group has no committed offset, the
+/// offset the egress's initial offset resolves to now; returns how many it committed.
+///
+/// `auto.offset.reset` alone is not enough: a partition that never carried an event for this
+/// group keeps no commit, so an egress restarted later (a contract change, a new pod) would
+/// resolve `latest` again and skip what arrived meanwhile. Pinned once, every restart resumes
+/// where the group was. Blocking (broker round trips). A group with active members (another
+/// replica) refuses commits from outside the group: that replica pins them.
+fn pin_initial_offsets(
+    consumer: &EgressConsumer,
+    topics: &[String],
+    initial: InitialOffset,
+) -> Result<usize, rdkafka::error::KafkaError> {
+    let timeout = Duration::from_secs(10);
+    let mut all = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
+            for p in t.partitions() {
+                all.add_partition(topic, p.id());
+            }
+        }
+    }
+    if all.count() == 0 {
+        return Ok(0);
+    }
+    let committed = consumer.committed_offsets(all, timeout)?;
+    let mut pin = TopicPartitionList::new();
+    for e in committed.elements() {
+        if matches!(e.offset(), Offset::Offset(_)) {
+            continue;
+        }
+        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+        let at = match initial {
+            InitialOffset::Earliest => low,
+            InitialOffset::Latest => high,
+        };
+        pin.add_partition_offset(e.topic(), e.partition(), Offset::Offset(at))?;
+    }
+    if pin.count() > 0 {
+        consumer.commit(&pin, CommitMode::Sync)?;
+    }
+    Ok(pin.count())
 }
 
 /// The event a record carries: a CloudEvent in binary or structured mode, or for a
 /// KafkaSource the mapped record. `Ok(None)`: not a CloudEvent (only possible for brokers and
 /// channels, whose records Ferry wrote itself).
-fn decode(
+///
+/// # Errors
+/// A record that is not a valid CloudEvent (or, for a KafkaSource, cannot be mapped).
+pub fn decode(
     deliverer: &Deliverer,
     m: &rdkafka::message::BorrowedMessage<'_>,
 ) -> Result<Option<Event>, binding::InvalidEvent> {
