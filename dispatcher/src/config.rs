@@ -134,7 +134,8 @@ impl DispatcherConfig {
         }
     }
 
-    pub(crate) fn producer_settings(&self) -> ProducerSettings {
+    /// The producer settings these flags give (for tools that write to the log like the dispatcher).
+    pub fn producer_settings(&self) -> ProducerSettings {
         ProducerSettings {
             linger_ms: self.linger_ms,
             timeout: Duration::from_millis(self.produce_timeout_ms.max(1)),

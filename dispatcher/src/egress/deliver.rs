@@ -61,6 +61,38 @@ struct Failure {
 }
 
 impl Deliverer {
+    /// The deliverer for `egress` of a resource whose log is `(bootstrap servers, topics)`.
+    ///
+    /// # Errors
+    /// A filter that does not compile (contracts are validated first, so this names a bug).
+    pub fn new(
+        egress: Egress,
+        (bootstrap, topics): (&str, &[String]),
+        http: reqwest::Client,
+        log: Arc<Log>,
+        metrics: Arc<Metrics>,
+        seed: Option<u64>,
+    ) -> Result<Self, String> {
+        let filter = EventFilter::compile(&egress.filter_attributes, &egress.filters)
+            .map_err(|e| e.to_string())?;
+        let label = egress.reference.to_string();
+        Ok(Deliverer {
+            counters: metrics.for_egress(&label),
+            label,
+            // A Trigger's reply goes back into its Broker's (only) topic.
+            reply_log: (
+                bootstrap.to_owned(),
+                topics.first().cloned().unwrap_or_default(),
+            ),
+            filter,
+            http,
+            log,
+            metrics,
+            rng: Deliverer::rng(seed),
+            egress,
+        })
+    }
+
     /// A deliverer whose traffic-split choices follow `seed` (random when `None`).
     pub fn rng(seed: Option<u64>) -> std::sync::Mutex<SmallRng> {
         std::sync::Mutex::new(seed.map_or_else(SmallRng::from_os_rng, SmallRng::seed_from_u64))

@@ -5,7 +5,7 @@
 //! running untouched, changed ones are drained and restarted, removed ones are drained and
 //! stopped, new ones start.
 
-mod consumer;
+pub mod consumer;
 pub mod deliver;
 pub mod filter;
 pub mod policy;
@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use deliver::Deliverer;
-use filter::EventFilter;
 
 /// Knobs shared by every egress.
 #[derive(Clone, Debug)]
@@ -140,23 +139,14 @@ impl EgressSet {
     }
 
     fn start(&self, spec: Spec) -> Result<(CancellationToken, JoinHandle<()>), String> {
-        let filter = EventFilter::compile(&spec.egress.filter_attributes, &spec.egress.filters)
-            .map_err(|e| e.to_string())?;
-        let deliverer = Deliverer {
-            label: spec.egress.reference.to_string(),
-            // A Trigger's reply goes back into its Broker's (only) topic.
-            reply_log: (
-                spec.bootstrap.clone(),
-                spec.topics.first().cloned().unwrap_or_default(),
-            ),
-            filter,
-            http: self.http.clone(),
-            log: self.log.clone(),
-            metrics: self.metrics.clone(),
-            counters: self.metrics.for_egress(&spec.egress.reference.to_string()),
-            rng: Deliverer::rng(self.settings.seed),
-            egress: spec.egress,
-        };
+        let deliverer = Deliverer::new(
+            spec.egress.clone(),
+            (&spec.bootstrap, &spec.topics),
+            self.http.clone(),
+            self.log.clone(),
+            self.metrics.clone(),
+            self.settings.seed,
+        )?;
         let stop = CancellationToken::new();
         let token = stop.clone();
         let settings = self.settings.clone();
