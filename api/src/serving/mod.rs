@@ -20,4 +20,7 @@ pub use revision::{
 };
 pub use route::{Route, RouteSpec, RouteStatus, RouteStatusFields, route_conditions};
 pub use service::{KnativeService, KnativeServiceStatus, ServiceSpec, service_conditions};
-pub use traffic::{MAX_TRAFFIC_TARGETS, TrafficOwner, TrafficTarget, validate_traffic};
+pub use traffic::{
+    MAX_TRAFFIC_TARGETS, ResolvedTarget, TrafficOwner, TrafficTarget, UnresolvedTraffic,
+    resolve_traffic, revision_name, validate_traffic,
+};

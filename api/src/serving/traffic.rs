@@ -189,6 +189,96 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// Knative's name for the `generation`-th revision of a configuration: `<configuration>-00001`.
+pub fn revision_name(configuration: &str, generation: u64) -> String {
+    format!("{configuration}-{generation:05}")
+}
+
+/// One resolved traffic target: a concrete revision (Knative `status.traffic`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedTarget {
+    /// The revision that receives this share.
+    pub revision: String,
+    /// Share of traffic, 0–100.
+    pub percent: u32,
+    /// The target's tag, if any.
+    pub tag: Option<String>,
+    /// `true` when the target tracks the latest ready revision.
+    pub latest: bool,
+}
+
+/// Why a route's traffic cannot be resolved yet (Knative's `AllTrafficAssigned=False`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnresolvedTraffic {
+    /// Knative's reason: `RevisionMissing` or `ConfigurationMissing`.
+    pub reason: &'static str,
+    /// What is missing and what to do.
+    pub message: String,
+}
+
+/// Resolves a (validated) traffic list to concrete revisions, as a Route's reconciler does.
+///
+/// `configuration` is the Service's own configuration (for `latestRevision: true`);
+/// `latest_ready(config)` names a configuration's latest ready revision (`None`: it has none
+/// yet, or does not exist); `revision_exists(name)` says whether a named revision exists. An
+/// empty list means 100% to the latest ready revision.
+///
+/// # Errors
+/// The first target that cannot be resolved.
+pub fn resolve_traffic(
+    targets: &[TrafficTarget],
+    configuration: Option<&str>,
+    latest_ready: &dyn Fn(&str) -> Option<String>,
+    revision_exists: &dyn Fn(&str) -> bool,
+) -> Result<Vec<ResolvedTarget>, UnresolvedTraffic> {
+    let default = [TrafficTarget::latest_100()];
+    let targets = if targets.is_empty() {
+        &default[..]
+    } else {
+        targets
+    };
+    targets
+        .iter()
+        .map(|t| {
+            let percent = u32::try_from(t.percent.unwrap_or(0).clamp(0, 100)).unwrap_or(0);
+            let (revision, latest) = if let Some(name) = &t.revision_name {
+                if !revision_exists(name) {
+                    return Err(UnresolvedTraffic {
+                        reason: "RevisionMissing",
+                        message: format!(
+                            "revision {name:?} does not exist; name an existing revision or use latestRevision: true"
+                        ),
+                    });
+                }
+                (name.clone(), false)
+            } else {
+                let config = t.configuration_name.as_deref().or(configuration);
+                let Some(config) = config else {
+                    return Err(UnresolvedTraffic {
+                        reason: "ConfigurationMissing",
+                        message: "a latestRevision target needs a configuration".to_owned(),
+                    });
+                };
+                let Some(name) = latest_ready(config) else {
+                    return Err(UnresolvedTraffic {
+                        reason: "RevisionMissing",
+                        message: format!(
+                            "configuration {config:?} has no ready revision yet"
+                        ),
+                    });
+                };
+                (name, true)
+            };
+            Ok(ResolvedTarget {
+                revision,
+                percent,
+                tag: t.tag.clone(),
+                latest,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +390,66 @@ mod tests {
         for (targets, owner, want) in cases {
             let got = check(&targets, owner);
             assert!(got.contains(want), "want {want:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn revision_names_count_from_one_with_five_digits() {
+        assert_eq!(revision_name("cart", 1), "cart-00001");
+        assert_eq!(revision_name("cart", 123_456), "cart-123456");
+    }
+
+    #[test]
+    fn traffic_resolves_to_concrete_revisions() {
+        let latest = |c: &str| (c == "cart").then(|| "cart-00002".to_owned());
+        let exists = |r: &str| r == "cart-00001" || r == "cart-00002";
+        let target = |rev: Option<&str>, latest: bool, percent, tag: Option<&str>| TrafficTarget {
+            revision_name: rev.map(str::to_owned),
+            latest_revision: latest.then_some(true),
+            percent: Some(percent),
+            tag: tag.map(str::to_owned),
+            ..TrafficTarget::default()
+        };
+        let resolved = |revision: &str, percent, tag: Option<&str>, latest| ResolvedTarget {
+            revision: revision.into(),
+            percent,
+            tag: tag.map(str::to_owned),
+            latest,
+        };
+        // (targets, configuration, expected: the targets or the reason)
+        type Case<'a> = (
+            Vec<TrafficTarget>,
+            Option<&'a str>,
+            Result<Vec<ResolvedTarget>, &'a str>,
+        );
+        let table: Vec<Case<'_>> = vec![
+            (
+                vec![],
+                Some("cart"),
+                Ok(vec![resolved("cart-00002", 100, None, true)]),
+            ),
+            (
+                vec![
+                    target(Some("cart-00001"), false, 90, Some("stable")),
+                    target(None, true, 10, None),
+                ],
+                Some("cart"),
+                Ok(vec![
+                    resolved("cart-00001", 90, Some("stable"), false),
+                    resolved("cart-00002", 10, None, true),
+                ]),
+            ),
+            (
+                vec![target(Some("cart-00009"), false, 100, None)],
+                Some("cart"),
+                Err("RevisionMissing"),
+            ),
+            (vec![], Some("empty"), Err("RevisionMissing")),
+            (vec![], None, Err("ConfigurationMissing")),
+        ];
+        for (targets, config, want) in table {
+            let got = resolve_traffic(&targets, config, &latest, &exists).map_err(|e| e.reason);
+            assert_eq!(got, want, "{targets:?} of {config:?}");
         }
     }
 }
