@@ -89,19 +89,21 @@ impl BrokerConfig {
     }
 
     /// A broker for one machine: data under `data_dir`, Kafka and admin listeners on free
-    /// loopback ports, no initial rebalance delay; `extra` flags on top.
+    /// loopback ports, no initial rebalance delay; `extra` flags on top (a flag given there
+    /// replaces these defaults, e.g. `["--listen", "127.0.0.1:9092"]`).
     pub fn local(data_dir: &std::path::Path, extra: &[&str]) -> Result<Self, String> {
         let dir = data_dir.to_string_lossy().into_owned();
-        let mut flags = vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir,
-            "--group-initial-rebalance-delay-ms",
-            "0",
+        let defaults = [
+            ("--listen", "127.0.0.1:0"),
+            ("--admin-listen", "127.0.0.1:0"),
+            ("--data-dir", dir.as_str()),
+            ("--group-initial-rebalance-delay-ms", "0"),
         ];
+        let mut flags: Vec<&str> = defaults
+            .iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
         flags.extend_from_slice(extra);
         Self::from_flags(flags)
     }
