@@ -1,0 +1,159 @@
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::{Recorder, base64, parse, percent_decode, serve};
+
+#[test]
+fn encodes_base64_and_decodes_percent_escapes() {
+    let cases = [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(base64(raw.as_bytes()), want);
+    }
+    assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    assert_eq!(
+        percent_decode(b"a%20b%22%25c%e2%82%ac%2"),
+        "a b\"%c\u{20ac}%2"
+    );
+}
+
+#[test]
+fn parses_binary_data_by_content_type() {
+    let mut headers = HeaderMap::new();
+    headers.insert("ce-specversion", HeaderValue::from_static("1.0"));
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    assert_eq!(parse(&headers, b"{\"a\":1}").unwrap()["data"], "{\"a\":1}");
+    assert_eq!(
+        parse(&headers, &[0xff, 0x00]).unwrap()["data_base64"],
+        "/wA="
+    );
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/vnd.x+json; charset=utf-8"),
+    );
+    assert_eq!(
+        parse(&headers, b"{\"a\":1}").unwrap()["data"],
+        json!({"a": 1})
+    );
+    assert_eq!(parse(&headers, b"{oops").unwrap()["data"], "{oops");
+    assert!(parse(&headers, b"").unwrap().get("data").is_none());
+}
+
+#[test]
+fn rejects_requests_that_are_not_cloudevents() {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    assert!(
+        parse(&headers, b"{}")
+            .unwrap_err()
+            .starts_with("not a CloudEvent")
+    );
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/cloudevents+json"),
+    );
+    assert_eq!(
+        parse(&headers, b"{\"id\":\"1\"}").unwrap_err(),
+        "structured event has no specversion"
+    );
+    assert!(
+        parse(&headers, b"[]")
+            .unwrap_err()
+            .starts_with("structured event is not a JSON object")
+    );
+}
+
+#[tokio::test]
+async fn records_binary_and_structured_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let events_file = dir.path().join("events.jsonl");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move { drop(stopped.await) };
+    let server = tokio::spawn(serve(
+        listener,
+        Recorder::new(Some(events_file.clone())),
+        shutdown,
+    ));
+    let client = reqwest::Client::new();
+
+    let dead_letter = client
+        .post(format!("{base}/"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "e4")
+        .header("ce-type", "com.example.cart.item.added")
+        .header("ce-source", "/cart%20service")
+        .header("ce-partitionkey", "c1")
+        .header("ce-knativeerrordest", "http://127.0.0.1:8080/")
+        .header("ce-knativeerrorcode", "400")
+        .header("ce-knativeerrordata", "ZGF0YS5pdGVtIGlzIG1pc3Npbmc=")
+        .header("content-type", "application/json")
+        .body(r#"{"cart":"c1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead_letter.status(), StatusCode::OK);
+    assert_eq!(dead_letter.text().await.unwrap(), "");
+
+    let structured = json!({
+        "specversion": "1.0", "id": "e5", "type": "com.example.cart.created", "source": "/cart",
+        "datacontenttype": "application/json", "data": {"cart": "c2"},
+        "knativeerrordest": "http://127.0.0.1:8080/", "knativeerrorcode": "500",
+    });
+    let response = client
+        .post(format!("{base}/dead-letters"))
+        .header(
+            "content-type",
+            "application/cloudevents+json; charset=utf-8",
+        )
+        .body(structured.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let not_an_event = client
+        .post(format!("{base}/"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_an_event.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        not_an_event
+            .text()
+            .await
+            .unwrap()
+            .starts_with("not a CloudEvent")
+    );
+
+    let binary = json!({
+        "specversion": "1.0", "id": "e4", "type": "com.example.cart.item.added",
+        "source": "/cart service", "partitionkey": "c1",
+        "knativeerrordest": "http://127.0.0.1:8080/", "knativeerrorcode": "400",
+        "knativeerrordata": "ZGF0YS5pdGVtIGlzIG1pc3Npbmc=",
+        "datacontenttype": "application/json", "data": {"cart": "c1"},
+    });
+    let response = client.get(format!("{base}/events")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let events: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(events, json!([binary, structured]));
+    let lines: Vec<Value> = std::fs::read_to_string(&events_file)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, [binary, structured]);
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
