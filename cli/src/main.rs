@@ -1,11 +1,15 @@
 //! `ferry`: Ferry's command line. See the crate library for what each command does.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry::{send, tail, validate};
+use ferry::{dev, replay, send, tail, validate};
+
+// The embedded broker decodes untrusted frames; see `ferry_broker::SafeAllocator`.
+#[global_allocator]
+static ALLOCATOR: ferry_broker::SafeAllocator = ferry_broker::SafeAllocator;
 
 /// Knative-style eventing and scale-to-zero serving on a Kafka-protocol log.
 #[derive(Parser)]
@@ -17,6 +21,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the manifests on this machine: the embedded broker, the dispatcher and every
+    /// Service revision as a local process, reloaded when the files change.
+    ///
+    /// Brokers and KafkaChannels take events at <ingress>/<namespace>/<name>; Services get a
+    /// local URL; `<data-dir>/status.json` holds the printed table as JSON for scripts. Ctrl-C drains
+    /// deliveries and stops everything cleanly.
+    ///
+    /// Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 a manifest is invalid, unsupported, or
+    /// refers to something that does not exist; 2 bad arguments; 3 a component could not start
+    /// (for example a port in use).
+    #[command(
+        after_help = "Examples:\n  ferry dev -f examples/cart/\n  ferry dev -f broker.yaml -f triggers.yaml --ingress 127.0.0.1:9000\n  ferry dev -f examples/cart/ --kafka kafka.internal:9092"
+    )]
+    Dev(dev::DevOptions),
     /// Check Knative manifests the way the operator and `ferry dev` read them.
     ///
     /// Exit codes: 0 all valid; 1 a manifest is invalid or uses a field Ferry does not
@@ -61,6 +79,35 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "FERRY_INGRESS")]
         ingress: String,
     },
+    /// Re-deliver a Trigger's history to its subscriber, e.g. to rebuild a projection.
+    ///
+    /// Reads the Broker's log from --from up to its end at the start of the replay and delivers
+    /// every event that passes the Trigger's filters with the Trigger's delivery spec (retries,
+    /// dead-letter sink) and traffic split, one at a time in log order. The Trigger's own
+    /// position in the log is not changed.
+    ///
+    /// Exit codes: 0 every matching event delivered; 1 some were dead-lettered, dropped or
+    /// unreadable (the summary says how many); 2 bad arguments (unknown trigger, unreadable
+    /// contract); 3 the log could not be read.
+    #[command(
+        after_help = "Examples:\n  ferry replay default/cart-items --from earliest\n  ferry replay shop/orders --from 2026-11-25T09:00:00Z -o json\n  ferry replay default/cart-items --from 1200 --contract /tmp/contract.json --kafka 127.0.0.1:9092"
+    )]
+    Replay {
+        /// `<namespace>/<trigger>`.
+        trigger: String,
+        /// earliest, latest, an offset, or an RFC 3339 time.
+        #[arg(long)]
+        from: tail::StartAt,
+        /// The contract the dispatcher runs (ferry dev writes it under its data directory).
+        #[arg(long, default_value = ".ferry/contract.json")]
+        contract: PathBuf,
+        /// Read the log from these bootstrap servers instead of the contract's.
+        #[arg(long, env = "FERRY_KAFKA")]
+        kafka: Option<String>,
+        /// Output format of the summary.
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Follow a Broker's log (or any topic) as CloudEvents.
     #[command(
         after_help = "Examples:\n  ferry tail default/default\n  ferry tail default/orders --from earliest -o json\n  ferry tail payments --from 2026-11-25T09:00:00Z --max 10"
@@ -93,6 +140,79 @@ enum Output {
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        Command::Replay {
+            trigger,
+            from,
+            contract,
+            kafka,
+            output,
+        } => {
+            let options = replay::Replay {
+                trigger,
+                from,
+                contract,
+                kafka,
+            };
+            let tty = std::io::stderr().is_terminal();
+            let runtime = tokio::runtime::Runtime::new()?;
+            let result = runtime.block_on(replay::run(&options, |s| {
+                if tty && (s.read % 100 == 0 || s.read == s.total) {
+                    eprint!("\rreplaying {}: {}/{} events", s.trigger, s.read, s.total);
+                }
+            }));
+            if tty {
+                eprintln!();
+            }
+            match result {
+                Ok(summary) => {
+                    match output {
+                        Output::Json => println!("{}", serde_json::to_string(&summary)?),
+                        Output::Table => println!(
+                            "replayed {} of {} events to {}: {} delivered, {} filtered out, {} dead-lettered, {} dropped, {} not CloudEvents",
+                            summary.read,
+                            summary.total,
+                            summary.trigger,
+                            summary.delivered,
+                            summary.filtered,
+                            summary.dead_lettered,
+                            summary.dropped,
+                            summary.malformed
+                        ),
+                    }
+                    Ok(if summary.complete() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                Err(e @ replay::ReplayError::Usage(_)) => {
+                    eprintln!("ferry replay: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e @ replay::ReplayError::Log(_)) => {
+                    eprintln!("ferry replay: {e}");
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
+        Command::Dev(mut options) => {
+            options.color = dev::stdout_is_terminal();
+            let runtime = tokio::runtime::Runtime::new()?;
+            match runtime.block_on(dev::run(options, stop_signal())) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(dev::DevError::Invalid(problems)) => {
+                    eprintln!("ferry dev: the manifests cannot run:");
+                    for p in problems {
+                        eprintln!("  {p}");
+                    }
+                    Ok(ExitCode::from(1))
+                }
+                Err(dev::DevError::Start(e)) => {
+                    eprintln!("ferry dev: {e}");
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
         Command::Send {
             target,
             ty,
@@ -173,5 +293,19 @@ fn main() -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
     }
 }

@@ -64,6 +64,35 @@ pub struct Tail {
     pub max: Option<usize>,
 }
 
+/// The partitions of `topic`, or an error that says whether the log is unreachable or the
+/// topic does not exist.
+///
+/// # Errors
+/// The log cannot be reached, or has no such topic.
+pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    kafka: &str,
+    topic: &str,
+) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| {
+            anyhow::anyhow!("cannot reach the log at {kafka}: {e}; pass --kafka host:port")
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        anyhow::bail!(
+            "topic {topic} not found at {kafka}; check the name (namespace/broker or a topic)"
+        );
+    }
+    Ok(partitions)
+}
+
 /// Follows the topic, writing one line per record, until `max` records or forever.
 ///
 /// # Errors
@@ -74,27 +103,7 @@ pub fn run(tail: &Tail, out: &mut impl Write) -> anyhow::Result<()> {
         .set("group.id", "ferry-tail")
         .set("enable.auto.commit", "false")
         .create()?;
-    let metadata = consumer
-        .fetch_metadata(Some(&tail.topic), Duration::from_secs(10))
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach the log at {}: {e}; pass --kafka host:port",
-                tail.kafka
-            )
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        anyhow::bail!(
-            "topic {} not found at {}; check the name (namespace/broker or a topic)",
-            tail.topic,
-            tail.kafka
-        );
-    }
+    let partitions = partitions_of(&consumer, &tail.kafka, &tail.topic)?;
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
         let offset = match &tail.from {

@@ -77,9 +77,30 @@ fn report(m: &Manifest) -> Report {
     }
 }
 
+/// Every problem of the outcome, one line each, naming file, document and object.
+pub fn problems(outcome: &Outcome) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &outcome.resources {
+        for e in &r.errors {
+            lines.push(format!(
+                "error: {}, document {} ({} {}): {e}",
+                r.file, r.document, r.kind, r.name
+            ));
+        }
+        for u in &r.unsupported {
+            lines.push(format!(
+                "unsupported: {}, document {} ({} {}): {u}",
+                r.file, r.document, r.kind, r.name
+            ));
+        }
+    }
+    lines.extend(outcome.load_errors.iter().map(|e| format!("error: {e}")));
+    lines
+}
+
 /// Writes the outcome as a table followed by one line per problem.
 pub fn print_table(outcome: &Outcome, out: &mut impl Write) -> std::io::Result<()> {
-    let rows: Vec<[String; 4]> = outcome
+    let rows: Vec<Vec<String>> = outcome
         .resources
         .iter()
         .map(|r| {
@@ -88,52 +109,18 @@ pub fn print_table(outcome: &Outcome, out: &mut impl Write) -> std::io::Result<(
                 (0, u) => format!("{u} unsupported"),
                 (e, _) => format!("{e} invalid"),
             };
-            [r.kind.clone(), r.namespace.clone(), r.name.clone(), status]
+            vec![r.kind.clone(), r.namespace.clone(), r.name.clone(), status]
         })
         .collect();
-    let header = ["KIND", "NAMESPACE", "NAME", "STATUS"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; 4]| {
-        format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        )
-    };
     if !rows.is_empty() {
-        writeln!(out, "{}", line(header))?;
-        for row in &rows {
-            writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]))?;
-        }
+        write!(
+            out,
+            "{}",
+            crate::table(&["KIND", "NAMESPACE", "NAME", "STATUS"], &rows)
+        )?;
     }
-    for r in &outcome.resources {
-        for e in &r.errors {
-            writeln!(
-                out,
-                "error: {}, document {} ({} {}): {e}",
-                r.file, r.document, r.kind, r.name
-            )?;
-        }
-        for u in &r.unsupported {
-            writeln!(
-                out,
-                "unsupported: {}, document {} ({} {}): {u}",
-                r.file, r.document, r.kind, r.name
-            )?;
-        }
-    }
-    for e in &outcome.load_errors {
-        writeln!(out, "error: {e}")?;
+    for line in problems(outcome) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

@@ -1,0 +1,221 @@
+//! What the manifests ask for, checked the way `ferry dev` runs them: parsed, validated,
+//! supported locally, and compilable (every Trigger's Broker exists, every `ref` names a
+//! loaded resource that has an address).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ferry_api::contract::{self, CompileInput, Resolved};
+use ferry_api::duck::KReference;
+use ferry_api::eventing::{BROKER_CLASS_ANNOTATION, Broker, FERRY_BROKER_CLASS, Trigger};
+use ferry_api::messaging::{KafkaChannel, Subscription};
+use ferry_api::resource::Resource;
+use ferry_api::serving::KnativeService;
+use ferry_api::sources::KafkaSource;
+use kube::ResourceExt;
+
+use super::revisions::process_spec;
+use crate::manifest::{self, Manifest};
+use crate::validate;
+
+/// Every resource ferry dev runs, by kind, with a local uid set on each.
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    /// Brokers.
+    pub brokers: Vec<Broker>,
+    /// Triggers.
+    pub triggers: Vec<Trigger>,
+    /// KafkaChannels.
+    pub channels: Vec<KafkaChannel>,
+    /// Subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// KafkaSources.
+    pub sources: Vec<KafkaSource>,
+    /// Knative Services.
+    pub services: Vec<KnativeService>,
+    /// Where each object was read from: `Kind namespace/name` → `file, document N`.
+    pub origins: BTreeMap<String, String>,
+}
+
+/// `Kind namespace/name`, the key of [`Desired::origins`].
+pub fn object_key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind} {namespace}/{name}")
+}
+
+/// A stable uid for a resource read from a file: consumer groups derived from uids (a
+/// KafkaSource's) must survive restarts of ferry dev.
+fn local_uid(kind: &str, namespace: &str, name: &str) -> String {
+    format!("local-{}-{namespace}-{name}", kind.to_ascii_lowercase())
+}
+
+/// Loads and checks every manifest under `paths`.
+///
+/// # Errors
+/// Every problem, one line each, naming file, document, object and field, with a fix.
+pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<String>> {
+    let outcome = validate::run(paths);
+    if !outcome.ok() {
+        return Err(validate::problems(&outcome));
+    }
+    let (manifests, _) = manifest::load(paths);
+    let mut desired = Desired::default();
+    let mut problems = Vec::new();
+    for m in manifests {
+        if let Err(problem) = add(&mut desired, m) {
+            problems.push(problem);
+        }
+    }
+    // Every ref must name a loaded resource with an address; readiness comes later.
+    let optimistic = |r: &KReference| {
+        desired
+            .address_kind(r)
+            .map(|_| Resolved::Url("http://check".into()))
+    };
+    let (_, errors) = contract::compile(&desired.compile_input(0, "check", &optimistic));
+    for e in errors {
+        let key = object_key(&e.object.kind, &e.object.namespace, &e.object.name);
+        let at = desired.origins.get(&key).cloned().unwrap_or_default();
+        problems.push(format!("{at}: {key}: {} ({})", e.message, e.reason));
+    }
+    if problems.is_empty() {
+        Ok(desired)
+    } else {
+        Err(problems)
+    }
+}
+
+fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
+    let at = format!("{}, document {}", m.file.display(), m.document);
+    let r = &m.resource;
+    let (kind, ns, name) = (
+        r.kind(),
+        r.namespace()
+            .unwrap_or(manifest::DEFAULT_NAMESPACE)
+            .to_owned(),
+        r.name().to_owned(),
+    );
+    let key = object_key(kind, &ns, &name);
+    let uid = local_uid(kind, &ns, &name);
+    let unsupported = |why: &str| Err(format!("{at}: {key}: {why}"));
+    match m.resource {
+        Resource::Broker(mut b) => {
+            if !b.is_ferry_class(true) {
+                return unsupported(&format!(
+                    "metadata.annotations[{BROKER_CLASS_ANNOTATION}]: class {:?} is not served by Ferry; set it to {FERRY_BROKER_CLASS} or remove it",
+                    b.class().unwrap_or_default()
+                ));
+            }
+            b.metadata.uid = Some(uid);
+            desired.brokers.push(b);
+        }
+        Resource::Trigger(mut t) => {
+            t.metadata.uid = Some(uid);
+            desired.triggers.push(t);
+        }
+        Resource::KafkaChannel(mut c) => {
+            c.metadata.uid = Some(uid);
+            desired.channels.push(c);
+        }
+        Resource::Subscription(mut s) => {
+            s.metadata.uid = Some(uid);
+            desired.subscriptions.push(s);
+        }
+        Resource::KafkaSource(mut s) => {
+            s.metadata.uid = Some(uid);
+            desired.sources.push(s);
+        }
+        Resource::Service(mut s) => {
+            process_spec(&s.spec.template).map_err(|e| format!("{at}: {key}: {e}"))?;
+            s.metadata.uid = Some(uid);
+            desired.services.push(s);
+        }
+        Resource::Configuration(_) | Resource::Route(_) => {
+            return unsupported(
+                "ferry dev runs Knative Services (a Service is a Configuration plus a Route); write this as a Service with spec.template and spec.traffic",
+            );
+        }
+        Resource::Revision(_) => {
+            return unsupported(
+                "Revisions are created from a Service's spec.template, not applied; remove this manifest and change the Service's template instead",
+            );
+        }
+    }
+    desired.origins.insert(key, at);
+    Ok(())
+}
+
+/// What kind of address a `ref` resolves to locally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressKind {
+    /// A Broker or KafkaChannel: the ingress URL.
+    Ingress,
+    /// A Knative Service: its revisions.
+    Service,
+}
+
+impl Desired {
+    /// What `r` points at, when it is a loaded addressable resource.
+    pub fn address_kind(&self, r: &KReference) -> Option<AddressKind> {
+        let ns = r
+            .namespace
+            .as_deref()
+            .unwrap_or(manifest::DEFAULT_NAMESPACE);
+        let same =
+            |o_ns: Option<String>, o_name: String| o_ns.as_deref() == Some(ns) && o_name == r.name;
+        let api_version = r.api_version.as_deref().unwrap_or_default();
+        let group = api_version.split('/').next().unwrap_or_default();
+        match (group, r.kind.as_str()) {
+            ("eventing.knative.dev", "Broker") => self
+                .brokers
+                .iter()
+                .any(|b| same(b.namespace(), b.name_any()))
+                .then_some(AddressKind::Ingress),
+            ("messaging.knative.dev", "KafkaChannel") => self
+                .channels
+                .iter()
+                .any(|c| same(c.namespace(), c.name_any()))
+                .then_some(AddressKind::Ingress),
+            ("serving.knative.dev", "Service") => self
+                .services
+                .iter()
+                .any(|s| same(s.namespace(), s.name_any()))
+                .then_some(AddressKind::Service),
+            _ => None,
+        }
+    }
+
+    /// The compile input for these resources.
+    pub fn compile_input<'a>(
+        &'a self,
+        generation: u64,
+        bootstrap_servers: &'a str,
+        resolve: &'a dyn Fn(&KReference) -> Option<Resolved>,
+    ) -> CompileInput<'a> {
+        CompileInput {
+            generation,
+            bootstrap_servers,
+            brokers: &self.brokers,
+            triggers: &self.triggers,
+            channels: &self.channels,
+            subscriptions: &self.subscriptions,
+            sources: &self.sources,
+            resolve,
+        }
+    }
+}
+
+/// The manifests' files with their modification times and sizes: a change means reload.
+pub fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+    let files = manifest::files(paths).unwrap_or_default();
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let stamp = (
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map_or(0, |m| m.len()),
+            );
+            (f, stamp.0, stamp.1)
+        })
+        .collect()
+}

@@ -1,0 +1,512 @@
+//! `ferry dev` as a user runs it: the real binary on the cart example, driven over HTTP with
+//! `ferry send` and `ferry replay`, and its refusals of bad input.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ferry_testkit::process::{Process, eventually};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .output()
+        .expect("ferry runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Builds the example services (debug) next to the `ferry` binary and returns that directory.
+fn example_binaries() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(repo())
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "cart-projection",
+            "-p",
+            "event-recorder",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the example services build");
+    Path::new(env!("CARGO_BIN_EXE_ferry"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// examples/cart copied to `dir`, running the prebuilt services and keeping their state in
+/// `dir` (the manifests are otherwise unchanged).
+fn cart_manifests(dir: &Path, bin: &Path) -> PathBuf {
+    let out = dir.join("cart");
+    std::fs::create_dir_all(&out).unwrap();
+    for name in ["broker.yaml", "triggers.yaml", "services.yaml"] {
+        let text = std::fs::read_to_string(repo().join("examples/cart").join(name)).unwrap();
+        let text = text
+            .replace(
+                r#"["cargo", "run", "--quiet", "--release", "-p", "cart-projection"]"#,
+                &format!("[{:?}]", bin.join("cart-projection")),
+            )
+            .replace(
+                r#"["cargo", "run", "--quiet", "--release", "-p", "event-recorder"]"#,
+                &format!("[{:?}]", bin.join("event-recorder")),
+            )
+            .replace(
+                ".ferry/cart-state",
+                &dir.join("cart-state").to_string_lossy(),
+            )
+            .replace(
+                ".ferry/dead-letters.jsonl",
+                &dir.join("dead-letters.jsonl").to_string_lossy(),
+            );
+        std::fs::write(out.join(name), text).unwrap();
+    }
+    out
+}
+
+/// A running `ferry dev`; stopped with SIGTERM (so it stops its revisions) when dropped.
+struct Dev {
+    process: Option<Process>,
+    data: PathBuf,
+}
+
+impl Dev {
+    fn start(manifests: &Path, data: &Path) -> Dev {
+        let process = Process::start(
+            env!("CARGO_BIN_EXE_ferry"),
+            [
+                "dev",
+                "-f",
+                &manifests.to_string_lossy(),
+                "--data-dir",
+                &data.to_string_lossy(),
+                "--ingress",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--broker-listen",
+                "127.0.0.1:0",
+            ],
+            [("RUST_LOG", "warn")],
+        );
+        Dev {
+            process: Some(process),
+            data: data.to_owned(),
+        }
+    }
+
+    fn ingress(&self) -> String {
+        format!("http://{}", self.process.as_ref().unwrap().addr("ingress"))
+    }
+
+    fn status(&self) -> Option<Value> {
+        let text = std::fs::read(self.data.join("status.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn row(&self, kind: &str, name: &str) -> Option<Value> {
+        self.status()?["resources"]
+            .as_array()?
+            .iter()
+            .find(|r| r["kind"] == kind && r["name"] == name)
+            .cloned()
+    }
+
+    /// Waits until every resource is ready, and returns the status.
+    fn ready(&self) -> Value {
+        eventually("every resource ready", WAIT, || {
+            let status = self.status()?;
+            let rows = status["resources"].as_array()?;
+            (!rows.is_empty() && rows.iter().all(|r| r["ready"] == true)).then_some(status)
+        })
+    }
+
+    fn url(&self, kind: &str, name: &str) -> String {
+        let row = self.row(kind, name).expect("row");
+        row["url"].as_str().expect("url").to_owned()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Some(p) = self.process.take() {
+            if std::thread::panicking() {
+                let _ = Command::new("kill").arg(p.pid().to_string()).status();
+                std::thread::sleep(Duration::from_secs(3));
+            } else {
+                p.stop();
+            }
+        }
+    }
+}
+
+fn send(ingress: &str, ty: &str, data: &str) {
+    let o = ferry(&[
+        "send",
+        "default/default",
+        "--ingress",
+        ingress,
+        "--type",
+        ty,
+        "--source",
+        "/shop",
+        "--ext",
+        "partitionkey=c1",
+        "--data",
+        data,
+    ]);
+    assert!(o.status.success(), "send {ty}: {}", stderr(&o));
+}
+
+mod http {
+    //! A blocking GET/DELETE/POST over std, enough for these checks.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    fn request(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<(u16, String)> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+        let mut stream = TcpStream::connect(host).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).ok()?;
+        stream.write_all(body.as_bytes()).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    pub fn get(url: &str) -> Option<(u16, Value)> {
+        let (status, body) = request("GET", url, &[], "")?;
+        Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
+    pub fn delete(url: &str) -> Option<u16> {
+        request("DELETE", url, &[], "").map(|(s, _)| s)
+    }
+
+    pub fn post_event(url: &str, id: &str, ty: &str, key: &str, data: &str) -> Option<u16> {
+        let headers = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-type", ty),
+            ("ce-source", "/test"),
+            ("ce-partitionkey", key),
+            ("content-type", "application/json"),
+        ];
+        request("POST", url, &headers, data).map(|(s, _)| s)
+    }
+}
+
+fn cart(service: &str, id: &str) -> Option<Value> {
+    match http::get(&format!("{service}/carts/{id}"))? {
+        (200, body) => Some(body),
+        _ => None,
+    }
+}
+
+#[test]
+fn cart_walkthrough_replay_and_traffic_split() {
+    let bin = example_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = cart_manifests(dir.path(), &bin);
+    let dev = Dev::start(&manifests, &dir.path().join("data"));
+    let status = dev.ready();
+    let ingress = dev.ingress();
+    assert_eq!(status["ingress"], ingress.as_str());
+    let broker = dev.row("Broker", "default").unwrap();
+    assert_eq!(broker["url"], format!("{ingress}/default/default"));
+
+    // Create cart, add A, add B, remove A → the cart holds B.
+    send(&ingress, "com.example.cart.created", r#"{"cart":"c1"}"#);
+    send(
+        &ingress,
+        "com.example.cart.item.added",
+        r#"{"cart":"c1","item":"A"}"#,
+    );
+    send(
+        &ingress,
+        "com.example.cart.item.added",
+        r#"{"cart":"c1","item":"B"}"#,
+    );
+    send(
+        &ingress,
+        "com.example.cart.item.removed",
+        r#"{"cart":"c1","item":"A"}"#,
+    );
+    let service = dev.url("Service", "cart-projection");
+    let want = serde_json::json!({"cart": "c1", "created": true, "events": 4, "items": {"B": 1}});
+    eventually("the projection holds B", WAIT, || {
+        cart(&service, "c1").filter(|c| *c == want)
+    });
+
+    // An event the projection rejects (400, not retried) goes to the dead-letter sink.
+    send(
+        &ingress,
+        "com.example.cart.item.added",
+        r#"{"cart":"not a cart id","item":"A"}"#,
+    );
+    let recorder = dev.url("Service", "dead-letters");
+    let dead = eventually("the bad event is dead-lettered", WAIT, || {
+        let (_, events) = http::get(&format!("{recorder}/events"))?;
+        events.as_array()?.first().cloned()
+    });
+    assert_eq!(dead["knativeerrorcode"], "400");
+    assert!(
+        dead["knativeerrordata"]
+            .as_str()
+            .unwrap()
+            .contains("invalid cart id"),
+        "{dead}"
+    );
+
+    // Wipe the projection, replay both triggers from the log → B again.
+    assert_eq!(http::delete(&format!("{service}/carts")), Some(204));
+    assert_eq!(
+        http::get(&format!("{service}/carts/c1")).map(|r| r.0),
+        Some(404)
+    );
+    let contract = dir.path().join("data/contract.json");
+    for trigger in ["default/cart-created", "default/cart-items"] {
+        let o = ferry(&[
+            "replay",
+            trigger,
+            "--from",
+            "earliest",
+            "--contract",
+            &contract.to_string_lossy(),
+            "-o",
+            "json",
+        ]);
+        let summary: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("replay prints JSON ({e}): {}", stderr(&o)));
+        // The rejected event matches cart-items and is dead-lettered again: exit 1 says so.
+        let (delivered, dead_lettered) = if trigger.ends_with("items") {
+            (3, 1)
+        } else {
+            (1, 0)
+        };
+        assert_eq!(summary["total"], 5, "{summary}");
+        assert_eq!(summary["delivered"], delivered, "{summary}");
+        assert_eq!(summary["dead_lettered"], dead_lettered, "{summary}");
+        assert_eq!(
+            o.status.code(),
+            Some(if dead_lettered == 0 { 0 } else { 1 })
+        );
+    }
+    assert_eq!(cart(&service, "c1"), Some(want));
+    let o = ferry(&[
+        "replay",
+        "default/nope",
+        "--from",
+        "0",
+        "--contract",
+        &contract.to_string_lossy(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("default/cart-items"), "{}", stderr(&o));
+
+    // A template change cuts revision 00002; the Service's traffic then splits 50/50.
+    let services = manifests.join("services.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    let changed = text.replacen(
+        "            - name: CART_STATE_DIR",
+        "            - name: CART_FLAVOR\n              value: v2\n            - name: CART_STATE_DIR",
+        1,
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&services, changed).unwrap();
+    eventually("revision 00002 takes half the traffic", WAIT, || {
+        let row = dev.row("Service", "cart-projection")?;
+        (row["ready"] == true
+            && row["detail"] == "cart-projection-00001 50%, cart-projection-00002 50%")
+            .then_some(())
+    });
+    eventually("the trigger delivers to both revisions", WAIT, || {
+        let row = dev.row("Trigger", "cart-items")?;
+        (row["detail"] == "→ cart-projection-00001 50%, cart-projection-00002 50%").then_some(())
+    });
+    let revisions: Vec<String> = ["cart-projection-00001", "cart-projection-00002"]
+        .iter()
+        .map(|r| dev.url("Revision", r))
+        .collect();
+    let handled = |url: &String| -> u64 {
+        http::get(&format!("{url}/stats")).unwrap().1["handled"]
+            .as_u64()
+            .unwrap()
+    };
+    let before: Vec<u64> = revisions.iter().map(handled).collect();
+    const EVENTS: u64 = 200;
+    for i in 0..EVENTS {
+        let status = http::post_event(
+            &format!("{ingress}/default/default"),
+            &format!("split-{i}"),
+            "com.example.cart.created",
+            &format!("s{i}"),
+            &format!(r#"{{"cart":"s{i}"}}"#),
+        );
+        assert_eq!(status, Some(202));
+    }
+    let mut deltas = Vec::new();
+    for _ in 0..(WAIT.as_millis() / 100) {
+        deltas = revisions
+            .iter()
+            .zip(&before)
+            .map(|(r, b)| handled(r) - b)
+            .collect();
+        if deltas.iter().sum::<u64>() >= EVENTS {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        deltas.iter().sum::<u64>() >= EVENTS,
+        "handled {deltas:?} of {EVENTS}; dispatcher metrics:\n{}",
+        ferry_testkit::process::http_get(dev.process.as_ref().unwrap().addr("admin"), "/metrics")
+            .lines()
+            .filter(|l| l.contains("egress") && !l.starts_with('#') && !l.contains("bucket"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Binomial(200, 0.5): 60..=140 holds with probability 1 - 1e-8.
+    for d in &deltas {
+        assert!((60..=140).contains(d), "split {deltas:?} of {EVENTS}");
+    }
+    // The Service's own URL splits requests too, and always answers.
+    for _ in 0..10 {
+        assert!(cart(&service, "s1").is_some());
+    }
+}
+
+#[test]
+fn bad_input_is_refused_naming_file_field_or_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let broker = "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: default}\n";
+    let cases = [
+        (
+            write("yaml.yaml", "kind: [unclosed\n"),
+            vec!["yaml.yaml", "not valid YAML"],
+        ),
+        (
+            write(
+                "kind.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+            ),
+            vec!["kind.yaml", "apps/v1/Deployment is not a kind Ferry serves"],
+        ),
+        (
+            write(
+                "unsupported.yaml",
+                &format!(
+                    "{broker}---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: t}}\nspec:\n  broker: default\n  subscriber: {{uri: 'http://127.0.0.1:1/', audience: me}}\n"
+                ),
+            ),
+            vec!["unsupported.yaml", "document 2", "spec.subscriber.audience"],
+        ),
+        (
+            write(
+                "nobroker.yaml",
+                "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec:\n  broker: missing\n  subscriber: {uri: 'http://127.0.0.1:1/'}\n",
+            ),
+            vec![
+                "nobroker.yaml",
+                "document 1",
+                "Trigger default/t",
+                "spec.broker",
+                "BrokerDoesNotExist",
+            ],
+        ),
+        (
+            write(
+                "nocommand.yaml",
+                "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\nspec:\n  template:\n    spec:\n      containers: [{image: 'x'}]\n",
+            ),
+            vec!["nocommand.yaml", "containers[0].command"],
+        ),
+    ];
+    for (file, wants) in cases {
+        let o = ferry(&[
+            "dev",
+            "-f",
+            &file,
+            "--data-dir",
+            &dir.path().join("data").to_string_lossy(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{file}: {}", stderr(&o));
+        for want in wants {
+            assert!(
+                stderr(&o).contains(want),
+                "{file}: want {want:?} in {}",
+                stderr(&o)
+            );
+        }
+    }
+
+    // A port in use: exit 3 naming the address and the flag.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = taken.local_addr().unwrap();
+    let ok = write("ok.yaml", broker);
+    let o = ferry(&[
+        "dev",
+        "-f",
+        &ok,
+        "--data-dir",
+        &dir.path().join("data").to_string_lossy(),
+        "--ingress",
+        &addr.to_string(),
+        "--broker-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&addr.to_string()), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--ingress"), "{}", stderr(&o));
+
+    // Bad arguments: exit 2.
+    let o = ferry(&["dev", "-f", &ok, "--ingress", "not-an-address"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
