@@ -6,7 +6,9 @@
 //! `knativeerrordest`, `knativeerrorcode` and `knativeerrordata` extensions as attributes.
 //!
 //! Environment: `PORT` (default 8080), `LISTEN_HOST` (default `127.0.0.1`), `K_REVISION`
-//! (optional) and `EVENTS_FILE` (optional: also append each event as one JSON line to this file).
+//! (optional), `EVENTS_FILE` (optional: also append each event as one JSON line to this file) and
+//! `REPLY_TYPE` (optional: answer each event with a reply event of this type carrying the same
+//! data, id `<id>-reply` — what a Subscription's `reply` or a Trigger's broker then receives).
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
@@ -129,15 +131,40 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Value, String> {
 struct Recorder {
     events: Mutex<VecDeque<Value>>,
     file: Option<PathBuf>,
+    reply_type: Option<String>,
 }
 
 impl Recorder {
-    fn new(file: Option<PathBuf>) -> Arc<Self> {
+    fn replying(file: Option<PathBuf>, reply_type: Option<String>) -> Arc<Self> {
         Arc::new(Self {
             events: Mutex::default(),
             file,
+            reply_type,
         })
     }
+}
+
+/// The reply to `event`: a binary-mode CloudEvent of type `ty` with the same data.
+fn reply(event: &Value, ty: &str) -> Response {
+    let id = format!("{}-reply", event["id"].as_str().unwrap_or_default());
+    let (content_type, body) = match (&event["data"], &event["data_base64"]) {
+        (Value::Null, Value::Null) => (None, String::new()),
+        (Value::String(text), _) => (event["datacontenttype"].as_str(), text.clone()),
+        (Value::Null, _) => (None, String::new()),
+        (data, _) => (Some("application/json"), data.to_string()),
+    };
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", id)
+        .header("ce-source", "/event-recorder")
+        .header("ce-type", ty);
+    if let Some(ct) = content_type {
+        response = response.header(header::CONTENT_TYPE, ct);
+    }
+    response
+        .body(body.into())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Appends one line to `path` under an exclusive lock, so concurrent recorders never interleave.
@@ -176,8 +203,12 @@ async fn record(
     if events.len() == KEEP {
         events.pop_front();
     }
+    let response = match &recorder.reply_type {
+        Some(ty) => reply(&event, ty),
+        None => StatusCode::OK.into_response(),
+    };
     events.push_back(event);
-    StatusCode::OK.into_response()
+    response
 }
 
 async fn list(State(recorder): State<Arc<Recorder>>) -> Response {
@@ -258,7 +289,8 @@ async fn run() -> io::Result<()> {
         listener.local_addr()?,
         revision.as_deref().unwrap_or("-")
     );
-    serve(listener, Recorder::new(file), shutdown_signal()).await
+    let recorder = Recorder::replying(file, env("REPLY_TYPE"));
+    serve(listener, recorder, shutdown_signal()).await
 }
 
 #[tokio::main]

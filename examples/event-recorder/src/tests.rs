@@ -79,7 +79,7 @@ async fn records_binary_and_structured_events() {
     let shutdown = async move { drop(stopped.await) };
     let server = tokio::spawn(serve(
         listener,
-        Recorder::new(Some(events_file.clone())),
+        Recorder::replying(Some(events_file.clone()), None),
         shutdown,
     ));
     let client = reqwest::Client::new();
@@ -154,6 +154,36 @@ async fn records_binary_and_structured_events() {
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
 
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn replies_with_the_same_data_when_asked_to() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move { drop(stopped.await) };
+    let recorder = Recorder::replying(None, Some("com.example.order.checked".into()));
+    let server = tokio::spawn(serve(listener, recorder, shutdown));
+    let response = reqwest::Client::new()
+        .post(format!("{base}/"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "o1")
+        .header("ce-source", "/shop")
+        .header("ce-type", "com.example.order.placed")
+        .header("content-type", "application/json")
+        .body(r#"{"order":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let h = response.headers();
+    assert_eq!(h["ce-id"], "o1-reply");
+    assert_eq!(h["ce-type"], "com.example.order.checked");
+    assert_eq!(h["ce-specversion"], "1.0");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(response.text().await.unwrap(), r#"{"order":1}"#);
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
