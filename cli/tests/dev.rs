@@ -1,160 +1,14 @@
 //! `ferry dev` as a user runs it: the real binary on the cart example, driven over HTTP with
 //! `ferry send` and `ferry replay`, and its refusals of bad input.
 
+mod support;
+
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use ferry_testkit::process::{Process, eventually};
+use ferry_testkit::process::eventually;
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(90);
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .expect("ferry runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// Builds the example services (debug) next to the `ferry` binary and returns that directory.
-fn example_binaries() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(repo())
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "cart-projection",
-            "-p",
-            "event-recorder",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the example services build");
-    Path::new(env!("CARGO_BIN_EXE_ferry"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// examples/cart copied to `dir`, running the prebuilt services and keeping their state in
-/// `dir` (the manifests are otherwise unchanged).
-fn cart_manifests(dir: &Path, bin: &Path) -> PathBuf {
-    let out = dir.join("cart");
-    std::fs::create_dir_all(&out).unwrap();
-    for name in ["broker.yaml", "triggers.yaml", "services.yaml"] {
-        let text = std::fs::read_to_string(repo().join("examples/cart").join(name)).unwrap();
-        let text = text
-            .replace(
-                r#"["cargo", "run", "--quiet", "--release", "-p", "cart-projection"]"#,
-                &format!("[{:?}]", bin.join("cart-projection")),
-            )
-            .replace(
-                r#"["cargo", "run", "--quiet", "--release", "-p", "event-recorder"]"#,
-                &format!("[{:?}]", bin.join("event-recorder")),
-            )
-            .replace(
-                ".ferry/cart-state",
-                &dir.join("cart-state").to_string_lossy(),
-            )
-            .replace(
-                ".ferry/dead-letters.jsonl",
-                &dir.join("dead-letters.jsonl").to_string_lossy(),
-            );
-        std::fs::write(out.join(name), text).unwrap();
-    }
-    out
-}
-
-/// A running `ferry dev`; stopped with SIGTERM (so it stops its revisions) when dropped.
-struct Dev {
-    process: Option<Process>,
-    data: PathBuf,
-}
-
-impl Dev {
-    fn start(manifests: &Path, data: &Path) -> Dev {
-        let process = Process::start(
-            env!("CARGO_BIN_EXE_ferry"),
-            [
-                "dev",
-                "-f",
-                &manifests.to_string_lossy(),
-                "--data-dir",
-                &data.to_string_lossy(),
-                "--ingress",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--broker-listen",
-                "127.0.0.1:0",
-            ],
-            [("RUST_LOG", "warn")],
-        );
-        Dev {
-            process: Some(process),
-            data: data.to_owned(),
-        }
-    }
-
-    fn ingress(&self) -> String {
-        format!("http://{}", self.process.as_ref().unwrap().addr("ingress"))
-    }
-
-    fn status(&self) -> Option<Value> {
-        let text = std::fs::read(self.data.join("status.json")).ok()?;
-        serde_json::from_slice(&text).ok()
-    }
-
-    fn row(&self, kind: &str, name: &str) -> Option<Value> {
-        self.status()?["resources"]
-            .as_array()?
-            .iter()
-            .find(|r| r["kind"] == kind && r["name"] == name)
-            .cloned()
-    }
-
-    /// Waits until every resource is ready, and returns the status.
-    fn ready(&self) -> Value {
-        eventually("every resource ready", WAIT, || {
-            let status = self.status()?;
-            let rows = status["resources"].as_array()?;
-            (!rows.is_empty() && rows.iter().all(|r| r["ready"] == true)).then_some(status)
-        })
-    }
-
-    fn url(&self, kind: &str, name: &str) -> String {
-        let row = self.row(kind, name).expect("row");
-        row["url"].as_str().expect("url").to_owned()
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if let Some(p) = self.process.take() {
-            if std::thread::panicking() {
-                let _ = Command::new("kill").arg(p.pid().to_string()).status();
-                std::thread::sleep(Duration::from_secs(3));
-            } else {
-                p.stop();
-            }
-        }
-    }
-}
+use support::*;
 
 fn send(ingress: &str, ty: &str, data: &str) {
     let o = ferry(&[
@@ -174,70 +28,6 @@ fn send(ingress: &str, ty: &str, data: &str) {
     assert!(o.status.success(), "send {ty}: {}", stderr(&o));
 }
 
-mod http {
-    //! A blocking GET/DELETE/POST over std, enough for these checks.
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::Duration;
-
-    use serde_json::Value;
-
-    fn request(
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> Option<(u16, String)> {
-        let rest = url.strip_prefix("http://")?;
-        let (host, path) = rest
-            .split_once('/')
-            .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-        let mut stream = TcpStream::connect(host).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).ok()?;
-        stream.write_all(body.as_bytes()).ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Some((status, body))
-    }
-
-    pub fn get(url: &str) -> Option<(u16, Value)> {
-        let (status, body) = request("GET", url, &[], "")?;
-        Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-    }
-
-    pub fn delete(url: &str) -> Option<u16> {
-        request("DELETE", url, &[], "").map(|(s, _)| s)
-    }
-
-    pub fn post_event(url: &str, id: &str, ty: &str, key: &str, data: &str) -> Option<u16> {
-        let headers = [
-            ("ce-specversion", "1.0"),
-            ("ce-id", id),
-            ("ce-type", ty),
-            ("ce-source", "/test"),
-            ("ce-partitionkey", key),
-            ("content-type", "application/json"),
-        ];
-        request("POST", url, &headers, data).map(|(s, _)| s)
-    }
-}
-
 fn cart(service: &str, id: &str) -> Option<Value> {
     match http::get(&format!("{service}/carts/{id}"))? {
         (200, body) => Some(body),
@@ -249,8 +39,8 @@ fn cart(service: &str, id: &str) -> Option<Value> {
 fn cart_walkthrough_replay_and_traffic_split() {
     let bin = example_binaries();
     let dir = tempfile::tempdir().unwrap();
-    let manifests = cart_manifests(dir.path(), &bin);
-    let dev = Dev::start(&manifests, &dir.path().join("data"));
+    let manifests = example("cart", dir.path(), &bin, &[]);
+    let dev = Dev::start(&manifests, &dir.path().join("data"), None);
     let status = dev.ready();
     let ingress = dev.ingress();
     assert_eq!(status["ingress"], ingress.as_str());

@@ -71,7 +71,15 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<String>> {
             .address_kind(r)
             .map(|_| Resolved::Url("http://check".into()))
     };
-    let (_, errors) = contract::compile(&desired.compile_input(0, "check", &optimistic));
+    let (checked, errors) = contract::compile(&desired.compile_input(1, "check", &optimistic));
+    if let Err(e) = checked.validate() {
+        // E.g. a Broker and a KafkaChannel of the same name share an ingress path.
+        problems.extend(
+            e.errors()
+                .iter()
+                .map(|e| format!("the resources conflict: {e}")),
+        );
+    }
     for e in errors {
         let key = object_key(&e.object.kind, &e.object.namespace, &e.object.name);
         let at = desired.origins.get(&key).cloned().unwrap_or_default();

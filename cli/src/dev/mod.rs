@@ -473,9 +473,22 @@ impl Dev {
         if wanted.is_empty() {
             return;
         }
+        // A KafkaChannel says how many partitions it wants; Brokers and sources get the default.
+        let partitions = |topic: &str| {
+            self.desired
+                .channels
+                .iter()
+                .find(|c| {
+                    contract::channel_topic(&c.namespace().unwrap_or_default(), &c.name_any())
+                        == topic
+                })
+                .map(|c| c.spec.num_partitions)
+                .filter(|n| *n > 0)
+                .unwrap_or(self.options.partitions)
+        };
         let new: Vec<NewTopic<'_>> = wanted
             .iter()
-            .map(|t| NewTopic::new(t, self.options.partitions, TopicReplication::Fixed(1)))
+            .map(|t| NewTopic::new(t, partitions(t), TopicReplication::Fixed(1)))
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
         match self.admin.create_topics(&new, &options).await {
