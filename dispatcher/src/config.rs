@@ -69,6 +69,16 @@ pub struct DispatcherConfig {
     /// Seed for traffic-split choices (reproducible tests); random when unset.
     #[arg(long)]
     pub traffic_seed: Option<u64>,
+    /// Topic of the delivery journal `ferry trace` reads (on each resource's log); an empty
+    /// value turns journalling off.
+    #[arg(long, default_value = crate::journal::DEFAULT_TOPIC)]
+    pub journal_topic: String,
+    /// How long journal entries are kept (ms).
+    #[arg(long, default_value_t = 24 * 3_600_000)]
+    pub journal_retention_ms: i64,
+    /// Size bound of the journal topic (bytes).
+    #[arg(long, default_value_t = 256 << 20)]
+    pub journal_retention_bytes: i64,
 }
 
 /// The flags as a command, to build a [`DispatcherConfig`] in code.
@@ -131,6 +141,15 @@ impl DispatcherConfig {
             seed: self.traffic_seed,
             max_poll_interval_ms: MAX_POLL_INTERVAL_MS,
             prefetch_kbytes: PREFETCH_KBYTES,
+        }
+    }
+
+    /// The journal settings these flags give.
+    pub fn journal_settings(&self) -> crate::journal::JournalSettings {
+        crate::journal::JournalSettings {
+            topic: Some(self.journal_topic.clone()).filter(|t| !t.is_empty()),
+            retention_ms: self.journal_retention_ms,
+            retention_bytes: self.journal_retention_bytes,
         }
     }
 

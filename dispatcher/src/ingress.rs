@@ -14,6 +14,7 @@ use ferry_api::contract::Contract;
 use tracing::Instrument;
 
 use crate::binding;
+use crate::journal::{Entry, Journal};
 use crate::log::{Log, LogError};
 use crate::metrics::Metrics;
 
@@ -24,6 +25,8 @@ pub struct Route {
     pub bootstrap: String,
     /// Topic of the Broker or KafkaChannel.
     pub topic: String,
+    /// `Broker namespace/name` (or KafkaChannel), for the delivery journal.
+    pub label: String,
 }
 
 /// Ingress paths → topics, rebuilt from each contract.
@@ -45,6 +48,7 @@ impl Routes {
                         Route {
                             bootstrap: r.bootstrap_servers.clone(),
                             topic,
+                            label: r.reference.to_string(),
                         },
                     ))
                 })
@@ -66,6 +70,8 @@ pub struct Ingress {
     /// Requests being handled; when none is left, new ones get 503 at once (load shedding
     /// instead of an unbounded queue).
     pub in_flight: tokio::sync::Semaphore,
+    /// Where accepted events are recorded for `ferry trace`.
+    pub journal: Arc<Journal>,
 }
 
 impl Ingress {
@@ -208,8 +214,26 @@ async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> Resul
         ingress.log.append(&route.bootstrap, &route.topic, event).instrument(span)
     });
     // A batch is appended concurrently, not one round trip per event.
-    for result in futures::future::join_all(appends).await {
-        result?;
+    let results = futures::future::join_all(appends).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (event, result) in events.iter().zip(results) {
+        let (partition, offset) = result?;
+        let entry = Entry {
+            event_id: cloudevents::AttributesReader::id(event).to_owned(),
+            source: cloudevents::AttributesReader::source(event).to_string(),
+            at_ms: now,
+            by: route.label.clone(),
+            topic: route.topic.clone(),
+            partition,
+            offset,
+            outcome: "accepted".to_owned(),
+            attempts: 0,
+            code: None,
+            destination: None,
+            dead_letter_sink: None,
+            took_ms: None,
+        };
+        ingress.journal.record(&route.bootstrap, &entry);
     }
     Ok(())
 }

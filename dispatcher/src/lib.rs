@@ -11,6 +11,7 @@ pub mod binding;
 pub mod config;
 pub mod egress;
 pub mod ingress;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 mod server;

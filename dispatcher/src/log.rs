@@ -105,7 +105,7 @@ impl Log {
         bootstrap: &str,
         topic: &str,
         event: &Event,
-    ) -> Result<(), LogError> {
+    ) -> Result<(i32, i64), LogError> {
         let producer = self.producer(bootstrap)?;
         let record = binding::to_kafka(event);
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -123,7 +123,7 @@ impl Log {
             out = out.payload(value.as_slice());
         }
         match producer.send(out, Duration::from_millis(0)).await {
-            Ok(_) => Ok(()),
+            Ok(delivery) => Ok((delivery.partition, delivery.offset)),
             Err((
                 KafkaError::MessageProduction(
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,

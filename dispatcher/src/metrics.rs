@@ -31,6 +31,7 @@ pub struct Metrics {
     lag: Family<Labels3, Gauge>,
     generation: Gauge<u64, AtomicU64>,
     contract_rejected: Counter,
+    journal_dropped: Counter,
 }
 
 /// Outcomes an egress counts per event.
@@ -61,7 +62,8 @@ impl EgressOutcome {
         EgressOutcome::Malformed,
     ];
 
-    fn label(self) -> &'static str {
+    /// The outcome's name in metrics and the delivery journal.
+    pub fn label(self) -> &'static str {
         match self {
             EgressOutcome::Delivered => "delivered",
             EgressOutcome::Retried => "retried",
@@ -116,6 +118,7 @@ impl Default for Metrics {
             lag: Family::default(),
             generation: Gauge::default(),
             contract_rejected: Counter::default(),
+            journal_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,6 +160,11 @@ impl Default for Metrics {
             "contract_rejected",
             "Contract files rejected (the previous one stays in force)",
             m.contract_rejected.clone(),
+        );
+        registry.register(
+            "journal_dropped",
+            "Delivery-journal entries not written (producer buffer full or log unreachable)",
+            m.journal_dropped.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -210,6 +218,11 @@ impl Metrics {
     /// Counts a rejected contract.
     pub fn contract_rejected(&self) {
         self.contract_rejected.inc();
+    }
+
+    /// Counts a journal entry that could not be handed to the log.
+    pub fn journal_dropped(&self) {
+        self.journal_dropped.inc();
     }
 
     /// Prometheus text exposition.

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::config::{DispatcherConfig, Role};
 use crate::egress::EgressSet;
 use crate::ingress::{self, Ingress};
+use crate::journal::Journal;
 use crate::log::Log;
 use crate::metrics::Metrics;
 
@@ -40,6 +41,7 @@ pub enum StartError {
 
 struct Shared {
     metrics: Arc<Metrics>,
+    journal: Arc<Journal>,
     ingress: Option<Arc<Ingress>>,
     egress: Option<Mutex<EgressSet>>,
     /// Generation in force; `None` until the first valid contract.
@@ -65,6 +67,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
     config.validate().map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());
     let log = Log::new(config.producer_settings());
+    let journal = Journal::new(config.journal_settings(), metrics.clone());
     let with_ingress = matches!(config.role, Role::Ingress | Role::All);
     let with_egress = matches!(config.role, Role::Egress | Role::All);
     let ingress = with_ingress.then(|| {
@@ -74,6 +77,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
             metrics: metrics.clone(),
             max_body: config.max_body_bytes,
             in_flight: tokio::sync::Semaphore::new(config.max_ingress_in_flight),
+            journal: journal.clone(),
         })
     });
     let egress = with_egress.then(|| {
@@ -81,10 +85,12 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
             config.egress_settings(),
             log.clone(),
             metrics.clone(),
+            journal.clone(),
         ))
     });
     let shared = Arc::new(Shared {
         metrics,
+        journal,
         ingress,
         egress,
         generation: watch::channel(None).0,
@@ -145,6 +151,8 @@ impl RunningDispatcher {
         if let Some(egress) = &self.shared.egress {
             egress.lock().await.shutdown().await;
         }
+        let journal = self.shared.journal.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.flush()).await;
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
@@ -231,6 +239,17 @@ async fn watch_contract(shared: Arc<Shared>, path: PathBuf, every: Duration) {
 }
 
 async fn apply(shared: &Shared, contract: &Contract) {
+    // The journal topic is created in the background: an unreachable log must not hold up
+    // the contract (its events get 503s meanwhile, and journal entries wait or are dropped).
+    let logs: std::collections::BTreeSet<String> = contract
+        .resources
+        .iter()
+        .map(|r| r.bootstrap_servers.clone())
+        .collect();
+    for bootstrap in logs {
+        let journal = shared.journal.clone();
+        tokio::spawn(async move { journal.prepare(&bootstrap).await });
+    }
     if let Some(ingress) = &shared.ingress {
         ingress.apply(contract);
     }

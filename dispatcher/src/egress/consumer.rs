@@ -208,7 +208,12 @@ pub async fn run(
         drop(message);
         let event = match decoded {
             Ok(Some(event)) if shared.deliverer.filter.matches(&event) => event,
-            Ok(_) => {
+            Ok(event) => {
+                if let Some(event) = event {
+                    shared
+                        .deliverer
+                        .record(&event, (&topic, partition, offset), None);
+                }
                 shared.deliverer.counters.count(EgressOutcome::Filtered);
                 settle(&shared, &topic, partition, offset);
                 continue;
@@ -371,8 +376,14 @@ fn enqueue_ordered(shared: &Arc<Shared>, key: (i32, String), job: Job) {
 
 async fn process(shared: &Shared, mut job: Job) {
     let d = &shared.deliverer;
-    let outcome = d.deliver(&job.event).await;
+    let settled = d.deliver(&job.event).await;
+    let outcome = settled.outcome;
     d.counters.count(outcome);
+    d.record(
+        &job.event,
+        (&job.topic, job.partition, job.offset),
+        Some(&settled),
+    );
     if outcome == EgressOutcome::Delivered
         && let Some(ms) = job.appended_ms
         && let Ok(since) = u64::try_from(chrono::Utc::now().timestamp_millis() - ms)

@@ -18,6 +18,7 @@ use super::filter::EventFilter;
 use super::policy::{Attempt, Verdict, decide};
 use super::traffic;
 use crate::binding;
+use crate::journal::{Entry, Journal};
 use crate::log::Log;
 use crate::metrics::{EgressMetrics, EgressOutcome, Metrics};
 
@@ -46,18 +47,40 @@ pub struct Deliverer {
     pub counters: EgressMetrics,
     /// Traffic-split choices; seedable for tests.
     pub rng: std::sync::Mutex<SmallRng>,
+    /// Where settlements are recorded for `ferry trace`.
+    pub journal: Arc<Journal>,
+}
+
+/// How one event was settled, for the metrics and the delivery journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The outcome.
+    pub outcome: EgressOutcome,
+    /// HTTP attempts made to the destination.
+    pub attempts: u32,
+    /// The destination's last status code, when it answered.
+    pub code: Option<u16>,
+    /// The URL chosen for the event (a revision's, under a traffic split).
+    pub destination: String,
+    /// The dead-letter sink, when the event went (or was sent) there.
+    pub dead_letter_sink: Option<String>,
+    /// From the first attempt to settlement.
+    pub took: std::time::Duration,
 }
 
 /// A response that ended the attempts successfully.
 struct Answer {
     headers: HeaderMap,
     body: Bytes,
+    attempts: u32,
+    code: Option<u16>,
 }
 
 /// Why the attempts ended without success.
 struct Failure {
     code: Option<u16>,
     body: Bytes,
+    attempts: u32,
 }
 
 impl Deliverer {
@@ -71,6 +94,7 @@ impl Deliverer {
         http: reqwest::Client,
         log: Arc<Log>,
         metrics: Arc<Metrics>,
+        journal: Arc<Journal>,
         seed: Option<u64>,
     ) -> Result<Self, String> {
         let filter = EventFilter::compile(&egress.filter_attributes, &egress.filters)
@@ -89,6 +113,7 @@ impl Deliverer {
             log,
             metrics,
             rng: Deliverer::rng(seed),
+            journal,
             egress,
         })
     }
@@ -100,19 +125,59 @@ impl Deliverer {
 
     /// Delivers `event`: to the destination with retries, its reply onwards, and on failure to
     /// the dead-letter sink. Returns how the event was settled.
-    pub async fn deliver(&self, event: &Event) -> EgressOutcome {
+    pub async fn deliver(&self, event: &Event) -> Settled {
+        let started = Instant::now();
         let url = {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
             traffic::choose(&self.egress.destination, &mut *rng).to_owned()
         };
-        let failure = match self.send(&url, event, &self.egress.delivery).await {
-            Ok(answer) => match self.reply(answer).await {
-                Ok(()) => return EgressOutcome::Delivered,
-                Err((dest, failure)) => (dest, failure),
-            },
-            Err(failure) => (url, failure),
+        let (attempts, code, failure) = match self.send(&url, event, &self.egress.delivery).await {
+            Ok(answer) => {
+                let (attempts, code) = (answer.attempts, answer.code);
+                match self.reply(answer).await {
+                    Ok(()) => (attempts, code, None),
+                    Err((dest, failure)) => (attempts, code, Some((dest, failure))),
+                }
+            }
+            Err(failure) => (failure.attempts, failure.code, Some((url.clone(), failure))),
         };
-        self.dead_letter(event, &failure.0, failure.1).await
+        let (outcome, dead_letter_sink) = match failure {
+            None => (EgressOutcome::Delivered, None),
+            Some((dest, failure)) => self.dead_letter(event, &dest, failure).await,
+        };
+        Settled {
+            outcome,
+            attempts,
+            code,
+            destination: url,
+            dead_letter_sink,
+            took: started.elapsed(),
+        }
+    }
+
+    /// Records in the journal how the event stored at `(topic, partition, offset)` was settled
+    /// (`settled` is `None` for an event the filters let pass by).
+    pub fn record(&self, event: &Event, at: (&str, i32, i64), settled: Option<&Settled>) {
+        let (topic, partition, offset) = at;
+        let entry = Entry {
+            event_id: event.id().to_owned(),
+            source: event.source().to_string(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            by: self.label.clone(),
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            outcome: settled
+                .map_or(EgressOutcome::Filtered, |s| s.outcome)
+                .label()
+                .to_owned(),
+            attempts: settled.map_or(0, |s| s.attempts),
+            code: settled.and_then(|s| s.code),
+            destination: settled.map(|s| s.destination.clone()),
+            dead_letter_sink: settled.and_then(|s| s.dead_letter_sink.clone()),
+            took_ms: settled.map(|s| u64::try_from(s.took.as_millis()).unwrap_or(u64::MAX)),
+        };
+        self.journal.record(&self.reply_log.0, &entry);
     }
 
     async fn reply(&self, answer: Answer) -> Result<(), (String, Failure)> {
@@ -146,12 +211,14 @@ impl Deliverer {
                 self.log
                     .append(bootstrap, topic, &event)
                     .await
+                    .map(drop)
                     .map_err(|e| {
                         (
                             format!("kafka://{topic}"),
                             Failure {
                                 code: None,
                                 body: Bytes::from(e.to_string()),
+                                attempts: 1,
                             },
                         )
                     })
@@ -159,11 +226,16 @@ impl Deliverer {
         }
     }
 
-    async fn dead_letter(&self, event: &Event, dest: &str, failure: Failure) -> EgressOutcome {
+    async fn dead_letter(
+        &self,
+        event: &Event,
+        dest: &str,
+        failure: Failure,
+    ) -> (EgressOutcome, Option<String>) {
         let id = event.id().to_owned();
         let Some(dls) = &self.egress.delivery.dead_letter_sink else {
             tracing::error!(egress = %self.label, event.id = %id, destination = %dest, code = ?failure.code, "event dropped: delivery failed and there is no dead-letter sink");
-            return EgressOutcome::Dropped;
+            return (EgressOutcome::Dropped, None);
         };
         let mut dead = event.clone();
         dead.set_extension("knativeerrordest", dest);
@@ -174,10 +246,10 @@ impl Deliverer {
             dead.set_extension("knativeerrordata", error_data(&failure.body).as_str());
         }
         match self.send(dls, &dead, &self.egress.delivery).await {
-            Ok(_) => EgressOutcome::DeadLettered,
+            Ok(_) => (EgressOutcome::DeadLettered, Some(dls.clone())),
             Err(f) => {
                 tracing::error!(egress = %self.label, event.id = %id, dead_letter_sink = %dls, code = ?f.code, "event dropped: the dead-letter sink failed too");
-                EgressOutcome::Dropped
+                (EgressOutcome::Dropped, Some(dls.clone()))
             }
         }
     }
@@ -204,10 +276,17 @@ impl Deliverer {
             let (outcome, answer) = result;
             match decide(policy, attempt, &outcome, SystemTime::now()) {
                 Verdict::Delivered => {
-                    return Ok(answer.unwrap_or(Answer {
-                        headers: HeaderMap::new(),
-                        body: Bytes::new(),
-                    }));
+                    let code = match outcome {
+                        Attempt::Status { code, .. } => Some(code),
+                        _ => None,
+                    };
+                    let (headers, body) = answer.map(|a| (a.headers, a.body)).unwrap_or_default();
+                    return Ok(Answer {
+                        headers,
+                        body,
+                        attempts: attempt,
+                        code,
+                    });
                 }
                 Verdict::RetryAfter(delay) => {
                     self.counters.count(EgressOutcome::Retried);
@@ -223,7 +302,11 @@ impl Deliverer {
                     let body = answer
                         .map(|a| a.body)
                         .unwrap_or_else(|| Bytes::from(format!("{outcome:?}")));
-                    return Err(Failure { code, body });
+                    return Err(Failure {
+                        code,
+                        body,
+                        attempts: attempt,
+                    });
                 }
             }
         }
@@ -272,7 +355,12 @@ impl Deliverer {
         let body = Bytes::from(body);
         (
             Attempt::Status { code, retry_after },
-            Some(Answer { headers, body }),
+            Some(Answer {
+                headers,
+                body,
+                attempts: 0,
+                code: Some(code),
+            }),
         )
     }
 }

@@ -21,6 +21,7 @@ use ferry_api::contract::{Contract, Egress};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Journal;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use deliver::Deliverer;
@@ -65,12 +66,18 @@ pub struct EgressSet {
     http: reqwest::Client,
     log: Arc<Log>,
     metrics: Arc<Metrics>,
+    journal: Arc<Journal>,
     running: HashMap<String, Running>,
 }
 
 impl EgressSet {
     /// An empty set.
-    pub fn new(settings: EgressSettings, log: Arc<Log>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: EgressSettings,
+        log: Arc<Log>,
+        metrics: Arc<Metrics>,
+        journal: Arc<Journal>,
+    ) -> Self {
         // Keep as many idle connections per host as deliveries may be in flight: a smaller pool
         // closes and reopens connections under load (a TCP handshake per event).
         let http = reqwest::Client::builder()
@@ -84,6 +91,7 @@ impl EgressSet {
             http,
             log,
             metrics,
+            journal,
             running: HashMap::new(),
         }
     }
@@ -145,6 +153,7 @@ impl EgressSet {
             self.http.clone(),
             self.log.clone(),
             self.metrics.clone(),
+            self.journal.clone(),
             self.settings.seed,
         )?;
         let stop = CancellationToken::new();
