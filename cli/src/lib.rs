@@ -2,7 +2,8 @@
 //!
 //! The manifest loader ([`manifest`]), `ferry validate` ([`validate`]), `ferry dev` ([`dev`]:
 //! local mode — the embedded broker, the dispatcher and the revision runtime in one process),
-//! `ferry send` ([`send`]), `ferry tail` ([`tail`]) and `ferry replay` ([`replay`]).
+//! `ferry send` ([`send`]), `ferry tail` ([`tail`]), `ferry trace` ([`trace`]) and `ferry replay`
+//! ([`replay`]).
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod manifest;
 pub mod replay;
 pub mod send;
 pub mod tail;
+pub mod trace;
 pub mod validate;
 
 /// Formats rows under a header as aligned columns (two spaces apart), one line each.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry::{dev, replay, send, tail, validate};
+use ferry::{dev, replay, send, tail, trace, validate};
 
 // The embedded broker decodes untrusted frames; see `ferry_broker::SafeAllocator`.
 #[global_allocator]
@@ -108,6 +108,34 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Show where an event went: where ingress stored it (topic, partition, offset) and, for
+    /// each Trigger, Subscription or KafkaSource, whether it was filtered out, delivered (status,
+    /// attempts, time), dead-lettered or dropped — from the dispatcher's delivery journal.
+    ///
+    /// Exit codes: 0 found; 1 no journal entry for that id (never accepted, or older than the
+    /// journal's retention); 2 bad arguments; 3 the log could not be read.
+    #[command(
+        after_help = "Examples:\n  ferry trace 4c1f6a2e-0b7d-4d0a-9a55-2f0c1d1e9b11\n  ferry trace order-17 --source /shop --since 2026-11-25T09:00:00Z -o json"
+    )]
+    Trace {
+        /// The event's id.
+        event_id: String,
+        /// Only the event with this source (ids are unique per source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Kafka bootstrap servers of the log.
+        #[arg(long, default_value = "127.0.0.1:9092", env = "FERRY_KAFKA")]
+        kafka: String,
+        /// The journal topic (the dispatcher's --journal-topic).
+        #[arg(long, default_value = ferry_dispatcher::journal::DEFAULT_TOPIC)]
+        journal_topic: String,
+        /// Read the journal from here: earliest, an offset, or an RFC 3339 time.
+        #[arg(long, default_value = "earliest")]
+        since: tail::StartAt,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Follow a Broker's log (or any topic) as CloudEvents.
     #[command(
         after_help = "Examples:\n  ferry tail default/default\n  ferry tail default/orders --from earliest -o json\n  ferry tail payments --from 2026-11-25T09:00:00Z --max 10"
@@ -140,6 +168,42 @@ enum Output {
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        Command::Trace {
+            event_id,
+            source,
+            kafka,
+            journal_topic,
+            since,
+            output,
+        } => {
+            let options = trace::Trace {
+                event_id,
+                source,
+                kafka,
+                topic: journal_topic,
+                since,
+            };
+            let entries = match trace::run(&options) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    eprintln!("ferry trace: {e}");
+                    return Ok(ExitCode::from(3));
+                }
+            };
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+                Output::Table if !entries.is_empty() => print!("{}", trace::table(&entries)),
+                Output::Table => {}
+            }
+            if entries.is_empty() {
+                eprintln!(
+                    "ferry trace: no journal entry for event {:?} in {} at {}; it was never accepted, or is older than the journal's retention",
+                    options.event_id, options.topic, options.kafka
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             trigger,
             from,

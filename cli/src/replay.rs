@@ -17,6 +17,7 @@ use ferry_api::contract::{Contract, ContractResource, Egress};
 use ferry_dispatcher::config::DispatcherConfig;
 use ferry_dispatcher::egress::consumer::decode;
 use ferry_dispatcher::egress::deliver::Deliverer;
+use ferry_dispatcher::journal::Journal;
 use ferry_dispatcher::log::Log;
 use ferry_dispatcher::metrics::{EgressOutcome, Metrics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -24,7 +25,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::tail::{StartAt, partitions_of};
+use crate::tail::{StartAt, bounds, partitions_of};
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -150,21 +151,25 @@ pub async fn run(
         .kafka
         .clone()
         .unwrap_or_else(|| resource.bootstrap_servers.clone());
-    let producer = DispatcherConfig::new(
+    let config = DispatcherConfig::new(
         replay.contract.clone(),
         ([127, 0, 0, 1], 0).into(),
         ([127, 0, 0, 1], 0).into(),
-    )
-    .producer_settings();
-    let deliverer = Deliverer::new(
+    );
+    let metrics = Arc::new(Metrics::default());
+    // Replayed deliveries are deliveries: `ferry trace` shows them too.
+    let journal = Journal::new(config.journal_settings(), metrics.clone());
+    let mut deliverer = Deliverer::new(
         egress.clone(),
         (&bootstrap, &resource.topics),
         reqwest::Client::new(),
-        Log::new(producer),
-        Arc::new(Metrics::default()),
+        Log::new(config.producer_settings()),
+        metrics,
+        journal.clone(),
         None,
     )
     .map_err(ReplayError::Usage)?;
+    deliverer.label = format!("{} (replay)", deliverer.label);
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -224,39 +229,19 @@ pub async fn run(
             open -= 1;
         }
         summary.read += 1;
+        let at = (m.topic(), m.partition(), m.offset());
         let outcome = match decode(&deliverer, &m) {
-            Ok(Some(event)) if deliverer.filter.matches(&event) => deliverer.deliver(&event).await,
+            Ok(Some(event)) if deliverer.filter.matches(&event) => {
+                let settled = deliverer.deliver(&event).await;
+                deliverer.record(&event, at, Some(&settled));
+                settled.outcome
+            }
             Ok(Some(_)) => EgressOutcome::Filtered,
             Ok(None) | Err(_) => EgressOutcome::Malformed,
         };
         summary.count(outcome);
         progress(&summary);
     }
+    tokio::task::block_in_place(|| journal.flush());
     Ok(summary)
-}
-
-/// The first offset at or after `from` and the end offset (exclusive) of one partition.
-fn bounds(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-    from: &StartAt,
-) -> Result<(i64, i64), rdkafka::error::KafkaError> {
-    let timeout = Duration::from_secs(10);
-    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-    let start = match from {
-        StartAt::Earliest => low,
-        StartAt::Latest => high,
-        StartAt::Offset(o) => (*o).clamp(low, high),
-        StartAt::Time(t) => {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(topic, partition, Offset::Offset(t.timestamp_millis()))?;
-            let found = consumer.offsets_for_times(tpl, timeout)?;
-            match found.find_partition(topic, partition).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o.clamp(low, high),
-                _ => high,
-            }
-        }
-    };
-    Ok((start, high))
 }

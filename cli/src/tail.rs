@@ -174,6 +174,35 @@ pub fn run(tail: &Tail, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first offset at or after `from` and the end offset (exclusive) of one partition.
+///
+/// # Errors
+/// The log did not answer.
+pub fn bounds(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    from: &StartAt,
+) -> Result<(i64, i64), rdkafka::error::KafkaError> {
+    let timeout = Duration::from_secs(10);
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let start = match from {
+        StartAt::Earliest => low,
+        StartAt::Latest => high,
+        StartAt::Offset(o) => (*o).clamp(low, high),
+        StartAt::Time(t) => {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(t.timestamp_millis()))?;
+            let found = consumer.offsets_for_times(tpl, timeout)?;
+            match found.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o.clamp(low, high),
+                _ => high,
+            }
+        }
+    };
+    Ok((start, high))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,14 @@ use serde_json::Value;
 use support::*;
 
 fn send(ingress: &str, ty: &str, data: &str) {
+    send_id(ingress, ty, data, &uuid::Uuid::new_v4().to_string());
+}
+
+fn send_id(ingress: &str, ty: &str, data: &str, id: &str) {
     let o = ferry(&[
         "send",
+        "--id",
+        id,
         "default/default",
         "--ingress",
         ingress,
@@ -71,10 +77,12 @@ fn cart_walkthrough_replay_and_traffic_split() {
     });
 
     // An event the projection rejects (400, not retried) goes to the dead-letter sink.
-    send(
+
+    send_id(
         &ingress,
         "com.example.cart.item.added",
         r#"{"cart":"not a cart id","item":"A"}"#,
+        "bad-1",
     );
     let recorder = dev.url("Service", "dead-letters");
     let dead = eventually("the bad event is dead-lettered", WAIT, || {
@@ -89,6 +97,35 @@ fn cart_walkthrough_replay_and_traffic_split() {
             .contains("invalid cart id"),
         "{dead}"
     );
+
+    // `ferry trace` says where it went: stored by the Broker, filtered out by one Trigger,
+    // dead-lettered by the other after the 400.
+    let kafka = dev.process.as_ref().unwrap().addr("kafka").to_string();
+    let trace = |id: &str| ferry(&["trace", id, "--kafka", &kafka, "-o", "json"]);
+    let entries: Vec<Value> = eventually("the journal holds the bad event", WAIT, || {
+        let o = trace("bad-1");
+        let entries: Vec<Value> = serde_json::from_slice(&o.stdout).ok()?;
+        (entries.len() >= 3).then_some(entries)
+    });
+    let find = |by: &str| {
+        entries
+            .iter()
+            .find(|e| e["by"] == by)
+            .unwrap_or_else(|| panic!("no entry by {by} in {entries:?}"))
+    };
+    let accepted = find("Broker default/default");
+    assert_eq!(accepted["outcome"], "accepted");
+    assert_eq!(accepted["topic"], "knative-broker-default-default");
+    assert_eq!(find("Trigger default/cart-created")["outcome"], "filtered");
+    let items = find("Trigger default/cart-items");
+    assert_eq!(items["outcome"], "dead_lettered");
+    assert_eq!(items["code"], 400);
+    assert_eq!(items["attempts"], 1);
+    assert_eq!(items["offset"], accepted["offset"]);
+    assert!(items["dead_letter_sink"].as_str().is_some());
+    let o = trace("no-such-event");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no journal entry"), "{}", stderr(&o));
 
     // Wipe the projection, replay both triggers from the log → B again.
     assert_eq!(http::delete(&format!("{service}/carts")), Some(204));
