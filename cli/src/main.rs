@@ -261,6 +261,16 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Dev(mut options) => {
             options.color = dev::stdout_is_terminal();
+            // The broker's and dispatcher's own logs: warnings and errors (a dropped event is
+            // an error naming its id) unless RUST_LOG says otherwise.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(dev::run(options, stop_signal())) {
                 Ok(()) => Ok(ExitCode::SUCCESS),

@@ -46,7 +46,7 @@ fn cart_walkthrough_replay_and_traffic_split() {
     let bin = example_binaries();
     let dir = tempfile::tempdir().unwrap();
     let manifests = example("cart", dir.path(), &bin, &[]);
-    let dev = Dev::start(&manifests, &dir.path().join("data"), None);
+    let dev = Dev::start(&manifests, &dir.path().join("data"), &[]);
     let status = dev.ready();
     let ingress = dev.ingress();
     assert_eq!(status["ingress"], ingress.as_str());

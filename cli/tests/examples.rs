@@ -44,44 +44,96 @@ fn send(dev: &Dev, target: &str, ty: &str, extra: &[&str], data: &str) {
     assert!(o.status.success(), "send {ty}: {}", stderr(&o));
 }
 
-#[test]
-fn broker_trigger_filters_with_sql_and_dead_letters_after_retries() {
-    let bin = example_binaries();
-    let dir = tempfile::tempdir().unwrap();
-    let manifests = example("broker-trigger", dir.path(), &bin, &[]);
-    let dev = Dev::start(&manifests, &dir.path().join("data"), None);
+/// The flow of examples/broker-trigger: SQL filter, retries, dead letters.
+fn broker_trigger_flow(dev: &Dev) {
     dev.ready();
     let order = "com.example.order.placed";
     send(
-        &dev,
+        dev,
         "default/orders",
         order,
         &["--ext", "amount=250", "--id", "o1"],
         "{}",
     );
     send(
-        &dev,
+        dev,
         "default/orders",
         order,
         &["--ext", "amount=20", "--id", "o2"],
         "{}",
     );
     send(
-        &dev,
+        dev,
         "default/orders",
         "com.example.payment.received",
         &["--id", "p7"],
         "{}",
     );
 
-    let dead = wait_recorded(&dev, "dead-letters", 1);
+    let dead = wait_recorded(dev, "dead-letters", 1);
     assert_eq!(dead[0]["id"], "p7");
     assert_eq!(dead[0]["knativeerrordest"], "http://127.0.0.1:9/");
     // o2 was sent before p7 was dead-lettered (after its retries): had it passed the filter,
     // it would be there by now.
-    let large = wait_recorded(&dev, "large-orders", 1);
+    let large = wait_recorded(dev, "large-orders", 1);
     let ids: Vec<&Value> = large.iter().map(|e| &e["id"]).collect();
     assert_eq!(ids, ["o1"], "only the order over 100 passes `amount > 100`");
+}
+
+#[test]
+fn broker_trigger_filters_with_sql_and_dead_letters_after_retries() {
+    let bin = example_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = example("broker-trigger", dir.path(), &bin, &[]);
+    let dev = Dev::start(&manifests, &dir.path().join("data"), &[]);
+    broker_trigger_flow(&dev);
+}
+
+/// `--kafka`: the same flow on a log ferry dev does not run (here a broker started by the
+/// test, as a Kafka cluster would be); ferry dev creates the Broker's topic there.
+#[test]
+fn broker_trigger_runs_on_an_external_log_with_kafka_flag() {
+    let bin = example_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let config = ferry_broker::BrokerConfig::local(&dir.path().join("external"), &[]).unwrap();
+    let external = runtime
+        .block_on(ferry_broker::Broker::start(config))
+        .expect("external log starts");
+    let bootstrap = external.kafka_addr.to_string();
+    let manifests = example("broker-trigger", dir.path(), &bin, &[]);
+    let dev = Dev::start(
+        &manifests,
+        &dir.path().join("data"),
+        &["--kafka", &bootstrap],
+    );
+    broker_trigger_flow(&dev);
+    assert_eq!(dev.status().unwrap()["kafka"], bootstrap.as_str());
+    assert!(
+        !dir.path().join("data/broker").exists(),
+        "no embedded broker ran"
+    );
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let total: i64 = (0..4)
+        .map(|p| {
+            rdkafka::consumer::Consumer::fetch_watermarks(
+                &consumer,
+                "knative-broker-default-orders",
+                p,
+                Duration::from_secs(5),
+            )
+            .unwrap()
+            .1
+        })
+        .sum();
+    assert_eq!(total, 3, "the three events are in the external log");
+    drop(dev);
+    runtime
+        .block_on(external.shutdown(Duration::from_secs(5)))
+        .unwrap();
 }
 
 #[test]
@@ -89,7 +141,7 @@ fn channel_subscription_reply_reaches_the_second_channel() {
     let bin = example_binaries();
     let dir = tempfile::tempdir().unwrap();
     let manifests = example("channel-reply", dir.path(), &bin, &[]);
-    let dev = Dev::start(&manifests, &dir.path().join("data"), None);
+    let dev = Dev::start(&manifests, &dir.path().join("data"), &[]);
     dev.ready();
     let channel = dev.row("KafkaChannel", "orders").unwrap();
     assert_eq!(channel["url"], format!("{}/default/orders", dev.ingress()));
@@ -125,7 +177,11 @@ fn kafka_source_turns_plain_records_into_cloudevents() {
         &bin,
         &[("127.0.0.1:9092", &bootstrap)],
     );
-    let dev = Dev::start(&manifests, &dir.path().join("data"), Some(&bootstrap));
+    let dev = Dev::start(
+        &manifests,
+        &dir.path().join("data"),
+        &["--broker-listen", &bootstrap],
+    );
     dev.ready();
 
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()

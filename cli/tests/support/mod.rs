@@ -84,25 +84,27 @@ pub struct Dev {
 }
 
 impl Dev {
-    /// Starts `ferry dev` on free ports; `broker_listen` defaults to a free port too.
-    pub fn start(manifests: &Path, data: &Path, broker_listen: Option<&str>) -> Dev {
-        let process = Process::start(
-            env!("CARGO_BIN_EXE_ferry"),
-            [
-                "dev",
-                "-f",
-                &manifests.to_string_lossy(),
-                "--data-dir",
-                &data.to_string_lossy(),
-                "--ingress",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--broker-listen",
-                broker_listen.unwrap_or("127.0.0.1:0"),
-            ],
-            [("RUST_LOG", "warn")],
-        );
+    /// Starts `ferry dev` on free ports, with `extra` flags (e.g. `--kafka ADDR`, or
+    /// `--broker-listen ADDR` to replace the free port of the embedded broker).
+    pub fn start(manifests: &Path, data: &Path, extra: &[&str]) -> Dev {
+        let manifests = manifests.to_string_lossy();
+        let data_dir = data.to_string_lossy();
+        let mut args = vec![
+            "dev",
+            "-f",
+            &manifests,
+            "--data-dir",
+            &data_dir,
+            "--ingress",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ];
+        if !extra.contains(&"--broker-listen") {
+            args.extend(["--broker-listen", "127.0.0.1:0"]);
+        }
+        args.extend_from_slice(extra);
+        let process = Process::start(env!("CARGO_BIN_EXE_ferry"), args, [("RUST_LOG", "warn")]);
         Dev {
             process: Some(process),
             data: data.to_owned(),
