@@ -50,6 +50,28 @@ fn cart_walkthrough_replay_and_traffic_split() {
     let status = dev.ready();
     let ingress = dev.ingress();
     assert_eq!(status["ingress"], ingress.as_str());
+    // A second ferry dev on the same data directory is refused and changes nothing.
+    let data = dir.path().join("data");
+    let second = ferry(&[
+        "dev",
+        "-f",
+        &manifests.to_string_lossy(),
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--ingress",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--broker-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another ferry dev is using"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(dev.status().unwrap()["generation"], status["generation"]);
     let broker = dev.row("Broker", "default").unwrap();
     assert_eq!(broker["url"], format!("{ingress}/default/default"));
 

@@ -102,6 +102,24 @@ pub async fn run(
             options.data_dir.display()
         ))
     })?;
+    // One ferry dev per data directory: a second one would overwrite the first's contract.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(options.data_dir.join("lock"))
+        .map_err(|e| {
+            DevError::Start(format!(
+                "cannot open {}/lock ({e})",
+                options.data_dir.display()
+            ))
+        })?;
+    if lock.try_lock().is_err() {
+        return Err(DevError::Start(format!(
+            "another ferry dev is using {}; stop it, or pass a different --data-dir",
+            options.data_dir.display()
+        )));
+    }
     let registry_path = options.data_dir.join("revisions.json");
     let registry = Revisions::load(&registry_path).map_err(DevError::Start)?;
     let contract_path = options.data_dir.join("contract.json");
@@ -204,6 +222,7 @@ pub async fn run(
         eprintln!("ferry dev: the log's final sync failed: {e}");
     }
     println!("ferry dev: stopped");
+    drop(lock);
     Ok(())
 }
 
@@ -546,6 +565,24 @@ impl Dev {
         }
     }
 
+    /// A compile error as the table shows it: a reference to a loaded Service that is not
+    /// ready yet is waiting, not wrong.
+    fn explain(&self, e: &CompileError) -> String {
+        let waiting = self.desired.services.iter().find_map(|s| {
+            let key = service_key(s);
+            let state = self.services.get(&key)?;
+            (state.ready_targets.is_none() && e.message.contains(&format!("Service {key} "))).then(
+                || {
+                    format!(
+                        "waiting for Service {key}: {}",
+                        state.reason.clone().unwrap_or_else(|| "starting".into())
+                    )
+                },
+            )
+        });
+        waiting.unwrap_or_else(|| format!("{}: {}", e.reason, e.message))
+    }
+
     fn rows(&self) -> Vec<Row> {
         let applied = self
             .dispatcher
@@ -555,7 +592,7 @@ impl Dev {
             match self.errors.iter().find(|e| {
                 e.object.kind == kind && e.object.namespace == ns && e.object.name == name
             }) {
-                Some(e) => Err(format!("{}: {}", e.reason, e.message)),
+                Some(e) => Err(self.explain(e)),
                 None if applied => Ok(()),
                 None => Err("waiting for the dispatcher to apply the contract".into()),
             }
