@@ -16,7 +16,7 @@ use std::time::Duration;
 use ferry_api::contract::{Contract, ContractResource, Egress};
 use ferry_dispatcher::config::DispatcherConfig;
 use ferry_dispatcher::egress::consumer::decode;
-use ferry_dispatcher::egress::deliver::Deliverer;
+use ferry_dispatcher::egress::deliver::{Deliverer, Services};
 use ferry_dispatcher::journal::Journal;
 use ferry_dispatcher::log::Log;
 use ferry_dispatcher::metrics::{EgressOutcome, Metrics};
@@ -162,10 +162,14 @@ pub async fn run(
     let mut deliverer = Deliverer::new(
         egress.clone(),
         (&bootstrap, &resource.topics),
-        reqwest::Client::new(),
-        Log::new(config.producer_settings()),
-        metrics,
-        journal.clone(),
+        Services {
+            http: reqwest::Client::new(),
+            log: Log::new(config.producer_settings()),
+            metrics,
+            journal: journal.clone(),
+            // Revision URLs are delivered to as they are: whoever serves them activates.
+            activator: Arc::default(),
+        },
         None,
     )
     .map_err(ReplayError::Usage)?;

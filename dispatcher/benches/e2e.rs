@@ -309,6 +309,7 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
         &Contract {
             generation: 1,
             resources: vec![main_resource.clone()],
+            activation: Vec::new(),
         },
         &extra,
     );
@@ -326,6 +327,7 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     d.write_contract(&Contract {
         generation: 10,
         resources: vec![main_resource.clone(), lag_resource],
+        activation: Vec::new(),
     });
     d.wait_for_generation(10);
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -335,6 +337,7 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     d.write_contract(&Contract {
         generation: 11,
         resources: vec![main_resource.clone()],
+        activation: Vec::new(),
     });
     d.wait_for_generation(11);
 
@@ -390,6 +393,7 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
             d.write_contract(&Contract {
                 generation: 20 + resources.len() as u64,
                 resources: resources.clone(),
+                activation: Vec::new(),
             });
             while state.count.load(Ordering::Relaxed) < ordered_events
                 && started.elapsed() < Duration::from_secs(300)

@@ -7,6 +7,7 @@
 //! `ferry dev` compiles — it never talks to the Kubernetes API.
 #![forbid(unsafe_code)]
 
+pub mod activator;
 pub mod binding;
 pub mod config;
 pub mod egress;

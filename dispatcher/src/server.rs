@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
+use crate::activator::Activator;
 use crate::config::{DispatcherConfig, Role};
 use crate::egress::EgressSet;
 use crate::ingress::{self, Ingress};
@@ -42,6 +43,7 @@ pub enum StartError {
 struct Shared {
     metrics: Arc<Metrics>,
     journal: Arc<Journal>,
+    activator: Arc<Activator>,
     ingress: Option<Arc<Ingress>>,
     egress: Option<Mutex<EgressSet>>,
     /// Generation in force; `None` until the first valid contract.
@@ -68,6 +70,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
     let metrics = Arc::new(Metrics::default());
     let log = Log::new(config.producer_settings());
     let journal = Journal::new(config.journal_settings(), metrics.clone());
+    let activator = Arc::new(Activator::default());
     let with_ingress = matches!(config.role, Role::Ingress | Role::All);
     let with_egress = matches!(config.role, Role::Egress | Role::All);
     let ingress = with_ingress.then(|| {
@@ -86,11 +89,13 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
             log.clone(),
             metrics.clone(),
             journal.clone(),
+            activator.clone(),
         ))
     });
     let shared = Arc::new(Shared {
         metrics,
         journal,
+        activator,
         ingress,
         egress,
         generation: watch::channel(None).0,
@@ -123,6 +128,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/autoscaler/stats", get(autoscaler_stats))
         .with_state(shared.clone());
     tasks.push(tokio::spawn(serve(
         admin,
@@ -158,10 +164,35 @@ impl RunningDispatcher {
         }
     }
 
+    /// The activator (for an in-process autoscaler, and proxies that activate too).
+    pub fn activator(&self) -> Arc<Activator> {
+        self.shared.activator.clone()
+    }
+
     /// The contract generation in force, once one is.
     pub fn generation(&self) -> Option<u64> {
         *self.shared.generation.borrow()
     }
+}
+
+/// Per activated revision: average concurrency and completed requests since the previous
+/// scrape, replicas, held deliveries — what the autoscaler collects at its tick.
+async fn autoscaler_stats(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    let stats: Vec<serde_json::Value> = shared
+        .activator
+        .stats()
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "revision": s.revision, "ready": s.ready, "concurrency": s.concurrency,
+                "requests": s.requests, "waiting": s.waiting, "inFlight": s.in_flight,
+            })
+        })
+        .collect();
+    axum::response::IntoResponse::into_response((
+        [(http::header::CONTENT_TYPE, "application/json")],
+        serde_json::Value::Array(stats).to_string(),
+    ))
 }
 
 async fn serve(
@@ -250,6 +281,8 @@ async fn apply(shared: &Shared, contract: &Contract) {
         let journal = shared.journal.clone();
         tokio::spawn(async move { journal.prepare(&bootstrap).await });
     }
+    // Replicas first: a new egress may deliver to them at once.
+    shared.activator.apply(&contract.activation);
     if let Some(ingress) = &shared.ingress {
         ingress.apply(contract);
     }

@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use ferry_api::contract::{ContractResource, Egress, ObjectRef, SourceMapping};
+use ferry_api::contract::{
+    Activation, Contract, ContractResource, Egress, ObjectRef, SourceMapping,
+};
 use ferry_api::eventing::DeliveryOrder;
 use ferry_api::sources::KeyType;
 use rdkafka::ClientConfig;
@@ -418,4 +420,92 @@ async fn a_restarted_egress_skips_nothing_on_partitions_it_never_read() {
         EVENTS,
         "every event posted after the change arrives"
     );
+}
+
+/// Activation: deliveries to a revision at zero are held (and show as demand), go out when a
+/// replica is ready, and never exceed containerConcurrency in flight at that replica.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revision_at_zero_holds_events_until_a_replica_is_ready() {
+    let log = Log::start().await;
+    log.create_topic("cold", 1).await;
+    let replica = Sink::start().await;
+    replica.push(Rule::status(200).delay(Duration::from_millis(50)));
+    let revision_url = "http://rev-00001.default.svc.cluster.local";
+    let egress = Egress {
+        destination: ferry_api::contract::Target::Revisions(vec![
+            ferry_api::contract::RevisionTarget {
+                revision: "rev-00001".into(),
+                url: revision_url.into(),
+                percent: 100,
+            },
+        ]),
+        ..trigger("cold", &replica.url())
+    };
+    let at = |generation, endpoints: Vec<String>| Contract {
+        activation: vec![Activation {
+            url: revision_url.into(),
+            revision: "default/rev-00001".into(),
+            endpoints,
+            container_concurrency: 2,
+        }],
+        ..contract(
+            generation,
+            vec![broker("cold", &log.bootstrap, vec![egress.clone()])],
+        )
+    };
+    let d = Dispatcher::start(&at(1, vec![]), &[]);
+    let client = reqwest::Client::new();
+    const EVENTS: usize = 20;
+    for i in 0..EVENTS {
+        let (status, _) = post_event(
+            &client,
+            &d.url("/default/cold"),
+            &format!("c{i}"),
+            "t",
+            &[],
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let demand = eventually(
+        "the held events show as demand",
+        Duration::from_secs(20),
+        || {
+            let stats: serde_json::Value =
+                serde_json::from_str(d.admin_get("/autoscaler/stats").split("\r\n\r\n").nth(1)?)
+                    .ok()?;
+            let waiting = stats[0]["waiting"].as_u64()?;
+            (waiting > 0).then_some(waiting)
+        },
+    );
+    assert!(demand <= EVENTS as u64);
+    assert!(
+        replica.accepted().is_empty(),
+        "nothing reaches a revision with no replica"
+    );
+
+    d.write_contract(&at(2, vec![replica.url()]));
+    let received = replica
+        .wait_for_accepted(EVENTS, Duration::from_secs(30))
+        .await;
+    assert_eq!(received.len(), EVENTS);
+    // At each arrival, the requests that arrived within the sink's 50 ms delay before it are
+    // still in flight: never more than containerConcurrency.
+    let window = Duration::from_millis(50);
+    let most = received
+        .iter()
+        .map(|r| {
+            received
+                .iter()
+                .filter(|o| o.at <= r.at && r.at.duration_since(o.at) < window)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most <= 2,
+        "{most} deliveries in flight at one replica with containerConcurrency 2"
+    );
+    assert_eq!(d.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/cold\",outcome=\"dropped\"}"), 0.0);
 }

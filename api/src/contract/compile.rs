@@ -255,6 +255,8 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
         Contract {
             generation: input.generation,
             resources,
+            // Replicas are the runtime's business: the operator or ferry dev adds them.
+            activation: Vec::new(),
         },
         errors,
     )

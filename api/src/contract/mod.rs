@@ -39,6 +39,27 @@ pub struct Contract {
     /// One entry per Broker, KafkaChannel and KafkaSource.
     #[serde(default)]
     pub resources: Vec<ContractResource>,
+    /// Revisions the dispatcher activates: deliveries to their URL wait for a ready replica
+    /// with room (scale from zero) and go to one of `endpoints`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activation: Vec<Activation>,
+}
+
+/// A revision's ready replicas, for activation: the dispatcher never has more deliveries in
+/// flight to a replica than `containerConcurrency`, and holds deliveries while there is none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Activation {
+    /// The revision's URL as destinations name it ([`RevisionTarget::url`]).
+    pub url: String,
+    /// `namespace/name` of the revision (for metrics and the autoscaler).
+    pub revision: String,
+    /// Base URLs of its ready replicas (none: scaled to zero or starting).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Deliveries at once per replica; 0 is no limit.
+    #[serde(default)]
+    pub container_concurrency: u32,
 }
 
 /// The Kubernetes object a contract entry was compiled from.
@@ -310,6 +331,21 @@ impl Contract {
                     );
                 }
                 egress.validate(&at, &mut errs);
+            }
+        }
+        let mut activated = BTreeSet::new();
+        for (i, a) in self.activation.iter().enumerate() {
+            let at = Path::root("activation").index(i);
+            check_url(&a.url, &at.field("url"), &mut errs);
+            if !activated.insert(a.url.as_str()) {
+                errs.push(
+                    &at.field("url"),
+                    format!("{} is listed twice", a.url),
+                    "list each revision once",
+                );
+            }
+            for (k, e) in a.endpoints.iter().enumerate() {
+                check_url(e, &at.field("endpoints").index(k), &mut errs);
             }
         }
         errs.into_result()

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::filter::EventFilter;
 use super::policy::{Attempt, Verdict, decide};
 use super::traffic;
+use crate::activator::Activator;
 use crate::binding;
 use crate::journal::{Entry, Journal};
 use crate::log::Log;
@@ -49,6 +50,8 @@ pub struct Deliverer {
     pub rng: std::sync::Mutex<SmallRng>,
     /// Where settlements are recorded for `ferry trace`.
     pub journal: Arc<Journal>,
+    /// Revisions whose deliveries wait for a ready replica with room.
+    pub activator: Arc<Activator>,
 }
 
 /// How one event was settled, for the metrics and the delivery journal.
@@ -83,6 +86,21 @@ struct Failure {
     attempts: u32,
 }
 
+/// What every deliverer of a dispatcher shares.
+#[derive(Clone)]
+pub struct Services {
+    /// HTTP client (connection pool).
+    pub http: reqwest::Client,
+    /// Log client for replies.
+    pub log: Arc<Log>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The delivery journal.
+    pub journal: Arc<Journal>,
+    /// Activated revisions.
+    pub activator: Arc<Activator>,
+}
+
 impl Deliverer {
     /// The deliverer for `egress` of a resource whose log is `(bootstrap servers, topics)`.
     ///
@@ -91,12 +109,16 @@ impl Deliverer {
     pub fn new(
         egress: Egress,
         (bootstrap, topics): (&str, &[String]),
-        http: reqwest::Client,
-        log: Arc<Log>,
-        metrics: Arc<Metrics>,
-        journal: Arc<Journal>,
+        services: Services,
         seed: Option<u64>,
     ) -> Result<Self, String> {
+        let Services {
+            http,
+            log,
+            metrics,
+            journal,
+            activator,
+        } = services;
         let filter = EventFilter::compile(&egress.filter_attributes, &egress.filters)
             .map_err(|e| e.to_string())?;
         let label = egress.reference.to_string();
@@ -114,6 +136,7 @@ impl Deliverer {
             metrics,
             rng: Deliverer::rng(seed),
             journal,
+            activator,
             egress,
         })
     }
@@ -320,6 +343,26 @@ impl Deliverer {
         event: &Event,
         policy: &DeliveryPolicy,
     ) -> (Attempt, Option<Answer>) {
+        // An activated revision: wait (within the attempt's timeout) for a ready replica with
+        // room and hold its slot until the answer is read.
+        let lease = match self.activator.gate(url) {
+            Some(gate) => {
+                let started = Instant::now();
+                let timeout = std::time::Duration::from_millis(policy.timeout_ms);
+                match gate.acquire(timeout).await {
+                    Some(lease) => {
+                        let waited = started.elapsed();
+                        if waited > std::time::Duration::from_millis(100) {
+                            tracing::debug!(egress = %self.label, event.id = %event.id(), ?waited, revision = url, "held until a replica was ready");
+                        }
+                        Some(lease)
+                    }
+                    None => return (Attempt::Timeout, None),
+                }
+            }
+            None => None,
+        };
+        let url = lease.as_ref().map_or(url, |l| l.endpoint.as_str());
         let mut request = self
             .http
             .post(url)

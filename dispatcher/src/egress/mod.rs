@@ -21,10 +21,11 @@ use ferry_api::contract::{Contract, Egress};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::activator::Activator;
 use crate::journal::Journal;
 use crate::log::Log;
 use crate::metrics::Metrics;
-use deliver::Deliverer;
+use deliver::{Deliverer, Services};
 
 /// Knobs shared by every egress.
 #[derive(Clone, Debug)]
@@ -63,10 +64,7 @@ struct Running {
 /// The running egresses of a dispatcher.
 pub struct EgressSet {
     settings: EgressSettings,
-    http: reqwest::Client,
-    log: Arc<Log>,
-    metrics: Arc<Metrics>,
-    journal: Arc<Journal>,
+    services: Services,
     running: HashMap<String, Running>,
 }
 
@@ -77,6 +75,7 @@ impl EgressSet {
         log: Arc<Log>,
         metrics: Arc<Metrics>,
         journal: Arc<Journal>,
+        activator: Arc<Activator>,
     ) -> Self {
         // Keep as many idle connections per host as deliveries may be in flight: a smaller pool
         // closes and reopens connections under load (a TCP handshake per event).
@@ -88,10 +87,13 @@ impl EgressSet {
             .unwrap_or_default();
         EgressSet {
             settings,
-            http,
-            log,
-            metrics,
-            journal,
+            services: Services {
+                http,
+                log,
+                metrics,
+                journal,
+                activator,
+            },
             running: HashMap::new(),
         }
     }
@@ -150,10 +152,7 @@ impl EgressSet {
         let deliverer = Deliverer::new(
             spec.egress.clone(),
             (&spec.bootstrap, &spec.topics),
-            self.http.clone(),
-            self.log.clone(),
-            self.metrics.clone(),
-            self.journal.clone(),
+            self.services.clone(),
             self.settings.seed,
         )?;
         let stop = CancellationToken::new();

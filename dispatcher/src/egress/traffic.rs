@@ -51,4 +51,30 @@ mod tests {
             "http://x"
         );
     }
+
+    #[test]
+    fn a_90_10_split_passes_a_chi_square_test() {
+        let rev = |n: &str, p| RevisionTarget {
+            revision: n.into(),
+            url: format!("http://{n}"),
+            percent: p,
+        };
+        let target = Target::Revisions(vec![rev("stable", 90), rev("canary", 10)]);
+        // Several seeds: the split must hold for any of them, not one lucky stream.
+        for seed in 0..5 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let n = 10_000.0;
+            let canary = (0..10_000)
+                .filter(|_| choose(&target, &mut rng) == "http://canary")
+                .count() as f64;
+            let (expected_canary, expected_stable) = (n * 0.1, n * 0.9);
+            let chi2 = (canary - expected_canary).powi(2) / expected_canary
+                + ((n - canary) - expected_stable).powi(2) / expected_stable;
+            // One degree of freedom: p > 0.001 ⇔ χ² < 10.828.
+            assert!(
+                chi2 < 10.828,
+                "seed {seed}: canary {canary} of {n}, χ² {chi2:.2}"
+            );
+        }
+    }
 }

@@ -292,6 +292,7 @@ pub fn contract(generation: u64, resources: Vec<ContractResource>) -> Contract {
     Contract {
         generation,
         resources,
+        activation: Vec::new(),
     }
 }
 

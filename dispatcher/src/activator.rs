@@ -1,0 +1,304 @@
+//! Activation: the dispatcher stands in front of every revision the contract lists under
+//! `activation`, as Knative's activator does. A delivery to such a revision waits for a ready
+//! replica with room (at most `containerConcurrency` deliveries in flight per replica), so
+//! events never reach a revision that is not there: at zero replicas they are held — which
+//! the autoscaler sees as demand — and go out as soon as a replica is ready.
+//!
+//! The activator also measures what the autoscaler scales on: per revision, the average
+//! number of deliveries in flight and the requests completed since the last look.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use ferry_api::contract::Activation;
+use tokio::sync::Notify;
+
+/// Every activated revision, by URL.
+#[derive(Default)]
+pub struct Activator {
+    gates: RwLock<HashMap<String, Arc<Gate>>>,
+}
+
+/// What the autoscaler reads about one revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RevisionStats {
+    /// `namespace/name`.
+    pub revision: String,
+    /// Ready replicas.
+    pub ready: u32,
+    /// Average deliveries in flight since the previous read.
+    pub concurrency: f64,
+    /// Deliveries completed since the previous read.
+    pub requests: u64,
+    /// Deliveries waiting for a replica now (demand at zero, or all replicas full).
+    pub waiting: u32,
+    /// Deliveries in flight now.
+    pub in_flight: u32,
+}
+
+/// One revision: its replicas and how busy each is.
+pub struct Gate {
+    state: Mutex<GateState>,
+    changed: Notify,
+}
+
+struct GateState {
+    revision: String,
+    /// Replica URL → deliveries in flight to it.
+    endpoints: Vec<(String, u32)>,
+    concurrency: u32,
+    waiting: u32,
+    /// In-flight × seconds since `since`, for the average.
+    integral: f64,
+    last_change: Instant,
+    since: Instant,
+    requests: u64,
+}
+
+impl GateState {
+    fn in_flight(&self) -> u32 {
+        self.endpoints.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Accumulates the in-flight integral up to now.
+    fn touch(&mut self, now: Instant) {
+        let dt = now
+            .saturating_duration_since(self.last_change)
+            .as_secs_f64();
+        self.integral += f64::from(self.in_flight()) * dt;
+        self.last_change = now;
+    }
+}
+
+/// A delivery's hold on a replica; gives the slot back when dropped.
+pub struct Lease {
+    gate: Arc<Gate>,
+    /// The replica to deliver to.
+    pub endpoint: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        {
+            let mut s = self.gate.lock();
+            s.touch(Instant::now());
+            s.requests += 1;
+            if let Some((_, n)) = s.endpoints.iter_mut().find(|(e, _)| *e == self.endpoint) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.gate.changed.notify_waiters();
+    }
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits up to `timeout` for a ready replica with room and takes a slot on the least busy.
+    /// `None`: none became available in time.
+    pub async fn acquire(self: &Arc<Self>, timeout: Duration) -> Option<Lease> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut counted = false;
+        loop {
+            // Register for wake-ups before checking, so a release in between is not missed.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut s = self.lock();
+                let limit = s.concurrency;
+                let pick = s
+                    .endpoints
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, n))| limit == 0 || *n < limit)
+                    .min_by_key(|(_, (_, n))| *n)
+                    .map(|(i, _)| i);
+                if let Some(i) = pick {
+                    s.touch(Instant::now());
+                    s.endpoints[i].1 += 1;
+                    if counted {
+                        s.waiting -= 1;
+                    }
+                    return Some(Lease {
+                        gate: self.clone(),
+                        endpoint: s.endpoints[i].0.clone(),
+                    });
+                }
+                if !counted {
+                    s.waiting += 1;
+                    counted = true;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                self.lock().waiting -= 1;
+                return None;
+            }
+        }
+    }
+}
+
+impl Activator {
+    /// Follows the contract: new revisions get a gate, replicas change in place (deliveries in
+    /// flight keep their slots), revisions no longer listed are dropped.
+    pub fn apply(&self, activation: &[Activation]) {
+        let mut gates = self.gates.write().unwrap_or_else(|p| p.into_inner());
+        gates.retain(|url, _| activation.iter().any(|a| &a.url == url));
+        for a in activation {
+            let now = Instant::now();
+            let gate = gates.entry(a.url.clone()).or_insert_with(|| {
+                Arc::new(Gate {
+                    state: Mutex::new(GateState {
+                        revision: a.revision.clone(),
+                        endpoints: Vec::new(),
+                        concurrency: 0,
+                        waiting: 0,
+                        integral: 0.0,
+                        last_change: now,
+                        since: now,
+                        requests: 0,
+                    }),
+                    changed: Notify::new(),
+                })
+            });
+            {
+                let mut s = gate.lock();
+                s.touch(now);
+                s.revision = a.revision.clone();
+                s.concurrency = a.container_concurrency;
+                let old = std::mem::take(&mut s.endpoints);
+                s.endpoints = a
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let busy = old.iter().find(|(o, _)| o == e).map_or(0, |(_, n)| *n);
+                        (e.clone(), busy)
+                    })
+                    .collect();
+            }
+            gate.changed.notify_waiters();
+        }
+    }
+
+    /// The gate of the revision served at `url`, when it is activated.
+    pub fn gate(&self, url: &str) -> Option<Arc<Gate>> {
+        self.gates
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(url)
+            .cloned()
+    }
+
+    /// Per revision: what the autoscaler scales on, averaged since the previous call.
+    pub fn stats(&self) -> Vec<RevisionStats> {
+        let gates = self.gates.read().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        gates
+            .values()
+            .map(|gate| {
+                let mut s = gate.lock();
+                s.touch(now);
+                let elapsed = now.saturating_duration_since(s.since).as_secs_f64();
+                let concurrency = if elapsed > 0.0 {
+                    s.integral / elapsed
+                } else {
+                    f64::from(s.in_flight())
+                };
+                let stats = RevisionStats {
+                    revision: s.revision.clone(),
+                    ready: u32::try_from(s.endpoints.len()).unwrap_or(u32::MAX),
+                    concurrency,
+                    requests: s.requests,
+                    waiting: s.waiting,
+                    in_flight: s.in_flight(),
+                };
+                s.integral = 0.0;
+                s.since = now;
+                s.requests = 0;
+                stats
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activation(endpoints: &[&str], cc: u32) -> Activation {
+        Activation {
+            url: "http://rev".into(),
+            revision: "default/rev".into(),
+            endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+            container_concurrency: cc,
+        }
+    }
+
+    #[tokio::test]
+    async fn holds_at_zero_and_releases_when_a_replica_is_ready() {
+        let a = Arc::new(Activator::default());
+        a.apply(&[activation(&[], 1)]);
+        let gate = a.gate("http://rev").unwrap();
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move {
+                gate.acquire(Duration::from_secs(5))
+                    .await
+                    .map(|l| l.endpoint.clone())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.stats()[0].waiting, 1, "the held delivery is demand");
+        a.apply(&[activation(&["http://r1"], 1)]);
+        assert_eq!(waiting.await.unwrap().as_deref(), Some("http://r1"));
+        assert_eq!(a.stats()[0].waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn never_more_in_flight_than_container_concurrency_per_replica() {
+        let a = Activator::default();
+        a.apply(&[activation(&["http://r1", "http://r2"], 2)]);
+        let gate = a.gate("http://rev").unwrap();
+        let mut leases = Vec::new();
+        for _ in 0..4 {
+            leases.push(gate.acquire(Duration::from_millis(10)).await.unwrap());
+        }
+        let per: Vec<usize> = ["http://r1", "http://r2"]
+            .iter()
+            .map(|e| leases.iter().filter(|l| l.endpoint == *e).count())
+            .collect();
+        assert_eq!(per, [2, 2], "spread over the least busy replicas");
+        assert!(
+            gate.acquire(Duration::from_millis(20)).await.is_none(),
+            "full: it waits, then times out"
+        );
+        drop(leases.pop());
+        assert!(
+            gate.acquire(Duration::from_millis(20)).await.is_some(),
+            "a freed slot is taken"
+        );
+        let stats = &a.stats()[0];
+        assert_eq!((stats.ready, stats.waiting), (2, 0));
+        assert!(stats.requests >= 1);
+    }
+
+    #[tokio::test]
+    async fn unlimited_concurrency_and_removed_revisions() {
+        let a = Activator::default();
+        a.apply(&[activation(&["http://r1"], 0)]);
+        let gate = a.gate("http://rev").unwrap();
+        let leases: Vec<Lease> =
+            futures::future::join_all((0..50).map(|_| gate.acquire(Duration::from_millis(10))))
+                .await
+                .into_iter()
+                .map(Option::unwrap)
+                .collect();
+        assert_eq!(leases.len(), 50);
+        assert!((a.stats()[0].in_flight) == 50);
+        a.apply(&[]);
+        assert!(a.gate("http://rev").is_none());
+    }
+}
