@@ -23,6 +23,7 @@
 // reads the repeated `type_` key as a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod autoscaler;
 pub mod cesql;
 pub mod contract;
 pub mod crds;
