@@ -8,7 +8,9 @@
 //! Environment: `PORT` (default 8080), `LISTEN_HOST` (default `127.0.0.1`), `K_REVISION`
 //! (optional), `EVENTS_FILE` (optional: also append each event as one JSON line to this file) and
 //! `REPLY_TYPE` (optional: answer each event with a reply event of this type carrying the same
-//! data, id `<id>-reply` — what a Subscription's `reply` or a Trigger's broker then receives).
+//! data, id `<id>-reply` — what a Subscription's `reply` or a Trigger's broker then receives)
+//! and `DELAY_MS` (optional: answer each event this much later, to play a slow service).
+//! `GET /stats` reports the events this process received and the most it had in flight.
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
@@ -132,15 +134,28 @@ struct Recorder {
     events: Mutex<VecDeque<Value>>,
     file: Option<PathBuf>,
     reply_type: Option<String>,
+    delay: Option<std::time::Duration>,
+    /// (in flight now, most in flight at once, received).
+    load: Mutex<(u64, u64, u64)>,
 }
 
 impl Recorder {
-    fn replying(file: Option<PathBuf>, reply_type: Option<String>) -> Arc<Self> {
+    fn with_delay(
+        file: Option<PathBuf>,
+        reply_type: Option<String>,
+        delay: Option<std::time::Duration>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             events: Mutex::default(),
             file,
             reply_type,
+            delay,
+            load: Mutex::default(),
         })
+    }
+
+    fn load(&self) -> std::sync::MutexGuard<'_, (u64, u64, u64)> {
+        self.load.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -187,6 +202,21 @@ async fn record(
         Ok(event) => event,
         Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
     };
+    {
+        let mut load = recorder.load();
+        load.0 += 1;
+        load.1 = load.1.max(load.0);
+        load.2 += 1;
+    }
+    if let Some(delay) = recorder.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let response = store(&recorder, event).await;
+    recorder.load().0 -= 1;
+    response
+}
+
+async fn store(recorder: &Arc<Recorder>, event: Value) -> Response {
     if let Some(path) = recorder.file.clone() {
         let line = format!("{event}\n");
         let appended =
@@ -220,9 +250,16 @@ async fn list(State(recorder): State<Arc<Recorder>>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+async fn stats(State(recorder): State<Arc<Recorder>>) -> Response {
+    let (_, most, received) = *recorder.load();
+    let body = serde_json::json!({"received": received, "max_in_flight": most}).to_string();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 fn app(recorder: Arc<Recorder>) -> Router {
     Router::new()
         .route("/events", get(list))
+        .route("/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(record)
         .with_state(recorder)
@@ -289,7 +326,13 @@ async fn run() -> io::Result<()> {
         listener.local_addr()?,
         revision.as_deref().unwrap_or("-")
     );
-    let recorder = Recorder::replying(file, env("REPLY_TYPE"));
+    let delay = match env("DELAY_MS") {
+        Some(ms) => Some(std::time::Duration::from_millis(ms.parse().map_err(
+            |e| io::Error::new(io::ErrorKind::InvalidInput, format!("DELAY_MS: {e}")),
+        )?)),
+        None => None,
+    };
+    let recorder = Recorder::with_delay(file, env("REPLY_TYPE"), delay);
     serve(listener, recorder, shutdown_signal()).await
 }
 

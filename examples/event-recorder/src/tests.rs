@@ -79,7 +79,7 @@ async fn records_binary_and_structured_events() {
     let shutdown = async move { drop(stopped.await) };
     let server = tokio::spawn(serve(
         listener,
-        Recorder::replying(Some(events_file.clone()), None),
+        Recorder::with_delay(Some(events_file.clone()), None, None),
         shutdown,
     ));
     let client = reqwest::Client::new();
@@ -164,7 +164,7 @@ async fn replies_with_the_same_data_when_asked_to() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move { drop(stopped.await) };
-    let recorder = Recorder::replying(None, Some("com.example.order.checked".into()));
+    let recorder = Recorder::with_delay(None, Some("com.example.order.checked".into()), None);
     let server = tokio::spawn(serve(listener, recorder, shutdown));
     let response = reqwest::Client::new()
         .post(format!("{base}/"))
@@ -184,6 +184,44 @@ async fn replies_with_the_same_data_when_asked_to() {
     assert_eq!(h["ce-specversion"], "1.0");
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(response.text().await.unwrap(), r#"{"order":1}"#);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn reports_how_many_events_it_held_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move { drop(stopped.await) };
+    let recorder = Recorder::with_delay(None, None, Some(std::time::Duration::from_millis(200)));
+    let server = tokio::spawn(serve(listener, recorder, shutdown));
+    let client = reqwest::Client::new();
+    let post = |id: &'static str| {
+        client
+            .post(format!("{base}/"))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", id)
+            .header("ce-source", "/t")
+            .header("ce-type", "t")
+            .send()
+    };
+    let (a, b, c) = tokio::join!(post("1"), post("2"), post("3"));
+    for r in [a, b, c] {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let stats: Value = serde_json::from_str(
+        &client
+            .get(format!("{base}/stats"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stats, json!({"received": 3, "max_in_flight": 3}));
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

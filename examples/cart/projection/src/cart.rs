@@ -18,6 +18,9 @@ pub(crate) struct Record {
     pub(crate) kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) item: Option<String>,
+    /// The revision that applied it (`K_REVISION`), to show a traffic split at work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) by: Option<String>,
 }
 
 /// A cart folded from its log.
@@ -27,6 +30,8 @@ pub(crate) struct Cart {
     pub(crate) items: BTreeMap<String, u64>,
     /// Distinct events applied.
     pub(crate) events: usize,
+    /// Distinct events applied, by the revision that received them.
+    pub(crate) revisions: BTreeMap<String, u64>,
 }
 
 /// Folds a cart's records in order, applying each event id once.
@@ -35,6 +40,9 @@ pub(crate) fn fold(records: &[Record]) -> Cart {
     let mut seen = HashSet::new();
     for record in records.iter().filter(|r| seen.insert(r.id.as_str())) {
         cart.events += 1;
+        if let Some(by) = &record.by {
+            *cart.revisions.entry(by.clone()).or_default() += 1;
+        }
         match (record.kind.as_str(), &record.item) {
             (CREATED, _) => cart.created = true,
             (ADDED, Some(item)) => *cart.items.entry(item.clone()).or_default() += 1,
@@ -122,5 +130,13 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<(String, Record)
     } else {
         None
     };
-    Ok((cart, Record { id, kind, item }))
+    Ok((
+        cart,
+        Record {
+            id,
+            kind,
+            item,
+            by: None,
+        },
+    ))
 }

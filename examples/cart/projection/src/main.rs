@@ -77,10 +77,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn receive(State(app): App, headers: HeaderMap, body: Bytes) -> Response {
-    let (cart, record) = match parse(&headers, &body) {
+    let (cart, mut record) = match parse(&headers, &body) {
         Ok(parsed) => parsed,
         Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
     };
+    record.by = app.revision.clone();
     let dir = app.dir.clone();
     match blocking(move || append(&dir, &cart, &record)).await {
         Ok(()) => {
@@ -102,7 +103,7 @@ async fn get_cart(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
     match blocking(move || read_cart(&dir, &cart)).await {
         Ok(Some(records)) => {
             let cart = fold(&records);
-            let body = json!({"cart": id, "created": cart.created, "items": cart.items, "events": cart.events});
+            let body = json!({"cart": id, "created": cart.created, "items": cart.items, "events": cart.events, "revisions": cart.revisions});
             json_response(StatusCode::OK, &body)
         }
         Ok(None) => json_response(

@@ -13,6 +13,7 @@ fn rec(id: &str, kind: &str, item: Option<&str>) -> Record {
         id: id.into(),
         kind: kind.into(),
         item: item.map(Into::into),
+        by: None,
     }
 }
 
@@ -35,7 +36,8 @@ fn fold_add_add_remove() {
         Cart {
             created: true,
             items: items(&[("A", 1), ("B", 1)]),
-            events: 5
+            events: 5,
+            revisions: BTreeMap::new(),
         }
     );
     let cart = fold(&[log.as_slice(), &[rec("6", REMOVED, Some("A"))]].concat());
@@ -59,7 +61,8 @@ fn fold_ignores_repeated_event_ids() {
         Cart {
             created: true,
             items: items(&[("A", 1)]),
-            events: 2
+            events: 2,
+            revisions: BTreeMap::new(),
         }
     );
 }
@@ -77,7 +80,8 @@ fn fold_ignores_removing_an_absent_item() {
         Cart {
             created: false,
             items: BTreeMap::new(),
-            events: 4
+            events: 4,
+            revisions: BTreeMap::new(),
         }
     );
 }
@@ -246,7 +250,7 @@ async fn serves_the_cart_walkthrough() {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.text().await.unwrap(), "");
     }
-    let want = json!({"cart": "c1", "created": true, "items": {"B": 1}, "events": 4});
+    let want = json!({"cart": "c1", "created": true, "items": {"B": 1}, "events": 4, "revisions": {"cart-projection-00001": 4}});
     assert_eq!(
         get_json(&client, &format!("{base}/carts/c1")).await,
         (StatusCode::OK, want)
@@ -255,7 +259,7 @@ async fn serves_the_cart_walkthrough() {
     assert_eq!(log.lines().count(), 5);
     assert_eq!(
         log.lines().next().unwrap(),
-        r#"{"id":"e1","type":"com.example.cart.created"}"#
+        r#"{"id":"e1","type":"com.example.cart.created","by":"cart-projection-00001"}"#
     );
 
     let bad = send(&client, &base, "e5", ADDED, json!({"cart": "c1"})).await;
