@@ -19,15 +19,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_api::autoscaler::{Autoscaler, Decision, RevisionScaling, Sample, Settings};
 use ferry_api::contract::{
-    self, CompileError, Contract, ContractResource, Resolved, RevisionTarget, Target,
+    self, Activation, CompileError, Contract, ContractResource, Resolved, RevisionTarget, Target,
 };
 use ferry_api::duck::KReference;
+use ferry_api::serving::autoscaling::AutoscalingAnnotations;
 use ferry_api::serving::{KnativeService, resolve_traffic};
 use ferry_broker::{Broker, BrokerConfig};
 use ferry_dispatcher::RunningDispatcher;
+use ferry_dispatcher::activator::{Activator, RevisionStats};
 use ferry_dispatcher::config::{DispatcherConfig, Role};
 use kube::ResourceExt;
 use rdkafka::ClientConfig;
@@ -41,7 +45,7 @@ pub use desired::{Desired, load};
 use desired::AddressKind;
 use proxy::Proxy;
 use revisions::{Revisions, process_spec};
-use runtime::{ProcessState, RevisionIdentity, Runtime};
+use runtime::{RevisionIdentity, RevisionState, Runtime};
 
 /// How often the loop reconciles.
 const TICK: Duration = Duration::from_millis(250);
@@ -72,9 +76,34 @@ pub struct DevOptions {
     /// Partitions of the topics created for Brokers and KafkaChannels.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
+    /// Knative's `config-autoscaler` ConfigMap (a manifest, or a YAML map of its keys) for
+    /// the autoscaler's cluster defaults, e.g. `scale-to-zero-grace-period: 10s`.
+    #[arg(long)]
+    pub autoscaler_config: Option<PathBuf>,
+    /// How often the autoscaler samples and decides (Knative's tick is 2 s).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub autoscale_tick_ms: u64,
     /// Colour in the table (set when stdout is a terminal).
     #[arg(skip)]
     pub color: bool,
+}
+
+/// Reads `--autoscaler-config`: a ConfigMap manifest (its `data`) or a map of keys.
+fn autoscaler_settings(path: Option<&std::path::Path>) -> Result<Settings, DevError> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let fail = |why: String| DevError::Invalid(vec![format!("{}: {why}", path.display())]);
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| fail(format!("is not valid YAML: {e}")))?;
+    let data = value.get("data").cloned().unwrap_or(value);
+    let map: BTreeMap<String, String> = serde_yaml::from_value(data).map_err(|e| {
+        fail(format!(
+            "is not a ConfigMap or a map of config-autoscaler keys to string values: {e}"
+        ))
+    })?;
+    Settings::from_config_map(&map).map_err(fail)
 }
 
 /// Why `ferry dev` could not run.
@@ -96,6 +125,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DevError> {
     let desired = load(&options.files).map_err(DevError::Invalid)?;
+    let autoscaling = autoscaler_settings(options.autoscaler_config.as_deref())?;
     std::fs::create_dir_all(&options.data_dir).map_err(|e| {
         DevError::Start(format!(
             "cannot create the data directory {} ({e}); pass --data-dir",
@@ -167,6 +197,11 @@ pub async fn run(
         contract_path,
         runtime: Runtime::default(),
         proxies: BTreeMap::new(),
+        live: BTreeMap::new(),
+        autoscaling,
+        activator: dispatcher.activator(),
+        started: Instant::now(),
+        last_tick: None,
         last_ready: BTreeMap::new(),
         services: BTreeMap::new(),
         topics: BTreeSet::new(),
@@ -237,6 +272,17 @@ struct ServiceState {
     reason: Option<String>,
 }
 
+/// A revision that can serve: its stable local URL (an activating proxy), its autoscaler.
+struct LiveRevision {
+    namespace: String,
+    proxy: Proxy,
+    autoscaler: Autoscaler,
+    container_concurrency: u32,
+    /// A replica has answered once: the revision is Ready (also when later scaled to zero).
+    ever_ready: bool,
+    decision: Option<Decision>,
+}
+
 struct Dev {
     options: DevOptions,
     ingress_base: String,
@@ -247,6 +293,12 @@ struct Dev {
     contract_path: PathBuf,
     runtime: Runtime,
     proxies: BTreeMap<String, Proxy>,
+    /// Revisions that run (or may scale up): their address, autoscaler and last decision.
+    live: BTreeMap<String, LiveRevision>,
+    autoscaling: Settings,
+    activator: Arc<Activator>,
+    started: Instant,
+    last_tick: Option<Instant>,
     /// Per Service, the newest revision that became ready (served until a newer one is).
     last_ready: BTreeMap<String, String>,
     services: BTreeMap<String, ServiceState>,
@@ -280,10 +332,14 @@ impl Dev {
 
     async fn reconcile(&mut self) {
         self.reconcile_serving().await;
-        let (contract, errors) = self.compile();
+        self.autoscale();
+        let (mut contract, errors) = self.compile();
+        contract.activation = self.activation();
         self.errors = errors;
         self.ensure_topics(&contract).await;
-        if contract.resources != self.contract.resources {
+        if contract.resources != self.contract.resources
+            || contract.activation != self.contract.activation
+        {
             let generation = self.contract.generation + 1;
             let contract = Contract {
                 generation,
@@ -313,6 +369,7 @@ impl Dev {
         self.services = services;
         self.proxies
             .retain(|key, _| self.services.contains_key(key));
+        self.live.retain(|name, _| keep.contains(name));
         self.runtime.retain(&|name| keep.contains(name)).await;
     }
 
@@ -343,22 +400,26 @@ impl Dev {
             Err(e) => return not_ready(e),
         };
         if !self.proxies.contains_key(&key) {
-            match Proxy::start().await {
+            match Proxy::start(self.activator.clone()).await {
                 Ok(p) => {
                     self.proxies.insert(key.clone(), p);
                 }
                 Err(e) => return not_ready(format!("cannot open its URL: {e}")),
             }
         }
-        self.run_revision(&ns, &name, &latest, keep);
-        let states = self.runtime.states();
-        let ready = |r: &str| states.get(r).is_some_and(|s| s.ready);
-        if ready(&latest) {
+        if let Err(e) = self.run_revision(&ns, &name, &latest, keep).await {
+            return not_ready(e);
+        }
+        let ever_ready = |live: &BTreeMap<String, LiveRevision>, r: &str| {
+            live.get(r).is_some_and(|l| l.ever_ready)
+        };
+        if ever_ready(&self.live, &latest) {
             self.last_ready.insert(key.clone(), latest.clone());
         }
         let latest_ready = self.last_ready.get(&key).cloned();
         if let Some(r) = &latest_ready {
-            keep.insert(r.clone());
+            // Knative keeps serving the last ready revision until a newer one is ready.
+            let _ = self.run_revision(&ns, &name, r, keep).await;
         }
         let exists = |r: &str| self.registry.of(&ns, &name).iter().any(|x| x.name == r);
         let resolved = resolve_traffic(
@@ -370,29 +431,31 @@ impl Dev {
         let targets = match resolved {
             Ok(t) => t,
             Err(e) => {
-                let reason = if latest_ready.is_none() {
-                    states
+                let reason = match latest_ready {
+                    None => self
+                        .runtime
+                        .states()
                         .get(&latest)
-                        .and_then(|s| s.reason.clone())
-                        .map_or(e.message, |r| format!("revision {latest}: {r}"))
-                } else {
-                    e.message
+                        .and_then(|s| s.replicas.first().and_then(|p| p.reason.clone()))
+                        .map_or(e.message, |r| format!("revision {latest}: {r}")),
+                    Some(_) => e.message,
                 };
                 return not_ready(reason);
             }
         };
         let mut merged: Vec<(String, u32)> = Vec::new();
         for t in &targets {
-            self.run_revision(&ns, &name, &t.revision, keep);
+            if let Err(e) = self.run_revision(&ns, &name, &t.revision, keep).await {
+                return not_ready(e);
+            }
             match merged.iter_mut().find(|(r, _)| *r == t.revision) {
                 Some((_, p)) => *p += t.percent,
                 None => merged.push((t.revision.clone(), t.percent)),
             }
         }
-        let states = self.runtime.states();
         let waiting: Vec<String> = merged
             .iter()
-            .filter(|(r, p)| *p > 0 && !states.get(r).is_some_and(|s| s.ready))
+            .filter(|(r, p)| *p > 0 && !ever_ready(&self.live, r))
             .map(|(r, _)| r.clone())
             .collect();
         let ready_targets = waiting.is_empty().then(|| {
@@ -400,9 +463,9 @@ impl Dev {
                 .iter()
                 .filter(|(_, p)| *p > 0)
                 .filter_map(|(r, p)| {
-                    states.get(r).map(|s| RevisionTarget {
+                    self.live.get(r).map(|l| RevisionTarget {
                         revision: r.clone(),
-                        url: s.url.clone(),
+                        url: l.proxy.url.clone(),
                         percent: *p,
                     })
                 })
@@ -419,38 +482,141 @@ impl Dev {
         }
     }
 
-    /// Starts a revision's process unless it runs; records that it is needed.
-    fn run_revision(
+    /// Makes a revision live (its address and autoscaler; replicas come from the autoscaler)
+    /// and records that it is needed.
+    async fn run_revision(
         &mut self,
         ns: &str,
         service: &str,
         revision: &str,
         keep: &mut BTreeSet<String>,
-    ) {
+    ) -> Result<(), String> {
         keep.insert(revision.to_owned());
-        let Some(stored) = self
+        if let Some(live) = self.live.get_mut(revision) {
+            if !live.ever_ready
+                && self
+                    .runtime
+                    .states()
+                    .get(revision)
+                    .is_some_and(|s| !s.endpoints().is_empty())
+            {
+                live.ever_ready = true;
+            }
+            return Ok(());
+        }
+        let stored = self
             .registry
             .of(ns, service)
             .iter()
             .find(|r| r.name == revision)
-        else {
+            .ok_or_else(|| format!("revision {revision} is not known"))?;
+        let template = stored.template.clone();
+        let spec = process_spec(&template).map_err(|e| format!("revision {revision}: {e}"))?;
+        let mut ignored = ferry_api::validation::FieldErrors::default();
+        let annotations = AutoscalingAnnotations::parse(
+            &template.metadata.annotations,
+            &ferry_api::validation::Path::root("metadata"),
+            &mut ignored,
+        );
+        let cc = template.spec.container_concurrency;
+        let scaling = RevisionScaling::resolve(&self.autoscaling, &annotations, cc);
+        let proxy = Proxy::start(self.activator.clone())
+            .await
+            .map_err(|e| format!("revision {revision} cannot get a URL: {e}"))?;
+        proxy.set_targets(vec![RevisionTarget {
+            revision: revision.to_owned(),
+            url: proxy.url.clone(),
+            percent: 100,
+        }]);
+        self.runtime.define(
+            &RevisionIdentity {
+                revision,
+                configuration: service,
+                service,
+            },
+            &spec,
+        );
+        self.live.insert(
+            revision.to_owned(),
+            LiveRevision {
+                namespace: ns.to_owned(),
+                proxy,
+                autoscaler: Autoscaler::new(scaling),
+                container_concurrency: cc.and_then(|c| u32::try_from(c).ok()).unwrap_or(0),
+                ever_ready: false,
+                decision: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Every tick: feeds each live revision's autoscaler what the activator measured and
+    /// scales its replicas to the decision. A new revision gets its initial scale at once.
+    fn autoscale(&mut self) {
+        let tick = Duration::from_millis(self.options.autoscale_tick_ms);
+        let due = self.last_tick.is_none_or(|t| t.elapsed() >= tick);
+        let fresh = self.live.values().any(|l| l.decision.is_none());
+        if !due && !fresh {
+            self.runtime.reap();
             return;
-        };
-        let spec = match process_spec(&stored.template) {
-            Ok(spec) => spec,
-            Err(e) => {
-                eprintln!("ferry dev: revision {revision} cannot run: {e}");
-                return;
-            }
-        };
-        let id = RevisionIdentity {
-            revision,
-            configuration: service,
-            service,
-        };
-        if let Err(e) = self.runtime.ensure(&id, &spec) {
-            eprintln!("ferry dev: revision {revision} cannot start: {e}");
         }
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let stats: BTreeMap<String, RevisionStats> = if due {
+            self.last_tick = Some(Instant::now());
+            self.activator
+                .stats()
+                .into_iter()
+                .map(|s| (s.revision.clone(), s))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let states = self.runtime.states();
+        for (name, live) in &mut self.live {
+            if !due && live.decision.is_some() {
+                continue;
+            }
+            let ready = states.get(name).map_or(0, |s| s.endpoints().len());
+            let ready = u32::try_from(ready).unwrap_or(u32::MAX);
+            if let Some(s) = stats.get(&format!("{}/{name}", live.namespace)) {
+                live.autoscaler.record(
+                    now_ms,
+                    Sample {
+                        concurrency: s.concurrency,
+                        requests: s.requests as f64,
+                        ready_replicas: ready,
+                    },
+                );
+                if s.waiting > 0 {
+                    live.autoscaler.record_demand(now_ms);
+                }
+            }
+            let decision = live.autoscaler.decide(now_ms, ready);
+            match self.runtime.scale(name, decision.desired as usize) {
+                Ok(true) => println!(
+                    "ferry dev: revision {name} scaled to {} ({:?})",
+                    decision.desired, decision.reason
+                ),
+                Ok(false) => {}
+                Err(e) => eprintln!("ferry dev: revision {name} cannot scale: {e}"),
+            }
+            live.decision = Some(decision);
+        }
+        self.runtime.reap();
+    }
+
+    /// The contract's activation section: every live revision's address and ready replicas.
+    fn activation(&self) -> Vec<Activation> {
+        let states = self.runtime.states();
+        self.live
+            .iter()
+            .map(|(name, live)| Activation {
+                url: live.proxy.url.clone(),
+                revision: format!("{}/{name}", live.namespace),
+                endpoints: states.get(name).map(|s| s.endpoints()).unwrap_or_default(),
+                container_concurrency: live.container_concurrency,
+            })
+            .collect()
     }
 
     fn resolve(&self, r: &KReference) -> Option<Resolved> {
@@ -690,34 +856,57 @@ impl Dev {
             };
             rows.push(Row::new("Service", &ns, &service.name_any(), url, detail));
             for stored in self.registry.of(&ns, &service.name_any()) {
-                let Some(p) = processes.get(&stored.name) else {
+                let Some(live) = self.live.get(&stored.name) else {
                     continue;
                 };
-                rows.push(revision_row(&ns, &stored.name, p));
+                let state = processes.get(&stored.name).cloned().unwrap_or_default();
+                rows.push(revision_row(&ns, &stored.name, live, &state));
             }
         }
         rows
     }
 }
 
-fn revision_row(ns: &str, name: &str, p: &ProcessState) -> Row {
-    let pid = p
-        .pid
-        .map_or_else(|| "no process".to_owned(), |pid| format!("pid {pid}"));
-    let restarts = if p.restarts > 0 {
-        format!(", {} restarts", p.restarts)
+/// A revision: Ready once a replica has answered (also when scaled to zero since); the
+/// detail says how many replicas run, what the autoscaler wants and why.
+fn revision_row(ns: &str, name: &str, live: &LiveRevision, state: &RevisionState) -> Row {
+    let endpoints = state.endpoints();
+    let pids: Vec<String> = state
+        .replicas
+        .iter()
+        .filter_map(|p| p.pid.map(|pid| pid.to_string()))
+        .collect();
+    let restarts: u32 = state.replicas.iter().map(|p| p.restarts).sum();
+    let mut detail = format!(
+        "{}/{} replicas ready",
+        endpoints.len(),
+        state.replicas.len()
+    );
+    if let Some(d) = &live.decision {
+        detail.push_str(&format!(
+            ", autoscaler wants {} ({:?})",
+            d.desired, d.reason
+        ));
+    }
+    if !pids.is_empty() {
+        detail.push_str(&format!(", pid {}", pids.join(" ")));
+    }
+    if restarts > 0 {
+        detail.push_str(&format!(", {restarts} restarts"));
+    }
+    let result = if live.ever_ready {
+        Ok(detail)
     } else {
-        String::new()
+        let why = state
+            .replicas
+            .iter()
+            .find_map(|p| p.reason.clone())
+            .unwrap_or_else(|| "starting".into());
+        Err(format!("{why}; {detail}"))
     };
-    let state = if p.ready {
-        Ok(format!("{pid}{restarts}"))
-    } else {
-        Err(format!(
-            "{}{restarts}",
-            p.reason.clone().unwrap_or_else(|| "starting".into())
-        ))
-    };
-    Row::new("Revision", ns, name, Some(p.url.clone()), state)
+    let mut row = Row::new("Revision", ns, name, Some(live.proxy.url.clone()), result);
+    row.endpoints = endpoints;
+    row
 }
 
 fn service_key(service: &KnativeService) -> String {
@@ -738,6 +927,9 @@ struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     detail: String,
+    /// A revision's ready replicas.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    endpoints: Vec<String>,
 }
 
 impl Row {
@@ -756,6 +948,7 @@ impl Row {
             ready,
             url,
             detail: state.unwrap_or_else(|e| e),
+            endpoints: Vec::new(),
         }
     }
 }

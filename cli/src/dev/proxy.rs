@@ -1,8 +1,12 @@
-//! A Service's URL in local mode: an HTTP proxy on 127.0.0.1 that splits requests across the
-//! Service's revisions by the Route's percents, as Knative's ingress does in a cluster.
+//! Local URLs of Services and revisions: HTTP proxies on 127.0.0.1. A Service's proxy splits
+//! requests across its revisions by the Route's percents, as Knative's ingress does; a
+//! revision's proxy is its stable address and, through the dispatcher's activator, holds
+//! requests while the revision has no ready replica (that is demand: the autoscaler starts
+//! one) and spreads them over its replicas within `containerConcurrency`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -10,15 +14,20 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferry_api::contract::{RevisionTarget, Target};
+use ferry_dispatcher::activator::Activator;
 use ferry_dispatcher::egress::traffic;
 use tokio::sync::oneshot;
 
 /// Largest request body forwarded.
 const MAX_BODY: usize = 16 << 20;
 
+/// How long a request may wait for a replica.
+const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(120);
+
 struct Shared {
     targets: RwLock<Target>,
     http: reqwest::Client,
+    activator: Arc<Activator>,
 }
 
 /// A running proxy; stops when dropped.
@@ -34,12 +43,13 @@ impl Proxy {
     ///
     /// # Errors
     /// No port could be bound.
-    pub async fn start() -> std::io::Result<Proxy> {
+    pub async fn start(activator: Arc<Activator>) -> std::io::Result<Proxy> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let shared = Arc::new(Shared {
             targets: RwLock::new(Target::Revisions(Vec::new())),
             http: reqwest::Client::new(),
+            activator,
         });
         let app = Router::new().fallback(forward).with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -82,6 +92,21 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         )
             .into_response();
     };
+    // An activated revision: wait for a replica with room, and keep the slot until answered.
+    let lease = match shared.activator.gate(&base) {
+        Some(gate) => match gate.acquire(ACTIVATION_TIMEOUT).await {
+            Some(lease) => Some(lease),
+            None => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no replica of this revision became ready in time\n",
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
+    let base = lease.as_ref().map_or(base.clone(), |l| l.endpoint.clone());
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return (

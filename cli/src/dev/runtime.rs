@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -54,10 +54,25 @@ struct Supervised {
     task: JoinHandle<()>,
 }
 
-/// The running revision processes, by revision name.
+/// How long a replica taken out of the endpoints keeps running, so deliveries the dispatcher
+/// already sent it finish before it gets SIGTERM.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// One revision: what its replicas run, and the replicas.
+struct Revision {
+    /// The command, with `K_*` set (each replica adds its `PORT`).
+    spec: ProcessSpec,
+    replicas: Vec<Supervised>,
+    /// Replicas out of the endpoints, stopped once `DRAIN` has passed.
+    draining: Vec<(Supervised, Instant)>,
+    /// Replica numbers for log prefixes.
+    started: u32,
+}
+
+/// The revisions the runtime knows, by name, each scaled 0..N.
 #[derive(Default)]
 pub struct Runtime {
-    revisions: BTreeMap<String, Supervised>,
+    revisions: BTreeMap<String, Revision>,
 }
 
 /// Identity of a revision, passed to its process as Knative does (`K_SERVICE`, …).
@@ -70,55 +85,96 @@ pub struct RevisionIdentity<'a> {
     pub service: &'a str,
 }
 
+/// A revision as the table shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevisionState {
+    /// Each replica (not draining).
+    pub replicas: Vec<ProcessState>,
+}
+
+impl RevisionState {
+    /// URLs of the replicas that answer.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.replicas
+            .iter()
+            .filter(|r| r.ready)
+            .map(|r| r.url.clone())
+            .collect()
+    }
+}
+
 impl Runtime {
-    /// Makes sure `id.revision` runs `spec`; a revision already running with the same spec is
-    /// left alone (revisions are immutable: a changed template is a new revision).
+    /// Registers `id.revision` with what its replicas run (revisions are immutable: one that
+    /// is known keeps its spec). It starts with no replica; [`Runtime::scale`] adds them.
+    pub fn define(&mut self, id: &RevisionIdentity<'_>, spec: &ProcessSpec) {
+        self.revisions
+            .entry(id.revision.to_owned())
+            .or_insert_with(|| {
+                let mut env = spec.env.clone();
+                env.insert("K_REVISION".into(), id.revision.to_owned());
+                env.insert("K_CONFIGURATION".into(), id.configuration.to_owned());
+                env.insert("K_SERVICE".into(), id.service.to_owned());
+                Revision {
+                    spec: ProcessSpec {
+                        env,
+                        ..spec.clone()
+                    },
+                    replicas: Vec::new(),
+                    draining: Vec::new(),
+                    started: 0,
+                }
+            });
+    }
+
+    /// Runs `replicas` replicas of a defined revision: starts new ones, or takes the newest out
+    /// of the endpoints to stop them after [`DRAIN`]. Returns whether anything changed.
     ///
     /// # Errors
     /// No free port could be found.
-    pub fn ensure(&mut self, id: &RevisionIdentity<'_>, spec: &ProcessSpec) -> std::io::Result<()> {
-        if self.revisions.contains_key(id.revision) {
-            return Ok(());
-        }
-        let port = free_port()?;
-        let state = Arc::new(Mutex::new(ProcessState {
-            url: format!("http://127.0.0.1:{port}"),
-            ready: false,
-            pid: None,
-            restarts: 0,
-            reason: Some("starting".to_owned()),
-        }));
-        let mut env = spec.env.clone();
-        env.insert("PORT".into(), port.to_string());
-        env.insert("K_REVISION".into(), id.revision.to_owned());
-        env.insert("K_CONFIGURATION".into(), id.configuration.to_owned());
-        env.insert("K_SERVICE".into(), id.service.to_owned());
-        let process = ProcessSpec {
-            env,
-            ..spec.clone()
+    pub fn scale(&mut self, revision: &str, replicas: usize) -> std::io::Result<bool> {
+        let Some(r) = self.revisions.get_mut(revision) else {
+            return Ok(false);
         };
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(supervise(
-            id.revision.to_owned(),
-            process,
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            state.clone(),
-            stopped,
-        ));
-        self.revisions
-            .insert(id.revision.to_owned(), Supervised { state, stop, task });
-        Ok(())
+        let before = r.replicas.len();
+        while r.replicas.len() < replicas {
+            r.started += 1;
+            let name = format!("{revision}#{}", r.started);
+            r.replicas.push(start_replica(&name, &r.spec)?);
+        }
+        while r.replicas.len() > replicas {
+            if let Some(s) = r.replicas.pop() {
+                r.draining.push((s, Instant::now()));
+            }
+        }
+        Ok(before != r.replicas.len())
     }
 
-    /// The state of every revision the runtime runs.
-    pub fn states(&self) -> BTreeMap<String, ProcessState> {
+    /// Stops replicas that have drained.
+    pub fn reap(&mut self) {
+        for r in self.revisions.values_mut() {
+            let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut r.draining)
+                .into_iter()
+                .partition(|(_, since)| since.elapsed() >= DRAIN);
+            r.draining = keep;
+            for (s, _) in done {
+                let _ = s.stop.send(true);
+            }
+        }
+    }
+
+    /// The state of every revision the runtime knows.
+    pub fn states(&self) -> BTreeMap<String, RevisionState> {
         self.revisions
             .iter()
-            .map(|(name, s)| (name.clone(), lock(&s.state).clone()))
+            .map(|(name, r)| {
+                let replicas = r.replicas.iter().map(|s| lock(&s.state).clone()).collect();
+                (name.clone(), RevisionState { replicas })
+            })
             .collect()
     }
 
-    /// Stops every revision not in `keep` (SIGTERM, SIGKILL after a grace period).
+    /// Stops every replica of the revisions not in `keep` (SIGTERM, SIGKILL after a grace
+    /// period) and forgets them.
     pub async fn retain(&mut self, keep: &dyn Fn(&str) -> bool) {
         let gone: Vec<String> = self
             .revisions
@@ -128,9 +184,15 @@ impl Runtime {
             .collect();
         let mut tasks = Vec::new();
         for name in gone {
-            if let Some(s) = self.revisions.remove(&name) {
-                let _ = s.stop.send(true);
-                tasks.push(s.task);
+            if let Some(r) = self.revisions.remove(&name) {
+                let all = r
+                    .replicas
+                    .into_iter()
+                    .chain(r.draining.into_iter().map(|(s, _)| s));
+                for s in all {
+                    let _ = s.stop.send(true);
+                    tasks.push(s.task);
+                }
             }
         }
         for task in tasks {
@@ -142,6 +204,29 @@ impl Runtime {
     pub async fn shutdown(&mut self) {
         self.retain(&|_| false).await;
     }
+}
+
+/// Starts one supervised replica on a free port.
+fn start_replica(name: &str, spec: &ProcessSpec) -> std::io::Result<Supervised> {
+    let port = free_port()?;
+    let state = Arc::new(Mutex::new(ProcessState {
+        url: format!("http://127.0.0.1:{port}"),
+        ready: false,
+        pid: None,
+        restarts: 0,
+        reason: Some("starting".to_owned()),
+    }));
+    let mut process = spec.clone();
+    process.env.insert("PORT".into(), port.to_string());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(supervise(
+        name.to_owned(),
+        process,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        state.clone(),
+        stopped,
+    ));
+    Ok(Supervised { state, stop, task })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
