@@ -27,7 +27,7 @@ pub struct RevisionStats {
     pub revision: String,
     /// Ready replicas.
     pub ready: u32,
-    /// Average deliveries in flight since the previous read.
+    /// Average deliveries in flight or held since the previous read.
     pub concurrency: f64,
     /// Deliveries completed since the previous read.
     pub requests: u64,
@@ -129,12 +129,15 @@ impl Gate {
                     });
                 }
                 if !counted {
+                    s.touch(Instant::now());
                     s.waiting += 1;
                     counted = true;
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                self.lock().waiting -= 1;
+                let mut s = self.lock();
+                s.touch(Instant::now());
+                s.waiting -= 1;
                 return None;
             }
         }
