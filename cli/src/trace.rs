@@ -86,7 +86,9 @@ pub fn run(trace: &Trace) -> anyhow::Result<Vec<Entry>> {
             entries.push(entry);
         }
     }
-    entries.sort_by_key(|e| e.at_ms);
+    // Where it was stored first (an egress may settle it before ingress has its ack), then
+    // the settlements in time order.
+    entries.sort_by_key(|e| (e.outcome != "accepted", e.at_ms));
     Ok(entries)
 }
 
