@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ferry_dispatcher::journal::Entry;
+use ferry_dispatcher::journal::{Entry, Journal};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -73,18 +73,12 @@ pub fn run(trace: &Trace) -> anyhow::Result<Vec<Entry>> {
         if m.offset() + 1 >= end {
             done.insert(m.partition());
         }
-        if m.key() != Some(trace.event_id.as_bytes()) {
-            continue;
-        }
-        let Some(entry) = m
-            .payload()
-            .and_then(|p| serde_json::from_slice::<Entry>(p).ok())
-        else {
+        let Some(value) = m.payload() else {
             continue;
         };
-        if trace.source.as_ref().is_none_or(|s| *s == entry.source) {
-            entries.push(entry);
-        }
+        entries.extend(Journal::entries(value).filter(|e| {
+            e.event_id == trace.event_id && trace.source.as_ref().is_none_or(|s| *s == e.source)
+        }));
     }
     // Where it was stored first (an egress may settle it before ingress has its ack), then
     // the settlements in time order.
