@@ -97,6 +97,11 @@ impl Gate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Deliveries waiting for a replica now (a revision at zero with demand wants one at once).
+    pub fn waiting(&self) -> u32 {
+        self.lock().waiting
+    }
+
     /// Waits up to `timeout` for a ready replica with room and takes a slot on the least busy.
     /// `None`: none became available in time.
     pub async fn acquire(self: &Arc<Self>, timeout: Duration) -> Option<Lease> {

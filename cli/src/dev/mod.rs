@@ -554,7 +554,16 @@ impl Dev {
     /// scales its replicas to the decision. A new revision gets its initial scale at once.
     fn autoscale(&mut self) {
         let tick = Duration::from_millis(self.options.autoscale_tick_ms);
-        let due = self.last_tick.is_none_or(|t| t.elapsed() >= tick);
+        let states = self.runtime.states();
+        // Demand at zero does not wait for the tick (Knative's activator pokes the autoscaler).
+        let demand_at_zero = self.live.iter().any(|(name, l)| {
+            states.get(name).is_none_or(|s| s.replicas.is_empty())
+                && self
+                    .activator
+                    .gate(&l.proxy.url)
+                    .is_some_and(|g| g.waiting() > 0)
+        });
+        let due = demand_at_zero || self.last_tick.is_none_or(|t| t.elapsed() >= tick);
         let fresh = self.live.values().any(|l| l.decision.is_none());
         if !due && !fresh {
             self.runtime.reap();
@@ -571,7 +580,6 @@ impl Dev {
         } else {
             BTreeMap::new()
         };
-        let states = self.runtime.states();
         for (name, live) in &mut self.live {
             if !due && live.decision.is_some() {
                 continue;
