@@ -159,6 +159,9 @@ pub async fn run(
     let mut config = DispatcherConfig::new(contract_path.clone(), options.ingress, options.admin);
     config.role = Role::All;
     config.contract_poll_ms = 100;
+    // Ctrl-C should not wait long: what is not delivered by then (an event held for a
+    // revision at zero, say) is not committed either, and is delivered on the next start.
+    config.drain_timeout_ms = 5_000;
     let dispatcher = ferry_dispatcher::start(config).await.map_err(|e| {
         DevError::Start(format!(
             "{e} (ingress: --ingress, dispatcher admin: --admin)"
