@@ -1,0 +1,272 @@
+{{/*
+Helpers shared by Ferry's templates.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "ferry.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The prefix of every object name: fullnameOverride, else the release name (plus "-ferry" unless
+it already contains the chart name). Truncated to 40 characters so the longest derived name
+("<fullname>-config-br-defaults") stays within 63.
+*/}}
+{{- define "ferry.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ferry.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "ferry.labels" -}}
+helm.sh/chart: {{ include "ferry.chart" . }}
+{{ include "ferry.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ferry
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "ferry.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ferry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of one component's objects: (dict "ctx" $ "component" "operator"). */}}
+{{- define "ferry.componentLabels" -}}
+{{ include "ferry.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "operator"). */}}
+{{- define "ferry.componentSelectorLabels" -}}
+{{ include "ferry.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* A component's image reference: (dict "ctx" $ "image" .Values.operator.image). */}}
+{{- define "ferry.image" -}}
+{{- $g := .ctx.Values.image -}}
+{{- $repo := .image.repository -}}
+{{- if $g.registry -}}
+{{- $repo = printf "%s/%s" $g.registry $repo -}}
+{{- end -}}
+{{- if $g.digest -}}
+{{- printf "%s@%s" $repo $g.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.image.tag | default $g.tag | default .ctx.Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ferry.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Object names. */}}
+{{- define "ferry.operator.fullname" -}}{{ include "ferry.fullname" . }}-operator{{- end -}}
+{{- define "ferry.ingress.fullname" -}}{{ include "ferry.fullname" . }}-dispatcher-ingress{{- end -}}
+{{- define "ferry.egress.fullname" -}}{{ include "ferry.fullname" . }}-dispatcher-egress{{- end -}}
+{{- define "ferry.dispatcherAdmin.fullname" -}}{{ include "ferry.fullname" . }}-dispatcher-admin{{- end -}}
+{{- define "ferry.broker.fullname" -}}{{ include "ferry.fullname" . }}-broker{{- end -}}
+{{- define "ferry.contract.name" -}}{{ include "ferry.fullname" . }}-contract{{- end -}}
+{{- define "ferry.brDefaults.name" -}}{{ include "ferry.fullname" . }}-config-br-defaults{{- end -}}
+{{- define "ferry.autoscaler.name" -}}{{ include "ferry.fullname" . }}-config-autoscaler{{- end -}}
+{{- define "ferry.leaseName" -}}{{ .Values.operator.leaderElection.leaseName | default (include "ferry.operator.fullname" .) }}{{- end -}}
+
+{{- define "ferry.operator.serviceAccountName" -}}
+{{- .Values.operator.serviceAccount.name | default (include "ferry.operator.fullname" .) -}}
+{{- end -}}
+{{- define "ferry.dispatcher.serviceAccountName" -}}
+{{- .Values.dispatcher.serviceAccount.name | default (printf "%s-dispatcher" (include "ferry.fullname" .)) -}}
+{{- end -}}
+{{- define "ferry.broker.serviceAccountName" -}}
+{{- .Values.broker.serviceAccount.name | default (include "ferry.broker.fullname" .) -}}
+{{- end -}}
+
+{{/* "true" when the chart runs the embedded log (kafka.bootstrapServers is empty). */}}
+{{- define "ferry.embeddedBroker" -}}
+{{- if not .Values.kafka.bootstrapServers -}}true{{- end -}}
+{{- end -}}
+
+{{/* The bootstrap servers every Kafka client of the chart uses. */}}
+{{- define "ferry.bootstrapServers" -}}
+{{- if include "ferry.embeddedBroker" . -}}
+{{- printf "%s.%s.svc.%s:9092" (include "ferry.broker.fullname" .) .Release.Namespace .Values.clusterDomain -}}
+{{- else -}}
+{{- .Values.kafka.bootstrapServers -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ingress base URL (Broker addresses are <this>/<namespace>/<broker>). */}}
+{{- define "ferry.ingressUrl" -}}
+{{- $port := int .Values.dispatcher.ingress.service.port -}}
+{{- $host := printf "%s.%s.svc.%s" (include "ferry.ingress.fullname" .) .Release.Namespace .Values.clusterDomain -}}
+{{- if eq $port 80 -}}
+{{- printf "http://%s" $host -}}
+{{- else -}}
+{{- printf "http://%s:%d" $host $port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Kafka security.protocol from the SASL and TLS values. */}}
+{{- define "ferry.kafka.securityProtocol" -}}
+{{- $sasl := .Values.kafka.sasl.secretName -}}
+{{- $tls := .Values.kafka.tls.secretName -}}
+{{- if and $sasl $tls -}}SASL_SSL
+{{- else if $sasl -}}SASL_PLAINTEXT
+{{- else if $tls -}}SSL
+{{- else -}}PLAINTEXT
+{{- end -}}
+{{- end -}}
+
+{{/*
+Environment of every Kafka client (operator, dispatcher): where the log is and how to
+authenticate. Secrets are referenced, never copied.
+*/}}
+{{- define "ferry.kafka.env" -}}
+- name: FERRY_KAFKA_BOOTSTRAP_SERVERS
+  value: {{ include "ferry.bootstrapServers" . | quote }}
+- name: FERRY_KAFKA_SECURITY_PROTOCOL
+  value: {{ include "ferry.kafka.securityProtocol" . | quote }}
+{{- with .Values.kafka.sasl }}
+{{- if .secretName }}
+- name: FERRY_KAFKA_SASL_MECHANISM
+  value: {{ .mechanism | quote }}
+- name: FERRY_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName | quote }}
+      key: {{ .usernameKey | quote }}
+- name: FERRY_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName | quote }}
+      key: {{ .passwordKey | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.kafka.tls }}
+{{- if .secretName }}
+- name: FERRY_KAFKA_TLS_CA_FILE
+  value: {{ printf "/etc/ferry/kafka-tls/%s" .caKey | quote }}
+{{- if .certKey }}
+- name: FERRY_KAFKA_TLS_CERT_FILE
+  value: {{ printf "/etc/ferry/kafka-tls/%s" .certKey | quote }}
+{{- end }}
+{{- if .keyKey }}
+- name: FERRY_KAFKA_TLS_KEY_FILE
+  value: {{ printf "/etc/ferry/kafka-tls/%s" .keyKey | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The TLS Secret's volume (a list item), when kafka.tls.secretName is set. */}}
+{{- define "ferry.kafka.volumes" -}}
+{{- if .Values.kafka.tls.secretName }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.tls.secretName | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "ferry.kafka.volumeMounts" -}}
+{{- if .Values.kafka.tls.secretName }}
+- name: kafka-tls
+  mountPath: /etc/ferry/kafka-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level securityContext of every pod. */}}
+{{- define "ferry.podSecurityContext" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ int .Values.securityContext.runAsUser }}
+  runAsGroup: {{ int .Values.securityContext.runAsGroup }}
+  fsGroup: {{ int .Values.securityContext.fsGroup }}
+  fsGroupChangePolicy: OnRootMismatch
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}
+
+{{/* Container-level securityContext of every container. */}}
+{{- define "ferry.containerSecurityContext" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ int .Values.securityContext.runAsUser }}
+  runAsGroup: {{ int .Values.securityContext.runAsGroup }}
+  readOnlyRootFilesystem: true
+  allowPrivilegeEscalation: false
+  privileged: false
+  capabilities:
+    drop:
+      - ALL
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}
+
+{{/* Scheduling fields shared by the pod templates: pass the component's values. */}}
+{{- define "ferry.scheduling" -}}
+{{- with .priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Cross-field checks the schema cannot express with a clear message. Included by every
+template so `helm template` of any subset fails the same way.
+*/}}
+{{- define "ferry.validate" -}}
+{{- $k := .Values.kafka -}}
+{{- if and (not $k.bootstrapServers) $k.sasl.secretName -}}
+{{- fail "kafka.sasl.secretName is set but kafka.bootstrapServers is empty: the embedded log has no SASL. Set kafka.bootstrapServers to your Kafka cluster, or unset kafka.sasl.secretName." -}}
+{{- end -}}
+{{- if and (not $k.bootstrapServers) $k.tls.secretName -}}
+{{- fail "kafka.tls.secretName is set but kafka.bootstrapServers is empty: the embedded log has no TLS. Set kafka.bootstrapServers to your Kafka cluster, or unset kafka.tls.secretName." -}}
+{{- end -}}
+{{- if and $k.tls.secretName (or (and $k.tls.certKey (not $k.tls.keyKey)) (and $k.tls.keyKey (not $k.tls.certKey))) -}}
+{{- fail "kafka.tls.certKey and kafka.tls.keyKey go together (mutual TLS needs both the client certificate and its key): set both or neither." -}}
+{{- end -}}
+{{- $a := .Values.config.autoscaler -}}
+{{- if and (eq (int (index $a "initial-scale")) 0) (ne (toString (index $a "allow-zero-initial-scale")) "true") -}}
+{{- fail "config.autoscaler.initial-scale is 0 but config.autoscaler.allow-zero-initial-scale is false: set initial-scale to 1 or more, or allow-zero-initial-scale to true." -}}
+{{- end -}}
+{{- if and (gt (int (index $a "max-scale")) 0) (gt (int (index $a "min-scale")) (int (index $a "max-scale"))) -}}
+{{- fail "config.autoscaler.min-scale is above config.autoscaler.max-scale: make min-scale at most max-scale, or set max-scale to 0 (unbounded)." -}}
+{{- end -}}
+{{- end -}}

