@@ -319,7 +319,13 @@ fn main() -> anyhow::Result<ExitCode> {
                 .build()?;
             match runtime.block_on(send::send(&url, &event)) {
                 Ok((status, body)) => {
-                    println!("{status} {}", body.trim_end());
+                    if (200..300).contains(&status) {
+                        // The id too: it is what `ferry trace` takes.
+                        let id = cloudevents::AttributesReader::id(&event);
+                        println!("{status} id={id} {}", body.trim_end());
+                    } else {
+                        println!("{status} {}", body.trim_end());
+                    }
                     Ok(if (200..300).contains(&status) {
                         ExitCode::SUCCESS
                     } else {

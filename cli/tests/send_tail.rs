@@ -95,6 +95,11 @@ async fn send_then_tail_round_trips_through_the_log() {
     assert!(text(&out).0.starts_with("202"), "{:?}", text(&out));
     let out = send(args(&["--id", "c-2"])).await.unwrap();
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert!(
+        text(&out).0.starts_with("202 id=c-2"),
+        "the id is printed for ferry trace: {:?}",
+        text(&out)
+    );
 
     // Bad arguments: exit 2 and a message naming the flag.
     let out = send(args(&["--data", "{nope"])).await.unwrap();
