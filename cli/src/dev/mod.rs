@@ -340,6 +340,18 @@ impl Dev {
         contract.activation = self.activation();
         self.errors = errors;
         self.ensure_topics(&contract).await;
+        // Replicas coming and going reach the in-process activator at once; the contract file
+        // (polled) follows. Only for the same revisions: new or removed ones go with the
+        // contract, together with the routes that name them.
+        let same_revisions = contract.activation.len() == self.contract.activation.len()
+            && contract
+                .activation
+                .iter()
+                .zip(&self.contract.activation)
+                .all(|(a, b)| a.url == b.url);
+        if same_revisions && contract.activation != self.contract.activation {
+            self.activator.apply(&contract.activation);
+        }
         if contract.resources != self.contract.resources
             || contract.activation != self.contract.activation
         {
