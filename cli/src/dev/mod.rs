@@ -273,6 +273,13 @@ struct ServiceState {
     traffic: Vec<(String, u32)>,
     /// Why it is not ready.
     reason: Option<String>,
+    /// Tagged targets: tag → (revision, its own URL), as Knative's `<tag>-<service>` URLs.
+    tags: BTreeMap<String, (String, String)>,
+}
+
+/// Where a Service's tag is served: its own proxy, keyed `<namespace>/<service>#<tag>`.
+fn tag_key(service: &str, tag: &str) -> String {
+    format!("{service}#{tag}")
 }
 
 /// A revision that can serve: its stable local URL (an activating proxy), its autoscaler.
@@ -382,8 +389,14 @@ impl Dev {
             services.insert(key, state);
         }
         self.services = services;
-        self.proxies
-            .retain(|key, _| self.services.contains_key(key));
+        let wanted: BTreeSet<String> = self
+            .services
+            .iter()
+            .flat_map(|(key, state)| {
+                std::iter::once(key.clone()).chain(state.tags.keys().map(|t| tag_key(key, t)))
+            })
+            .collect();
+        self.proxies.retain(|key, _| wanted.contains(key));
         self.live.retain(|name, _| keep.contains(name));
         self.runtime.retain(&|name| keep.contains(name)).await;
     }
@@ -489,11 +502,39 @@ impl Dev {
         if let Some(proxy) = self.proxies.get(&key) {
             proxy.set_targets(ready_targets.clone().unwrap_or_default());
         }
+        // A tag addresses its revision on its own, whatever its percent.
+        let mut tags = BTreeMap::new();
+        for t in &targets {
+            let Some(tag) = &t.tag else { continue };
+            let proxy_key = tag_key(&key, tag);
+            if !self.proxies.contains_key(&proxy_key) {
+                match Proxy::start(self.activator.clone()).await {
+                    Ok(p) => {
+                        self.proxies.insert(proxy_key.clone(), p);
+                    }
+                    Err(e) => {
+                        eprintln!("ferry dev: tag {tag} of {key} gets no URL: {e}");
+                        continue;
+                    }
+                }
+            }
+            let revision = self.live.get(&t.revision);
+            let target = revision.filter(|l| l.ever_ready).map(|l| RevisionTarget {
+                revision: t.revision.clone(),
+                url: l.proxy.url.clone(),
+                percent: 100,
+            });
+            if let Some(proxy) = self.proxies.get(&proxy_key) {
+                proxy.set_targets(target.into_iter().collect());
+                tags.insert(tag.clone(), (t.revision.clone(), proxy.url.clone()));
+            }
+        }
         ServiceState {
             reason: (!waiting.is_empty())
                 .then(|| format!("waiting for revision(s) {} to answer", waiting.join(", "))),
             ready_targets,
             traffic: merged,
+            tags,
         }
     }
 
@@ -873,11 +914,23 @@ impl Dev {
                     .traffic
                     .iter()
                     .map(|(r, p)| format!("{r} {p}%"))
+                    .chain(
+                        state
+                            .tags
+                            .iter()
+                            .map(|(tag, (r, url))| format!("tag {tag} → {r} at {url}")),
+                    )
                     .collect::<Vec<_>>()
                     .join(", ")),
                 (None, reason) => Err(reason.clone().unwrap_or_else(|| "starting".into())),
             };
-            rows.push(Row::new("Service", &ns, &service.name_any(), url, detail));
+            let mut row = Row::new("Service", &ns, &service.name_any(), url, detail);
+            row.tags = state
+                .tags
+                .iter()
+                .map(|(tag, (_, url))| (tag.clone(), url.clone()))
+                .collect();
+            rows.push(row);
             for stored in self.registry.of(&ns, &service.name_any()) {
                 let Some(live) = self.live.get(&stored.name) else {
                     continue;
@@ -953,6 +1006,9 @@ struct Row {
     /// A revision's ready replicas.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     endpoints: Vec<String>,
+    /// A Service's tag URLs.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
 }
 
 impl Row {
@@ -972,6 +1028,7 @@ impl Row {
             url,
             detail: state.unwrap_or_else(|e| e),
             endpoints: Vec::new(),
+            tags: BTreeMap::new(),
         }
     }
 }
