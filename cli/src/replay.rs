@@ -20,12 +20,10 @@ use ferry_dispatcher::egress::deliver::{Deliverer, Services};
 use ferry_dispatcher::journal::Journal;
 use ferry_dispatcher::log::Log;
 use ferry_dispatcher::metrics::{EgressOutcome, Metrics};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::tail::{StartAt, bounds, partitions_of};
+use crate::tail::{BoundedRead, Read, StartAt};
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -175,63 +173,24 @@ pub async fn run(
     .map_err(ReplayError::Usage)?;
     deliverer.label = format!("{} (replay)", deliverer.label);
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "ferry-replay")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| ReplayError::Log(e.to_string()))?;
-    // Per partition: the next offset to read and the end (exclusive) fixed at the start.
-    let mut ranges = Vec::new();
-    let mut tpl = TopicPartitionList::new();
-    for topic in &resource.topics {
-        let partitions =
-            tokio::task::block_in_place(|| partitions_of(&consumer, &bootstrap, topic))
-                .map_err(|e| ReplayError::Log(e.to_string()))?;
-        for p in partitions {
-            let (start, end) =
-                tokio::task::block_in_place(|| bounds(&consumer, topic, p, &replay.from))
-                    .map_err(|e| ReplayError::Log(format!("{topic}/{p}: {e}")))?;
-            if start < end {
-                tpl.add_partition_offset(topic, p, Offset::Offset(start))
-                    .map_err(|e| ReplayError::Log(e.to_string()))?;
-                ranges.push((topic.clone(), p, start, end));
-            }
-        }
-    }
+    let mut read = tokio::task::block_in_place(|| {
+        BoundedRead::open(&bootstrap, "ferry-replay", &resource.topics, &replay.from)
+    })
+    .map_err(|e| ReplayError::Log(e.to_string()))?;
     let mut summary = Summary {
         trigger: replay.trigger.clone(),
-        total: ranges.iter().map(|(_, _, s, e)| (e - s) as u64).sum(),
+        total: read.total(),
         ..Summary::default()
     };
     progress(&summary);
-    if ranges.is_empty() {
-        return Ok(summary);
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| ReplayError::Log(e.to_string()))?;
-    let mut open = ranges.len();
-    while open > 0 {
-        let Some(message) =
-            tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(200)))
-        else {
-            continue;
+    loop {
+        let step = tokio::task::block_in_place(|| read.next(Duration::from_millis(200)))
+            .map_err(|e| ReplayError::Log(e.to_string()))?;
+        let m = match step {
+            Read::Record(m) => m,
+            Read::Nothing => continue,
+            Read::Done => break,
         };
-        let m = message.map_err(|e| ReplayError::Log(e.to_string()))?;
-        let Some(range) = ranges
-            .iter_mut()
-            .find(|(t, p, _, _)| t == m.topic() && *p == m.partition())
-        else {
-            continue;
-        };
-        if range.2 >= range.3 || m.offset() >= range.3 {
-            continue;
-        }
-        range.2 = m.offset() + 1;
-        if range.2 >= range.3 {
-            open -= 1;
-        }
         summary.read += 1;
         let at = (m.topic(), m.partition(), m.offset());
         let outcome = match decode(&deliverer, &m) {

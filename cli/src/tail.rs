@@ -69,7 +69,7 @@ pub struct Tail {
 ///
 /// # Errors
 /// The log cannot be reached, or has no such topic.
-pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     kafka: &str,
     topic: &str,
@@ -178,7 +178,7 @@ pub fn run(tail: &Tail, out: &mut impl Write) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// The log did not answer.
-pub fn bounds(
+fn bounds(
     consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
@@ -201,6 +201,103 @@ pub fn bounds(
         }
     };
     Ok((start, high))
+}
+
+/// A read of topics from a start position up to each partition's end as it was when the read
+/// began, without a consumer group (nothing is committed): what `ferry replay` and `ferry
+/// trace` read.
+pub struct BoundedRead {
+    consumer: BaseConsumer,
+    /// Per partition: topic, partition, next offset to read, end (exclusive).
+    ranges: Vec<(String, i32, i64, i64)>,
+    open: usize,
+}
+
+/// One step of a [`BoundedRead`].
+pub enum Read<'a> {
+    /// A record inside the ranges.
+    Record(rdkafka::message::BorrowedMessage<'a>),
+    /// Nothing arrived within the poll interval.
+    Nothing,
+    /// Every partition has been read to its end.
+    Done,
+}
+
+impl BoundedRead {
+    /// Resolves `from` on every partition of `topics` and assigns the ranges (blocking).
+    ///
+    /// # Errors
+    /// The log cannot be reached, or a topic does not exist.
+    pub fn open(
+        kafka: &str,
+        group: &str,
+        topics: &[String],
+        from: &StartAt,
+    ) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut ranges = Vec::new();
+        let mut tpl = TopicPartitionList::new();
+        for topic in topics {
+            for p in partitions_of(&consumer, kafka, topic)? {
+                let (start, end) = bounds(&consumer, topic, p, from)
+                    .map_err(|e| anyhow::anyhow!("{topic}/{p}: {e}"))?;
+                if start < end {
+                    tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
+                    ranges.push((topic.clone(), p, start, end));
+                }
+            }
+        }
+        if !ranges.is_empty() {
+            consumer.assign(&tpl)?;
+        }
+        let open = ranges.len();
+        Ok(BoundedRead {
+            consumer,
+            ranges,
+            open,
+        })
+    }
+
+    /// Records in the ranges.
+    pub fn total(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|(_, _, start, end)| u64::try_from(end - start).unwrap_or(0))
+            .sum()
+    }
+
+    /// Polls once (blocking up to `wait`).
+    ///
+    /// # Errors
+    /// The log failed the fetch.
+    pub fn next(&mut self, wait: Duration) -> Result<Read<'_>, rdkafka::error::KafkaError> {
+        if self.open == 0 {
+            return Ok(Read::Done);
+        }
+        let Some(message) = self.consumer.poll(wait) else {
+            return Ok(Read::Nothing);
+        };
+        let m = message?;
+        let Some(range) = self
+            .ranges
+            .iter_mut()
+            .find(|(t, p, _, _)| t == m.topic() && *p == m.partition())
+        else {
+            return Ok(Read::Nothing);
+        };
+        if range.2 >= range.3 || m.offset() >= range.3 {
+            return Ok(Read::Nothing);
+        }
+        range.2 = m.offset() + 1;
+        if range.2 >= range.3 {
+            self.open -= 1;
+        }
+        Ok(Read::Record(m))
+    }
 }
 
 #[cfg(test)]

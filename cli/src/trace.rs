@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ferry_dispatcher::journal::{Entry, Journal};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::tail::{StartAt, bounds, partitions_of};
+use crate::tail::{BoundedRead, Read, StartAt};
 
 /// What to look up.
 #[derive(Clone, Debug)]
@@ -34,45 +32,22 @@ pub struct Trace {
 /// # Errors
 /// The log cannot be reached or has no journal topic.
 pub fn run(trace: &Trace) -> anyhow::Result<Vec<Entry>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &trace.kafka)
-        .set("group.id", "ferry-trace")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = Vec::new();
-    for p in partitions_of(&consumer, &trace.kafka, &trace.topic)? {
-        let (start, end) = bounds(&consumer, &trace.topic, p, &trace.since)?;
-        if start < end {
-            tpl.add_partition_offset(&trace.topic, p, Offset::Offset(start))?;
-            ends.push((p, end));
-        }
-    }
+    let topics = [trace.topic.clone()];
+    let mut read = BoundedRead::open(&trace.kafka, "ferry-trace", &topics, &trace.since)?;
     let mut entries = Vec::new();
-    if ends.is_empty() {
-        return Ok(entries);
-    }
-    consumer.assign(&tpl)?;
-    let mut done = std::collections::BTreeSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while done.len() < ends.len() {
+    loop {
         if std::time::Instant::now() > deadline {
             anyhow::bail!(
                 "reading the journal at {} took over 2 minutes; try --since",
                 trace.kafka
             );
         }
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
+        let m = match read.next(Duration::from_millis(500))? {
+            Read::Record(m) => m,
+            Read::Nothing => continue,
+            Read::Done => break,
         };
-        let m = message?;
-        let end = ends
-            .iter()
-            .find(|(p, _)| *p == m.partition())
-            .map_or(0, |(_, e)| *e);
-        if m.offset() + 1 >= end {
-            done.insert(m.partition());
-        }
         let Some(value) = m.payload() else {
             continue;
         };
