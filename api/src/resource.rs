@@ -167,7 +167,8 @@ impl Resource {
         }
     }
 
-    fn meta_mut(&mut self) -> &mut kube::core::ObjectMeta {
+    /// The resource's `metadata`, to set what tools assign (a uid, a default namespace).
+    pub fn meta_mut(&mut self) -> &mut kube::core::ObjectMeta {
         match self {
             Resource::Broker(r) => &mut r.metadata,
             Resource::Trigger(r) => &mut r.metadata,

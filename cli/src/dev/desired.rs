@@ -103,38 +103,33 @@ fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
         r.name().to_owned(),
     );
     let key = object_key(kind, &ns, &name);
-    let uid = local_uid(kind, &ns, &name);
     let unsupported = |why: &str| Err(format!("{at}: {key}: {why}"));
-    match m.resource {
-        Resource::Broker(mut b) => {
+    let mut resource = m.resource;
+    resource.meta_mut().uid = Some(local_uid(kind, &ns, &name));
+    match resource {
+        Resource::Broker(b) => {
             if !b.is_ferry_class(true) {
                 return unsupported(&format!(
                     "metadata.annotations[{BROKER_CLASS_ANNOTATION}]: class {:?} is not served by Ferry; set it to {FERRY_BROKER_CLASS} or remove it",
                     b.class().unwrap_or_default()
                 ));
             }
-            b.metadata.uid = Some(uid);
             desired.brokers.push(b);
         }
-        Resource::Trigger(mut t) => {
-            t.metadata.uid = Some(uid);
+        Resource::Trigger(t) => {
             desired.triggers.push(t);
         }
-        Resource::KafkaChannel(mut c) => {
-            c.metadata.uid = Some(uid);
+        Resource::KafkaChannel(c) => {
             desired.channels.push(c);
         }
-        Resource::Subscription(mut s) => {
-            s.metadata.uid = Some(uid);
+        Resource::Subscription(s) => {
             desired.subscriptions.push(s);
         }
-        Resource::KafkaSource(mut s) => {
-            s.metadata.uid = Some(uid);
+        Resource::KafkaSource(s) => {
             desired.sources.push(s);
         }
-        Resource::Service(mut s) => {
+        Resource::Service(s) => {
             process_spec(&s.spec.template).map_err(|e| format!("{at}: {key}: {e}"))?;
-            s.metadata.uid = Some(uid);
             desired.services.push(s);
         }
         Resource::Configuration(_) | Resource::Route(_) => {
