@@ -462,8 +462,7 @@ impl Dev {
                 let reason = match latest_ready {
                     None => self
                         .runtime
-                        .states()
-                        .get(&latest)
+                        .state(&latest)
                         .and_then(|s| s.replicas.first().and_then(|p| p.reason.clone()))
                         .map_or(e.message, |r| format!("revision {latest}: {r}")),
                     Some(_) => e.message,
@@ -552,8 +551,7 @@ impl Dev {
             if !live.ever_ready
                 && self
                     .runtime
-                    .states()
-                    .get(revision)
+                    .state(revision)
                     .is_some_and(|s| !s.endpoints().is_empty())
             {
                 live.ever_ready = true;

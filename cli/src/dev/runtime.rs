@@ -165,12 +165,16 @@ impl Runtime {
     /// The state of every revision the runtime knows.
     pub fn states(&self) -> BTreeMap<String, RevisionState> {
         self.revisions
-            .iter()
-            .map(|(name, r)| {
-                let replicas = r.replicas.iter().map(|s| lock(&s.state).clone()).collect();
-                (name.clone(), RevisionState { replicas })
-            })
+            .keys()
+            .filter_map(|name| Some((name.clone(), self.state(name)?)))
             .collect()
+    }
+
+    /// The state of one revision.
+    pub fn state(&self, revision: &str) -> Option<RevisionState> {
+        let r = self.revisions.get(revision)?;
+        let replicas = r.replicas.iter().map(|s| lock(&s.state).clone()).collect();
+        Some(RevisionState { replicas })
     }
 
     /// Stops every replica of the revisions not in `keep` (SIGTERM, SIGKILL after a grace
