@@ -182,6 +182,11 @@ impl Resource {
         }
     }
 
+    /// `true` once the resource is being deleted (`metadata.deletionTimestamp` is set).
+    pub fn is_deleting(&self) -> bool {
+        self.meta().deletion_timestamp.is_some()
+    }
+
     /// `metadata.name` (empty when missing; [`Validate`] reports that).
     pub fn name(&self) -> &str {
         self.meta().name.as_deref().unwrap_or("")

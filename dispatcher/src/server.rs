@@ -246,7 +246,7 @@ async fn watch_contract(shared: Arc<Shared>, path: PathBuf, every: Duration) {
     loop {
         match tokio::fs::read(&path).await {
             Ok(bytes) if last.as_ref() != Some(&bytes) => {
-                match Contract::from_json(&bytes) {
+                match Contract::from_bytes(&bytes) {
                     Ok(contract) => apply(&shared, &contract).await,
                     Err(reason) => {
                         shared.metrics.contract_rejected();

@@ -248,6 +248,34 @@ pub struct SourceMapping {
 }
 
 impl Contract {
+    /// Reads a contract as the operator stores it (gzip-compressed JSON, so that tens of
+    /// thousands of Triggers fit in one ConfigMap) or as plain JSON (`ferry dev`, hand-written
+    /// files): gzip is recognised by its magic bytes.
+    ///
+    /// # Errors
+    /// A corrupt gzip stream, or what [`Contract::from_json`] rejects.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Contract, String> {
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut json = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut json)
+                .map_err(|e| format!("contract is not valid gzip: {e}"))?;
+            Contract::from_json(&json)
+        } else {
+            Contract::from_json(bytes)
+        }
+    }
+
+    /// The contract as gzip-compressed JSON, the form [`Contract::from_bytes`] reads.
+    pub fn to_gzip(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("a contract always serializes");
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(json.len() / 8),
+            flate2::Compression::default(),
+        );
+        std::io::Write::write_all(&mut encoder, &json).expect("writing to memory cannot fail");
+        encoder.finish().expect("writing to memory cannot fail")
+    }
+
     /// Reads a contract from JSON.
     ///
     /// # Errors

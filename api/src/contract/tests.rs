@@ -234,6 +234,15 @@ fn contract_json_round_trips() {
     let (contract, _) = compile_all(&[]);
     let json = serde_json::to_vec_pretty(&contract).unwrap();
     assert_eq!(Contract::from_json(&json).unwrap(), contract);
+    assert_eq!(Contract::from_bytes(&json).unwrap(), contract);
+    let gz = contract.to_gzip();
+    assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    assert!(gz.len() < json.len());
+    assert_eq!(Contract::from_bytes(&gz).unwrap(), contract);
+    let mut corrupt = gz.clone();
+    corrupt.truncate(gz.len() / 2);
+    let e = Contract::from_bytes(&corrupt).unwrap_err();
+    assert!(e.starts_with("contract is not valid gzip"), "{e}");
 }
 
 #[test]

@@ -103,14 +103,16 @@ pub fn validate_traffic(
     for (i, t) in targets.iter().enumerate() {
         let at = path.index(i);
         let latest = t.latest_revision == Some(true);
+        // Knative's rule: a revision or a configuration, not both; `latestRevision: true`
+        // tracks a configuration (the one named, or the Service's own), so it may accompany
+        // `configurationName` (Knative defaults Routes that way) but never `revisionName`.
         let mut chosen = Vec::new();
         if t.revision_name.is_some() {
             chosen.push("revisionName");
         }
         if t.configuration_name.is_some() {
             chosen.push("configurationName");
-        }
-        if latest {
+        } else if latest {
             chosen.push("latestRevision: true");
         }
         if owner == TrafficOwner::Service && t.configuration_name.is_some() {
@@ -119,6 +121,9 @@ pub fn validate_traffic(
                 "is not allowed in a Service",
                 "a Service routes to its own revisions: use revisionName or latestRevision",
             );
+        }
+        if latest && t.revision_name.is_some() && t.configuration_name.is_some() {
+            chosen.push("latestRevision: true");
         }
         match chosen.len() {
             1 => {}
@@ -326,6 +331,14 @@ mod tests {
             ),
             ""
         );
+        // Knative defaults a Route's configuration targets to `latestRevision: true`.
+        let defaulted = TrafficTarget {
+            configuration_name: Some("a".into()),
+            latest_revision: Some(true),
+            percent: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(check(&[defaulted], TrafficOwner::Route), "");
     }
 
     #[test]

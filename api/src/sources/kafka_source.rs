@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::duck::{CloudEventAttributes, CloudEventOverrides, DeliverySpec, Destination, Status};
 use crate::eventing::{DeliveryOrder, validate_attribute_name};
-use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate, metadata_choice};
+use crate::validation::{
+    FieldError, FieldErrors, Path, Unsupported, Validate, metadata_choice, unsupported,
+};
 
 /// Label selecting how record keys are decoded (Knative's name and values).
 pub const KEY_TYPE_LABEL: &str = "kafkasources.sources.knative.dev/key-type";
@@ -395,6 +397,20 @@ impl Unsupported for KafkaSource {
         self.spec
             .sink
             .unsupported_fields(&Path::root("spec.sink"), &mut out);
+        if self.spec.net.sasl.enable {
+            unsupported(
+                &mut out,
+                &Path::root("spec.net.sasl"),
+                "the dispatcher does not authenticate to Kafka with SASL yet; read from a cluster that accepts plaintext connections from Ferry, or remove spec.net.sasl",
+            );
+        }
+        if self.spec.net.tls.enable {
+            unsupported(
+                &mut out,
+                &Path::root("spec.net.tls"),
+                "the dispatcher does not connect to Kafka over TLS yet; read from a plaintext listener, or remove spec.net.tls",
+            );
+        }
         if let Some(dls) = self
             .spec
             .delivery
