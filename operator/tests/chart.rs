@@ -91,7 +91,28 @@ struct HelmRun {
 
 /// Runs helm with `args` in the repository root, killing it after [`HELM_TIMEOUT`].
 fn run_helm(args: &[&str]) -> HelmRun {
-    let mut child = Command::new(helm())
+    run_helm_against(None, args)
+}
+
+/// [`run_helm`], talking to the cluster of `kubeconfig` (and no other) when it is given.
+fn run_helm_against(kubeconfig: Option<&Path>, args: &[&str]) -> HelmRun {
+    let mut command = Command::new(helm());
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+        for var in [
+            "HELM_KUBECONTEXT",
+            "HELM_KUBEAPISERVER",
+            "HELM_KUBETOKEN",
+            "HELM_KUBEASUSER",
+            "HELM_KUBEASGROUPS",
+            "HELM_KUBECAFILE",
+            "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
+            "HELM_KUBETLS_SERVER_NAME",
+        ] {
+            command.env_remove(var);
+        }
+    }
+    let mut child = command
         .args(args)
         .current_dir(repo())
         .stdin(Stdio::null())
@@ -139,6 +160,12 @@ fn render(extra: &[&str]) -> Vec<Value> {
 
 /// `helm template` with `extra` arguments; every document parsed.
 fn render_templates(extra: &[&str]) -> Vec<Value> {
+    render_templates_against(None, extra)
+}
+
+/// [`render_templates`], with `lookup` answered by the cluster of `kubeconfig` when it is given
+/// (`--dry-run=server`).
+fn render_templates_against(kubeconfig: Option<&Path>, extra: &[&str]) -> Vec<Value> {
     let mut args = vec![
         "template",
         RELEASE,
@@ -146,8 +173,13 @@ fn render_templates(extra: &[&str]) -> Vec<Value> {
         "--namespace",
         NAMESPACE,
     ];
+    if kubeconfig.is_some() {
+        // Only the discovery and GETs FakeApiServer answers: no OpenAPI schema to validate
+        // against.
+        args.extend(["--dry-run=server", "--disable-openapi-validation"]);
+    }
     args.extend_from_slice(extra);
-    let run = run_helm(&args);
+    let run = run_helm_against(kubeconfig, &args);
     assert!(
         run.success,
         "helm {args:?} failed:\n{}\n{}",
@@ -286,6 +318,222 @@ fn strings(v: Option<&Value>) -> BTreeSet<String> {
 fn external_values() -> Value {
     let text = std::fs::read_to_string(repo().join(EXTERNAL_VALUES)).expect("read CI values");
     serde_yaml::from_str(&text).expect("CI values are YAML")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake API server, for the templates that `lookup` what is live
+
+/// The smallest Kubernetes API server `helm template --dry-run=server` works against:
+/// `/version`, discovery of every kind the chart may render, and `GET` of the objects it was
+/// given (by URL path); anything else is `404`. It records every request (`METHOD path`), runs
+/// until the test process ends, and answers one request per connection.
+struct FakeApiServer {
+    kubeconfig: PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeApiServer {
+    fn start(objects: BTreeMap<String, serde_json::Value>) -> FakeApiServer {
+        use serde_json::json;
+        let resource = |name: &str, kind: &str, namespaced: bool| {
+            json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+                   "kind": kind, "verbs": ["get", "list", "create", "update", "patch", "delete"]})
+        };
+        let groups: Vec<(&str, &str, Vec<serde_json::Value>)> = vec![
+            (
+                "apps",
+                "v1",
+                vec![
+                    resource("deployments", "Deployment", true),
+                    resource("statefulsets", "StatefulSet", true),
+                ],
+            ),
+            (
+                "policy",
+                "v1",
+                vec![resource(
+                    "poddisruptionbudgets",
+                    "PodDisruptionBudget",
+                    true,
+                )],
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                vec![
+                    resource("clusterroles", "ClusterRole", false),
+                    resource("clusterrolebindings", "ClusterRoleBinding", false),
+                    resource("roles", "Role", true),
+                    resource("rolebindings", "RoleBinding", true),
+                ],
+            ),
+            (
+                "networking.k8s.io",
+                "v1",
+                vec![resource("networkpolicies", "NetworkPolicy", true)],
+            ),
+            (
+                "monitoring.coreos.com",
+                "v1",
+                vec![resource("servicemonitors", "ServiceMonitor", true)],
+            ),
+            (
+                "apiextensions.k8s.io",
+                "v1",
+                vec![resource(
+                    "customresourcedefinitions",
+                    "CustomResourceDefinition",
+                    false,
+                )],
+            ),
+        ];
+        let mut routes: BTreeMap<String, String> = BTreeMap::new();
+        routes.insert(
+            "/version".into(),
+            json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0", "platform": "linux/amd64"})
+                .to_string(),
+        );
+        routes.insert(
+            "/api".into(),
+            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+                .to_string(),
+        );
+        routes.insert(
+            "/api/v1".into(),
+            json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                resource("configmaps", "ConfigMap", true),
+                resource("services", "Service", true),
+                resource("serviceaccounts", "ServiceAccount", true),
+                resource("secrets", "Secret", true),
+                resource("namespaces", "Namespace", false),
+            ]})
+            .to_string(),
+        );
+        let mut group_list = Vec::new();
+        for (group, version, resources) in groups {
+            let gv = format!("{group}/{version}");
+            group_list.push(json!({"name": group,
+                "versions": [{"groupVersion": gv, "version": version}],
+                "preferredVersion": {"groupVersion": gv, "version": version}}));
+            routes.insert(
+                format!("/apis/{gv}"),
+                json!({"kind": "APIResourceList", "groupVersion": gv, "resources": resources})
+                    .to_string(),
+            );
+        }
+        routes.insert(
+            "/apis".into(),
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": group_list}).to_string(),
+        );
+        for (path, object) in objects {
+            routes.insert(path, object.to_string());
+        }
+
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake API server");
+        let addr = listener.local_addr().expect("fake API server address");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let routes = std::sync::Arc::new(routes);
+        {
+            let requests = requests.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (routes, requests) = (routes.clone(), requests.clone());
+                    std::thread::spawn(move || answer(stream, &routes, &requests));
+                }
+            });
+        }
+        let kubeconfig = std::env::temp_dir().join(format!(
+            "ferry-chart-test-{}-{}.kubeconfig",
+            std::process::id(),
+            addr.port()
+        ));
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters: [{{name: fake, cluster: {{server: \"http://{addr}\"}}}}]\n\
+                 users: [{{name: fake, user: {{}}}}]\n\
+                 contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: {NAMESPACE}}}}}]\n\
+                 current-context: fake\n"
+            ),
+        )
+        .expect("write the fake API server's kubeconfig");
+        FakeApiServer {
+            kubeconfig,
+            requests,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+/// Reads one HTTP/1.1 request from `stream` and answers it from `routes` (GET only).
+fn answer(
+    stream: std::net::TcpStream,
+    routes: &BTreeMap<String, String>,
+    requests: &std::sync::Mutex<Vec<String>>,
+) {
+    use std::io::{BufRead, Write};
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = std::io::BufReader::new(read_half);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((key, value)) = line.split_once(':')
+            && key.trim().eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; content_length];
+    let _ = reader.read_exact(&mut body);
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let target = parts.next().unwrap_or("/");
+    let path = target.split('?').next().unwrap_or(target).to_owned();
+    requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(format!("{method} {path}"));
+    let (status, reply) = match routes.get(&path) {
+        Some(object) if method == "GET" => ("200 OK", object.clone()),
+        _ => (
+            "404 Not Found",
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                               "reason": "NotFound", "code": 404})
+            .to_string(),
+        ),
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+    let _ = stream.flush();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,59 +921,109 @@ fn every_container_is_locked_down_probed_and_bounded() {
     }
 }
 
-#[test]
-fn operator_rbac_is_least_privilege() {
-    let docs = render_default();
-    let cluster_role = find(&docs, "ClusterRole", "ferry-operator");
-    let role = find(&docs, "Role", "ferry-operator");
+/// One grant of an RBAC rule, split per (API group, resource, resourceNames).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    /// `ClusterRole` or `Role`.
+    scope: &'static str,
+    group: String,
+    resource: String,
+    /// Comma-joined resourceNames; "" for every name.
+    names: String,
+}
+
+/// Every rule of the operator's ClusterRole and Role (both named `role_name`) as grant → verbs (rules that grant the
+/// same thing merged), after checking that no rule uses a wildcard, a non-resource URL or a
+/// verb outside get/list/watch/create/update/patch/delete.
+fn operator_grants(docs: &[Value], role_name: &str) -> BTreeMap<Grant, BTreeSet<String>> {
     let allowed_verbs: BTreeSet<&str> = [
         "get", "list", "watch", "create", "update", "patch", "delete",
     ]
     .into();
-    // (apiGroup, resource) → verbs granted, over all rules of both roles.
-    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (which, r) in [("ClusterRole", cluster_role), ("Role", role)] {
-        let rules = seq_at(r, "rules");
-        assert!(!rules.is_empty(), "{which} has rules");
+    let mut granted: BTreeMap<Grant, BTreeSet<String>> = BTreeMap::new();
+    for scope in ["ClusterRole", "Role"] {
+        let role = find(docs, scope, role_name);
+        let rules = seq_at(role, "rules");
+        assert!(!rules.is_empty(), "{scope} has rules");
         for rule in rules {
             let groups = strings(rule.get("apiGroups"));
             let resources = strings(rule.get("resources"));
             let verbs = strings(rule.get("verbs"));
-            for field in [&groups, &resources, &verbs] {
+            let names = strings(rule.get("resourceNames"));
+            assert!(
+                !groups.is_empty() && !resources.is_empty() && !verbs.is_empty(),
+                "{scope} rule {rule:?} names groups, resources and verbs"
+            );
+            for field in [&groups, &resources, &verbs, &names] {
                 assert!(
                     !field.iter().any(|x| x.contains('*')),
-                    "{which} rule {rule:?} uses a wildcard"
+                    "{scope} rule {rule:?} uses a wildcard"
                 );
             }
             assert!(
                 rule.get("nonResourceURLs").is_none(),
-                "{which}: no nonResourceURLs"
+                "{scope}: no nonResourceURLs"
             );
             for v in &verbs {
                 assert!(
                     allowed_verbs.contains(v.as_str()),
-                    "{which} grants verb {v} (escalate, bind, impersonate … are never needed)"
+                    "{scope} grants verb {v} (escalate, bind, impersonate … are never needed)"
                 );
             }
+            let names = names.into_iter().collect::<Vec<_>>().join(",");
             for g in &groups {
                 for res in &resources {
-                    let key = (format!("{which}:{g}"), res.clone());
                     granted
-                        .entry(key)
+                        .entry(Grant {
+                            scope,
+                            group: g.clone(),
+                            resource: res.clone(),
+                            names: names.clone(),
+                        })
                         .or_default()
                         .extend(verbs.iter().cloned());
                 }
             }
         }
     }
-    let verbs = |scope: &str, group: &str, resource: &str| -> BTreeSet<String> {
-        granted
-            .get(&(format!("{scope}:{group}"), resource.to_owned()))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| (*s).to_owned()).collect() };
-    let kinds = [
+    granted
+}
+
+#[test]
+fn operator_rbac_is_least_privilege() {
+    let docs = render_default();
+    let granted = operator_grants(&docs, "ferry-operator");
+
+    // What the operator calls, and nothing else (see charts/ferry/README.md#rbac).
+    const READ: &[&str] = &["get", "list", "watch"];
+    const READ_PATCH: &[&str] = &["get", "list", "watch", "patch"];
+    const RW: &[&str] = &[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    const STATUS: &[&str] = &["get", "patch", "update"];
+    const FINALIZERS: &[&str] = &["update"];
+    const EVENTS: &[&str] = &["create", "patch"];
+    let mut expected: BTreeMap<Grant, BTreeSet<String>> = BTreeMap::new();
+    let mut grant =
+        |scope: &'static str, group: &str, resource: &str, names: &str, verbs: &[&str]| {
+            let previous = expected.insert(
+                Grant {
+                    scope,
+                    group: group.to_owned(),
+                    resource: resource.to_owned(),
+                    names: names.to_owned(),
+                },
+                verbs.iter().map(|v| (*v).to_owned()).collect(),
+            );
+            assert!(
+                previous.is_none(),
+                "{scope} {group} {resource} expected twice"
+            );
+        };
+    // The Knative kinds: watched, and patched because kube-runtime's finalizer helper adds and
+    // removes finalizers with a JSON patch of the object itself; a Service's Configuration and
+    // Route and a Configuration's Revisions are also created, updated and deleted.
+    for (group, res) in [
         ("eventing.knative.dev", "brokers"),
         ("eventing.knative.dev", "triggers"),
         ("messaging.knative.dev", "subscriptions"),
@@ -735,78 +1033,140 @@ fn operator_rbac_is_least_privilege() {
         ("serving.knative.dev", "configurations"),
         ("serving.knative.dev", "revisions"),
         ("serving.knative.dev", "routes"),
-    ];
-    for (group, res) in kinds {
-        let main = verbs("ClusterRole", group, res);
-        assert!(
-            set(&["get", "list", "watch"]).is_subset(&main),
-            "{group} {res}: get/list/watch, got {main:?}"
-        );
-        let status = verbs("ClusterRole", group, &format!("{res}/status"));
-        assert!(
-            status.contains("patch"),
-            "{group} {res}/status: patch, got {status:?}"
-        );
-        let finalizers = verbs("ClusterRole", group, &format!("{res}/finalizers"));
-        assert_eq!(finalizers, set(&["update"]), "{group} {res}/finalizers");
+    ] {
         let creates = matches!(res, "configurations" | "revisions" | "routes");
-        let writes = set(&["create", "update", "patch", "delete"]);
-        if creates {
-            assert!(
-                writes.is_subset(&main),
-                "{group} {res}: the operator creates them"
-            );
-        } else {
-            assert!(
-                main.is_disjoint(&writes),
-                "{group} {res}: read-only besides status/finalizers, got {main:?}"
-            );
-        }
+        grant(
+            "ClusterRole",
+            group,
+            res,
+            "",
+            if creates { RW } else { READ_PATCH },
+        );
+        grant("ClusterRole", group, &format!("{res}/status"), "", STATUS);
+        grant(
+            "ClusterRole",
+            group,
+            &format!("{res}/finalizers"),
+            "",
+            FINALIZERS,
+        );
     }
-    assert_eq!(
-        verbs("ClusterRole", "", "secrets"),
-        set(&["get", "list", "watch"]),
-        "secrets are read-only"
+    grant("ClusterRole", "apps", "deployments", "", RW);
+    grant("ClusterRole", "", "services", "", RW);
+    grant("ClusterRole", "", "pods", "", &["get", "list"]);
+    grant(
+        "ClusterRole",
+        "discovery.k8s.io",
+        "endpointslices",
+        "",
+        READ,
     );
-    assert_eq!(
-        verbs("ClusterRole", "", "configmaps"),
-        set(&["get", "list", "watch"]),
-        "ConfigMaps are written only in the release namespace"
+    grant("ClusterRole", "", "configmaps", "", READ);
+    grant("ClusterRole", "", "events", "", EVENTS);
+    grant("ClusterRole", "events.k8s.io", "events", "", EVENTS);
+    // The release namespace: the leader-election Lease and the contract ConfigMap ("create"
+    // cannot be limited to a name).
+    grant("Role", "coordination.k8s.io", "leases", "", &["create"]);
+    grant(
+        "Role",
+        "coordination.k8s.io",
+        "leases",
+        "ferry-operator",
+        &["get", "update"],
     );
+    grant("Role", "", "configmaps", "", &["create"]);
+    grant(
+        "Role",
+        "",
+        "configmaps",
+        "ferry-contract",
+        &["get", "update", "patch"],
+    );
+
+    let show = |g: &Grant, v: &BTreeSet<String>| {
+        let names = if g.names.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", g.names)
+        };
+        format!("{} {:?} {}{names}: {v:?}", g.scope, g.group, g.resource)
+    };
+    let unexpected: Vec<String> = granted
+        .iter()
+        .filter(|(g, v)| expected.get(*g) != Some(*v))
+        .map(|(g, v)| show(g, v))
+        .collect();
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|(g, v)| granted.get(*g) != Some(*v))
+        .map(|(g, v)| show(g, v))
+        .collect();
     assert!(
-        set(&["create", "patch"]).is_subset(&verbs("ClusterRole", "", "events")),
-        "events: create/patch"
+        unexpected.is_empty() && missing.is_empty(),
+        "the operator's RBAC differs from what it needs\n  granted but not expected (or with \
+         other verbs):\n    {}\n  expected but not granted as such:\n    {}",
+        unexpected.join("\n    "),
+        missing.join("\n    ")
     );
-    let rw = set(&[
-        "get", "list", "watch", "create", "update", "patch", "delete",
-    ]);
-    assert_eq!(verbs("ClusterRole", "apps", "deployments"), rw);
-    assert_eq!(verbs("ClusterRole", "", "services"), rw);
-    assert_eq!(
-        verbs("ClusterRole", "discovery.k8s.io", "endpointslices"),
-        set(&["get", "list", "watch"])
-    );
+
+    // The points above that matter most, named on their own.
+    for g in granted.keys() {
+        assert_ne!(
+            g.resource, "secrets",
+            "{}: the operator reads no Secret (KafkaSource SASL/TLS is not read; its own Kafka \
+             credentials come from env and files the kubelet fills in)",
+            g.scope
+        );
+    }
+    for res in [
+        "brokers",
+        "triggers",
+        "subscriptions",
+        "kafkachannels",
+        "kafkasources",
+        "services",
+    ] {
+        assert!(
+            granted
+                .iter()
+                .any(|(g, v)| g.scope == "ClusterRole" && g.resource == res && v.contains("patch")),
+            "{res}: patch, or kube-runtime's finalizer() cannot add or remove finalizers"
+        );
+    }
     assert!(
-        verbs("ClusterRole", "coordination.k8s.io", "leases").is_empty(),
+        !granted
+            .keys()
+            .any(|g| g.scope == "ClusterRole" && g.group == "coordination.k8s.io"),
         "leases only in the release namespace"
     );
-    assert_eq!(
-        verbs("Role", "coordination.k8s.io", "leases"),
-        set(&["get", "create", "update"])
+    assert!(
+        granted.iter().all(|(g, v)| g.scope == "Role"
+            || g.resource != "configmaps"
+            || v.iter().all(|v| READ.contains(&v.as_str()))),
+        "ConfigMaps are written only in the release namespace"
+    );
+    // The Role's names follow the values.
+    let renamed = render(&[
+        "--set",
+        "operator.leaderElection.leaseName=my-lease",
+        "--set",
+        "fullnameOverride=other",
+    ]);
+    let renamed = operator_grants(&renamed, "other-operator");
+    assert!(
+        renamed.iter().any(|(g, v)| g.scope == "Role"
+            && g.resource == "leases"
+            && g.names == "my-lease"
+            && *v == BTreeSet::from(["get".to_owned(), "update".to_owned()])),
+        "the Role names operator.leaderElection.leaseName: {renamed:?}"
     );
     assert!(
-        set(&["create", "update", "patch"]).is_subset(&verbs("Role", "", "configmaps")),
-        "the contract ConfigMap is written in the release namespace"
+        renamed.iter().any(|(g, v)| g.scope == "Role"
+            && g.resource == "configmaps"
+            && g.names == "other-contract"
+            && v.contains("patch")),
+        "the Role names the contract ConfigMap: {renamed:?}"
     );
-    for ((scope, res), v) in &granted {
-        if res == "secrets" {
-            assert!(
-                v.iter()
-                    .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
-                "{scope}: secrets {v:?}"
-            );
-        }
-    }
     // Only the operator is bound to anything.
     for binding in of_kind(&docs, "ClusterRoleBinding")
         .into_iter()
@@ -836,6 +1196,7 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         "--autoscaler-configmap=ferry-config-autoscaler",
         "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
         "--dispatcher-admin-service=ferry-dispatcher-admin",
+        "--cluster-domain=cluster.local",
     ] {
         assert!(op.contains(&flag), "operator args {op:?} lack {flag}");
     }
@@ -859,6 +1220,10 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         parsed,
         serde_yaml::from_str::<Value>(r#"{"generation":0,"resources":[]}"#).expect("literal"),
         "the chart creates the contract empty"
+    );
+    assert!(
+        contract.get("binaryData").is_none(),
+        "without a live contract the chart writes only the plain empty one"
     );
 
     for role in ["ingress", "egress"] {
@@ -917,6 +1282,116 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         http.get("name"),
         "Service 80 → pod 8080"
     );
+}
+
+/// Where the contract ConfigMap of release `ferry` is in the API.
+const CONTRACT_PATH: &str = "/api/v1/namespaces/ferry-system/configmaps/ferry-contract";
+
+/// The contract ConfigMap as Helm created it (so an upgrade may adopt it), with `content`
+/// (`data` and/or `binaryData`) as the operator left it.
+fn live_contract(content: serde_json::Value) -> serde_json::Value {
+    let mut cm = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "ferry-contract",
+            "namespace": NAMESPACE,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": RELEASE,
+                "meta.helm.sh/release-namespace": NAMESPACE,
+            },
+        },
+    });
+    if let (Some(cm), Some(content)) = (cm.as_object_mut(), content.as_object()) {
+        cm.extend(content.clone());
+    }
+    cm
+}
+
+#[test]
+fn an_upgrade_keeps_the_live_contract_in_the_form_it_is_in() {
+    // What the operator writes: `{"generation":42,"resources":[]}` gzip-compressed, base64 in
+    // binaryData (and no data key).
+    const GZIP: &str = "H4sIAAAAAAACA6tWSk/NSy1KLMnMz1OyMjHSUSpKLc4vLUpOLVayio6tBQCLboRzIAAAAA==";
+    const PLAIN: &str = r#"{"generation":7,"resources":[]}"#;
+    const EMPTY: &str = r#"{"generation":0,"resources":[]}"#;
+    /// The live ConfigMap's `data`/`binaryData` (`None`: no ConfigMap), and the
+    /// `data.contract.json` and `binaryData.contract.json` the upgrade must render.
+    struct Case {
+        name: &'static str,
+        live: Option<serde_json::Value>,
+        data: Option<&'static str>,
+        binary: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "the operator's gzip under binaryData",
+            live: Some(serde_json::json!({"binaryData": {"contract.json": GZIP}})),
+            data: None,
+            binary: Some(GZIP),
+        },
+        Case {
+            name: "plain JSON under data (the operator has not written yet)",
+            live: Some(serde_json::json!({"data": {"contract.json": PLAIN}})),
+            data: Some(PLAIN),
+            binary: None,
+        },
+        Case {
+            name: "a ConfigMap without the key",
+            live: Some(serde_json::json!({"data": {"other": "x"}})),
+            data: Some(EMPTY),
+            binary: None,
+        },
+        Case {
+            name: "no ConfigMap (first install)",
+            live: None,
+            data: Some(EMPTY),
+            binary: None,
+        },
+    ];
+    for Case {
+        name: case,
+        live,
+        data,
+        binary,
+    } in cases
+    {
+        let objects = live
+            .map(|content| (CONTRACT_PATH.to_owned(), live_contract(content)))
+            .into_iter()
+            .collect();
+        let api = FakeApiServer::start(objects);
+        let docs = render_templates_against(
+            Some(&api.kubeconfig),
+            &["--show-only", "templates/config.yaml"],
+        );
+        let requests = api.requests();
+        assert!(
+            requests.contains(&format!("GET {CONTRACT_PATH}")),
+            "{case}: the chart looks the live contract up; requests: {requests:?}"
+        );
+        let writes: Vec<&String> = requests.iter().filter(|r| !r.starts_with("GET ")).collect();
+        assert!(
+            writes.is_empty(),
+            "{case}: a dry run writes nothing: {writes:?}"
+        );
+        let cm = find(&docs, "ConfigMap", "ferry-contract");
+        let key = |field: &str| {
+            get(cm, field)
+                .and_then(|d| d.get("contract.json"))
+                .and_then(Value::as_str)
+        };
+        assert_eq!(
+            (key("data"), key("binaryData")),
+            (data, binary),
+            "{case}: (data, binaryData) of {cm:?}"
+        );
+        assert!(
+            cm.get("data").is_none() || cm.get("binaryData").is_none(),
+            "{case}: never both data and binaryData: {cm:?}"
+        );
+    }
 }
 
 #[test]

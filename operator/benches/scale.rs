@@ -1,0 +1,239 @@
+//! Operator scale against a REAL API server: N Triggers across M Brokers, from the first
+//! create until every one is Ready, with the operator's peak RSS.
+//!
+//! ```sh
+//! FERRY_KUBE_BIN=/opt/kube/bin cargo bench -p ferry-operator --bench scale -- [triggers] [brokers]
+//! ```
+//!
+//! The operator runs as its own process (`ferry-operator`, so its RSS is its own) with a
+//! kubeconfig for the test API server. No dispatcher pods run here, so a stand-in answers the
+//! operator's `/readyz` probe with the generation of the contract ConfigMap, as a dispatcher
+//! that applied it would. Topics are created on the embedded log, in this process.
+
+#[path = "../tests/kube/mod.rs"]
+#[allow(unused_imports)]
+mod kube;
+
+use std::time::{Duration, Instant};
+
+use ::kube::api::{Api, ListParams, Patch, PatchParams};
+use ferry_api::eventing::{Broker, Trigger};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::json;
+
+use kube::{ADMIN_TOKEN, KubeApi};
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Answers `/readyz` with the contract ConfigMap's generation.
+async fn stand_in(api: Api<ConfigMap>) -> std::net::SocketAddr {
+    let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let g = generation.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Ok(Some(cm)) = api.get_opt("ferry-contract").await
+                && let Ok(Some(c)) = ferry_operator::hub::contract_in(&cm)
+            {
+                g.store(c.generation, std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let app = axum::Router::new()
+        .route("/autoscaler/stats", axum::routing::get(|| async { "[]" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let g = generation.load(std::sync::atomic::Ordering::Relaxed);
+                async move { format!("generation {g}\n") }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+async fn create(
+    brokers: &Api<Broker>,
+    triggers: &Api<Trigger>,
+    brokers_n: usize,
+    range: std::ops::Range<usize>,
+) {
+    let apply = PatchParams::apply("ferry-scale").force();
+    futures::stream::iter(0..brokers_n)
+        .for_each_concurrent(16, |b| {
+            let brokers = brokers.clone();
+            let apply = apply.clone();
+            async move {
+                let name = format!("b{b}");
+                let m = json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                    "metadata": {"name": name, "annotations": {"eventing.knative.dev/broker.class": "Ferry"}}});
+                brokers.patch(&name, &apply, &Patch::Apply(&m)).await.expect("broker");
+            }
+        })
+        .await;
+    futures::stream::iter(range)
+        .for_each_concurrent(32, |t| {
+            let triggers = triggers.clone();
+            let apply = apply.clone();
+            async move {
+                let name = format!("t{t}");
+                let m = json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+                    "metadata": {"name": name},
+                    "spec": {"broker": format!("b{}", t % brokers_n),
+                             "filter": {"attributes": {"type": format!("type-{t}")}},
+                             "subscriber": {"uri": format!("http://sink-{}.scale.svc.cluster.local/", t % 50)}}});
+                triggers.patch(&name, &apply, &Patch::Apply(&m)).await.expect("trigger");
+            }
+        })
+        .await;
+}
+
+/// Polls until `n` Triggers are Ready (at most 10 minutes), sampling the operator's RSS.
+async fn wait_all_ready(triggers: &Api<Trigger>, n: usize, pid: u32, peak: &mut u64) -> Instant {
+    let started = Instant::now();
+    loop {
+        let list = triggers.list(&ListParams::default()).await.expect("list");
+        let ready = list
+            .items
+            .iter()
+            .filter(|t| t.status.as_ref().is_some_and(|s| s.status.is_ready()))
+            .count();
+        *peak = (*peak).max(rss_kib(pid).unwrap_or(0));
+        if ready >= n {
+            return Instant::now();
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            println!("gave up: {ready}/{n} Ready after 600 s");
+            return Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut numbers = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .map(|a| a.parse::<usize>().expect("a number"));
+    let triggers_n = numbers.next().unwrap_or(10_000);
+    let brokers_n = numbers.next().unwrap_or(100);
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("scale").await;
+    let client = kube.admin();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = ferry_broker::Broker::start(
+        ferry_broker::BrokerConfig::local(&dir.path().join("log"), &[]).expect("log flags"),
+    )
+    .await
+    .expect("log starts");
+    let readyz = stand_in(Api::namespaced(client.clone(), "ferry-system")).await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\ncontexts:\n- name: e2e\n  context: {{cluster: e2e, user: admin}}\ncurrent-context: e2e\n",
+            kube.url
+        ),
+    )
+    .expect("kubeconfig");
+    let brokers: Api<Broker> = Api::namespaced(client.clone(), "scale");
+    let triggers: Api<Trigger> = Api::namespaced(client.clone(), "scale");
+    let created = Instant::now();
+    create(&brokers, &triggers, brokers_n, 0..triggers_n).await;
+    println!(
+        "API server alone: created {brokers_n} brokers and {triggers_n} triggers in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    // Phase 1: the operator starts with every object already there.
+    let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-operator"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .args([
+            "--metrics-listen=127.0.0.1:0",
+            "--leader-election-namespace=ferry-system",
+            "--identity=scale",
+            "--default-partitions=1",
+            "--dispatcher-poll=200ms",
+            "--ingress-url=http://127.0.0.1:1",
+        ])
+        .arg(format!("--dispatcher-admin-url=http://{readyz}"))
+        .arg(format!("--kafka-bootstrap-servers={}", log.kafka_addr))
+        .spawn()
+        .expect("ferry-operator starts");
+    let pid = operator.id();
+    let started = Instant::now();
+    let mut peak_seen = 0;
+    let ready_after = wait_all_ready(&triggers, triggers_n, pid, &mut peak_seen).await;
+    println!(
+        "phase 1: all {triggers_n} triggers Ready {:.1} s after the operator started",
+        (ready_after - started).as_secs_f64()
+    );
+
+    // Phase 2: a tenth more, created while it runs.
+    let extra = triggers_n / 10;
+    let live = Instant::now();
+    create(
+        &brokers,
+        &triggers,
+        brokers_n,
+        triggers_n..triggers_n + extra,
+    )
+    .await;
+    let created_live = live.elapsed();
+    let done = wait_all_ready(&triggers, triggers_n + extra, pid, &mut peak_seen).await;
+    println!(
+        "phase 2: {extra} more created in {:.1} s while it ran; all Ready {:.1} s after the last create",
+        created_live.as_secs_f64(),
+        (done - live - created_live).as_secs_f64()
+    );
+    let rss_now = rss_kib(pid).unwrap_or(0);
+    let peak = peak_rss_kib(pid).unwrap_or(0).max(peak_seen);
+    let cm: Api<ConfigMap> = Api::namespaced(client.clone(), "ferry-system");
+    let contract = cm.get("ferry-contract").await.expect("contract");
+    let stored = contract
+        .binary_data
+        .as_ref()
+        .and_then(|d| d.get("contract.json"))
+        .map_or(0, |b| b.0.len());
+    let generation = ferry_operator::hub::contract_in(&contract)
+        .ok()
+        .flatten()
+        .map_or(0, |c| c.generation);
+    println!(
+        "operator RSS now {} MiB, peak {} MiB; contract generation {generation}, {} KiB gzip in the ConfigMap",
+        rss_now / 1024,
+        peak / 1024,
+        stored / 1024,
+    );
+    let _ = operator.kill();
+    let _ = operator.wait();
+}

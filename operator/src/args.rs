@@ -1,0 +1,166 @@
+//! Command-line arguments of `ferry-operator` (the Helm chart renders exactly these).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// `ferry-operator`: reconciles Knative Brokers, Triggers, KafkaChannels, Subscriptions,
+/// KafkaSources and Services into topics, Deployments and the dispatcher's contract.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "ferry-operator", version)]
+pub struct Args {
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_listen: SocketAddr,
+
+    /// Namespace of the leader-election Lease and of the ConfigMaps below (default:
+    /// `POD_NAMESPACE`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferry-system")]
+    pub leader_election_namespace: String,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ferry-operator")]
+    pub leader_election_lease: String,
+
+    /// This replica's identity in the Lease (default: `POD_NAME`, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// ConfigMap whose key `contract.json` receives the compiled contract.
+    #[arg(long, default_value = "ferry-contract")]
+    pub contract_configmap: String,
+
+    /// Knative `config-br-defaults` ConfigMap (broker class and delivery defaults).
+    #[arg(long, default_value = "ferry-config-br-defaults")]
+    pub br_defaults_configmap: String,
+
+    /// Knative `config-autoscaler` ConfigMap.
+    #[arg(long, default_value = "ferry-config-autoscaler")]
+    pub autoscaler_configmap: String,
+
+    /// Base URL of the dispatcher's ingress: a Broker's address is `<base>/<namespace>/<name>`.
+    #[arg(
+        long,
+        default_value = "http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local"
+    )]
+    pub ingress_url: String,
+
+    /// Headless Service whose endpoints are the dispatchers' admin ports (`/readyz` reports the
+    /// contract generation each one applied).
+    #[arg(long, default_value = "ferry-dispatcher-admin")]
+    pub dispatcher_admin_service: String,
+
+    /// Admin URLs of dispatchers to ask directly instead of the Service's endpoints (repeatable;
+    /// for clusters where the operator runs outside, and for tests).
+    #[arg(long = "dispatcher-admin-url")]
+    pub dispatcher_admin_urls: Vec<String>,
+
+    /// Bootstrap servers of the log every Broker and KafkaChannel topic lives on.
+    #[arg(
+        long,
+        env = "FERRY_KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "ferry-broker:9092"
+    )]
+    pub kafka_bootstrap_servers: String,
+
+    /// Also reconcile Brokers that carry no `eventing.knative.dev/broker.class` annotation.
+    #[arg(long)]
+    pub claim_brokers_without_class: bool,
+
+    /// Partitions of a topic when the Broker's config does not say (Knative's
+    /// `default.topic.partitions`).
+    #[arg(long, default_value_t = 10)]
+    pub default_partitions: i32,
+
+    /// Replication factor of a topic when the Broker's config does not say.
+    #[arg(long, default_value_t = 1)]
+    pub default_replication_factor: i32,
+
+    /// DNS domain of Routes' external URLs (`http://<route>.<namespace>.<domain>`).
+    #[arg(long, default_value = "example.com")]
+    pub domain: String,
+
+    /// Cluster DNS domain (revision and core Service URLs).
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// How long contract changes are gathered before one write.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub contract_debounce: Duration,
+
+    /// Reconciles of one kind that run at once. Bounded so that a burst of thousands of objects
+    /// neither floods the API server (starving the leader-election Lease) nor holds thousands
+    /// of requests in memory.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub reconcile_concurrency: u16,
+
+    /// How often every dispatcher's applied contract generation is read (the autoscaler
+    /// ticks at `config-autoscaler`'s `tick-interval`).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub dispatcher_poll: Duration,
+}
+
+/// `100ms`, `2s` or `1m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 100ms, 2s or 1m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{s}` has no unit; write e.g. 100ms, 2s or 1m")),
+    }
+}
+
+impl Args {
+    /// Arguments with every default, for tests and embedding.
+    pub fn defaults() -> Self {
+        Args::parse_from(["ferry-operator"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_arguments_parse() {
+        let a = Args::try_parse_from([
+            "ferry-operator",
+            "--metrics-listen=0.0.0.0:8080",
+            "--leader-election-namespace=ferry-system",
+            "--leader-election-lease=ferry-operator",
+            "--contract-configmap=ferry-contract",
+            "--br-defaults-configmap=ferry-config-br-defaults",
+            "--autoscaler-configmap=ferry-config-autoscaler",
+            "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
+            "--dispatcher-admin-service=ferry-dispatcher-admin",
+            "--kafka-bootstrap-servers=ferry-broker-0.ferry-broker-headless:9092",
+            "--claim-brokers-without-class",
+        ])
+        .expect("the chart's arguments parse");
+        assert!(a.claim_brokers_without_class);
+        assert_eq!(
+            a.kafka_bootstrap_servers,
+            "ferry-broker-0.ferry-broker-headless:9092"
+        );
+        assert_eq!(a.contract_debounce, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn bad_durations_are_named() {
+        let e = Args::try_parse_from(["ferry-operator", "--dispatcher-poll=soon"])
+            .expect_err("rejected")
+            .to_string();
+        assert!(e.contains("`soon` is not a duration"), "{e}");
+        let e = Args::try_parse_from(["ferry-operator", "--dispatcher-poll=5"])
+            .expect_err("rejected")
+            .to_string();
+        assert!(e.contains("has no unit"), "{e}");
+    }
+}

@@ -1,0 +1,309 @@
+//! Controllers of the serving kinds: Service → Configuration + Route; Configuration → one
+//! immutable Revision per template change; Revision → Deployment + Service; Route → resolved
+//! traffic. What to write comes from the pure functions of [`crate::serving`].
+
+use std::sync::Arc;
+
+use ferry_api::autoscaler::RevisionScaling;
+use ferry_api::duck::{Condition, ConditionStatus, READY};
+use ferry_api::serving::autoscaling::AutoscalingAnnotations;
+use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+
+use super::{
+    BoxedRun, Context, Error, Shared, apply_status, controller_config, drain, error_policy,
+    instrumented,
+};
+use crate::hub::MANAGER;
+use crate::serving;
+
+/// The shared streams of the serving controllers.
+pub struct Inputs<'a> {
+    pub services: &'a Shared<KnativeService>,
+    pub configurations: &'a Shared<Configuration>,
+    pub revisions: &'a Shared<Revision>,
+    pub routes: &'a Shared<Route>,
+    pub deployments: &'a Shared<Deployment>,
+}
+
+/// The four serving controllers, ready to be driven.
+pub fn controllers(ctx: &Arc<Context>, inputs: Inputs<'_>) -> impl Iterator<Item = BoxedRun> {
+    let services =
+        Controller::for_shared_stream(inputs.services.subscribe(), inputs.services.store.clone())
+            .with_config(controller_config(ctx))
+            .owns_shared_stream(inputs.configurations.subscribe())
+            .owns_shared_stream(inputs.routes.subscribe())
+            .run(reconcile_service, error_policy, ctx.clone());
+    let configurations = Controller::for_shared_stream(
+        inputs.configurations.subscribe(),
+        inputs.configurations.store.clone(),
+    )
+    .with_config(controller_config(ctx))
+    .owns_shared_stream(inputs.revisions.subscribe())
+    .run(reconcile_configuration, error_policy, ctx.clone());
+    let revisions =
+        Controller::for_shared_stream(inputs.revisions.subscribe(), inputs.revisions.store.clone())
+            .with_config(controller_config(ctx))
+            .owns_shared_stream(inputs.deployments.subscribe())
+            .run(reconcile_revision, error_policy, ctx.clone());
+    let route_store = inputs.routes.store.clone();
+    let by_config = route_store.clone();
+    let routes = Controller::for_shared_stream(inputs.routes.subscribe(), route_store.clone())
+        .with_config(controller_config(ctx))
+        .watches_shared_stream(
+            inputs.configurations.subscribe(),
+            move |c: Arc<Configuration>| routes_in(&by_config, c.namespace().as_deref()),
+        )
+        .watches_shared_stream(inputs.revisions.subscribe(), move |r: Arc<Revision>| {
+            routes_in(&route_store, r.namespace().as_deref())
+        })
+        .run(reconcile_route, error_policy, ctx.clone());
+    [
+        drain(services),
+        drain(configurations),
+        drain(revisions),
+        drain(routes),
+    ]
+    .into_iter()
+}
+
+/// Every Route in a namespace (traffic may name any Configuration or Revision in it).
+fn routes_in(store: &Store<Route>, namespace: Option<&str>) -> Vec<ObjectRef<Route>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == namespace)
+        .map(|r| ObjectRef::from_obj(&*r))
+        .collect()
+}
+
+fn in_namespace<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    namespace: &str,
+) -> Vec<K> {
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .map(|o| (*o).clone())
+        .collect()
+}
+
+/// Server-side applies an owned object with the operator's field manager.
+async fn apply_owned<K>(ctx: &Context, namespace: &str, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Serialize,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut value = serde_json::to_value(obj).map_err(|e| Error::Finalizer(e.to_string()))?;
+    value["apiVersion"] = K::api_version(&()).into();
+    value["kind"] = K::kind(&()).into();
+    if let Some(o) = value.as_object_mut() {
+        o.remove("status");
+    }
+    api.patch(
+        obj.meta().name.as_deref().unwrap_or_default(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn reconcile_service(
+    svc: Arc<KnativeService>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    instrumented(svc.clone(), ctx.clone(), async move {
+        let ns = svc.namespace().unwrap_or_default();
+        if svc.metadata.deletion_timestamp.is_some() {
+            // Owner references delete the Configuration and Route with it.
+            return Ok(Action::await_change());
+        }
+        let problem =
+            crate::status::spec_problem(&ferry_api::resource::Resource::Service((*svc).clone()));
+        if problem.is_none() {
+            apply_owned(&ctx, &ns, &serving::configuration_for(&svc)).await?;
+            apply_owned(&ctx, &ns, &serving::route_for(&svc)).await?;
+        }
+        let name = svc.name_any();
+        let cfg = ctx
+            .stores
+            .configurations
+            .get(&ObjectRef::new(&name).within(&ns));
+        let route = ctx.stores.routes.get(&ObjectRef::new(&name).within(&ns));
+        let status = serving::service_status(&svc, cfg.as_deref(), route.as_deref(), &ctx.now());
+        apply_status(&ctx, &*svc, svc.status.as_ref(), &status).await?;
+        Ok(Action::await_change())
+    })
+    .await
+}
+
+pub(super) async fn reconcile_configuration(
+    cfg: Arc<Configuration>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    instrumented(cfg.clone(), ctx.clone(), async move {
+        let ns = cfg.namespace().unwrap_or_default();
+        if cfg.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
+        }
+        let mut revisions = in_namespace(&ctx.stores.revisions, &ns);
+        let mut taken = None;
+        match serving::revision_for(&cfg, &revisions) {
+            Ok(Some(revision)) => {
+                let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
+                match api.create(&PostParams::default(), &revision).await {
+                    Ok(created) => {
+                        revisions.push(created);
+                        ctx.event(
+                            &*cfg,
+                            false,
+                            "Created",
+                            format!("Created Revision {}", revision.name_any()),
+                        )
+                        .await;
+                    }
+                    // The store had not seen it yet.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(None) => {}
+            Err(message) => taken = Some(message),
+        }
+        let mut status = serving::configuration_status(&cfg, &revisions, &ctx.now());
+        if let Some(message) = taken {
+            status.status.set_condition(
+                Condition::new(
+                    READY,
+                    ConditionStatus::False,
+                    Some("RevisionNameTaken"),
+                    Some(&message),
+                ),
+                &ctx.now(),
+            );
+        }
+        apply_status(&ctx, &*cfg, cfg.status.as_ref(), &status).await?;
+        Ok(Action::await_change())
+    })
+    .await
+}
+
+/// Replicas a revision's Deployment should have: what the autoscaler decided, else what the
+/// Deployment has (the autoscaler owns it once it exists), else the initial scale.
+fn desired_replicas(ctx: &Context, rev: &Revision, deployment: Option<&Deployment>) -> i32 {
+    let key = format!("{}/{}", rev.namespace().unwrap_or_default(), rev.name_any());
+    if let Some(n) = ctx.scale(&key) {
+        return n;
+    }
+    if let Some(n) = deployment
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas)
+    {
+        return n;
+    }
+    let mut ignored = ferry_api::validation::FieldErrors::default();
+    let annotations = AutoscalingAnnotations::parse(
+        rev.annotations(),
+        &ferry_api::validation::Path::root("metadata"),
+        &mut ignored,
+    );
+    let scaling = RevisionScaling::resolve(
+        &ctx.autoscaler_settings(),
+        &annotations,
+        rev.spec.container_concurrency,
+    );
+    i32::try_from(scaling.initial_scale.max(scaling.min_scale)).unwrap_or(i32::MAX)
+}
+
+pub(super) async fn reconcile_revision(
+    rev: Arc<Revision>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    instrumented(rev.clone(), ctx.clone(), async move {
+        let ns = rev.namespace().unwrap_or_default();
+        if rev.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
+        }
+        let name = rev.name_any();
+        let deployment = ctx
+            .stores
+            .deployments
+            .get(&ObjectRef::new(&serving::deployment_name(&name)).within(&ns));
+        let replicas = desired_replicas(&ctx, &rev, deployment.as_deref());
+        let problem =
+            crate::status::spec_problem(&ferry_api::resource::Resource::Revision((*rev).clone()));
+        let mut build_error = None;
+        if problem.is_none() {
+            match serving::deployment_for(&rev, replicas) {
+                Ok(d) => apply_owned(&ctx, &ns, &d).await?,
+                Err(e) => build_error = Some(e),
+            }
+            apply_owned::<Service>(&ctx, &ns, &serving::service_for(&rev)).await?;
+        }
+        let available = deployment
+            .as_ref()
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        let pods: Vec<Pod> = if available == 0 && replicas > 0 && deployment.is_some() {
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+            api.list(&ListParams::default().labels(&format!("{}={name}", serving::REVISION_LABEL)))
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let seen = serving::RevisionObservation {
+            deployment: deployment.as_deref(),
+            pods: &pods,
+            desired_replicas: Some(replicas),
+        };
+        let mut status = serving::revision_status(&rev, &seen, &ctx.now());
+        if let Some(message) = build_error {
+            status.status.set_condition(
+                Condition::new(
+                    READY,
+                    ConditionStatus::False,
+                    Some("InvalidSpec"),
+                    Some(&message),
+                ),
+                &ctx.now(),
+            );
+        }
+        apply_status(&ctx, &*rev, rev.status.as_ref(), &status).await?;
+        Ok(Action::await_change())
+    })
+    .await
+}
+
+pub(super) async fn reconcile_route(route: Arc<Route>, ctx: Arc<Context>) -> Result<Action, Error> {
+    instrumented(route.clone(), ctx.clone(), async move {
+        let ns = route.namespace().unwrap_or_default();
+        let cfgs = in_namespace(&ctx.stores.configurations, &ns);
+        let revisions = in_namespace(&ctx.stores.revisions, &ns);
+        let status = serving::route_status(
+            &route,
+            &cfgs,
+            &revisions,
+            &ctx.args.domain,
+            &ctx.args.cluster_domain,
+            &ctx.now(),
+        );
+        apply_status(&ctx, &*route, route.status.as_ref(), &status).await?;
+        Ok(Action::await_change())
+    })
+    .await
+}

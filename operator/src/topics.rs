@@ -1,0 +1,243 @@
+//! The log's admin API: topics for Brokers and KafkaChannels, the consumer groups of Triggers
+//! and Subscriptions (a KafkaSource's group is the user's, named in its spec, and is left
+//! alone), and whether a KafkaSource's topics exist. Speaks only the Kafka protocol (librdkafka), so it works the
+//! same against the embedded log and a Kafka cluster.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+
+/// Knative's `kafka-broker-config` keys a Broker's `spec.config` ConfigMap may set.
+pub const PARTITIONS_KEY: &str = "default.topic.partitions";
+/// See [`PARTITIONS_KEY`].
+pub const REPLICATION_KEY: &str = "default.topic.replication.factor";
+
+/// Partitions and replication factor of a topic to create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i32,
+}
+
+impl TopicSettings {
+    /// The settings a Broker's config ConfigMap asks for, each key falling back to `defaults`.
+    ///
+    /// # Errors
+    /// A value that is not a positive integer, naming the key.
+    pub fn from_config(
+        data: Option<&BTreeMap<String, String>>,
+        defaults: TopicSettings,
+    ) -> Result<TopicSettings, String> {
+        let read = |key: &str, default: i32| -> Result<i32, String> {
+            match data.and_then(|d| d.get(key)) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{key}: `{v}` is not a positive integer")),
+            }
+        };
+        Ok(TopicSettings {
+            partitions: read(PARTITIONS_KEY, defaults.partitions)?,
+            replication: read(REPLICATION_KEY, defaults.replication)?,
+        })
+    }
+}
+
+/// A Kafka admin client.
+pub struct Topics {
+    admin: std::sync::Arc<AdminClient<DefaultClientContext>>,
+    timeout: Duration,
+}
+
+impl Topics {
+    /// A client for `bootstrap_servers`, with SASL/TLS from the `FERRY_KAFKA_*` variables the
+    /// Helm chart sets when it points Ferry at an external Kafka.
+    ///
+    /// # Errors
+    /// librdkafka refused the configuration.
+    pub fn new(bootstrap_servers: &str) -> Result<Topics, String> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", bootstrap_servers);
+        for (var, key) in [
+            ("FERRY_KAFKA_SECURITY_PROTOCOL", "security.protocol"),
+            ("FERRY_KAFKA_SASL_MECHANISM", "sasl.mechanism"),
+            ("FERRY_KAFKA_SASL_USERNAME", "sasl.username"),
+            ("FERRY_KAFKA_SASL_PASSWORD", "sasl.password"),
+            ("FERRY_KAFKA_TLS_CA_FILE", "ssl.ca.location"),
+            ("FERRY_KAFKA_TLS_CERT_FILE", "ssl.certificate.location"),
+            ("FERRY_KAFKA_TLS_KEY_FILE", "ssl.key.location"),
+        ] {
+            if let Ok(value) = std::env::var(var)
+                && !value.is_empty()
+            {
+                config.set(key, value);
+            }
+        }
+        let admin = config
+            .create()
+            .map_err(|e| format!("cannot configure the Kafka admin client: {e}"))?;
+        Ok(Topics {
+            admin: std::sync::Arc::new(admin),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    fn options(&self) -> AdminOptions {
+        AdminOptions::new().operation_timeout(Some(self.timeout))
+    }
+
+    /// Creates `topic` unless it exists.
+    ///
+    /// # Errors
+    /// What the log answered, e.g. a replication factor above the number of brokers.
+    pub async fn ensure(&self, topic: &str, settings: TopicSettings) -> Result<(), String> {
+        let new = NewTopic::new(
+            topic,
+            settings.partitions,
+            TopicReplication::Fixed(settings.replication),
+        );
+        let results = self
+            .admin
+            .create_topics([&new], &self.options())
+            .await
+            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every one of `topics` exists (KafkaSources read topics they do not own).
+    ///
+    /// # Errors
+    /// The topics that are missing, or why the log could not be asked.
+    pub async fn exist(&self, topics: &[String]) -> Result<(), String> {
+        let admin = self.admin.clone();
+        let timeout = self.timeout;
+        let metadata =
+            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+                .await
+                .map_err(|e| format!("metadata lookup stopped: {e}"))?
+                .map_err(|e| format!("cannot read the log's topics: {e}"))?;
+        let missing: Vec<&str> = topics
+            .iter()
+            .filter(|t| {
+                !metadata
+                    .topics()
+                    .iter()
+                    .any(|m| m.name() == t.as_str() && m.error().is_none())
+            })
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "topic(s) {} do not exist on the log; create them or fix spec.topics",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    /// Deletes `topic`; a topic that is already gone is fine.
+    ///
+    /// # Errors
+    /// What the log answered.
+    pub async fn delete(&self, topic: &str) -> Result<(), String> {
+        let results = self
+            .admin
+            .delete_topics(&[topic], &self.options())
+            .await
+            .map_err(|e| format!("cannot delete topic {topic}: {e}"))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((_, code)) => return Err(format!("cannot delete topic {topic}: {code}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a consumer group; one that does not exist is fine. A group with members still
+    /// connected cannot be deleted yet (the dispatchers leave it once the contract drops it).
+    ///
+    /// # Errors
+    /// What the log answered.
+    pub async fn delete_group(&self, group: &str) -> Result<(), String> {
+        let results = self
+            .admin
+            .delete_groups(&[group], &self.options())
+            .await
+            .map_err(|e| format!("cannot delete consumer group {group}: {e}"))?;
+        for result in results {
+            match result {
+                Ok(_)
+                | Err((_, RDKafkaErrorCode::GroupIdNotFound))
+                | Err((_, RDKafkaErrorCode::NotCoordinator)) => {}
+                Err((_, code)) => {
+                    return Err(format!("cannot delete consumer group {group}: {code}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_config_map_or_the_defaults() {
+        let defaults = TopicSettings {
+            partitions: 10,
+            replication: 1,
+        };
+        type Row<'a> = (&'a [(&'a str, &'a str)], Result<TopicSettings, &'a str>);
+        let cases: &[Row<'_>] = &[
+            (&[], Ok(defaults)),
+            (
+                &[(PARTITIONS_KEY, "3")],
+                Ok(TopicSettings {
+                    partitions: 3,
+                    replication: 1,
+                }),
+            ),
+            (
+                &[(PARTITIONS_KEY, " 4 "), (REPLICATION_KEY, "3")],
+                Ok(TopicSettings {
+                    partitions: 4,
+                    replication: 3,
+                }),
+            ),
+            (
+                &[(PARTITIONS_KEY, "0")],
+                Err("default.topic.partitions: `0` is not a positive integer"),
+            ),
+            (
+                &[(REPLICATION_KEY, "three")],
+                Err("default.topic.replication.factor: `three` is not a positive integer"),
+            ),
+        ];
+        for (data, want) in cases {
+            let data: BTreeMap<String, String> = data
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let got = TopicSettings::from_config(Some(&data), defaults);
+            assert_eq!(got, (*want).map_err(str::to_owned), "{data:?}");
+        }
+    }
+}

@@ -1,0 +1,720 @@
+//! The operator against a REAL Kubernetes API server (opt-in: set `FERRY_KUBE_BIN` to a directory
+//! holding `kube-apiserver` and `etcd`, then run
+//! `cargo nextest run -p ferry-operator --test apiserver --run-ignored only`; see
+//! docs/operator.md). Each test starts its own etcd and API server on free ports, applies the
+//! CRDs, runs the operator in this process with the embedded log and a dispatcher, applies
+//! Knative manifests and waits for the conditions and the events a user would see.
+
+mod kube;
+
+use std::time::Duration;
+
+use ::kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use ferry_api::duck::Status;
+use ferry_api::eventing::{Broker, Trigger};
+use ferry_api::messaging::{KafkaChannel, Subscription};
+use ferry_testkit::sink::Sink;
+use serde_json::json;
+
+use kube::{Ferry, FerryOptions, KubeApi, eventually};
+
+const IGNORE: &str = "needs a real kube-apiserver";
+
+fn ready_of(status: &Status) -> Option<(String, Option<String>)> {
+    status
+        .condition("Ready")
+        .map(|c| (format!("{:?}", c.status), c.reason.clone()))
+}
+
+async fn apply<K>(api: &Api<K>, manifest: serde_json::Value)
+where
+    K: ::kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + serde::Serialize,
+{
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .expect("named")
+        .to_owned();
+    api.patch(
+        &name,
+        &PatchParams::apply("ferry-e2e").force(),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
+/// Waits until `get` reports Ready with status `want` (and reason, when given).
+async fn wait_ready<K, F>(
+    api: &Api<K>,
+    name: &str,
+    want: &str,
+    reason: Option<&str>,
+    status: F,
+) -> K
+where
+    K: ::kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(&K) -> Option<Status>,
+{
+    let what = format!("{name} Ready={want} {reason:?}");
+    eventually(&what, Duration::from_secs(30), || {
+        let api = api.clone();
+        let status = &status;
+        async move {
+            let obj = api.get(name).await.ok()?;
+            let (s, r) = ready_of(&status(&obj)?)?;
+            (s == want && (reason.is_none() || r.as_deref() == reason)).then_some(obj)
+        }
+    })
+    .await
+}
+
+async fn post_event(url: &str, id: &str, type_: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", id)
+        .header("ce-source", "/e2e")
+        .header("ce-type", type_)
+        .header("content-type", "application/json")
+        .body(r#"{"hello":"world"}"#)
+        .send()
+        .await
+        .expect("POST")
+        .status()
+        .as_u16()
+}
+
+fn topics_on(bootstrap: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .expect("metadata")
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn brokers_triggers_channels_and_subscriptions_deliver_events() {
+    let _ = IGNORE;
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("demo").await;
+    let ferry = Ferry::start(
+        &kube,
+        FerryOptions {
+            namespace: "ferry-system".into(),
+            client: kube.admin(),
+            args: vec![],
+        },
+    )
+    .await;
+    let sink = Sink::start().await;
+    let client = kube.admin();
+    let brokers: Api<Broker> = Api::namespaced(client.clone(), "demo");
+    let triggers: Api<Trigger> = Api::namespaced(client.clone(), "demo");
+
+    // A Trigger whose Broker does not exist yet says so, and becomes Ready without any action
+    // once the Broker appears.
+    apply(
+        &triggers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": "orders", "namespace": "demo"},
+            "spec": {"broker": "default", "filter": {"attributes": {"type": "order.created"}},
+                     "subscriber": {"uri": sink.url()}}
+        }),
+    )
+    .await;
+    wait_ready(
+        &triggers,
+        "orders",
+        "False",
+        Some("BrokerDoesNotExist"),
+        |t| t.status.clone().map(|s| s.status),
+    )
+    .await;
+    apply(
+        &brokers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+            "metadata": {"name": "default", "namespace": "demo",
+                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
+        }),
+    )
+    .await;
+    let broker = wait_ready(&brokers, "default", "True", None, |b| {
+        b.status.clone().map(|s| s.status)
+    })
+    .await;
+    let address = broker
+        .status
+        .as_ref()
+        .and_then(|s| s.address.address.clone())
+        .and_then(|a| a.url)
+        .expect("address");
+    assert_eq!(address, format!("http://{}/demo/default", ferry.ingress));
+    assert!(topics_on(&ferry.bootstrap).contains(&"knative-broker-demo-default".to_owned()));
+    let trigger = wait_ready(&triggers, "orders", "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+    let st = trigger.status.expect("status");
+    assert_eq!(st.subscriber_uri.as_deref(), Some(sink.url().as_str()));
+    for c in [
+        "BrokerReady",
+        "SubscriberResolved",
+        "DependencyReady",
+        "SubscriptionReady",
+    ] {
+        assert!(
+            st.status.condition(c).is_some_and(|c| c.is_true()),
+            "{c}: {:?}",
+            st.status.conditions
+        );
+    }
+    assert_eq!(st.status.observed_generation, trigger.metadata.generation);
+    assert!(
+        trigger
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"ferry.dev/consumer-group".to_owned())
+    );
+
+    // Events flow: the filter passes order.created only.
+    assert_eq!(post_event(&address, "e-1", "order.created").await, 202);
+    assert_eq!(post_event(&address, "e-2", "order.cancelled").await, 202);
+    let got = sink.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].attr("id").as_deref(), Some("e-1"));
+
+    // A subscriber that does not resolve is reported on the Trigger and leaves the others alone.
+    apply(&triggers, json!({
+        "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+        "metadata": {"name": "dangling", "namespace": "demo"},
+        "spec": {"broker": "default",
+                 "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "nobody"}}}
+    }))
+    .await;
+    let dangling = wait_ready(
+        &triggers,
+        "dangling",
+        "False",
+        Some("SubscriberNotResolved"),
+        |t| t.status.clone().map(|s| s.status),
+    )
+    .await;
+    let message = dangling
+        .status
+        .and_then(|s| s.status.condition("Ready").and_then(|c| c.message.clone()))
+        .unwrap_or_default();
+    assert!(
+        message.contains("Service demo/nobody not found"),
+        "{message}"
+    );
+    // An unsupported field is named.
+    apply(&triggers, json!({
+        "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+        "metadata": {"name": "cross", "namespace": "demo"},
+        "spec": {"brokerRef": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "default", "namespace": "other"},
+                 "subscriber": {"uri": sink.url()}}
+    }))
+    .await;
+    let cross = wait_ready(&triggers, "cross", "False", Some("UnsupportedField"), |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+    let message = cross
+        .status
+        .and_then(|s| s.status.condition("Ready").and_then(|c| c.message.clone()))
+        .unwrap_or_default();
+    assert!(message.contains("spec.brokerRef"), "{message}");
+
+    // KafkaChannel + Subscription.
+    let channels: Api<KafkaChannel> = Api::namespaced(client.clone(), "demo");
+    let subs: Api<Subscription> = Api::namespaced(client.clone(), "demo");
+    apply(
+        &channels,
+        json!({
+            "apiVersion": "messaging.knative.dev/v1beta1", "kind": "KafkaChannel",
+            "metadata": {"name": "audit", "namespace": "demo"},
+            "spec": {"numPartitions": 3, "replicationFactor": 1}
+        }),
+    )
+    .await;
+    apply(&subs, json!({
+        "apiVersion": "messaging.knative.dev/v1", "kind": "Subscription",
+        "metadata": {"name": "audit-sink", "namespace": "demo"},
+        "spec": {"channel": {"apiVersion": "messaging.knative.dev/v1beta1", "kind": "KafkaChannel", "name": "audit"},
+                 "subscriber": {"uri": sink.url_for("/audit")}}
+    }))
+    .await;
+    let channel = wait_ready(&channels, "audit", "True", None, |c| {
+        c.status.clone().map(|s| s.status)
+    })
+    .await;
+    let sub = wait_ready(&subs, "audit-sink", "True", None, |s| {
+        s.status.clone().map(|s| s.status)
+    })
+    .await;
+    let channel = eventually(
+        "channel lists its ready subscriber",
+        Duration::from_secs(20),
+        || {
+            let channels = channels.clone();
+            let uid = sub.metadata.uid.clone();
+            let _ = &channel;
+            async move {
+                let c = channels.get("audit").await.ok()?;
+                let st = c.status.clone()?;
+                st.subscribers
+                    .iter()
+                    .any(|s| s.uid == uid && s.ready == ferry_api::duck::ConditionStatus::True)
+                    .then_some(c)
+            }
+        },
+    )
+    .await;
+    let channel_url = channel
+        .status
+        .and_then(|s| s.address.address)
+        .and_then(|a| a.url)
+        .expect("channel address");
+    sink.clear();
+    assert_eq!(post_event(&channel_url, "c-1", "audit.entry").await, 202);
+    let got = sink.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].attr("id").as_deref(), Some("c-1"));
+
+    // Deleting runs the finalizers: the consumer group, then the topic, go with the objects.
+    triggers
+        .delete("orders", &DeleteParams::default())
+        .await
+        .expect("delete trigger");
+    eventually("trigger gone", Duration::from_secs(30), || {
+        let triggers = triggers.clone();
+        async move {
+            triggers
+                .get_opt("orders")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    for t in ["dangling", "cross"] {
+        triggers
+            .delete(t, &DeleteParams::default())
+            .await
+            .expect("delete trigger");
+    }
+    brokers
+        .delete("default", &DeleteParams::default())
+        .await
+        .expect("delete broker");
+    eventually("broker gone", Duration::from_secs(30), || {
+        let brokers = brokers.clone();
+        async move {
+            brokers
+                .get_opt("default")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(!topics_on(&ferry.bootstrap).contains(&"knative-broker-demo-default".to_owned()));
+
+    // The operator's own endpoints.
+    let metrics = ferry.operator_metrics().await;
+    assert!(
+        metrics.contains("ferry_operator_reconcile_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ferry_operator_leader 1"), "{metrics}");
+    let _ = PostParams::default();
+}
+
+/// Plays the Deployment controller (none runs here): reports `replicas` available.
+async fn report_available(client: &::kube::Client, ns: &str, name: &str, replicas: i32) {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+    let status = json!({"status": {"replicas": replicas, "readyReplicas": replicas,
+        "availableReplicas": replicas, "updatedReplicas": replicas, "observedGeneration": 1,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                       {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("deployment {name} status: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn services_stamp_revisions_deployments_and_routes() {
+    use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("shop").await;
+    let _ferry = Ferry::start(
+        &kube,
+        FerryOptions {
+            namespace: "ferry-system".into(),
+            client: kube.admin(),
+            args: vec![],
+        },
+    )
+    .await;
+    let client = kube.admin();
+    let services: Api<KnativeService> = Api::namespaced(client.clone(), "shop");
+    let configurations: Api<Configuration> = Api::namespaced(client.clone(), "shop");
+    let revisions: Api<Revision> = Api::namespaced(client.clone(), "shop");
+    let routes: Api<Route> = Api::namespaced(client.clone(), "shop");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "shop");
+    let core: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "shop");
+    let ksvc = |message: &str| {
+        json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "cart", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containerConcurrency": 4, "containers": [{
+                "image": "ghcr.io/ferry-dev/cart:1", "ports": [{"containerPort": 8081}],
+                "env": [{"name": "MESSAGE", "value": message}]}]}}}
+        })
+    };
+    apply(&services, ksvc("one")).await;
+
+    let rev1 = eventually("revision cart-00001", Duration::from_secs(30), || {
+        let revisions = revisions.clone();
+        async move { revisions.get_opt("cart-00001").await.ok()? }
+    })
+    .await;
+    let labels = rev1.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("serving.knative.dev/configuration")
+            .map(String::as_str),
+        Some("cart")
+    );
+    assert_eq!(
+        labels
+            .get("serving.knative.dev/service")
+            .map(String::as_str),
+        Some("cart")
+    );
+    let deployment = eventually("deployment", Duration::from_secs(30), || {
+        let deployments = deployments.clone();
+        async move { deployments.get_opt("cart-00001-deployment").await.ok()? }
+    })
+    .await;
+    let pod = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("pod spec");
+    let env: Vec<(String, Option<String>)> = pod.containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    assert!(
+        env.contains(&("PORT".into(), Some("8081".into()))),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("K_REVISION".into(), Some("cart-00001".into()))),
+        "{env:?}"
+    );
+    assert_eq!(deployment.spec.as_ref().and_then(|s| s.replicas), Some(1));
+    assert_eq!(
+        deployment.metadata.owner_references.unwrap_or_default()[0].name,
+        "cart-00001"
+    );
+    let svc = eventually("revision service", Duration::from_secs(30), || {
+        let core = core.clone();
+        async move { core.get_opt("cart-00001").await.ok()? }
+    })
+    .await;
+    assert_eq!(
+        svc.spec.and_then(|s| s.ports).unwrap_or_default()[0].port,
+        80
+    );
+
+    // Not available yet: the revision is not Ready, and neither is the Service.
+    let pending = wait_ready(&services, "cart", "Unknown", None, |s| {
+        s.status.clone().map(|s| s.status)
+    })
+    .await;
+    assert!(pending.status.is_some());
+    report_available(&client, "shop", "cart-00001-deployment", 1).await;
+    wait_ready(&revisions, "cart-00001", "True", None, |r| {
+        r.status.clone().map(|s| s.status)
+    })
+    .await;
+    let cfg = wait_ready(&configurations, "cart", "True", None, |c| {
+        c.status.clone().map(|s| s.status)
+    })
+    .await;
+    assert_eq!(
+        cfg.status
+            .as_ref()
+            .and_then(|s| s.fields.latest_ready_revision_name.clone())
+            .as_deref(),
+        Some("cart-00001")
+    );
+    let route = wait_ready(&routes, "cart", "True", None, |r| {
+        r.status.clone().map(|s| s.status)
+    })
+    .await;
+    let traffic = route
+        .status
+        .clone()
+        .map(|s| s.fields.traffic)
+        .unwrap_or_default();
+    assert_eq!(traffic.len(), 1);
+    assert_eq!(traffic[0].revision_name.as_deref(), Some("cart-00001"));
+    assert_eq!(traffic[0].percent, Some(100));
+    let service = wait_ready(&services, "cart", "True", None, |s| {
+        s.status.clone().map(|s| s.status)
+    })
+    .await;
+    let st = service.status.expect("status");
+    assert_eq!(
+        st.route.url.as_deref(),
+        Some("http://cart.shop.example.com")
+    );
+
+    // A template change stamps cart-00002; traffic follows the latest ready revision.
+    apply(&services, ksvc("two")).await;
+    eventually("revision cart-00002", Duration::from_secs(30), || {
+        let revisions = revisions.clone();
+        async move { revisions.get_opt("cart-00002").await.ok()? }
+    })
+    .await;
+    eventually("deployment 2", Duration::from_secs(30), || {
+        let deployments = deployments.clone();
+        async move { deployments.get_opt("cart-00002-deployment").await.ok()? }
+    })
+    .await;
+    report_available(&client, "shop", "cart-00002-deployment", 1).await;
+    eventually("traffic on cart-00002", Duration::from_secs(30), || {
+        let routes = routes.clone();
+        async move {
+            let r = routes.get("cart").await.ok()?;
+            let t = r.status?.fields.traffic;
+            (t.len() == 1 && t[0].revision_name.as_deref() == Some("cart-00002")).then_some(())
+        }
+    })
+    .await;
+    // The first revision is immutable and still there.
+    let rev1_again = revisions.get("cart-00001").await.expect("cart-00001");
+    assert_eq!(rev1_again.spec, rev1.spec);
+}
+
+/// Renders the chart with `FERRY_HELM` and applies every object to the API server, the way
+/// `helm template | kubectl apply -f -` would; returns the kinds applied.
+async fn apply_chart(client: &::kube::Client, namespace: &str) -> Vec<String> {
+    use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    use ::kube::discovery::{Discovery, Scope};
+    let helm = std::env::var("FERRY_HELM")
+        .expect("FERRY_HELM names the helm binary (scripts/chart-test --install-helm)");
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/ferry");
+    let out = std::process::Command::new(helm)
+        .args(["template", "ferry", chart, "--namespace", namespace])
+        .output()
+        .expect("helm runs");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let mut kinds = Vec::new();
+    for doc in serde_yaml::Deserializer::from_slice(&out.stdout) {
+        let value = serde_yaml::Value::deserialize(doc).expect("YAML");
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject =
+            serde_json::from_value(serde_json::to_value(&value).expect("JSON")).expect("an object");
+        let types = obj.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
+        let (resource, caps) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("the API server does not serve {gvk:?}"));
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                obj.metadata.namespace.as_deref().unwrap_or(namespace),
+                &resource,
+            ),
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+        };
+        let name = obj.metadata.name.clone().expect("named");
+        api.patch(
+            &name,
+            &PatchParams::apply("helm").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} {name} rejected: {e}", types.kind));
+        let _: &ApiResource = &resource;
+        kinds.push(types.kind);
+    }
+    kinds
+}
+
+use serde::Deserialize as _;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver and helm: set FERRY_KUBE_BIN and FERRY_HELM (docs/operator.md)"]
+async fn the_chart_installs_and_its_service_account_is_enough() {
+    use ferry_api::serving::{KnativeService, Revision};
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("demo").await;
+    let admin = kube.admin();
+    let kinds = apply_chart(&admin, "ferry-system").await;
+    for kind in [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "Deployment",
+        "StatefulSet",
+        "ConfigMap",
+        "Service",
+        "PodDisruptionBudget",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+
+    // The operator runs with the chart's ServiceAccount token: what the chart's RBAC grants,
+    // and nothing more.
+    let sa: Api<ServiceAccount> = Api::namespaced(admin.clone(), "ferry-system");
+    let token = sa
+        .create_token_request(
+            "ferry-operator",
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("token")
+        .status
+        .expect("token status")
+        .token;
+    let ferry = Ferry::start(
+        &kube,
+        FerryOptions {
+            namespace: "ferry-system".into(),
+            client: kube.client(&token),
+            args: vec![],
+        },
+    )
+    .await;
+    let sink = Sink::start().await;
+    let brokers: Api<Broker> = Api::namespaced(admin.clone(), "demo");
+    let triggers: Api<Trigger> = Api::namespaced(admin.clone(), "demo");
+    apply(
+        &brokers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+            "metadata": {"name": "default", "namespace": "demo",
+                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
+        }),
+    )
+    .await;
+    apply(
+        &triggers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": "all", "namespace": "demo"},
+            "spec": {"broker": "default", "subscriber": {"uri": sink.url()}}
+        }),
+    )
+    .await;
+    let broker = wait_ready(&brokers, "default", "True", None, |b| {
+        b.status.clone().map(|s| s.status)
+    })
+    .await;
+    wait_ready(&triggers, "all", "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+    let address = broker
+        .status
+        .and_then(|s| s.address.address)
+        .and_then(|a| a.url)
+        .expect("address");
+    assert_eq!(post_event(&address, "chart-1", "any").await, 202);
+    sink.wait_for_accepted(1, Duration::from_secs(20)).await;
+
+    let services: Api<KnativeService> = Api::namespaced(admin.clone(), "demo");
+    apply(
+        &services,
+        json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "hello", "namespace": "demo"},
+            "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/ferry-dev/hello:1"}]}}}
+        }),
+    )
+    .await;
+    let revisions: Api<Revision> = Api::namespaced(admin.clone(), "demo");
+    eventually("revision hello-00001", Duration::from_secs(30), || {
+        let revisions = revisions.clone();
+        async move { revisions.get_opt("hello-00001").await.ok()? }
+    })
+    .await;
+    report_available(&admin, "demo", "hello-00001-deployment", 1).await;
+    wait_ready(&services, "hello", "True", None, |s| {
+        s.status.clone().map(|s| s.status)
+    })
+    .await;
+
+    // Deleting (finalizers) works with the chart's permissions too.
+    triggers
+        .delete("all", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("trigger gone", Duration::from_secs(30), || {
+        let triggers = triggers.clone();
+        async move { triggers.get_opt("all").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let metrics = ferry.operator_metrics().await;
+    assert!(
+        !metrics.contains("reason=\"forbidden\""),
+        "the chart's RBAC denied something:\n{metrics}"
+    );
+    assert!(metrics.contains("ferry_operator_leader 1"), "{metrics}");
+}
