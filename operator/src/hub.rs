@@ -53,6 +53,8 @@ struct State {
     topics: HashMap<String, Topic>,
     /// The generation every dispatcher reports.
     applied: Option<u64>,
+    /// When each generation not yet applied everywhere was recorded.
+    written_at: BTreeMap<u64, std::time::Instant>,
     /// What each object's controller was last told (for which `metadata.generation`), to wake
     /// only those whose state changed — including a spec change that compiles to the same
     /// contract entry.
@@ -123,6 +125,21 @@ impl Hub {
             state.applied = generation;
             drop(state);
             self.poke();
+        }
+    }
+
+    /// How long `object` (at `metadata.generation` `generation`) has been in a written
+    /// contract that the dispatchers have not all applied yet; `None` when it is not waiting
+    /// for the dispatchers.
+    pub fn unapplied_for(&self, object: &ObjectRef, generation: Option<i64>) -> Option<Duration> {
+        let state = self.lock();
+        match state.seen.get(object) {
+            Some((g, Seen::Carried { since }))
+                if *g == generation && state.applied.is_none_or(|a| a < *since) =>
+            {
+                state.written_at.get(since).map(|t| t.elapsed())
+            }
+            _ => None,
         }
     }
 
@@ -482,6 +499,13 @@ fn record(
     }
     state.seen = seen;
     state.egresses = egresses;
+    state
+        .written_at
+        .entry(generation)
+        .or_insert_with(std::time::Instant::now);
+    if let Some(applied) = state.applied {
+        state.written_at.retain(|g, _| *g > applied);
+    }
     state.contract = new;
 }
 

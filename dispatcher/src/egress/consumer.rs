@@ -85,6 +85,7 @@ pub async fn run(
     topics: Vec<String>,
     settings: EgressSettings,
     stop: CancellationToken,
+    started: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(), rdkafka::error::KafkaError> {
     let egress = &deliverer.egress;
     let reset = match egress.initial_offset {
@@ -149,6 +150,8 @@ pub async fn run(
             tracing::warn!(egress = %deliverer.label, error = %e, "could not commit initial offsets; partitions without one start at the initial offset when assigned")
         }
     }
+    // Where this group starts is fixed now: an event accepted from here on is delivered.
+    let _ = started.send(());
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     let ordered = egress.ordering == DeliveryOrder::Ordered;

@@ -27,6 +27,16 @@ use crate::log::Log;
 use crate::metrics::Metrics;
 use deliver::{Deliverer, Services};
 
+/// How long applying a contract waits for new egresses to fix their start offsets.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A started egress: its stop token, its task, and the signal that its start offsets are fixed.
+type Started = (
+    CancellationToken,
+    JoinHandle<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
+
 /// Knobs shared by every egress.
 #[derive(Clone, Debug)]
 pub struct EgressSettings {
@@ -103,7 +113,8 @@ impl EgressSet {
         self.running.keys().cloned().collect()
     }
 
-    /// Makes the running egresses match the contract.
+    /// Makes the running egresses match the contract, and returns once the new ones have
+    /// fixed their start offsets (or [`START_WAIT`] passed).
     pub async fn apply(&mut self, contract: &Contract) {
         let mut wanted: HashMap<String, Spec> = HashMap::new();
         for resource in &contract.resources {
@@ -133,12 +144,14 @@ impl EgressSet {
         for task in stopping {
             let _ = task.await;
         }
+        let mut starting = Vec::new();
         for (uid, spec) in wanted {
             if self.running.contains_key(&uid) {
                 continue;
             }
             match self.start(spec.clone()) {
-                Ok((stop, task)) => {
+                Ok((stop, task, started)) => {
+                    starting.push(started);
                     self.running.insert(uid, Running { spec, stop, task });
                 }
                 Err(e) => {
@@ -146,9 +159,19 @@ impl EgressSet {
                 }
             }
         }
+        // The contract counts as applied once every new egress has fixed where its group
+        // starts (Knative's InitialOffsetsCommitted): an event accepted after the dispatcher
+        // reports the generation is never skipped by a `latest` start. Bounded, so one
+        // unreachable log does not hold every other change back.
+        let all = futures::future::join_all(starting);
+        if tokio::time::timeout(START_WAIT, all).await.is_err() {
+            tracing::warn!(
+                "some new egresses had not fixed their start offsets within {START_WAIT:?}; reporting the contract applied anyway"
+            );
+        }
     }
 
-    fn start(&self, spec: Spec) -> Result<(CancellationToken, JoinHandle<()>), String> {
+    fn start(&self, spec: Spec) -> Result<Started, String> {
         let deliverer = Deliverer::new(
             spec.egress.clone(),
             (&spec.bootstrap, &spec.topics),
@@ -158,15 +181,23 @@ impl EgressSet {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let settings = self.settings.clone();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let label = deliverer.label.clone();
-            if let Err(e) =
-                consumer::run(deliverer, spec.bootstrap, spec.topics, settings, token).await
+            if let Err(e) = consumer::run(
+                deliverer,
+                spec.bootstrap,
+                spec.topics,
+                settings,
+                token,
+                started_tx,
+            )
+            .await
             {
                 tracing::error!(egress = %label, error = %e, "egress failed to start its consumer");
             }
         });
-        Ok((stop, task))
+        Ok((stop, task, started))
     }
 
     /// Stops every egress, draining in-flight deliveries.

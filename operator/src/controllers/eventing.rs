@@ -162,10 +162,43 @@ fn destination_address(
     }
 }
 
-/// Pending objects are not written: the hub wakes them once it has compiled them, so a burst
-/// of new objects costs one status write each instead of two.
-fn wait_for_hub(resource: AnyResource, dp: &DataPlane) -> bool {
-    *dp == DataPlane::Pending && spec_problem(&resource).is_none()
+/// How long a compiled object waits for the dispatchers before its status says it waits.
+const APPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether to leave the status alone for now, and when to look again. Pending objects are not
+/// written: the hub wakes them once it has compiled them. Objects the dispatchers have not
+/// applied yet are not written during [`APPLY_GRACE`] either (the hub wakes them when they
+/// apply it, normally well within it). So a burst of new objects costs one status write each
+/// instead of three; a data plane that does not apply the contract still shows up on every
+/// object after the grace.
+fn wait_for_hub(ctx: &Context, resource: AnyResource, dp: &DataPlane) -> Option<Action> {
+    if spec_problem(&resource).is_some() {
+        return None;
+    }
+    match dp {
+        DataPlane::Pending => Some(Action::await_change()),
+        DataPlane::Compiled { applied: false } => {
+            let object = ContractRef::new(
+                resource.kind(),
+                resource.namespace().unwrap_or_default(),
+                resource.name(),
+            );
+            let waited = ctx
+                .hub
+                .unapplied_for(&object, resource_generation(&resource))?;
+            (waited < APPLY_GRACE).then(|| Action::requeue(APPLY_GRACE - waited))
+        }
+        _ => None,
+    }
+}
+
+fn resource_generation(resource: &AnyResource) -> Option<i64> {
+    match resource {
+        AnyResource::Trigger(t) => t.metadata.generation,
+        AnyResource::Subscription(s) => s.metadata.generation,
+        AnyResource::KafkaSource(s) => s.metadata.generation,
+        _ => None,
+    }
 }
 
 pub(super) async fn reconcile_broker(
@@ -364,8 +397,8 @@ async fn apply_trigger(ctx: &Context, trigger: &Trigger) -> Result<Action, Error
     let (data_plane, egress) = ctx
         .hub
         .observe(&contract_ref(trigger), trigger.metadata.generation);
-    if wait_for_hub(AnyResource::Trigger(trigger.clone()), &data_plane) {
-        return Ok(Action::await_change());
+    if let Some(action) = wait_for_hub(ctx, AnyResource::Trigger(trigger.clone()), &data_plane) {
+        return Ok(action);
     }
     let obs = Observed {
         subscriber_uri: destination_address(ctx, &ns, Some(&trigger.spec.subscriber)),
@@ -485,8 +518,8 @@ pub(super) async fn reconcile_subscription(
 async fn apply_subscription(ctx: &Context, sub: &Subscription) -> Result<Action, Error> {
     let ns = sub.namespace().unwrap_or_default();
     let (data_plane, egress) = ctx.hub.observe(&contract_ref(sub), sub.metadata.generation);
-    if wait_for_hub(AnyResource::Subscription(sub.clone()), &data_plane) {
-        return Ok(Action::await_change());
+    if let Some(action) = wait_for_hub(ctx, AnyResource::Subscription(sub.clone()), &data_plane) {
+        return Ok(action);
     }
     let channel = match ctx
         .stores
@@ -517,8 +550,12 @@ pub(super) async fn reconcile_source(
         let (data_plane, egress) = ctx
             .hub
             .observe(&contract_ref(&*source), source.metadata.generation);
-        if wait_for_hub(AnyResource::KafkaSource((*source).clone()), &data_plane) {
-            return Ok(Action::await_change());
+        if let Some(action) = wait_for_hub(
+            &ctx,
+            AnyResource::KafkaSource((*source).clone()),
+            &data_plane,
+        ) {
+            return Ok(action);
         }
         let topics = match ctx.topics.exist(&source.spec.topics).await {
             Ok(()) => Topic::Ready(source.spec.topics.join(",")),

@@ -73,6 +73,10 @@ pub enum Error {
     /// Adding or removing a finalizer, or cleaning up, failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The cached object was older than the stored one (a finalizer patch's precondition
+    /// failed): retried shortly, once the watch has caught up.
+    #[error("the cached object is stale; retrying")]
+    Stale,
 }
 
 impl Error {
@@ -86,6 +90,7 @@ impl Error {
             Error::Kube(_) => "api",
             Error::Log(_) => "log",
             Error::Finalizer(_) => "finalizer",
+            Error::Stale => "stale_cache",
         }
     }
 }
@@ -97,6 +102,13 @@ impl From<kube::runtime::finalizer::Error<Error>> for Error {
         use kube::runtime::finalizer::Error as F;
         match e {
             F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            // kube's finalizer patches test the finalizer list first; a failed test (422) means
+            // the cache has not seen the previous patch yet.
+            F::AddFinalizer(kube::Error::Api(e)) | F::RemoveFinalizer(kube::Error::Api(e))
+                if e.code == 422 =>
+            {
+                Error::Stale
+            }
             F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
             other => Error::Finalizer(other.to_string()),
         }
@@ -288,6 +300,10 @@ fn error_policy<K: Resource<DynamicType = ()>>(
 ) -> Action {
     let key = object_key(&*obj);
     ctx.metrics.failed(&K::kind(&()), error.reason());
+    if matches!(error, Error::Stale) {
+        tracing::debug!(object = %key, "cache behind the API server; retrying");
+        return Action::requeue(Duration::from_millis(500));
+    }
     let delay = ctx.backoff(&key);
     tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
@@ -345,6 +361,9 @@ where
         let writer = self.writer.take().expect("driven once");
         watcher(self.api.clone(), self.config.clone())
             .default_backoff()
+            // managedFields are the API server's bookkeeping; nothing here reads them, and
+            // they are a large share of every cached object.
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
             .reflect_shared(writer)
             .for_each(move |event| {
                 if let Err(e) = event {
