@@ -718,3 +718,161 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
     );
     assert!(metrics.contains("ferry_operator_leader 1"), "{metrics}");
 }
+
+/// Plays the EndpointSlice controller: the revision's Service has one ready endpoint.
+async fn publish_endpoint(client: &::kube::Client, ns: &str, revision: &str, ip: &str, port: u16) {
+    let api: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(client.clone(), ns);
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{revision}-abcde"), "namespace": ns,
+                     "labels": {"kubernetes.io/service-name": revision, "serving.knative.dev/revision": revision}},
+        // The API server refuses loopback IPs in EndpointSlices; the test sink's host name
+        // (an FQDN slice) stands in for a pod IP.
+        "addressType": "FQDN",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
+    });
+    api.patch(
+        &format!("{revision}-abcde"),
+        &PatchParams::apply("endpointslice-controller").force(),
+        &Patch::Apply(&slice),
+    )
+    .await
+    .expect("endpoint slice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn events_reach_ready_revision_endpoints_and_idle_revisions_scale_to_zero() {
+    use ferry_api::serving::KnativeService;
+    use k8s_openapi::api::apps::v1::Deployment;
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("shop").await;
+    let admin = kube.admin();
+    // Knative's config-autoscaler with short windows, as a cluster admin would set it.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), "ferry-system");
+    apply(&cms, json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "ferry-config-autoscaler", "namespace": "ferry-system"},
+        "data": {"stable-window": "6s", "scale-to-zero-grace-period": "1s", "tick-interval": "1s"}
+    }))
+    .await;
+    let ferry = Ferry::start(
+        &kube,
+        FerryOptions {
+            namespace: "ferry-system".into(),
+            client: admin.clone(),
+            args: vec![],
+        },
+    )
+    .await;
+    let replica = Sink::start().await;
+    let services: Api<KnativeService> = Api::namespaced(admin.clone(), "shop");
+    apply(
+        &services,
+        json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "cart", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containerConcurrency": 2,
+                "containers": [{"image": "ghcr.io/ferry-dev/cart:1"}]}}}
+        }),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "shop");
+    eventually("deployment", Duration::from_secs(30), || {
+        let deployments = deployments.clone();
+        async move { deployments.get_opt("cart-00001-deployment").await.ok()? }
+    })
+    .await;
+    report_available(&admin, "shop", "cart-00001-deployment", 1).await;
+    // The pod's address is the test sink: events for the revision must reach it.
+    publish_endpoint(
+        &admin,
+        "shop",
+        "cart-00001",
+        "127.0.0.1",
+        replica.addr().port(),
+    )
+    .await;
+    wait_ready(&services, "cart", "True", None, |s| {
+        s.status.clone().map(|s| s.status)
+    })
+    .await;
+
+    let brokers: Api<Broker> = Api::namespaced(admin.clone(), "shop");
+    let triggers: Api<Trigger> = Api::namespaced(admin.clone(), "shop");
+    apply(
+        &brokers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+            "metadata": {"name": "default", "namespace": "shop",
+                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
+        }),
+    )
+    .await;
+    apply(&triggers, json!({
+        "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+        "metadata": {"name": "to-cart", "namespace": "shop"},
+        "spec": {"broker": "default",
+                 "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "cart"}}}
+    }))
+    .await;
+    let broker = wait_ready(&brokers, "default", "True", None, |b| {
+        b.status.clone().map(|s| s.status)
+    })
+    .await;
+    wait_ready(&triggers, "to-cart", "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+
+    // The contract routes the Trigger to the revision and lists its ready endpoint.
+    let cm = cms.get("ferry-contract").await.expect("contract");
+    let contract = ferry_operator::hub::contract_in(&cm)
+        .expect("valid")
+        .expect("present");
+    let activation = contract
+        .activation
+        .iter()
+        .find(|a| a.revision == "shop/cart-00001")
+        .expect("activation for the revision");
+    assert_eq!(activation.url, "http://cart-00001.shop.svc.cluster.local");
+    assert_eq!(
+        activation.endpoints,
+        vec![format!("http://127.0.0.1:{}", replica.addr().port())]
+    );
+    assert_eq!(activation.container_concurrency, 2);
+
+    let address = broker
+        .status
+        .and_then(|s| s.address.address)
+        .and_then(|a| a.url)
+        .expect("address");
+    for i in 0..5 {
+        assert_eq!(
+            post_event(&address, &format!("cart-{i}"), "cart.item.added").await,
+            202
+        );
+    }
+    let got = replica.wait_for_accepted(5, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 5);
+
+    // Idle: the autoscaler (stable window 6 s + grace 1 s) takes the Deployment to zero.
+    eventually(
+        "the idle revision scaled to zero",
+        Duration::from_secs(60),
+        || {
+            let deployments = deployments.clone();
+            async move {
+                let d = deployments.get("cart-00001-deployment").await.ok()?;
+                (d.spec?.replicas == Some(0)).then_some(())
+            }
+        },
+    )
+    .await;
+    let _ = &ferry;
+}

@@ -356,9 +356,17 @@ where
             .expect("shared stores can be subscribed to before they run")
     }
 
-    /// The root stream: watch, fill the store, poke the hub.
-    fn drive(&mut self, hub: Arc<Hub>) -> impl Future<Output = ()> + Send + 'static {
+    /// The root stream: watch, fill the store, poke the hub. With `spec_only`, a change that
+    /// keeps `metadata.generation` and the deletion mark (a status write, a finalizer) does not
+    /// poke it: the contract reads only the specs of those kinds, and their own status writes
+    /// would otherwise recompile the whole contract once per object.
+    fn drive(
+        &mut self,
+        hub: Arc<Hub>,
+        spec_only: bool,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let writer = self.writer.take().expect("driven once");
+        let mut seen: HashMap<String, (Option<i64>, bool)> = HashMap::new();
         watcher(self.api.clone(), self.config.clone())
             .default_backoff()
             // managedFields are the API server's bookkeeping; nothing here reads them, and
@@ -366,8 +374,21 @@ where
             .modify(|o: &mut K| o.meta_mut().managed_fields = None)
             .reflect_shared(writer)
             .for_each(move |event| {
-                if let Err(e) = event {
-                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                match &event {
+                    Err(e) => {
+                        tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying")
+                    }
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) if spec_only => {
+                        let key = o.meta().uid.clone().unwrap_or_default();
+                        let now = (o.meta().generation, o.meta().deletion_timestamp.is_some());
+                        if seen.insert(key, now) == Some(now) {
+                            return futures::future::ready(());
+                        }
+                    }
+                    Ok(watcher::Event::Delete(o)) if spec_only => {
+                        seen.remove(o.meta().uid.as_deref().unwrap_or_default());
+                    }
+                    Ok(_) => {}
                 }
                 hub.poke();
                 futures::future::ready(())
@@ -522,17 +543,17 @@ pub async fn run(
     .collect::<Vec<_>>();
 
     let roots = vec![
-        tokio::spawn(brokers.drive(hub.clone())),
-        tokio::spawn(triggers.drive(hub.clone())),
-        tokio::spawn(channels.drive(hub.clone())),
-        tokio::spawn(subscriptions.drive(hub.clone())),
-        tokio::spawn(sources.drive(hub.clone())),
-        tokio::spawn(services.drive(hub.clone())),
-        tokio::spawn(configurations.drive(hub.clone())),
-        tokio::spawn(revisions.drive(hub.clone())),
-        tokio::spawn(routes.drive(hub.clone())),
-        tokio::spawn(deployments.drive(hub.clone())),
-        tokio::spawn(endpoints.drive(hub.clone())),
+        tokio::spawn(brokers.drive(hub.clone(), false)),
+        tokio::spawn(triggers.drive(hub.clone(), true)),
+        tokio::spawn(channels.drive(hub.clone(), false)),
+        tokio::spawn(subscriptions.drive(hub.clone(), true)),
+        tokio::spawn(sources.drive(hub.clone(), true)),
+        tokio::spawn(services.drive(hub.clone(), false)),
+        tokio::spawn(configurations.drive(hub.clone(), false)),
+        tokio::spawn(revisions.drive(hub.clone(), false)),
+        tokio::spawn(routes.drive(hub.clone(), false)),
+        tokio::spawn(deployments.drive(hub.clone(), false)),
+        tokio::spawn(endpoints.drive(hub.clone(), false)),
     ];
     let synced = stores.clone();
     let ready_task = tokio::spawn(async move {
