@@ -5,6 +5,8 @@
 //! FERRY_KUBE_BIN=/opt/kube/bin cargo bench -p ferry-operator --bench scale -- [triggers] [brokers]
 //! ```
 //!
+//! `FERRY_OPERATOR_ARGS` adds operator flags, e.g. `--reconcile-concurrency=128`.
+//!
 //! The operator runs as its own process (`ferry-operator`, so its RSS is its own) with a
 //! kubeconfig for the test API server. No dispatcher pods run here, so a stand-in answers the
 //! operator's `/readyz` probe with the generation of the contract ConfigMap, as a dispatcher
@@ -187,6 +189,11 @@ async fn main() {
         ])
         .arg(format!("--dispatcher-admin-url=http://{readyz}"))
         .arg(format!("--kafka-bootstrap-servers={}", log.kafka_addr))
+        .args(
+            std::env::var("FERRY_OPERATOR_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .spawn()
         .expect("ferry-operator starts");
     let pid = operator.id();

@@ -92,7 +92,7 @@ pub struct Args {
     /// Reconciles of one kind that run at once. Bounded so that a burst of thousands of objects
     /// neither floods the API server (starving the leader-election Lease) nor holds thousands
     /// of requests in memory.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..))]
     pub reconcile_concurrency: u16,
 
     /// How often every dispatcher's applied contract generation is read (the autoscaler
