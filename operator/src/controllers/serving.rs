@@ -159,41 +159,27 @@ pub(super) async fn reconcile_configuration(
             return Ok(Action::await_change());
         }
         let mut revisions = in_namespace(&ctx.stores.revisions, &ns);
-        let mut taken = None;
-        match serving::revision_for(&cfg, &revisions) {
-            Ok(Some(revision)) => {
-                let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
-                match api.create(&PostParams::default(), &revision).await {
-                    Ok(created) => {
-                        revisions.push(created);
-                        ctx.event(
-                            &*cfg,
-                            false,
-                            "Created",
-                            format!("Created Revision {}", revision.name_any()),
-                        )
-                        .await;
-                    }
-                    // The store had not seen it yet.
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(e) => return Err(e.into()),
+        // A revision name taken by another template is reported by `configuration_status`
+        // (Knative's RevisionFailed), which runs the same check.
+        if let Ok(Some(revision)) = serving::revision_for(&cfg, &revisions) {
+            let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
+            match api.create(&PostParams::default(), &revision).await {
+                Ok(created) => {
+                    revisions.push(created);
+                    ctx.event(
+                        &*cfg,
+                        false,
+                        "Created",
+                        format!("Created Revision {}", revision.name_any()),
+                    )
+                    .await;
                 }
+                // The store had not seen it yet.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
             }
-            Ok(None) => {}
-            Err(message) => taken = Some(message),
         }
-        let mut status = serving::configuration_status(&cfg, &revisions, &ctx.now());
-        if let Some(message) = taken {
-            status.status.set_condition(
-                Condition::new(
-                    READY,
-                    ConditionStatus::False,
-                    Some("RevisionNameTaken"),
-                    Some(&message),
-                ),
-                &ctx.now(),
-            );
-        }
+        let status = serving::configuration_status(&cfg, &revisions, &ctx.now());
         apply_status(&ctx, &*cfg, cfg.status.as_ref(), &status).await?;
         Ok(Action::await_change())
     })
