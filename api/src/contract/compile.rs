@@ -7,7 +7,7 @@
 //! reported as a [`CompileError`] naming it, so the operator can set `Ready=False` on exactly
 //! that object while everything else keeps flowing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kube::ResourceExt;
 
@@ -37,15 +37,15 @@ pub struct CompileInput<'a> {
     /// Bootstrap servers of the log that Brokers and KafkaChannels use.
     pub bootstrap_servers: &'a str,
     /// Brokers of the Ferry class.
-    pub brokers: &'a [Broker],
+    pub brokers: &'a [&'a Broker],
     /// All Triggers (those naming a Broker not in `brokers` are reported).
-    pub triggers: &'a [Trigger],
+    pub triggers: &'a [&'a Trigger],
     /// KafkaChannels.
-    pub channels: &'a [KafkaChannel],
+    pub channels: &'a [&'a KafkaChannel],
     /// Subscriptions (those naming a channel not in `channels` are reported).
-    pub subscriptions: &'a [Subscription],
+    pub subscriptions: &'a [&'a Subscription],
     /// KafkaSources.
-    pub sources: &'a [KafkaSource],
+    pub sources: &'a [&'a KafkaSource],
     /// Resolves a reference (namespace already defaulted) to an address; `None` when the
     /// referent does not exist or is not addressable yet.
     pub resolve: &'a dyn Fn(&KReference) -> Option<Resolved>,
@@ -78,6 +78,15 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
     let mut errors = Vec::new();
     let mut resources = Vec::new();
 
+    // Triggers by (namespace, broker), in input order: one pass instead of one per Broker.
+    let mut by_broker: HashMap<(&str, &str), Vec<&Trigger>> = HashMap::new();
+    for &trigger in input.triggers {
+        let ns = trigger.metadata.namespace.as_deref().unwrap_or_default();
+        by_broker
+            .entry((ns, trigger.spec.broker.as_str()))
+            .or_default()
+            .push(trigger);
+    }
     for broker in input.brokers {
         let (ns, name) = (broker.namespace().unwrap_or_default(), broker.name_any());
         let mut resource = log_resource(
@@ -88,11 +97,11 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             broker.uid(),
             broker_topic(&ns, &name),
         );
-        for trigger in input
-            .triggers
-            .iter()
-            .filter(|t| t.namespace().unwrap_or_default() == ns && t.spec.broker == name)
-        {
+        let key = (
+            broker.metadata.namespace.as_deref().unwrap_or_default(),
+            broker.metadata.name.as_deref().unwrap_or_default(),
+        );
+        for trigger in by_broker.remove(&key).unwrap_or_default() {
             let delivery = trigger
                 .spec
                 .delivery
@@ -133,10 +142,12 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
     }
     for trigger in input.triggers {
         let ns = trigger.namespace().unwrap_or_default();
-        let known = input.brokers.iter().any(|b| {
-            b.namespace().unwrap_or_default() == ns && b.name_any() == trigger.spec.broker
-        });
-        if !known {
+        // Still in the map: no Broker took them.
+        let key = (
+            trigger.metadata.namespace.as_deref().unwrap_or_default(),
+            trigger.spec.broker.as_str(),
+        );
+        if by_broker.contains_key(&key) {
             errors.push(CompileError {
                 object: ObjectRef::new("Trigger", &ns, &trigger.name_any()),
                 reason: "BrokerDoesNotExist",

@@ -267,13 +267,14 @@ impl Contract {
 
     /// The contract as gzip-compressed JSON, the form [`Contract::from_bytes`] reads.
     pub fn to_gzip(&self) -> Vec<u8> {
-        let json = serde_json::to_vec(self).expect("a contract always serializes");
-        let mut encoder = flate2::write::GzEncoder::new(
-            Vec::with_capacity(json.len() / 8),
-            flate2::Compression::default(),
-        );
-        std::io::Write::write_all(&mut encoder, &json).expect("writing to memory cannot fail");
-        encoder.finish().expect("writing to memory cannot fail")
+        // Streamed: the JSON (about 12× the gzip) is never held whole.
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, encoder);
+        serde_json::to_writer(&mut out, self).expect("a contract always serializes");
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(flate2::write::GzEncoder::finish)
+            .expect("writing to memory cannot fail")
     }
 
     /// Reads a contract from JSON.

@@ -112,11 +112,11 @@ spec:
     compile(&CompileInput {
         generation: 7,
         bootstrap_servers: "127.0.0.1:9092",
-        brokers: &brokers,
-        triggers: &triggers,
-        channels: &channels,
-        subscriptions: &subscriptions,
-        sources: &sources,
+        brokers: &brokers.iter().collect::<Vec<_>>(),
+        triggers: &triggers.iter().collect::<Vec<_>>(),
+        channels: &channels.iter().collect::<Vec<_>>(),
+        subscriptions: &subscriptions.iter().collect::<Vec<_>>(),
+        sources: &sources.iter().collect::<Vec<_>>(),
         resolve: &resolver,
     })
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ferry_api::contract::{self, CompileInput, Resolved};
+use ferry_api::contract::{self, CompileError, CompileInput, Contract, Resolved};
 use ferry_api::duck::KReference;
 use ferry_api::eventing::{BROKER_CLASS_ANNOTATION, Broker, FERRY_BROKER_CLASS, Trigger};
 use ferry_api::messaging::{KafkaChannel, Subscription};
@@ -71,7 +71,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<String>> {
             .address_kind(r)
             .map(|_| Resolved::Url("http://check".into()))
     };
-    let (checked, errors) = contract::compile(&desired.compile_input(1, "check", &optimistic));
+    let (checked, errors) = desired.compile(1, "check", &optimistic);
     if let Err(e) = checked.validate() {
         // E.g. a Broker and a KafkaChannel of the same name share an ingress path.
         problems.extend(
@@ -187,23 +187,26 @@ impl Desired {
         }
     }
 
-    /// The compile input for these resources.
-    pub fn compile_input<'a>(
-        &'a self,
+    /// Compiles these resources into a contract of `generation`.
+    pub fn compile(
+        &self,
         generation: u64,
-        bootstrap_servers: &'a str,
-        resolve: &'a dyn Fn(&KReference) -> Option<Resolved>,
-    ) -> CompileInput<'a> {
-        CompileInput {
+        bootstrap_servers: &str,
+        resolve: &dyn Fn(&KReference) -> Option<Resolved>,
+    ) -> (Contract, Vec<CompileError>) {
+        fn refs<K>(objects: &[K]) -> Vec<&K> {
+            objects.iter().collect()
+        }
+        contract::compile(&CompileInput {
             generation,
             bootstrap_servers,
-            brokers: &self.brokers,
-            triggers: &self.triggers,
-            channels: &self.channels,
-            subscriptions: &self.subscriptions,
-            sources: &self.sources,
+            brokers: &refs(&self.brokers),
+            triggers: &refs(&self.triggers),
+            channels: &refs(&self.channels),
+            subscriptions: &refs(&self.subscriptions),
+            sources: &refs(&self.sources),
             resolve,
-        }
+        })
     }
 }
 

@@ -701,10 +701,8 @@ impl Dev {
 
     fn compile(&self) -> (Contract, Vec<CompileError>) {
         let resolve = |r: &KReference| self.resolve(r);
-        let input = self
-            .desired
-            .compile_input(self.contract.generation, &self.bootstrap, &resolve);
-        contract::compile(&input)
+        self.desired
+            .compile(self.contract.generation, &self.bootstrap, &resolve)
     }
 
     /// Creates the topics of Brokers and KafkaChannels (and, on the embedded broker, of
