@@ -18,7 +18,7 @@ mod kube;
 
 use std::time::{Duration, Instant};
 
-use ::kube::api::{Api, ListParams, Patch, PatchParams};
+use ::kube::api::{Api, Patch, PatchParams};
 use ferry_api::eventing::{Broker, Trigger};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -115,25 +115,104 @@ async fn create(
         .await;
 }
 
-/// Polls until `n` Triggers are Ready (at most 10 minutes), sampling the operator's RSS.
-async fn wait_all_ready(triggers: &Api<Trigger>, n: usize, pid: u32, peak: &mut u64) -> Instant {
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// Per Trigger name: (has Ferry's finalizer, Ready), kept by a watch so that measuring does
+/// not load the API server (a list of every Trigger each poll would cost it more than the
+/// operator's own traffic).
+#[derive(Default)]
+struct Progress {
+    triggers: std::sync::Mutex<std::collections::HashMap<String, (bool, bool)>>,
+}
+
+impl Progress {
+    fn counts(&self) -> (usize, usize) {
+        let t = self.triggers.lock().expect("progress");
+        (
+            t.values().filter(|(f, _)| *f).count(),
+            t.values().filter(|(_, r)| *r).count(),
+        )
+    }
+}
+
+fn watch_progress(triggers: Api<Trigger>) -> std::sync::Arc<Progress> {
+    use ::kube::runtime::watcher::{self, Event};
+    let progress = std::sync::Arc::new(Progress::default());
+    let p = progress.clone();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher::watcher(triggers, watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            let (Ok(Event::Apply(t)) | Ok(Event::InitApply(t))) = event else {
+                continue;
+            };
+            let finalized = t
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty());
+            let ready = t.status.as_ref().is_some_and(|s| s.status.is_ready());
+            let name = t.metadata.name.clone().unwrap_or_default();
+            p.triggers
+                .lock()
+                .expect("progress")
+                .insert(name, (finalized, ready));
+        }
+    });
+    progress
+}
+
+/// Waits until `n` Triggers are Ready (at most 10 minutes), sampling the operator's RSS and
+/// printing a timeline every 5 s: Triggers with the finalizer, Ready, and CPU seconds used
+/// since `since` by the operator, kube-apiserver, etcd and this process (log, stand-in, watch).
+async fn wait_all_ready(
+    progress: &Progress,
+    n: usize,
+    pids: &[(&str, String)],
+    peak: &mut u64,
+) -> Instant {
     let started = Instant::now();
+    let cpu_at_start: Vec<f64> = pids.iter().map(|(_, p)| cpu_seconds(p)).collect();
+    let operator: u32 = pids[0].1.parse().expect("operator pid");
+    let mut next_line = started;
     loop {
-        let list = triggers.list(&ListParams::default()).await.expect("list");
-        let ready = list
-            .items
-            .iter()
-            .filter(|t| t.status.as_ref().is_some_and(|s| s.status.is_ready()))
-            .count();
-        *peak = (*peak).max(rss_kib(pid).unwrap_or(0));
-        if ready >= n {
+        let (finalized, ready) = progress.counts();
+        *peak = (*peak).max(rss_kib(operator).unwrap_or(0));
+        let done = ready >= n;
+        if done || Instant::now() >= next_line {
+            let cpu: Vec<String> = pids
+                .iter()
+                .zip(&cpu_at_start)
+                .map(|((name, pid), start)| format!("{name} {:.1}", cpu_seconds(pid) - start))
+                .collect();
+            eprintln!(
+                "  {:6.1} s: {finalized:>6} with finalizer, {ready:>6} Ready, operator RSS {} MiB; CPU s: {}",
+                started.elapsed().as_secs_f64(),
+                rss_kib(operator).unwrap_or(0) / 1024,
+                cpu.join(", ")
+            );
+            next_line += Duration::from_secs(5);
+        }
+        if done {
             return Instant::now();
         }
         if started.elapsed() > Duration::from_secs(600) {
             println!("gave up: {ready}/{n} Ready after 600 s");
             return Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -175,10 +254,16 @@ async fn main() {
         created.elapsed().as_secs_f64()
     );
 
+    let progress = watch_progress(triggers.clone());
     // Phase 1: the operator starts with every object already there.
     let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-operator"))
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "warn")
+        // As the chart's Deployment sets it (charts/ferry/templates/operator.yaml).
+        .env(
+            "MIMALLOC_PURGE_DELAY",
+            std::env::var("MIMALLOC_PURGE_DELAY").unwrap_or_else(|_| "10".to_owned()),
+        )
         .args([
             "--metrics-listen=127.0.0.1:0",
             "--leader-election-namespace=ferry-system",
@@ -198,11 +283,19 @@ async fn main() {
         .expect("ferry-operator starts");
     let pid = operator.id();
     let started = Instant::now();
+    let (etcd, apiserver) = kube.pids();
+    let pids = [
+        ("operator", pid.to_string()),
+        ("kube-apiserver", apiserver.to_string()),
+        ("etcd", etcd.to_string()),
+        ("bench", "self".to_owned()),
+    ];
     let mut peak_seen = 0;
-    let ready_after = wait_all_ready(&triggers, triggers_n, pid, &mut peak_seen).await;
+    let ready_after = wait_all_ready(&progress, triggers_n, &pids, &mut peak_seen).await;
     println!(
-        "phase 1: all {triggers_n} triggers Ready {:.1} s after the operator started",
-        (ready_after - started).as_secs_f64()
+        "phase 1: all {triggers_n} triggers Ready {:.1} s after the operator started; operator peak RSS so far {} MiB",
+        (ready_after - started).as_secs_f64(),
+        peak_rss_kib(pid).unwrap_or(0).max(peak_seen) / 1024
     );
 
     // Phase 2: a tenth more, created while it runs.
@@ -216,7 +309,7 @@ async fn main() {
     )
     .await;
     let created_live = live.elapsed();
-    let done = wait_all_ready(&triggers, triggers_n + extra, pid, &mut peak_seen).await;
+    let done = wait_all_ready(&progress, triggers_n + extra, &pids, &mut peak_seen).await;
     println!(
         "phase 2: {extra} more created in {:.1} s while it ran; all Ready {:.1} s after the last create",
         created_live.as_secs_f64(),
@@ -241,6 +334,16 @@ async fn main() {
         peak / 1024,
         stored / 1024,
     );
+    // SIGTERM, so the operator stops as in a cluster (and a heap profile is written).
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let stopped = Instant::now();
+    while operator.try_wait().ok().flatten().is_none()
+        && stopped.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = operator.kill();
     let _ = operator.wait();
 }

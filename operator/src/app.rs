@@ -163,14 +163,21 @@ async fn lead(
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let mut watch_leading = leading.clone();
     let stop_shutdown = wait_for(shutdown.clone());
+    let stopping = shutdown.clone();
     let stop = async move {
         tokio::select! {
+            biased;
             _ = stop_shutdown => {}
             _ = async {
                 while *watch_leading.borrow() {
                     if watch_leading.changed().await.is_err() { break; }
                 }
-            } => { let _ = lost_tx.send(()); }
+            } => {
+                // On shutdown the elector gives the Lease up too: that is not losing it.
+                if !*stopping.borrow() {
+                    let _ = lost_tx.send(());
+                }
+            }
         }
     };
     controllers::run(

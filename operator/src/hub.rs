@@ -228,13 +228,13 @@ pub fn contract_in(cm: &ConfigMap) -> Result<Option<Contract>, String> {
     }
 }
 
-/// The objects compiled, with their `metadata.generation`, by kind.
+/// The objects compiled, by kind: the stores' own objects, shared, not copied.
 struct Inputs {
-    brokers: Vec<Broker>,
-    triggers: Vec<ferry_api::eventing::Trigger>,
-    channels: Vec<ferry_api::messaging::KafkaChannel>,
-    subscriptions: Vec<ferry_api::messaging::Subscription>,
-    sources: Vec<ferry_api::sources::KafkaSource>,
+    brokers: Vec<Arc<Broker>>,
+    triggers: Vec<Arc<ferry_api::eventing::Trigger>>,
+    channels: Vec<Arc<ferry_api::messaging::KafkaChannel>>,
+    subscriptions: Vec<Arc<ferry_api::messaging::Subscription>>,
+    sources: Vec<Arc<ferry_api::sources::KafkaSource>>,
 }
 
 fn key<K: kube::Resource>(kind: &str, o: &K) -> ObjectRef {
@@ -267,7 +267,6 @@ fn inputs(stores: &Stores, topics: &HashMap<String, Topic>, claim_classless: boo
                 &b.name_any(),
             ))
         })
-        .map(|b| (*b).clone())
         .collect();
     let channels = stores
         .channels
@@ -280,7 +279,6 @@ fn inputs(stores: &Stores, topics: &HashMap<String, Topic>, claim_classless: boo
                 &c.name_any(),
             ))
         })
-        .map(|c| (*c).clone())
         .collect();
     Inputs {
         brokers,
@@ -289,7 +287,6 @@ fn inputs(stores: &Stores, topics: &HashMap<String, Topic>, claim_classless: boo
             .state()
             .into_iter()
             .filter(|t| usable(&**t, &t.unsupported_fields()))
-            .map(|t| (*t).clone())
             .collect(),
         channels,
         subscriptions: stores
@@ -297,14 +294,12 @@ fn inputs(stores: &Stores, topics: &HashMap<String, Topic>, claim_classless: boo
             .state()
             .into_iter()
             .filter(|s| usable(&**s, &s.unsupported_fields()))
-            .map(|s| (*s).clone())
             .collect(),
         sources: stores
             .sources
             .state()
             .into_iter()
             .filter(|s| usable(&**s, &s.unsupported_fields()))
-            .map(|s| (*s).clone())
             .collect(),
     }
 }
@@ -316,31 +311,31 @@ fn objects(inputs: &Inputs) -> Vec<(ObjectRef, Option<i64>)> {
         inputs
             .brokers
             .iter()
-            .map(|o| (key("Broker", o), o.metadata.generation)),
+            .map(|o| (key("Broker", &**o), o.metadata.generation)),
     );
     out.extend(
         inputs
             .triggers
             .iter()
-            .map(|o| (key("Trigger", o), o.metadata.generation)),
+            .map(|o| (key("Trigger", &**o), o.metadata.generation)),
     );
     out.extend(
         inputs
             .channels
             .iter()
-            .map(|o| (key("KafkaChannel", o), o.metadata.generation)),
+            .map(|o| (key("KafkaChannel", &**o), o.metadata.generation)),
     );
     out.extend(
         inputs
             .subscriptions
             .iter()
-            .map(|o| (key("Subscription", o), o.metadata.generation)),
+            .map(|o| (key("Subscription", &**o), o.metadata.generation)),
     );
     out.extend(
         inputs
             .sources
             .iter()
-            .map(|o| (key("KafkaSource", o), o.metadata.generation)),
+            .map(|o| (key("KafkaSource", &**o), o.metadata.generation)),
     );
     out
 }
@@ -359,14 +354,17 @@ pub fn compile_stores(
 ) -> Compiled {
     let inputs = inputs(stores, topics, config.claim_classless);
     let resolve = |r: &ferry_api::duck::KReference| stores.resolve(r, &config.cluster_domain);
+    fn refs<K>(objects: &[Arc<K>]) -> Vec<&K> {
+        objects.iter().map(|o| &**o).collect()
+    }
     let (mut contract, errors) = contract::compile(&CompileInput {
         generation: 0,
         bootstrap_servers: &config.bootstrap_servers,
-        brokers: &inputs.brokers,
-        triggers: &inputs.triggers,
-        channels: &inputs.channels,
-        subscriptions: &inputs.subscriptions,
-        sources: &inputs.sources,
+        brokers: &refs(&inputs.brokers),
+        triggers: &refs(&inputs.triggers),
+        channels: &refs(&inputs.channels),
+        subscriptions: &refs(&inputs.subscriptions),
+        sources: &refs(&inputs.sources),
         resolve: &resolve,
     });
     contract.activation = activation(stores, &contract, &config.cluster_domain);
@@ -522,11 +520,15 @@ pub async fn run(
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
     let mut pending_write: Option<Contract> = None;
+    // How long the last compile took: under a steady stream of changes, compiles are spaced
+    // at least four times that apart, so the hub takes at most a fifth of a core and the
+    // garbage of one compile is gone before the next.
+    let mut last_compile = Duration::ZERO;
     loop {
         if pending_write.is_none() {
             hub.dirty.notified().await;
         }
-        tokio::time::sleep(config.debounce).await;
+        tokio::time::sleep(config.debounce.max(last_compile * 4)).await;
         if !hub.lock().started {
             match api.get_opt(&config.configmap).await {
                 Ok(cm) => match cm.as_ref().map(contract_in).transpose() {
@@ -545,8 +547,10 @@ pub async fn run(
             }
         }
         let topics = hub.lock().topics.clone();
+        let compiling = std::time::Instant::now();
         let (mut contract, errors, objects) = compile_stores(&stores, &topics, &config);
-        let write = {
+        last_compile = compiling.elapsed();
+        let changed = {
             let state = hub.lock();
             let changed = !same_content(&state.contract, &contract);
             contract.generation = if changed {
@@ -554,10 +558,18 @@ pub async fn run(
             } else {
                 state.contract.generation
             };
-            changed.then(|| contract.clone())
+            changed
         };
-        if let Some(c) = write.or(pending_write.take()) {
-            match write_contract(&api, &config.configmap, &c).await {
+        // A new contract, or else one whose write failed. Written by reference: a copy of
+        // 10,000 egresses is tens of MiB.
+        let pending = pending_write.take();
+        let to_write = if changed {
+            Some(&contract)
+        } else {
+            pending.as_ref()
+        };
+        if let Some(c) = to_write {
+            match write_contract(&api, &config.configmap, c).await {
                 Ok(()) => {
                     tracing::info!(generation = c.generation, "contract written");
                     on_write(c.generation);
@@ -565,7 +577,7 @@ pub async fn run(
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot write the contract; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    pending_write = Some(c);
+                    pending_write = if changed { Some(contract) } else { pending };
                     continue;
                 }
             }

@@ -8,11 +8,18 @@ use tokio::sync::watch;
 
 // mimalloc instead of glibc malloc: compiling the contract makes large short-lived allocations
 // from several threads, which glibc's arenas keep as resident memory.
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -192,6 +192,31 @@ async fn brokers_triggers_channels_and_subscriptions_deliver_events() {
             .unwrap_or_default()
             .contains(&"ferry.dev/consumer-group".to_owned())
     );
+    // The API server accepted the Events about it: the warning, then Ready.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "demo");
+    let about_orders: Vec<(String, String, String)> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("orders"))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.reporting_controller.unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (type_, reason) in [("Warning", "BrokerDoesNotExist"), ("Normal", "Ready")] {
+        assert!(
+            about_orders
+                .iter()
+                .any(|(t, r, by)| t == type_ && r == reason && by == "ferry-operator"),
+            "{type_} {reason} Event about Trigger orders: {about_orders:?}"
+        );
+    }
 
     // Events flow: the filter passes order.created only.
     assert_eq!(post_event(&address, "e-1", "order.created").await, 202);

@@ -731,6 +731,14 @@ fn default_values_run_the_embedded_log_on_a_persistent_volume() {
             Some("PLAINTEXT")
         );
     }
+    // The operator's memory bound (docs/benchmarks.md) is measured with this allocator setting.
+    assert_eq!(
+        env_value(
+            container(&docs, "Deployment", "ferry-operator"),
+            "MIMALLOC_PURGE_DELAY"
+        ),
+        Some("10")
+    );
     let op = args(container(&docs, "Deployment", "ferry-operator"));
     let flag = format!("--kafka-bootstrap-servers={EMBEDDED_BOOTSTRAP}");
     assert!(

@@ -155,6 +155,11 @@ impl KubeApi {
         Client::try_from(config).expect("client")
     }
 
+    /// Process ids of etcd and kube-apiserver (for CPU accounting in the scale bench).
+    pub fn pids(&self) -> (u32, u32) {
+        (self.etcd.id(), self.apiserver.id())
+    }
+
     /// The admin client.
     pub fn admin(&self) -> Client {
         self.client(ADMIN_TOKEN)
