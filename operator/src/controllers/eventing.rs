@@ -338,7 +338,22 @@ fn broker_state(ctx: &Context, trigger: &Trigger) -> BrokerState {
         Some(b) if !b.is_ferry_class(ctx.args.claim_brokers_without_class) => {
             BrokerState::OtherClass
         }
-        Some(b) => BrokerState::Present(b.status.as_ref().is_some_and(|s| s.status.is_ready())),
+        Some(b) => {
+            let ready = b.status.as_ref().and_then(|s| s.status.condition("Ready"));
+            match ready {
+                Some(c) if c.status == ferry_api::duck::ConditionStatus::False => {
+                    BrokerState::Failed {
+                        reason: c
+                            .reason
+                            .clone()
+                            .unwrap_or_else(|| "BrokerNotReady".to_owned()),
+                        message: c.message.clone().unwrap_or_default(),
+                    }
+                }
+                Some(c) => BrokerState::Present(c.is_true()),
+                None => BrokerState::Present(false),
+            }
+        }
     }
 }
 

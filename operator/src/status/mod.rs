@@ -290,7 +290,7 @@ fn resolved_before_delivery(e: &CompileError) -> bool {
 }
 
 /// What a Trigger knows of its Broker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerState {
     /// No Broker of that name in the Trigger's namespace.
     Missing,
@@ -298,6 +298,14 @@ pub enum BrokerState {
     OtherClass,
     /// The Broker exists; `true` when it is Ready.
     Present(bool),
+    /// The Broker exists and is `Ready=False` with this reason and message, which the Trigger
+    /// copies into BrokerReady (Knative's `PropagateBrokerCondition`).
+    Failed {
+        /// The Broker's Ready reason.
+        reason: String,
+        /// The Broker's Ready message.
+        message: String,
+    },
 }
 
 /// A Trigger's status: Knative's BrokerReady, SubscriberResolved, DependencyReady,
@@ -330,6 +338,11 @@ pub fn trigger_status(
         ),
         BrokerState::Present(false) => c.unknown(tc::BROKER_READY, "BrokerNotReady", &format!("Broker {name} is not Ready yet")),
         BrokerState::Present(true) => c.ok(tc::BROKER_READY),
+        BrokerState::Failed { reason, message } => c.fail(
+            tc::BROKER_READY,
+            &reason,
+            &format!("Broker {name} is not Ready: {message}"),
+        ),
     }
     let failed = match &obs.data_plane {
         DataPlane::Failed(e) => Some(e),

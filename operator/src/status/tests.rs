@@ -532,6 +532,25 @@ fn trigger_rows() {
             dead_letter_sink_uri: None,
         },
         Row {
+            name: "broker failed: its reason is copied (Knative's PropagateBrokerCondition)",
+            spec: plain.clone(),
+            broker: BrokerState::Failed {
+                reason: "TopicNotCreated".into(),
+                message: "cannot create topic knative-broker-ns-orders".into(),
+            },
+            obs: resolved(APPLIED, None),
+            ready: (F, Some("TopicNotCreated")),
+            message: "Broker orders is not Ready: cannot create topic knative-broker-ns-orders",
+            conditions: &[
+                "BrokerReady=False:TopicNotCreated",
+                "SubscriberResolved=True",
+                "DependencyReady=True",
+                "SubscriptionReady=True",
+            ],
+            subscriber_uri: Some("http://cart.ns.svc"),
+            dead_letter_sink_uri: None,
+        },
+        Row {
             name: "subscriber not resolved",
             spec: plain.clone(),
             broker: BrokerState::Present(true),
