@@ -193,22 +193,7 @@ async fn brokers_triggers_channels_and_subscriptions_deliver_events() {
             .contains(&"ferry.dev/consumer-group".to_owned())
     );
     // The API server accepted the Events about it: the warning, then Ready.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "demo");
-    let about_orders: Vec<(String, String, String)> = events
-        .list(&Default::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("orders"))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.reporting_controller.unwrap_or_default(),
-            )
-        })
-        .collect();
+    let about_orders = events_about(&client, "demo", "orders").await;
     for (type_, reason) in [("Warning", "BrokerDoesNotExist"), ("Normal", "Ready")] {
         assert!(
             about_orders
@@ -736,12 +721,45 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
         async move { triggers.get_opt("all").await.ok()?.is_none().then_some(()) }
     })
     .await;
+    // Events are created with the chart's permissions (a refusal would only be logged).
+    let about_broker = events_about(&admin, "demo", "default").await;
+    assert!(
+        about_broker
+            .iter()
+            .any(|(t, r, by)| t == "Normal" && r == "Ready" && by == "ferry-operator"),
+        "Ready Event about Broker default: {about_broker:?}"
+    );
     let metrics = ferry.operator_metrics().await;
     assert!(
         !metrics.contains("reason=\"forbidden\""),
         "the chart's RBAC denied something:\n{metrics}"
     );
     assert!(metrics.contains("ferry_operator_leader 1"), "{metrics}");
+}
+
+/// `(type, reason, reportingController)` of the events.k8s.io Events about objects named `name`
+/// in `ns`.
+async fn events_about(
+    client: &::kube::Client,
+    ns: &str,
+    name: &str,
+) -> Vec<(String, String, String)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.reporting_controller.unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// Plays the EndpointSlice controller: the revision's Service has one ready endpoint.

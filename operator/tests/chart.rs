@@ -1010,7 +1010,7 @@ fn operator_rbac_is_least_privilege() {
     ];
     const STATUS: &[&str] = &["get", "patch", "update"];
     const FINALIZERS: &[&str] = &["update"];
-    const EVENTS: &[&str] = &["create", "patch"];
+    const EVENTS: &[&str] = &["create"];
     let mut expected: BTreeMap<Grant, BTreeSet<String>> = BTreeMap::new();
     let mut grant =
         |scope: &'static str, group: &str, resource: &str, names: &str, verbs: &[&str]| {
@@ -1070,7 +1070,6 @@ fn operator_rbac_is_least_privilege() {
         READ,
     );
     grant("ClusterRole", "", "configmaps", "", READ);
-    grant("ClusterRole", "", "events", "", EVENTS);
     grant("ClusterRole", "events.k8s.io", "events", "", EVENTS);
     // The release namespace: the leader-election Lease and the contract ConfigMap ("create"
     // cannot be limited to a name).
