@@ -31,7 +31,8 @@ pub struct Args {
     #[arg(long, default_value = "ferry-contract")]
     pub contract_configmap: String,
 
-    /// Knative `config-br-defaults` ConfigMap (broker class and delivery defaults).
+    /// Knative `config-br-defaults` ConfigMap (broker class, config and delivery defaults),
+    /// read every 5 s from the Lease's namespace.
     #[arg(long, default_value = "ferry-config-br-defaults")]
     pub br_defaults_configmap: String,
 
@@ -64,7 +65,8 @@ pub struct Args {
     )]
     pub kafka_bootstrap_servers: String,
 
-    /// Also reconcile Brokers that carry no `eventing.knative.dev/broker.class` annotation.
+    /// Also reconcile Brokers that carry no `eventing.knative.dev/broker.class` annotation and
+    /// get no class from `config-br-defaults` either.
     #[arg(long)]
     pub claim_brokers_without_class: bool,
 

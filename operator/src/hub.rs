@@ -16,7 +16,7 @@ use ferry_api::contract::{
     self, Activation, CompileError, CompileInput, Contract, ContractResource, Egress, ObjectRef,
     Target,
 };
-use ferry_api::eventing::Broker;
+use ferry_api::eventing::{Broker, BrokerDefaults};
 use ferry_api::validation::{FieldError, Unsupported, Validate};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -51,6 +51,8 @@ struct State {
     egresses: HashMap<ObjectRef, (usize, usize)>,
     /// Topic states reported by the Broker and KafkaChannel controllers.
     topics: HashMap<String, Topic>,
+    /// Knative's `config-br-defaults`, as last read.
+    broker_defaults: Arc<BrokerDefaults>,
     /// The generation every dispatcher reports.
     applied: Option<u64>,
     /// When each generation not yet applied everywhere was recorded.
@@ -111,6 +113,25 @@ impl Hub {
         if changed {
             self.poke();
         }
+    }
+
+    /// Replaces the broker defaults (`config-br-defaults`); `true` when they changed.
+    pub fn set_broker_defaults(&self, defaults: BrokerDefaults) -> bool {
+        let mut state = self.lock();
+        if *state.broker_defaults == defaults {
+            return false;
+        }
+        state.broker_defaults = Arc::new(defaults);
+        drop(state);
+        self.poke();
+        true
+    }
+
+    /// `broker` as the operator reconciles it: `config-br-defaults` applied (Knative applies
+    /// them when a Broker is created; Ferry has no webhook, so at every read).
+    pub fn effective_broker(&self, broker: &Arc<Broker>) -> Arc<Broker> {
+        let defaults = self.lock().broker_defaults.clone();
+        effective_broker(&defaults, broker)
     }
 
     /// The state of a topic the controllers reported.
@@ -252,14 +273,27 @@ fn usable<K: kube::Resource + Validate>(o: &K, unsupported: &[FieldError]) -> bo
     o.meta().deletion_timestamp.is_none() && o.validate().is_ok() && unsupported.is_empty()
 }
 
-/// Picks what to compile: objects whose spec is usable, Brokers of the Ferry class, and
-/// Brokers and channels whose topic exists.
-fn inputs(stores: &Stores, topics: &HashMap<String, Topic>, claim_classless: bool) -> Inputs {
+/// `broker` with `defaults` applied; the same object when they change nothing.
+fn effective_broker(defaults: &BrokerDefaults, broker: &Arc<Broker>) -> Arc<Broker> {
+    defaults
+        .apply(broker)
+        .map_or_else(|| broker.clone(), Arc::new)
+}
+
+/// Picks what to compile: objects whose spec is usable, Brokers of the Ferry class (after
+/// `config-br-defaults`), and Brokers and channels whose topic exists.
+fn inputs(
+    stores: &Stores,
+    topics: &HashMap<String, Topic>,
+    defaults: &BrokerDefaults,
+    claim_classless: bool,
+) -> Inputs {
     let topic_ready = |t: &str| matches!(topics.get(t), Some(Topic::Ready(_)));
     let brokers = stores
         .brokers
         .state()
-        .into_iter()
+        .iter()
+        .map(|b| effective_broker(defaults, b))
         .filter(|b| b.is_ferry_class(claim_classless) && usable(&**b, &[]))
         .filter(|b| {
             topic_ready(&contract::broker_topic(
@@ -350,9 +384,10 @@ pub type Compiled = (Contract, Vec<CompileError>, Vec<(ObjectRef, Option<i64>)>)
 pub fn compile_stores(
     stores: &Stores,
     topics: &HashMap<String, Topic>,
+    defaults: &BrokerDefaults,
     config: &HubConfig,
 ) -> Compiled {
-    let inputs = inputs(stores, topics, config.claim_classless);
+    let inputs = inputs(stores, topics, defaults, config.claim_classless);
     let resolve = |r: &ferry_api::duck::KReference| stores.resolve(r, &config.cluster_domain);
     fn refs<K>(objects: &[Arc<K>]) -> Vec<&K> {
         objects.iter().map(|o| &**o).collect()
@@ -546,9 +581,12 @@ pub async fn run(
                 }
             }
         }
-        let topics = hub.lock().topics.clone();
+        let (topics, defaults) = {
+            let state = hub.lock();
+            (state.topics.clone(), state.broker_defaults.clone())
+        };
         let compiling = std::time::Instant::now();
-        let (mut contract, errors, objects) = compile_stores(&stores, &topics, &config);
+        let (mut contract, errors, objects) = compile_stores(&stores, &topics, &defaults, &config);
         last_compile = compiling.elapsed();
         let changed = {
             let state = hub.lock();

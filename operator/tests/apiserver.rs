@@ -111,15 +111,7 @@ async fn brokers_triggers_channels_and_subscriptions_deliver_events() {
     kube.install_crds().await;
     kube.namespace("ferry-system").await;
     kube.namespace("demo").await;
-    let ferry = Ferry::start(
-        &kube,
-        FerryOptions {
-            namespace: "ferry-system".into(),
-            client: kube.admin(),
-            args: vec![],
-        },
-    )
-    .await;
+    let ferry = Ferry::start_default(&kube).await;
     let sink = Sink::start().await;
     let client = kube.admin();
     let brokers: Api<Broker> = Api::namespaced(client.clone(), "demo");
@@ -371,21 +363,91 @@ async fn report_available(client: &::kube::Client, ns: &str, name: &str, replica
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn brokers_without_a_class_follow_config_br_defaults() {
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("demo").await;
+    kube.namespace("legacy").await;
+    let client = kube.admin();
+    // Knative's format: Ferry by default, another class in namespace "legacy", and a default
+    // delivery whose dead-letter sink shows in the Broker's status.
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "ferry-system");
+    let set_defaults = |yaml: &str| {
+        let configmaps = configmaps.clone();
+        let manifest = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ferry-config-br-defaults", "namespace": "ferry-system"},
+            "data": {"default-br-config": yaml}
+        });
+        async move { apply(&configmaps, manifest).await }
+    };
+    set_defaults("clusterDefault:\n  brokerClass: Ferry\n  delivery:\n    retry: 2\n    deadLetterSink: {uri: 'http://dls.example/'}\nnamespaceDefaults:\n  legacy:\n    brokerClass: MTChannelBasedBroker\n").await;
+    let _ferry = Ferry::start_default(&kube).await;
+    let classless = |ns: &str| {
+        json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+               "metadata": {"name": "plain", "namespace": ns}})
+    };
+    let demo: Api<Broker> = Api::namespaced(client.clone(), "demo");
+    apply(&demo, classless("demo")).await;
+    let broker = wait_ready(&demo, "plain", "True", None, |b| {
+        b.status.clone().map(|s| s.status)
+    })
+    .await;
+    let status = broker.status.expect("status");
+    assert!(
+        status
+            .status
+            .condition("DeadLetterSinkResolved")
+            .is_some_and(|c| c.is_true()),
+        "the default delivery applies: {:?}",
+        status.status.conditions
+    );
+    // Its Triggers inherit it, into the contract.
+    let triggers: Api<Trigger> = Api::namespaced(client.clone(), "demo");
+    apply(
+        &triggers,
+        json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+               "metadata": {"name": "t", "namespace": "demo"},
+               "spec": {"broker": "plain", "subscriber": {"uri": "http://sink.example/"}}}),
+    )
+    .await;
+    let trigger = wait_ready(&triggers, "t", "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+    assert_eq!(
+        trigger.status.and_then(|s| s.delivery.dead_letter_sink_uri),
+        Some("http://dls.example/".to_owned())
+    );
+    // The stored object is not rewritten: the defaults apply when the operator reads it.
+    assert_eq!(broker.metadata.annotations, None);
+
+    // Another class by default in "legacy": Ferry leaves the Broker alone.
+    let legacy: Api<Broker> = Api::namespaced(client.clone(), "legacy");
+    apply(&legacy, classless("legacy")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let untouched = legacy.get("plain").await.expect("broker");
+    assert_eq!(untouched.status, None, "not Ferry's: {untouched:?}");
+
+    // Changing the defaults hands it to Ferry without touching the Broker.
+    set_defaults("clusterDefault:\n  brokerClass: Ferry\n").await;
+    wait_ready(&legacy, "plain", "True", None, |b| {
+        b.status.clone().map(|s| s.status)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
 async fn services_stamp_revisions_deployments_and_routes() {
     use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
     let kube = KubeApi::start().await;
     kube.install_crds().await;
     kube.namespace("ferry-system").await;
     kube.namespace("shop").await;
-    let _ferry = Ferry::start(
-        &kube,
-        FerryOptions {
-            namespace: "ferry-system".into(),
-            client: kube.admin(),
-            args: vec![],
-        },
-    )
-    .await;
+    let _ferry = Ferry::start_default(&kube).await;
     let client = kube.admin();
     let services: Api<KnativeService> = Api::namespaced(client.clone(), "shop");
     let configurations: Api<Configuration> = Api::namespaced(client.clone(), "shop");

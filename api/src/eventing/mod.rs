@@ -1,10 +1,12 @@
 //! `eventing.knative.dev/v1`: [`Broker`] and [`Trigger`].
 
 mod broker;
+mod defaults;
 mod filter;
 mod trigger;
 
 pub use broker::{Broker, BrokerSpec, BrokerStatus, broker_conditions};
+pub use defaults::{BrokerDefault, BrokerDefaults, ClassDefault, ConfigRef, DEFAULTS_KEY};
 pub use filter::{SubscriptionsApiFilter, TriggerFilter, validate_attribute_name};
 pub use trigger::{DeliveryOrder, Trigger, TriggerSpec, TriggerStatus, trigger_conditions};
 

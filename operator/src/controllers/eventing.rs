@@ -205,6 +205,7 @@ pub(super) async fn reconcile_broker(
     broker: Arc<Broker>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let broker = ctx.hub.effective_broker(&broker);
     if !broker.is_ferry_class(ctx.args.claim_brokers_without_class)
         && !broker.finalizers().iter().any(|f| f == TOPIC_FINALIZER)
     {
@@ -333,6 +334,7 @@ fn broker_state(ctx: &Context, trigger: &Trigger) -> BrokerState {
         .stores
         .brokers
         .get(&ObjectRef::new(&trigger.spec.broker).within(&ns))
+        .map(|b| ctx.hub.effective_broker(&b))
     {
         None => BrokerState::Missing,
         Some(b) if !b.is_ferry_class(ctx.args.claim_brokers_without_class) => {

@@ -486,6 +486,7 @@ pub async fn run(
     let (channel_q, channel_rx) = Queue::<KafkaChannel>::new();
     let (sub_q, sub_rx) = Queue::<Subscription>::new();
     let (source_q, source_rx) = Queue::<KafkaSource>::new();
+    let defaults_task = broker_defaults(ctx.clone(), broker_q.clone(), trigger_q.clone());
     let wake_subs = stores.subscriptions.clone();
     let wake: Arc<dyn Fn(&ferry_api::contract::ObjectRef) + Send + Sync> = Arc::new(move |o| {
         let (ns, name) = (o.namespace.as_str(), o.name.as_str());
@@ -591,6 +592,7 @@ pub async fn run(
         controllers.into_iter().map(tokio::spawn).collect();
     tasks.push(tokio::spawn(hub_task));
     tasks.push(tokio::spawn(poll_task));
+    tasks.push(tokio::spawn(defaults_task));
     tasks.push(tokio::spawn(crate::autoscale::run(
         ctx.clone(),
         crate::dispatchers::Admins::from_args(&client, &args),
@@ -604,6 +606,59 @@ pub async fn run(
     shutdown.await;
     for t in &tasks {
         t.abort();
+    }
+}
+
+/// Reads Knative's `config-br-defaults` (`--br-defaults-configmap`, in the operator's
+/// namespace) every 5 s. When the defaults change, every Broker and Trigger is reconciled again:
+/// a Broker without a class may have become Ferry's or stopped being, and a Broker's default
+/// config and delivery feed its topic and its Triggers. A missing ConfigMap means no defaults;
+/// an invalid one is reported (once per distinct error) and the last good defaults stay.
+async fn broker_defaults(ctx: Arc<Context>, brokers: Queue<Broker>, triggers: Queue<Trigger>) {
+    use ferry_api::eventing::{BrokerDefaults, DEFAULTS_KEY};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt;
+    let name = ctx.args.br_defaults_configmap.clone();
+    let api: Api<ConfigMap> =
+        Api::namespaced(ctx.client.clone(), &ctx.args.leader_election_namespace);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut reported: Option<String> = None;
+    loop {
+        tick.tick().await;
+        let parsed = match api.get_opt(&name).await {
+            Ok(cm) => BrokerDefaults::parse(
+                cm.and_then(|c| c.data)
+                    .and_then(|d| d.get(DEFAULTS_KEY).cloned())
+                    .unwrap_or_default()
+                    .as_str(),
+            ),
+            Err(e) => Err(format!("cannot read it: {e}")),
+        };
+        match parsed {
+            Ok(defaults) => {
+                reported = None;
+                if ctx.hub.set_broker_defaults(defaults) {
+                    tracing::info!(configmap = %name, "broker defaults changed; reconciling every Broker and Trigger");
+                    for b in ctx.stores.brokers.state() {
+                        brokers.send(
+                            b.metadata.namespace.as_deref().unwrap_or_default(),
+                            &b.name_any(),
+                        );
+                    }
+                    for t in ctx.stores.triggers.state() {
+                        triggers.send(
+                            t.metadata.namespace.as_deref().unwrap_or_default(),
+                            &t.name_any(),
+                        );
+                    }
+                }
+            }
+            Err(e) if reported.as_ref() != Some(&e) => {
+                tracing::warn!(configmap = %name, error = %e, "broker defaults not applied; keeping the previous ones (fix the ConfigMap's default-br-config)");
+                reported = Some(e);
+            }
+            Err(_) => {}
+        }
     }
 }
 

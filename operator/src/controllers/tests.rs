@@ -340,7 +340,7 @@ impl Cluster {
             .map(|t| (t.to_string(), Topic::Ready(t.to_string())))
             .collect();
         let (mut contract, errors, objects) =
-            hub::compile_stores(&self.ctx.stores, &topics, &config);
+            hub::compile_stores(&self.ctx.stores, &topics, &Default::default(), &config);
         contract.generation = generation;
         self.ctx.hub.record(contract, errors, &objects);
         self.ctx.hub.set_applied(applied);

@@ -284,6 +284,20 @@ pub struct FerryOptions {
 }
 
 impl Ferry {
+    /// [`Ferry::start`] with the operator in `ferry-system`, an admin client and no extra
+    /// flags.
+    pub async fn start_default(kube: &KubeApi) -> Ferry {
+        Ferry::start(
+            kube,
+            FerryOptions {
+                namespace: "ferry-system".into(),
+                client: kube.admin(),
+                args: vec![],
+            },
+        )
+        .await
+    }
+
     /// Starts the embedded log, a dispatcher whose contract file follows the contract
     /// ConfigMap, and the operator.
     pub async fn start(kube: &KubeApi, options: FerryOptions) -> Ferry {
