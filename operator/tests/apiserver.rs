@@ -404,6 +404,10 @@ async fn brokers_without_a_class_follow_config_br_defaults() {
         "the default delivery applies: {:?}",
         status.status.conditions
     );
+    assert_eq!(
+        status.delivery.dead_letter_sink_uri.as_deref(),
+        Some("http://dls.example/")
+    );
     // Its Triggers inherit it, into the contract.
     let triggers: Api<Trigger> = Api::namespaced(client.clone(), "demo");
     apply(

@@ -315,15 +315,24 @@ async fn apply_broker(ctx: &Context, broker: &Broker, topic: &str) -> Result<Act
     let (data_plane, _) = ctx
         .hub
         .observe(&contract_ref(broker), broker.metadata.generation);
+    let dead_letter_sink = broker
+        .spec
+        .delivery
+        .as_ref()
+        .and_then(|d| d.dead_letter_sink.as_ref());
     let obs = Observed {
         data_plane,
         topic: topic_state.clone(),
+        dead_letter_sink_uri: destination_address(ctx, &ns, dead_letter_sink),
         ..Default::default()
     };
+    let unresolved = dead_letter_sink.is_some() && obs.dead_letter_sink_uri.is_none();
     let status = status::broker_status(broker, &obs, &ctx.args.ingress_url, &ctx.now());
     apply_status(ctx, broker, broker.status.as_ref(), &status).await?;
     Ok(match topic_state {
         Topic::Failed(_) => Action::requeue(std::time::Duration::from_secs(30)),
+        // Nothing watches the referent for the Broker: look again until it resolves.
+        _ if unresolved => Action::requeue(std::time::Duration::from_secs(10)),
         _ => Action::await_change(),
     })
 }

@@ -67,6 +67,8 @@ pub struct Observed {
     pub subscriber_uri: Option<String>,
     /// Resolved reply URL (Subscriptions).
     pub reply_uri: Option<String>,
+    /// Resolved `spec.delivery.deadLetterSink` (Brokers), for `deadLetterSinkUri`.
+    pub dead_letter_sink_uri: Option<String>,
 }
 
 /// Problems with the spec itself: validation errors first, then unsupported fields. `None`
@@ -258,17 +260,30 @@ pub fn broker_status(
         );
         status.address = AddressStatus::default();
     }
-    if broker
+    // Knative's Broker resolves its own dead-letter sink and reports its URI.
+    status.delivery = DeliveryStatus::default();
+    if let Some(dls) = broker
         .spec
         .delivery
         .as_ref()
-        .is_some_and(|d| d.dead_letter_sink.is_some())
+        .and_then(|d| d.dead_letter_sink.as_ref())
     {
-        match &obs.data_plane {
-            DataPlane::Failed(e) if e.reason == "DeadLetterSinkNotResolved" => {
-                c.fail(bc::DEAD_LETTER_SINK_RESOLVED, e.reason, &e.message)
+        match &obs.dead_letter_sink_uri {
+            Some(uri) => {
+                c.ok(bc::DEAD_LETTER_SINK_RESOLVED);
+                status.delivery.dead_letter_sink_uri = Some(uri.clone());
             }
-            _ => c.ok(bc::DEAD_LETTER_SINK_RESOLVED),
+            None => c.fail(
+                bc::DEAD_LETTER_SINK_RESOLVED,
+                "DeadLetterSinkNotResolved",
+                &format!(
+                    "spec.delivery.deadLetterSink: {} not found or has no address yet; create it or fix the reference",
+                    dls.reference.as_ref().map_or_else(
+                        || "the destination".to_owned(),
+                        |r| format!("{} {}", r.kind, r.name)
+                    )
+                ),
+            ),
         }
     }
     c.apply(&mut status.status, generation, now);

@@ -287,7 +287,10 @@ fn broker_rows() {
             name: "dead-letter sink configured",
             spec: dls_spec(),
             prior: None,
-            obs: obs(APPLIED, topic()),
+            obs: Observed {
+                dead_letter_sink_uri: Some("http://dls.ns.svc".into()),
+                ..obs(APPLIED, topic())
+            },
             ingress: INGRESS,
             ready: (T, None),
             message: "",
@@ -301,11 +304,34 @@ fn broker_rows() {
             ],
             url: Some("http://ingress.ferry.svc/ns/orders"),
         },
+        Row {
+            name: "dead-letter sink ref not resolved",
+            spec: json!({"delivery": {"deadLetterSink": {"ref": {"apiVersion": "v1", "kind": "Service", "name": "dlq"}}}}),
+            prior: None,
+            obs: obs(APPLIED, topic()),
+            ingress: INGRESS,
+            ready: (F, Some("DeadLetterSinkNotResolved")),
+            message: "spec.delivery.deadLetterSink: Service dlq not found",
+            conditions: &[
+                "ConfigParsed=True",
+                "TopicReady=True",
+                "ConfigMapUpdated=True",
+                "DataPlaneAvailable=True",
+                "Addressable=True",
+                "DeadLetterSinkResolved=False:DeadLetterSinkNotResolved",
+            ],
+            url: Some("http://ingress.ferry.svc/ns/orders"),
+        },
     ];
     for row in rows {
         let b = broker(row.spec, row.prior);
         let s = broker_status(&b, &row.obs, row.ingress, &at(NOW));
         check(row.name, &s.status, row.ready, row.message, row.conditions);
+        assert_eq!(
+            s.delivery.dead_letter_sink_uri, row.obs.dead_letter_sink_uri,
+            "{}: deadLetterSinkUri",
+            row.name
+        );
         assert_eq!(address_url(&s.address), row.url, "{}: address", row.name);
         assert_eq!(
             s.address.addresses.len(),
