@@ -4,10 +4,11 @@
 #   docker build -t ghcr.io/ferry-dev/ferry:0.1.0 .
 #
 # Build stage: the bundled librdkafka is compiled from source by rdkafka-sys with cc, make and
-# perl (no cmake, no system librdkafka, no OpenSSL: Ferry builds rdkafka without ssl/sasl/zlib).
+# perl, against the system OpenSSL (TLS and SASL SCRAM to Kafka; no cmake, no system librdkafka,
+# no zlib, no Cyrus SASL so no GSSAPI).
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential perl \
+    && apt-get install -y --no-install-recommends build-essential perl pkg-config libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -17,7 +18,7 @@ RUN cargo build --release --locked \
     && cp target/release/ferry-dispatcher target/release/ferry-broker \
           target/release/ferry-operator target/release/ferry /out/
 
-# Runtime: glibc and libgcc only (what the binaries link), no shell, uid/gid 65532 ("nonroot"),
+# Runtime: glibc, libgcc and OpenSSL's libssl3 (what the binaries link; distroless/cc has them), no shell, uid/gid 65532 ("nonroot"),
 # the uid the chart runs every container as.
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.source="https://github.com/ferry-dev/ferry" \
