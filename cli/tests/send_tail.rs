@@ -35,6 +35,7 @@ async fn send_then_tail_round_trips_through_the_log() {
             reference: ObjectRef::new("Broker", "default", "orders"),
             topics: vec![broker_topic("default", "orders")],
             bootstrap_servers: bootstrap.clone(),
+            auth: None,
             ingress: Some(Ingress {
                 path: "/default/orders".into(),
             }),

@@ -11,6 +11,7 @@
 //! entry cost about a third of the dispatcher's CPU; see docs/benchmarks.md). When the buffer
 //! is full (the log is down), entries are counted as dropped instead.
 
+use ferry_api::contract::KafkaAuth;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,6 +94,9 @@ pub struct Journal {
     /// Per log: JSON lines not yet written.
     pending: Mutex<HashMap<String, Vec<u8>>>,
     prepared: tokio::sync::Mutex<HashSet<String>>,
+    /// Per log: its connection settings (a KafkaSource's cluster has its own), from the
+    /// contract via [`Journal::prepare`]; absent means Ferry's own log.
+    auth: Mutex<HashMap<String, KafkaAuth>>,
     metrics: Arc<Metrics>,
 }
 
@@ -105,6 +109,7 @@ impl Journal {
             producers: Mutex::default(),
             pending: Mutex::default(),
             prepared: tokio::sync::Mutex::default(),
+            auth: Mutex::default(),
             metrics,
         });
         if journal.settings.topic.is_some() {
@@ -129,8 +134,16 @@ impl Journal {
 
     /// Creates the journal topic on `bootstrap` (once) with its retention settings, so it does
     /// not get auto-created with the log's defaults. Failures are logged: entries then go to an
-    /// auto-created topic, or are counted as dropped.
-    pub async fn prepare(&self, bootstrap: &str) {
+    /// auto-created topic, or are counted as dropped. `auth` is how to connect to it (`None`:
+    /// Ferry's own log).
+    pub async fn prepare(&self, bootstrap: &str, auth: Option<&KafkaAuth>) {
+        {
+            let mut known = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+            match auth {
+                Some(a) => known.insert(bootstrap.to_owned(), a.clone()),
+                None => known.remove(bootstrap),
+            };
+        }
         let Some(topic) = &self.settings.topic else {
             return;
         };
@@ -138,9 +151,11 @@ impl Journal {
         if prepared.contains(bootstrap) {
             return;
         }
-        let admin: AdminClient<DefaultClientContext> = match ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .create()
+        let admin: AdminClient<DefaultClientContext> = match crate::kafka::secure(
+            ClientConfig::new().set("bootstrap.servers", bootstrap),
+            self.auth_of(bootstrap).as_ref(),
+        )
+        .create()
         {
             Ok(a) => a,
             Err(e) => {
@@ -263,21 +278,28 @@ impl Journal {
             .filter_map(|l| serde_json::from_slice(l).ok())
     }
 
+    fn auth_of(&self, bootstrap: &str) -> Option<KafkaAuth> {
+        let known = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(bootstrap).cloned()
+    }
+
     fn producer(&self, bootstrap: &str) -> Option<Arc<ThreadedProducer<DefaultProducerContext>>> {
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = producers.get(bootstrap) {
             return Some(p.clone());
         }
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("acks", "1")
-            .set("linger.ms", "50")
-            .set("queue.buffering.max.kbytes", "8192")
-            .set("message.timeout.ms", "30000")
-            .set("socket.nagle.disable", "true")
-            .create()
-            .map_err(|e| tracing::warn!(%bootstrap, error = %e, "journal producer not created"))
-            .ok()?;
+        let producer: ThreadedProducer<DefaultProducerContext> = crate::kafka::secure(
+            ClientConfig::new().set("bootstrap.servers", bootstrap),
+            self.auth_of(bootstrap).as_ref(),
+        )
+        .set("acks", "1")
+        .set("linger.ms", "50")
+        .set("queue.buffering.max.kbytes", "8192")
+        .set("message.timeout.ms", "30000")
+        .set("socket.nagle.disable", "true")
+        .create()
+        .map_err(|e| tracing::warn!(%bootstrap, error = %e, "journal producer not created"))
+        .ok()?;
         let producer = Arc::new(producer);
         producers.insert(bootstrap.to_owned(), producer.clone());
         Some(producer)

@@ -13,6 +13,7 @@ pub mod config;
 pub mod egress;
 pub mod ingress;
 pub mod journal;
+pub mod kafka;
 pub mod log;
 pub mod metrics;
 mod server;

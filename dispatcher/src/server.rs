@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use ferry_api::contract::Contract;
+use ferry_api::contract::{Contract, KafkaAuth};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -272,14 +272,14 @@ async fn watch_contract(shared: Arc<Shared>, path: PathBuf, every: Duration) {
 async fn apply(shared: &Shared, contract: &Contract) {
     // The journal topic is created in the background: an unreachable log must not hold up
     // the contract (its events get 503s meanwhile, and journal entries wait or are dropped).
-    let logs: std::collections::BTreeSet<String> = contract
+    let logs: std::collections::BTreeMap<String, Option<KafkaAuth>> = contract
         .resources
         .iter()
-        .map(|r| r.bootstrap_servers.clone())
+        .map(|r| (r.bootstrap_servers.clone(), r.auth.clone()))
         .collect();
-    for bootstrap in logs {
+    for (bootstrap, auth) in logs {
         let journal = shared.journal.clone();
-        tokio::spawn(async move { journal.prepare(&bootstrap).await });
+        tokio::spawn(async move { journal.prepare(&bootstrap, auth.as_ref()).await });
     }
     // Replicas first: a new egress may deliver to them at once.
     shared.activator.apply(&contract.activation);

@@ -102,6 +102,8 @@ async fn kafka_source_maps_plain_records_and_passes_cloudevents_through() {
         reference: ObjectRef::new("KafkaSource", "default", "legacy"),
         topics: vec!["payments".into()],
         bootstrap_servers: log.bootstrap.clone(),
+        // KafkaSources always carry their spec.net; empty is plaintext.
+        auth: Some(Default::default()),
         ingress: None,
         egresses: vec![egress],
     };

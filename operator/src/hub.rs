@@ -53,6 +53,8 @@ struct State {
     topics: HashMap<String, Topic>,
     /// Knative's `config-br-defaults`, as last read.
     broker_defaults: Arc<BrokerDefaults>,
+    /// The Secrets KafkaSources' `spec.net` reference, as their controller last read them.
+    secrets: Arc<SecretValues>,
     /// The generation every dispatcher reports.
     applied: Option<u64>,
     /// When each generation not yet applied everywhere was recorded.
@@ -84,6 +86,9 @@ pub struct HubConfig {
     /// Gathering time before a write.
     pub debounce: Duration,
 }
+
+/// Secrets by (namespace, name): their data, or why they could not be read.
+pub type SecretValues = HashMap<(String, String), Result<BTreeMap<String, Vec<u8>>, String>>;
 
 /// Field manager of everything the operator writes.
 pub const MANAGER: &str = "ferry-operator";
@@ -125,6 +130,29 @@ impl Hub {
         drop(state);
         self.poke();
         true
+    }
+
+    /// Records what a Secret referenced by a KafkaSource holds (or why it could not be read);
+    /// a change recompiles.
+    pub fn set_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        value: Result<BTreeMap<String, Vec<u8>>, String>,
+    ) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut state = self.lock();
+        if state.secrets.get(&key) == Some(&value) {
+            return;
+        }
+        Arc::make_mut(&mut state.secrets).insert(key, value);
+        drop(state);
+        self.poke();
+    }
+
+    /// The Secrets recorded by [`Hub::set_secret`].
+    pub fn secrets(&self) -> Arc<SecretValues> {
+        self.lock().secrets.clone()
     }
 
     /// `broker` as the operator reconciles it: `config-br-defaults` applied (Knative applies
@@ -385,10 +413,19 @@ pub fn compile_stores(
     stores: &Stores,
     topics: &HashMap<String, Topic>,
     defaults: &BrokerDefaults,
+    secrets: &SecretValues,
     config: &HubConfig,
 ) -> Compiled {
     let inputs = inputs(stores, topics, defaults, config.claim_classless);
     let resolve = |r: &ferry_api::duck::KReference| stores.resolve(r, &config.cluster_domain);
+    let secret = |ns: &str, r: &k8s_openapi::api::core::v1::SecretKeySelector| {
+        let data = match secrets.get(&(ns.to_owned(), r.name.clone())) {
+            None => return Err(format!("Secret {ns}/{} is not read yet", r.name)),
+            Some(Err(e)) => return Err(e.clone()),
+            Some(Ok(data)) => data,
+        };
+        ferry_api::sources::secret_key_value(ns, r, data)
+    };
     fn refs<K>(objects: &[Arc<K>]) -> Vec<&K> {
         objects.iter().map(|o| &**o).collect()
     }
@@ -401,6 +438,7 @@ pub fn compile_stores(
         subscriptions: &refs(&inputs.subscriptions),
         sources: &refs(&inputs.sources),
         resolve: &resolve,
+        secret: &secret,
     });
     contract.activation = activation(stores, &contract, &config.cluster_domain);
     (contract, errors, objects(&inputs))
@@ -581,12 +619,17 @@ pub async fn run(
                 }
             }
         }
-        let (topics, defaults) = {
+        let (topics, defaults, secrets) = {
             let state = hub.lock();
-            (state.topics.clone(), state.broker_defaults.clone())
+            (
+                state.topics.clone(),
+                state.broker_defaults.clone(),
+                state.secrets.clone(),
+            )
         };
         let compiling = std::time::Instant::now();
-        let (mut contract, errors, objects) = compile_stores(&stores, &topics, &defaults, &config);
+        let (mut contract, errors, objects) =
+            compile_stores(&stores, &topics, &defaults, &secrets, &config);
         last_compile = compiling.elapsed();
         let changed = {
             let state = hub.lock();
@@ -687,6 +730,7 @@ mod tests {
                 reference: ObjectRef::new("Broker", "ns", "b"),
                 topics: vec!["t".into()],
                 bootstrap_servers: "k:9092".into(),
+                auth: None,
                 ingress: None,
                 egresses,
             }],

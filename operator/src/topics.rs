@@ -67,20 +67,9 @@ impl Topics {
     pub fn new(bootstrap_servers: &str) -> Result<Topics, String> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", bootstrap_servers);
-        for (var, key) in [
-            ("FERRY_KAFKA_SECURITY_PROTOCOL", "security.protocol"),
-            ("FERRY_KAFKA_SASL_MECHANISM", "sasl.mechanism"),
-            ("FERRY_KAFKA_SASL_USERNAME", "sasl.username"),
-            ("FERRY_KAFKA_SASL_PASSWORD", "sasl.password"),
-            ("FERRY_KAFKA_TLS_CA_FILE", "ssl.ca.location"),
-            ("FERRY_KAFKA_TLS_CERT_FILE", "ssl.certificate.location"),
-            ("FERRY_KAFKA_TLS_KEY_FILE", "ssl.key.location"),
-        ] {
-            if let Ok(value) = std::env::var(var)
-                && !value.is_empty()
-            {
-                config.set(key, value);
-            }
+        let settings = ferry_api::contract::log_client_settings(|var| std::env::var(var).ok());
+        for (key, value) in settings.iter() {
+            config.set(key, value);
         }
         let admin = config
             .create()

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use k8s_openapi::api::core::v1::SecretKeySelector;
 use kube::ResourceExt;
 
 use super::{
@@ -49,6 +50,9 @@ pub struct CompileInput<'a> {
     /// Resolves a reference (namespace already defaulted) to an address; `None` when the
     /// referent does not exist or is not addressable yet.
     pub resolve: &'a dyn Fn(&KReference) -> Option<Resolved>,
+    /// Reads one key of a Secret in `namespace` (a KafkaSource's `spec.net`); the error says
+    /// what is missing.
+    pub secret: &'a dyn Fn(&str, &SecretKeySelector) -> Result<String, String>,
 }
 
 /// An object that was left out of the contract, and why.
@@ -245,6 +249,17 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
                 ce_overrides: spec.ce_overrides.clone().unwrap_or_default().extensions,
             }),
         };
+        let auth = match spec.net.resolve(&|r| (input.secret)(&ns, r)) {
+            Ok(auth) => auth,
+            Err(message) => {
+                errors.push(CompileError {
+                    object: ObjectRef::new("KafkaSource", &ns, &name),
+                    reason: "NetSecretNotResolved",
+                    message: format!("{message}; spec.net cannot be applied"),
+                });
+                continue;
+            }
+        };
         match egress(input, shape) {
             Ok(mut egress) => {
                 egress.initial_offset = spec.initial_offset;
@@ -254,6 +269,7 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
                     reference: ObjectRef::new("KafkaSource", &ns, &name),
                     topics: spec.topics.clone(),
                     bootstrap_servers: spec.bootstrap_servers.join(","),
+                    auth: Some(auth),
                     ingress: None,
                     egresses: vec![egress],
                 });
@@ -286,6 +302,7 @@ fn log_resource(
         reference: ObjectRef::new(kind, ns, name),
         topics: vec![topic],
         bootstrap_servers: input.bootstrap_servers.to_owned(),
+        auth: None,
         ingress: Some(Ingress {
             path: format!("/{ns}/{name}"),
         }),

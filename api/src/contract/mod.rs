@@ -16,6 +16,7 @@
 //! Durations are resolved to milliseconds and sinks to URLs before they get here: the
 //! dispatcher never parses ISO-8601 or looks anything up in Kubernetes.
 
+mod auth;
 mod compile;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,9 @@ use crate::eventing::{DeliveryOrder, SubscriptionsApiFilter};
 use crate::sources::{InitialOffset, KeyType};
 use crate::validation::{FieldErrors, Path};
 
+pub use auth::{
+    ClientSettings, Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth, log_client_settings,
+};
 pub use compile::{CompileError, CompileInput, Resolved, broker_topic, channel_topic, compile};
 
 /// The whole routing table of a dispatcher.
@@ -104,6 +108,10 @@ pub struct ContractResource {
     pub topics: Vec<String>,
     /// Comma-separated Kafka bootstrap servers.
     pub bootstrap_servers: String,
+    /// How to connect to them: set for KafkaSources (their `spec.net`, plaintext when empty);
+    /// `None` means Ferry's own log, whose settings the dispatcher takes from its environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<KafkaAuth>,
     /// The HTTP path events are posted to; `None` for KafkaSources, which have no ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Ingress>,
@@ -322,6 +330,9 @@ impl Contract {
                     "empty",
                     "set host:port of a Kafka broker",
                 );
+            }
+            if let Some(auth) = &resource.auth {
+                auth.validate(&at.field("auth"), &mut errs);
             }
             if let Some(ingress) = &resource.ingress {
                 let well_formed = ingress.path.starts_with('/')

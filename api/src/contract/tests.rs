@@ -3,6 +3,7 @@ use crate::duck::KReference;
 use crate::eventing::{Broker, Trigger};
 use crate::messaging::{KafkaChannel, Subscription};
 use crate::sources::KafkaSource;
+use k8s_openapi::api::core::v1::SecretKeySelector;
 
 fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
     serde_yaml::from_str(yaml).expect("fixture parses")
@@ -118,7 +119,158 @@ spec:
         subscriptions: &subscriptions.iter().collect::<Vec<_>>(),
         sources: &sources.iter().collect::<Vec<_>>(),
         resolve: &resolver,
+        secret: &no_secrets,
     })
+}
+
+fn no_secrets(ns: &str, r: &SecretKeySelector) -> Result<String, String> {
+    Err(format!("Secret {ns}/{} not found", r.name))
+}
+
+/// The Secrets of the `spec.net` tests: `payments/kafka-creds` with SASL and TLS material.
+fn secrets(ns: &str, r: &SecretKeySelector) -> Result<String, String> {
+    if (ns, r.name.as_str()) != ("payments", "kafka-creds") {
+        return Err(format!("Secret {ns}/{} not found", r.name));
+    }
+    let data: std::collections::BTreeMap<String, Vec<u8>> = [
+        ("user", "ledger"),
+        ("password", "hunter2"),
+        ("saslType", "SCRAM-SHA-512\n"),
+        ("ca.crt", "-----BEGIN CERTIFICATE-----CA"),
+        ("tls.crt", "-----BEGIN CERTIFICATE-----C"),
+        ("tls.key", "-----BEGIN PRIVATE KEY-----K"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+    .chain([("der".to_owned(), vec![0xff, 0xfe])])
+    .collect();
+    crate::sources::secret_key_value(ns, r, &data)
+}
+
+fn compile_sources(sources: &[KafkaSource]) -> (Contract, Vec<CompileError>) {
+    compile(&CompileInput {
+        generation: 1,
+        bootstrap_servers: "127.0.0.1:9092",
+        brokers: &[],
+        triggers: &[],
+        channels: &[],
+        subscriptions: &[],
+        sources: &sources.iter().collect::<Vec<_>>(),
+        resolve: &resolver,
+        secret: &secrets,
+    })
+}
+
+fn net_source(name: &str, net: &str) -> KafkaSource {
+    parse(&format!(
+        "{{apiVersion: sources.knative.dev/v1beta1, kind: KafkaSource,
+          metadata: {{name: {name}, namespace: payments, uid: {name}-uid}},
+          spec: {{bootstrapServers: [kafka:9093], topics: [t], sink: {{uri: 'http://s/'}}, net: {net}}}}}"
+    ))
+}
+
+#[test]
+fn kafka_source_net_becomes_the_resources_auth_with_the_secret_material() {
+    let sk = |key: &str| format!("{{secretKeyRef: {{name: kafka-creds, key: {key}}}}}");
+    let cases: Vec<(&str, String, Result<serde_json::Value, &str>)> = vec![
+        ("plain", "{}".into(), Ok(serde_json::json!({}))),
+        (
+            "disabled",
+            // Knative reads net.sasl / net.tls only when enabled.
+            format!(
+                "{{sasl: {{enable: false, user: {}, password: {}}}}}",
+                sk("nope"),
+                sk("nope")
+            ),
+            Ok(serde_json::json!({})),
+        ),
+        (
+            "scram-tls",
+            format!(
+                "{{sasl: {{enable: true, user: {}, password: {}, type: {}}},
+                   tls: {{enable: true, caCert: {}, cert: {}, key: {}}}}}",
+                sk("user"),
+                sk("password"),
+                sk("saslType"),
+                sk("ca.crt"),
+                sk("tls.crt"),
+                sk("tls.key")
+            ),
+            Ok(serde_json::json!({
+                "sasl": {"mechanism": "SCRAM-SHA-512", "username": "ledger", "password": "hunter2"},
+                "tls": {"caCert": "-----BEGIN CERTIFICATE-----CA",
+                        "cert": "-----BEGIN CERTIFICATE-----C",
+                        "key": "-----BEGIN PRIVATE KEY-----K"}})),
+        ),
+        (
+            "plain-default",
+            format!(
+                "{{sasl: {{enable: true, user: {}, password: {}}}}}",
+                sk("user"),
+                sk("password")
+            ),
+            Ok(serde_json::json!({
+                "sasl": {"mechanism": "PLAIN", "username": "ledger", "password": "hunter2"}})),
+        ),
+        (
+            "system-cas",
+            "{tls: {enable: true}}".into(),
+            Ok(serde_json::json!({"tls": {}})),
+        ),
+        (
+            "missing-key",
+            format!(
+                "{{sasl: {{enable: true, user: {}, password: {}}}}}",
+                sk("user"),
+                sk("pw")
+            ),
+            Err(
+                "Secret payments/kafka-creds has no key `pw`; add it or fix the secretKeyRef; spec.net cannot be applied",
+            ),
+        ),
+        (
+            "binary",
+            format!("{{tls: {{enable: true, caCert: {}}}}}", sk("der")),
+            Err(
+                "Secret payments/kafka-creds key `der` is not UTF-8 text; store PEM, not DER; spec.net cannot be applied",
+            ),
+        ),
+        (
+            "bad-type",
+            format!(
+                "{{sasl: {{enable: true, user: {}, password: {}, type: {}}}}}",
+                sk("user"),
+                sk("password"),
+                sk("user")
+            ),
+            Err(
+                "spec.net.sasl.type: SASL mechanism `LEDGER` is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; spec.net cannot be applied",
+            ),
+        ),
+    ];
+    for (name, net, want) in cases {
+        let (contract, errors) = compile_sources(&[net_source(name, &net)]);
+        match want {
+            Ok(auth) => {
+                assert!(errors.is_empty(), "{name}: {errors:?}");
+                contract.validate().expect("compiled contract validates");
+                let got =
+                    serde_json::to_value(contract.resources[0].auth.as_ref().unwrap()).unwrap();
+                assert_eq!(got, auth, "{name}");
+            }
+            Err(message) => {
+                assert!(contract.resources.is_empty(), "{name}");
+                assert_eq!(errors.len(), 1, "{name}");
+                assert_eq!(errors[0].reason, "NetSecretNotResolved", "{name}");
+                assert_eq!(errors[0].message, message, "{name}");
+            }
+        }
+    }
+    // Brokers and channels leave auth to the dispatcher's own log settings.
+    let (contract, _) = compile_all(&[]);
+    for r in &contract.resources {
+        assert_eq!(r.auth.is_some(), r.reference.kind == "KafkaSource", "{r:?}");
+    }
 }
 
 #[test]

@@ -5,11 +5,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth};
 use crate::duck::{CloudEventAttributes, CloudEventOverrides, DeliverySpec, Destination, Status};
 use crate::eventing::{DeliveryOrder, validate_attribute_name};
-use crate::validation::{
-    FieldError, FieldErrors, Path, Unsupported, Validate, metadata_choice, unsupported,
-};
+use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate, metadata_choice};
 
 /// Label selecting how record keys are decoded (Knative's name and values).
 pub const KEY_TYPE_LABEL: &str = "kafkasources.sources.knative.dev/key-type";
@@ -206,6 +205,59 @@ impl KafkaNetSpec {
     fn is_empty(&self) -> bool {
         *self == KafkaNetSpec::default()
     }
+
+    /// The Secret keys this spec reads (only those of the enabled parts), as Knative's
+    /// KafkaSource reads them.
+    pub fn secret_refs(&self) -> Vec<&SecretKeySelector> {
+        let mut out = Vec::new();
+        if self.sasl.enable {
+            out.extend([&self.sasl.user, &self.sasl.password, &self.sasl.mechanism]);
+        }
+        if self.tls.enable {
+            out.extend([&self.tls.ca_cert, &self.tls.cert, &self.tls.key]);
+        }
+        out.into_iter()
+            .filter_map(|v| v.secret_key_ref.as_ref())
+            .collect()
+    }
+
+    /// The connection settings, with the material read through `secret` (one key of a Secret
+    /// in the source's namespace). As in Knative: SASL and TLS apply only when `enable` is
+    /// set; the SASL type defaults to PLAIN; TLS without `caCert` trusts the system's CAs.
+    ///
+    /// # Errors
+    /// What `secret` could not read, or a SASL type Ferry's clients do not have.
+    pub fn resolve(
+        &self,
+        secret: &dyn Fn(&SecretKeySelector) -> Result<String, String>,
+    ) -> Result<KafkaAuth, String> {
+        let read = |v: &SecretValueFromSource| v.secret_key_ref.as_ref().map(secret).transpose();
+        let sasl = if self.sasl.enable {
+            let mechanism = match read(&self.sasl.mechanism)? {
+                Some(name) => {
+                    SaslMechanism::parse(&name).map_err(|e| format!("spec.net.sasl.type: {e}"))?
+                }
+                None => SaslMechanism::Plain,
+            };
+            Some(SaslAuth {
+                mechanism,
+                username: Credential::new(read(&self.sasl.user)?.unwrap_or_default()),
+                password: Credential::new(read(&self.sasl.password)?.unwrap_or_default()),
+            })
+        } else {
+            None
+        };
+        let tls = if self.tls.enable {
+            Some(TlsAuth {
+                ca_cert: read(&self.tls.ca_cert)?.map(Credential::new),
+                cert: read(&self.tls.cert)?.map(Credential::new),
+                key: read(&self.tls.key)?.map(Credential::new),
+            })
+        } else {
+            None
+        };
+        Ok(KafkaAuth { sasl, tls })
+    }
 }
 
 /// Observed state of a KafkaSource.
@@ -350,6 +402,13 @@ impl Validate for KafkaSource {
                 );
             }
         }
+        if s.net.tls.enable && s.net.tls.cert.is_empty() != s.net.tls.key.is_empty() {
+            errs.push(
+                &spec.field("net").field("tls"),
+                "has a client certificate without its key, or a key without its certificate",
+                "mutual TLS needs both: reference tls.cert and tls.key, or neither",
+            );
+        }
         if s.net.sasl.enable && (s.net.sasl.user.is_empty() || s.net.sasl.password.is_empty()) {
             errs.push(
                 &spec.field("net").field("sasl"),
@@ -371,6 +430,25 @@ impl Validate for KafkaSource {
             d.validate(&spec.field("delivery"), errs);
         }
     }
+}
+
+/// The value of `selector`'s key in the data of Secret `namespace`/`selector.name`, as text.
+///
+/// # Errors
+/// The key is missing, or its value is not UTF-8 (certificates, keys and passwords are text).
+pub fn secret_key_value(
+    namespace: &str,
+    selector: &SecretKeySelector,
+    data: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<String, String> {
+    let name = &selector.name;
+    let key = &selector.key;
+    let bytes = data.get(key).ok_or_else(|| {
+        format!("Secret {namespace}/{name} has no key `{key}`; add it or fix the secretKeyRef")
+    })?;
+    String::from_utf8(bytes.clone()).map_err(|_| {
+        format!("Secret {namespace}/{name} key `{key}` is not UTF-8 text; store PEM, not DER")
+    })
 }
 
 /// Kafka's topic-name rule: 1–249 characters of `a-zA-Z0-9._-`, not `.` or `..`.
@@ -397,20 +475,6 @@ impl Unsupported for KafkaSource {
         self.spec
             .sink
             .unsupported_fields(&Path::root("spec.sink"), &mut out);
-        if self.spec.net.sasl.enable {
-            unsupported(
-                &mut out,
-                &Path::root("spec.net.sasl"),
-                "the dispatcher does not authenticate to Kafka with SASL yet; read from a cluster that accepts plaintext connections from Ferry, or remove spec.net.sasl",
-            );
-        }
-        if self.spec.net.tls.enable {
-            unsupported(
-                &mut out,
-                &Path::root("spec.net.tls"),
-                "the dispatcher does not connect to Kafka over TLS yet; read from a plaintext listener, or remove spec.net.tls",
-            );
-        }
         if let Some(dls) = self
             .spec
             .delivery

@@ -206,6 +206,7 @@ impl Desired {
             subscriptions: &refs(&self.subscriptions),
             sources: &refs(&self.sources),
             resolve,
+            secret: &|ns, r| Err(format!("Secret {ns}/{} (key {}) not found", r.name, r.key)),
         })
     }
 }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::contract::{Contract, Egress};
+use ferry_api::contract::{Contract, Egress, KafkaAuth};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,9 @@ pub struct EgressSettings {
 #[derive(Clone, Debug, PartialEq)]
 struct Spec {
     bootstrap: String,
+    /// The cluster's connection settings (`None`: Ferry's own log); a change restarts the
+    /// egress, so rotated credentials take effect.
+    auth: Option<KafkaAuth>,
     topics: Vec<String>,
     egress: Egress,
 }
@@ -121,6 +124,7 @@ impl EgressSet {
             for egress in &resource.egresses {
                 let spec = Spec {
                     bootstrap: resource.bootstrap_servers.clone(),
+                    auth: resource.auth.clone(),
                     topics: resource.topics.clone(),
                     egress: egress.clone(),
                 };
@@ -187,6 +191,7 @@ impl EgressSet {
             if let Err(e) = consumer::run(
                 deliverer,
                 spec.bootstrap,
+                spec.auth,
                 spec.topics,
                 settings,
                 token,

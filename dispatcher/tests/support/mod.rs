@@ -261,6 +261,7 @@ pub fn broker(name: &str, bootstrap: &str, egresses: Vec<Egress>) -> ContractRes
         reference: ObjectRef::new("Broker", "default", name),
         topics: vec![name.to_owned()],
         bootstrap_servers: bootstrap.to_owned(),
+        auth: None,
         ingress: Some(Ingress {
             path: format!("/default/{name}"),
         }),

@@ -573,6 +573,9 @@ pub(super) async fn reconcile_source(
 ) -> Result<Action, Error> {
     instrumented(source.clone(), ctx.clone(), async move {
         let ns = source.namespace().unwrap_or_default();
+        // spec.net's Secrets, read before the hub compiles the source; nothing watches them, so
+        // a source that uses any is reconciled again every minute to pick up rotations.
+        let secrets = read_net_secrets(&ctx, &ns, &source).await;
         let (data_plane, egress) = ctx
             .hub
             .observe(&contract_ref(&*source), source.metadata.generation);
@@ -598,8 +601,43 @@ pub(super) async fn reconcile_source(
         Ok(match topics {
             // Topics a source reads may be created later by someone else.
             Topic::Failed(_) => Action::requeue(std::time::Duration::from_secs(10)),
+            _ if secrets > 0 => Action::requeue(SECRET_REREAD),
             _ => Action::await_change(),
         })
     })
     .await
+}
+
+/// How often the Secrets of a KafkaSource's `spec.net` are read again.
+const SECRET_REREAD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads every Secret `source.spec.net` references (only `get`, by name: the operator neither
+/// lists nor watches Secrets) into the hub, and returns how many there are. The values go
+/// into the contract only; they are never logged.
+async fn read_net_secrets(ctx: &Context, ns: &str, source: &KafkaSource) -> usize {
+    use k8s_openapi::api::core::v1::Secret;
+    let names: std::collections::BTreeSet<&str> = source
+        .spec
+        .net
+        .secret_refs()
+        .into_iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for name in &names {
+        let value = match api.get_opt(name).await {
+            Ok(Some(secret)) => Ok(secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect()),
+            Ok(None) => Err(format!(
+                "Secret {ns}/{name} not found; create it or fix spec.net"
+            )),
+            Err(e) => Err(format!("cannot read Secret {ns}/{name}: {e}")),
+        };
+        ctx.hub.set_secret(ns, name, value);
+    }
+    names.len()
 }

@@ -339,8 +339,13 @@ impl Cluster {
             .iter()
             .map(|t| (t.to_string(), Topic::Ready(t.to_string())))
             .collect();
-        let (mut contract, errors, objects) =
-            hub::compile_stores(&self.ctx.stores, &topics, &Default::default(), &config);
+        let (mut contract, errors, objects) = hub::compile_stores(
+            &self.ctx.stores,
+            &topics,
+            &Default::default(),
+            &self.ctx.hub.secrets(),
+            &config,
+        );
         contract.generation = generation;
         self.ctx.hub.record(contract, errors, &objects);
         self.ctx.hub.set_applied(applied);
