@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args};
 
 use crate::groups::GroupConfig;
+use crate::security::Mechanism;
 use crate::storage::{FlushPolicy, LogConfig};
 use crate::topics::{TopicConfig, TopicDefaults};
 
@@ -66,6 +67,30 @@ pub struct BrokerConfig {
     /// Largest session timeout a consumer may ask for (ms).
     #[arg(long, default_value_t = 1_800_000)]
     pub group_max_session_timeout_ms: u64,
+    /// SASL users file, one `USER:PASSWORD` per line (`#` starts a comment line). When set,
+    /// every connection must authenticate before any request but ApiVersions, SaslHandshake
+    /// and SaslAuthenticate (clients use SASL_PLAINTEXT, or SASL_SSL with --tls-cert).
+    #[arg(long, value_name = "PATH")]
+    pub sasl_users: Option<PathBuf>,
+    /// SASL mechanisms offered with --sasl-users, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    )]
+    pub sasl_mechanisms: Vec<Mechanism>,
+    /// PEM certificate chain (leaf first) for the Kafka listener, which then speaks TLS
+    /// (clients use SSL, or SASL_SSL with --sasl-users). Needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate they issued (mutual TLS).
+    /// Needs --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The flags as a command, to build a [`BrokerConfig`] from arguments in code.
@@ -136,6 +161,17 @@ impl BrokerConfig {
                 "--group-min-session-timeout-ms exceeds --group-max-session-timeout-ms".into(),
             );
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together: give both PEM files".into());
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err("--tls-client-ca needs --tls-cert and --tls-key".into());
+        }
+        if self.sasl_users.is_some() && self.sasl_mechanisms.is_empty() {
+            return Err(
+                "--sasl-mechanisms is empty; use PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512".into(),
+            );
+        }
         if let Some(adv) = &self.advertised_listener {
             let ok = adv
                 .rsplit_once(':')
@@ -172,5 +208,58 @@ impl BrokerConfig {
             max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
             initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_flags_default_and_parse() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        let config = BrokerConfig::local(dir, &[]).unwrap();
+        assert_eq!(config.sasl_mechanisms, Mechanism::ALL.to_vec());
+        assert!(config.sasl_users.is_none() && config.tls_cert.is_none());
+        let config = BrokerConfig::local(
+            dir,
+            &[
+                "--sasl-users",
+                "users.txt",
+                "--sasl-mechanisms",
+                "SCRAM-SHA-512,scram-sha-256",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--tls-client-ca",
+                "ca.pem",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.sasl_mechanisms,
+            [Mechanism::ScramSha512, Mechanism::ScramSha256]
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_flags_must_come_together() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        for flags in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--tls-client-ca", "ca.pem"],
+        ] {
+            let error = BrokerConfig::local(dir, flags).unwrap_err();
+            assert!(error.contains("--tls-"), "{flags:?}: {error}");
+        }
+        let error = BrokerConfig::local(dir, &["--sasl-mechanisms", "GSSAPI"]).unwrap_err();
+        assert!(error.contains("unknown SASL mechanism `GSSAPI`"), "{error}");
+        // Configs built in code are checked too.
+        let mut config = BrokerConfig::local(dir, &[]).unwrap();
+        config.tls_cert = Some("c.pem".into());
+        assert!(config.validate().unwrap_err().contains("--tls-key"));
     }
 }

@@ -7,6 +7,7 @@
 //!   watermark.
 //! - [`groups`]: the classic consumer-group protocol and durable committed offsets.
 //! - [`server`]: the Kafka protocol listener (codecs from the `kafka-protocol` crate).
+//! - [`security`]: SASL (PLAIN, SCRAM-SHA-256/512) and the TLS listener.
 //! - [`metrics`] and the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
 //!
 //! # Guarantees
@@ -23,6 +24,7 @@ mod admin;
 pub mod config;
 pub mod groups;
 pub mod metrics;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod topics;

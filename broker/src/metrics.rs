@@ -26,6 +26,8 @@ pub struct Metrics {
     request_seconds: Family<Labels, Histogram>,
     rebalances: Counter,
     fsync_seconds: Histogram,
+    authentications: Family<[(&'static str, String); 2], Counter>,
+    tls_handshake_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -39,6 +41,8 @@ impl Default for Metrics {
             request_seconds: Family::new_with_constructor(histogram),
             rebalances: Counter::default(),
             fsync_seconds: histogram(),
+            authentications: Family::default(),
+            tls_handshake_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -76,6 +80,16 @@ impl Default for Metrics {
             "Duration of each fsync of a partition log",
             m.fsync_seconds.clone(),
         );
+        registry.register(
+            "sasl_authentications",
+            "SASL authentications, per mechanism and result (success or failure)",
+            m.authentications.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes on the Kafka listener that failed or timed out",
+            m.tls_handshake_failures.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -112,6 +126,23 @@ impl Metrics {
         self.fsync_seconds.observe(took.as_secs_f64());
     }
 
+    /// Counts a SASL authentication that succeeded (`ok`) or failed. `mechanism` is a
+    /// mechanism name, `unsupported` or `none` (a request before any handshake).
+    pub fn authenticated(&self, mechanism: &str, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.authentications
+            .get_or_create(&[
+                ("mechanism", mechanism.to_owned()),
+                ("result", result.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -133,6 +164,9 @@ mod tests {
         m.request("Produce", Duration::from_millis(2));
         m.rebalanced();
         m.fsynced(Duration::from_micros(500));
+        m.authenticated("SCRAM-SHA-512", true);
+        m.authenticated("PLAIN", false);
+        m.tls_handshake_failed();
         let text = m.render();
         for want in [
             "ferry_broker_bytes_in_total{topic=\"orders\"} 300",
@@ -141,6 +175,9 @@ mod tests {
             "ferry_broker_request_duration_seconds_count{api=\"Produce\"} 1",
             "ferry_broker_group_rebalances_total 1",
             "ferry_broker_fsync_duration_seconds_count 1",
+            "ferry_broker_sasl_authentications_total{mechanism=\"SCRAM-SHA-512\",result=\"success\"} 1",
+            "ferry_broker_sasl_authentications_total{mechanism=\"PLAIN\",result=\"failure\"} 1",
+            "ferry_broker_tls_handshake_failures_total 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

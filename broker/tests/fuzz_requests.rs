@@ -138,6 +138,11 @@ fn fixture() -> Fixture {
         group_initial_rebalance_delay_ms: 0,
         group_min_session_timeout_ms: 6_000,
         group_max_session_timeout_ms: 60_000,
+        sasl_users: None,
+        sasl_mechanisms: Vec::new(),
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
     };
     let running = rt.block_on(Broker::start(config)).expect("start");
     let broker = running.broker().clone();

@@ -1,5 +1,6 @@
 //! Real Python clients — kafka-python and confluent-kafka — against the broker: admin
-//! create/delete, produce, consume in a group, commit. The interpreter comes from the venv
+//! create/delete, produce, consume in a group, commit; and the same over SASL SCRAM. The
+//! interpreter comes from the venv
 //! `scripts/test` builds (`target/pyenv`), or `FERRY_PYTHON`.
 
 mod support;
@@ -22,14 +23,14 @@ fn python() -> PathBuf {
     venv
 }
 
-#[test]
-fn kafka_python_and_confluent_kafka_work_unchanged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = BrokerProcess::start(dir.path(), &["--flush", "interval:5"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/clients.py");
+/// Runs `tests/python/<script>` with `args` and asserts it printed OK.
+fn run_script(script: &str, args: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let out = Command::new(python())
         .arg(&script)
-        .arg(broker.bootstrap())
+        .args(args)
         .output()
         .expect("run the Python clients");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -39,5 +40,34 @@ fn kafka_python_and_confluent_kafka_work_unchanged() {
         "python clients failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+}
+
+#[test]
+fn kafka_python_and_confluent_kafka_work_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &["--flush", "interval:5"]);
+    run_script("clients.py", &[&broker.bootstrap()]);
+    broker.stop();
+}
+
+#[test]
+fn kafka_python_and_confluent_kafka_authenticate_with_scram() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "py:py-s3cret\n").expect("users file");
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["--sasl-users", users.to_str().expect("utf-8")],
+    );
+    run_script("sasl.py", &[&broker.bootstrap(), "py", "py-s3cret"]);
+    let metrics = broker.admin_get("/metrics");
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        assert!(
+            metrics.contains(&format!(
+                "ferry_broker_sasl_authentications_total{{mechanism=\"{mechanism}\",result=\"success\"}}"
+            )),
+            "{metrics}"
+        );
+    }
     broker.stop();
 }

@@ -1,5 +1,7 @@
 //! Test servers shared by Ferry's data-plane tests: a CloudEvents [`sink`] that records
-//! requests and misbehaves on request, and [`process`] helpers that run a Ferry binary.
+//! requests and misbehaves on request, [`process`] helpers that run a Ferry binary, and
+//! throw-away [`tls`] certificates.
 
 pub mod process;
 pub mod sink;
+pub mod tls;

@@ -8,34 +8,48 @@
 //!
 //! Frames that cannot be decoded close the connection with a log line naming the peer and
 //! the problem, which is what Kafka does; they never reach the log.
+//!
+//! Plaintext and TLS connections share all of this: [`serve`] is generic over the stream, and
+//! with `--tls-cert` the accept loop runs the TLS handshake (bounded by
+//! `TLS_HANDSHAKE_TIMEOUT`) first. With `--sasl-users` each connection's [`SaslSession`]
+//! gates requests until the client authenticates.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
+use super::sasl::SaslSession;
 use super::{Broker, Ctx, Respond, metadata, versions};
 
 const MAX_IN_FLIGHT: usize = 32;
 
+/// A client that has not finished the TLS handshake by then is disconnected.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(super) async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
     let mut shutdown = broker.shutdown.clone();
     let mut conns = JoinSet::new();
+    let tls = broker.security.tls.clone().map(TlsAcceptor::from);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve(broker.clone(), stream, peer));
+                    match &tls {
+                        None => conns.spawn(serve(broker.clone(), stream, peer)),
+                        Some(tls) => conns.spawn(serve_tls(broker.clone(), tls.clone(), stream, peer)),
+                    };
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -49,11 +63,34 @@ pub(super) async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
     while conns.join_next().await.is_some() {}
 }
 
+/// Runs the TLS handshake, then serves the connection like any other.
+async fn serve_tls(broker: Arc<Broker>, tls: TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(stream)) => serve(broker, stream, peer).await,
+        Ok(Err(e)) => {
+            broker.metrics.tls_handshake_failed();
+            tracing::warn!(%peer, error = %e, "TLS handshake failed; closing connection");
+        }
+        Err(_) => {
+            broker.metrics.tls_handshake_failed();
+            tracing::warn!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake timed out; closing connection");
+        }
+    }
+}
+
 /// Why a connection is closed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reject {
     /// Bytes that are not a request we can answer; the message says what.
     Close(String),
+}
+
+/// A request being answered: the future yields the encoded response frame.
+pub(super) struct Dispatched {
+    /// The response (`None`: no response is due; an empty frame: encoding failed, close).
+    pub pending: Pending,
+    /// `Some(reason)`: close the connection once the response is sent (failed SASL).
+    pub then_close: Option<String>,
 }
 
 /// Decodes one request frame (without its length prefix).
@@ -104,7 +141,7 @@ fn encode(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
-    body: &kafka_protocol::messages::ResponseKind,
+    body: &ResponseKind,
 ) -> anyhow::Result<Bytes> {
     let mut out = BytesMut::new();
     out.extend_from_slice(&[0; 4]);
@@ -117,30 +154,41 @@ fn encode(
     Ok(out.freeze())
 }
 
-/// Decodes and starts one request; the future yields the encoded response frame.
+/// Decodes and starts one request, with `sasl` gating it until the client authenticated.
 pub(super) fn dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send>>, Reject> {
+    sasl: &mut SaslSession,
+) -> Result<Dispatched, Reject> {
     let started = Instant::now();
     let (api, header, body) = decode(frame)?;
+    if !sasl.allows(api) {
+        return Err(Reject::Close(sasl.refused(api)));
+    }
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     tracing::trace!(%peer, api = ?api, version, correlation_id, "request");
-    let (respond, version): (Respond, i16) = match versions::range(api) {
-        Some((_, hi)) if api == ApiKey::ApiVersions && version > hi => {
+    let ready = |response: ResponseKind| -> Respond { Box::pin(async { Some(response) }) };
+    let mut then_close = None;
+    let (respond, version): (Respond, i16) = match body {
+        _ if api == ApiKey::ApiVersions
+            && versions::range(api).is_some_and(|(_, hi)| version > hi) =>
+        {
             // Kafka answers a too-new ApiVersions with v0 and UNSUPPORTED_VERSION.
-            (
-                Box::pin(async {
-                    Some(kafka_protocol::messages::ResponseKind::from(
-                        metadata::api_versions(35),
-                    ))
-                }),
-                0,
-            )
+            (ready(metadata::api_versions(35).into()), 0)
         }
-        _ => {
+        RequestKind::SaslHandshake(req) => {
+            let (response, close) = sasl.handshake(&req, version);
+            then_close = close;
+            (ready(response.into()), version)
+        }
+        RequestKind::SaslAuthenticate(req) => {
+            let (response, close) = sasl.authenticate(&req);
+            then_close = close;
+            (ready(response.into()), version)
+        }
+        body => {
             let ctx = Ctx {
                 version,
                 client_id: header
@@ -154,7 +202,7 @@ pub(super) fn dispatch(
         }
     };
     let broker = broker.clone();
-    Ok(Box::pin(async move {
+    let pending: Pending = Box::pin(async move {
         let response = respond.await?;
         let frame = match encode(api, version, correlation_id, &response) {
             Ok(f) => Some(f),
@@ -165,7 +213,11 @@ pub(super) fn dispatch(
         };
         broker.metrics.request(api_name(api), started.elapsed());
         Some(frame.unwrap_or_default())
-    }))
+    });
+    Ok(Dispatched {
+        pending,
+        then_close,
+    })
 }
 
 fn api_name(api: ApiKey) -> &'static str {
@@ -190,14 +242,20 @@ fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "Other",
     }
 }
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send>>;
 
-async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
-    let (mut rd, mut wr) = stream.into_split();
+/// Serves one connection, plaintext or TLS, until the client or shutdown ends it.
+async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
@@ -215,7 +273,7 @@ async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         let _ = wr.shutdown().await;
     });
     let mut shutdown = broker.shutdown.clone();
-    let max = broker.config.max_request_bytes;
+    let mut sasl = SaslSession::new(broker.security.sasl.clone(), peer, broker.metrics.clone());
     loop {
         let mut len = [0u8; 4];
         tokio::select! {
@@ -227,8 +285,9 @@ async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             tracing::warn!(%peer, size, "closing connection: negative request size");
             break;
         };
+        let max = sasl.max_frame(broker.config.max_request_bytes);
         if size > max {
-            tracing::warn!(%peer, size, max, "closing connection: request exceeds --max-request-bytes");
+            tracing::warn!(%peer, size, max, "closing connection: request exceeds --max-request-bytes (512 KiB before SASL authentication)");
             break;
         }
         let mut frame = vec![0u8; size];
@@ -236,9 +295,31 @@ async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             tracing::debug!(%peer, "connection closed mid-request");
             break;
         }
-        match dispatch(&broker, Bytes::from(frame), peer) {
-            Ok(pending) => {
+        if sasl.expects_raw_token() {
+            // After a v0 SaslHandshake the tokens are bare frames, not Kafka requests.
+            match sasl.raw_token(&frame) {
+                Ok(reply) => {
+                    if tx.send(Box::pin(async move { Some(reply) })).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Err(why) => {
+                    tracing::warn!(%peer, reason = %why, "closing connection");
+                    break;
+                }
+            }
+        }
+        match dispatch(&broker, Bytes::from(frame), peer, &mut sasl) {
+            Ok(Dispatched {
+                pending,
+                then_close,
+            }) => {
                 if tx.send(pending).await.is_err() {
+                    break;
+                }
+                if let Some(why) = then_close {
+                    tracing::warn!(%peer, reason = %why, "closing connection after the response");
                     break;
                 }
             }

@@ -7,6 +7,7 @@ mod fetch;
 mod groups;
 mod metadata;
 mod produce;
+mod sasl;
 pub mod versions;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::config::BrokerConfig;
 use crate::groups::ConsumerGroupCoordinator;
 use crate::groups::offsets::OffsetStore;
 use crate::metrics::Metrics;
+use crate::security::{ListenerSecurity, SecurityError};
 use crate::storage::{FlushPolicy, StorageError};
 use crate::topics::{TopicError, Topics};
 
@@ -52,6 +54,7 @@ pub struct Broker {
     meta_path: PathBuf,
     cluster_id: String,
     advertised: (String, i32),
+    security: ListenerSecurity,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -103,6 +106,9 @@ pub enum StartError {
     /// The data directory could not be opened or recovered.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A TLS PEM file or the SASL users file is unreadable or invalid.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}; choose another address with {flag}")]
     Bind {
@@ -199,6 +205,7 @@ impl Broker {
             data_dir = %data_dir.display(),
             topics = broker.topics.list().len(),
             flush = %broker.config.flush,
+            security_protocol = broker.security.protocol(),
             "broker opened"
         );
         let mut tasks = JoinSet::new();
@@ -219,6 +226,8 @@ impl Broker {
         kafka_addr: SocketAddr,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Broker, StartError> {
+        // First, so a bad PEM or users file fails before the data directory is touched.
+        let security = ListenerSecurity::load(&config)?;
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
             path: dir.clone(),
@@ -266,6 +275,7 @@ impl Broker {
             meta_path,
             cluster_id: meta.cluster_id,
             advertised,
+            security,
             shutdown,
         })
     }
@@ -273,6 +283,12 @@ impl Broker {
     /// The broker's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The listener's security protocol as a Kafka client names it: `PLAINTEXT`, `SSL`,
+    /// `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub fn security_protocol(&self) -> &'static str {
+        self.security.protocol()
     }
 
     /// The topic registry.
@@ -310,7 +326,8 @@ impl Broker {
 
     /// Answers one request frame (without its length prefix) exactly as a connection would:
     /// the response frame, `None` when no response is due (produce with acks=0), or why the
-    /// connection would be closed. Used by the fuzz tests.
+    /// connection would be closed. Used by the fuzz tests. Each frame is answered as the first
+    /// request of a new connection (with `--sasl-users`, only the SASL APIs and ApiVersions).
     ///
     /// # Errors
     /// The reason the connection would be closed.
@@ -319,9 +336,11 @@ impl Broker {
         frame: bytes::Bytes,
     ) -> Result<Option<bytes::Bytes>, String> {
         let peer = SocketAddr::from(([127, 0, 0, 1], 0));
-        let pending = connection::dispatch(self, frame, peer)
+        let mut sasl =
+            sasl::SaslSession::new(self.security.sasl.clone(), peer, self.metrics.clone());
+        let dispatched = connection::dispatch(self, frame, peer, &mut sasl)
             .map_err(|connection::Reject::Close(why)| why)?;
-        match pending.await {
+        match dispatched.pending.await {
             Some(frame) if frame.is_empty() => Err("the response could not be encoded".into()),
             other => Ok(other),
         }
