@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ferry_api::resource::Resource;
+use ferry_api::sources::SecretData;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,6 +21,22 @@ pub struct Manifest {
     pub document: usize,
     /// The parsed resource (namespace defaulted).
     pub resource: Resource,
+}
+
+/// A `v1` Secret from the manifests: `ferry dev` reads a KafkaSource's `spec.net` material
+/// from these, as the operator reads it from the cluster's Secrets.
+#[derive(Debug)]
+pub struct SecretManifest {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// 1-based position of its document in the file.
+    pub document: usize,
+    /// Namespace (defaulted).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `data` (decoded) with `stringData` on top, as the API server merges them.
+    pub data: SecretData,
 }
 
 /// A document that could not be read or parsed, located by file and document.
@@ -82,11 +99,20 @@ pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 /// Reads every document of every file, returning the resources and, separately, every
 /// document that failed to parse (so one run reports all problems).
 pub fn load(paths: &[PathBuf]) -> (Vec<Manifest>, Vec<LoadError>) {
+    let (manifests, _, errors) = load_with_secrets(paths);
+    (manifests, errors)
+}
+
+/// [`load`], also returning the `v1` Secrets among the documents.
+pub fn load_with_secrets(
+    paths: &[PathBuf],
+) -> (Vec<Manifest>, Vec<SecretManifest>, Vec<LoadError>) {
     let mut manifests = Vec::new();
+    let mut secrets = Vec::new();
     let mut errors = Vec::new();
     let files = match files(paths) {
         Ok(f) => f,
-        Err(e) => return (manifests, vec![e]),
+        Err(e) => return (manifests, secrets, vec![e]),
     };
     for file in files {
         let text = match std::fs::read_to_string(&file) {
@@ -100,13 +126,20 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Manifest>, Vec<LoadError>) {
                 continue;
             }
         };
-        load_text(&file, &text, &mut manifests, &mut errors);
+        load_text(&file, &text, &mut manifests, &mut secrets, &mut errors);
     }
     check_duplicates(&manifests, &mut errors);
-    (manifests, errors)
+    check_duplicate_secrets(&secrets, &mut errors);
+    (manifests, secrets, errors)
 }
 
-fn load_text(file: &Path, text: &str, manifests: &mut Vec<Manifest>, errors: &mut Vec<LoadError>) {
+fn load_text(
+    file: &Path,
+    text: &str,
+    manifests: &mut Vec<Manifest>,
+    secrets: &mut Vec<SecretManifest>,
+    errors: &mut Vec<LoadError>,
+) {
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
         let err = |message: String| LoadError {
@@ -130,6 +163,21 @@ fn load_text(file: &Path, text: &str, manifests: &mut Vec<Manifest>, errors: &mu
                 return;
             }
         };
+        if value.get("apiVersion").and_then(Value::as_str) == Some("v1")
+            && value.get("kind").and_then(Value::as_str) == Some("Secret")
+        {
+            match secret(value) {
+                Ok((namespace, name, data)) => secrets.push(SecretManifest {
+                    file: file.to_owned(),
+                    document,
+                    namespace,
+                    name,
+                    data,
+                }),
+                Err(e) => errors.push(err(e)),
+            }
+            continue;
+        }
         match Resource::from_value(value) {
             Ok(mut resource) => {
                 resource.default_namespace(DEFAULT_NAMESPACE);
@@ -140,6 +188,54 @@ fn load_text(file: &Path, text: &str, manifests: &mut Vec<Manifest>, errors: &mu
                 });
             }
             Err(e) => errors.push(err(e.to_string())),
+        }
+    }
+}
+
+/// A Secret's namespace, name and data (`stringData` over `data`).
+fn secret(value: Value) -> Result<(String, String, SecretData), String> {
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(value).map_err(|e| {
+            format!(
+                "v1/Secret is malformed: {e}; data values are base64, stringData values plain text"
+            )
+        })?;
+    let name = secret
+        .metadata
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or("v1/Secret has no metadata.name; name it")?;
+    let namespace = secret
+        .metadata
+        .namespace
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let mut data: SecretData = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    for (k, v) in secret.string_data.unwrap_or_default() {
+        data.insert(k, v.into_bytes());
+    }
+    Ok((namespace, name, data))
+}
+
+fn check_duplicate_secrets(secrets: &[SecretManifest], errors: &mut Vec<LoadError>) {
+    let mut seen: BTreeMap<(&str, &str), &SecretManifest> = BTreeMap::new();
+    for s in secrets {
+        if let Some(first) = seen.insert((&s.namespace, &s.name), s) {
+            errors.push(LoadError {
+                file: s.file.clone(),
+                document: Some(s.document),
+                message: format!(
+                    "Secret {}/{} is defined twice (first in {}, document {}); rename or remove one",
+                    s.namespace,
+                    s.name,
+                    first.file.display(),
+                    first.document
+                ),
+            });
         }
     }
 }
@@ -176,11 +272,57 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str) -> (Vec<Manifest>, Vec<LoadError>) {
-        let mut m = Vec::new();
-        let mut e = Vec::new();
-        load_text(Path::new("x.yaml"), text, &mut m, &mut e);
-        check_duplicates(&m, &mut e);
+        let (m, _, e) = load_all_str(text);
         (m, e)
+    }
+
+    fn load_all_str(text: &str) -> (Vec<Manifest>, Vec<SecretManifest>, Vec<LoadError>) {
+        let mut m = Vec::new();
+        let mut s = Vec::new();
+        let mut e = Vec::new();
+        load_text(Path::new("x.yaml"), text, &mut m, &mut s, &mut e);
+        check_duplicates(&m, &mut e);
+        check_duplicate_secrets(&s, &mut e);
+        (m, s, e)
+    }
+
+    #[test]
+    fn secrets_are_read_with_string_data_over_data() {
+        let (m, s, e) = load_all_str(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\n\
+             data: {user: bGVkZ2Vy, password: b2xk}\nstringData: {password: hunter2}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: shop}\n",
+        );
+        assert!(e.is_empty() && m.is_empty(), "{e:?}");
+        assert_eq!(
+            (s[0].namespace.as_str(), s[0].name.as_str()),
+            ("default", "creds")
+        );
+        assert_eq!(s[0].data["user"], b"ledger");
+        assert_eq!(s[0].data["password"], b"hunter2");
+        assert_eq!((s[1].namespace.as_str(), s[1].data.len()), ("shop", 0));
+
+        let (_, _, e) = load_all_str(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\ndata: {k: '%%%'}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {namespace: x}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {name: b}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {name: b}\n",
+        );
+        let text: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with("x.yaml, document 1: v1/Secret is malformed"),
+            "{text:?}"
+        );
+        assert!(text[0].contains("base64"), "{text:?}");
+        assert_eq!(
+            text[1],
+            "x.yaml, document 2: v1/Secret has no metadata.name; name it"
+        );
+        assert!(
+            text[2].contains("Secret default/b is defined twice (first in x.yaml, document 3)"),
+            "{text:?}"
+        );
     }
 
     #[test]

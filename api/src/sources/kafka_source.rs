@@ -432,6 +432,9 @@ impl Validate for KafkaSource {
     }
 }
 
+/// A Secret's `data`: key → bytes.
+pub type SecretData = std::collections::BTreeMap<String, Vec<u8>>;
+
 /// The value of `selector`'s key in the data of Secret `namespace`/`selector.name`, as text.
 ///
 /// # Errors
@@ -439,7 +442,7 @@ impl Validate for KafkaSource {
 pub fn secret_key_value(
     namespace: &str,
     selector: &SecretKeySelector,
-    data: &std::collections::BTreeMap<String, Vec<u8>>,
+    data: &SecretData,
 ) -> Result<String, String> {
     let name = &selector.name;
     let key = &selector.key;

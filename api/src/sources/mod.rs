@@ -4,6 +4,6 @@ mod kafka_source;
 
 pub use kafka_source::{
     InitialOffset, KEY_TYPE_LABEL, KafkaNetSpec, KafkaSaslSpec, KafkaSource, KafkaSourceSpec,
-    KafkaSourceStatus, KafkaTlsSpec, KeyType, SecretValueFromSource, kafka_source_conditions,
-    secret_key_value,
+    KafkaSourceStatus, KafkaTlsSpec, KeyType, SecretData, SecretValueFromSource,
+    kafka_source_conditions, secret_key_value,
 };

@@ -11,7 +11,7 @@ use ferry_api::eventing::{BROKER_CLASS_ANNOTATION, Broker, FERRY_BROKER_CLASS, T
 use ferry_api::messaging::{KafkaChannel, Subscription};
 use ferry_api::resource::Resource;
 use ferry_api::serving::KnativeService;
-use ferry_api::sources::KafkaSource;
+use ferry_api::sources::{KafkaSource, SecretData, secret_key_value};
 use kube::ResourceExt;
 
 use super::revisions::process_spec;
@@ -35,6 +35,8 @@ pub struct Desired {
     pub services: Vec<KnativeService>,
     /// Where each object was read from: `Kind namespace/name` → `file, document N`.
     pub origins: BTreeMap<String, String>,
+    /// `v1` Secrets from the manifests, by (namespace, name): KafkaSources' `spec.net` material.
+    pub secrets: BTreeMap<(String, String), SecretData>,
 }
 
 /// `Kind namespace/name`, the key of [`Desired::origins`].
@@ -57,8 +59,14 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<String>> {
     if !outcome.ok() {
         return Err(validate::problems(&outcome));
     }
-    let (manifests, _) = manifest::load(paths);
-    let mut desired = Desired::default();
+    let (manifests, secrets, _) = manifest::load_with_secrets(paths);
+    let mut desired = Desired {
+        secrets: secrets
+            .into_iter()
+            .map(|s| ((s.namespace, s.name), s.data))
+            .collect(),
+        ..Desired::default()
+    };
     let mut problems = Vec::new();
     for m in manifests {
         if let Err(problem) = add(&mut desired, m) {
@@ -206,7 +214,15 @@ impl Desired {
             subscriptions: &refs(&self.subscriptions),
             sources: &refs(&self.sources),
             resolve,
-            secret: &|ns, r| Err(format!("Secret {ns}/{} (key {}) not found", r.name, r.key)),
+            secret: &|ns, r| {
+                let data = self.secrets.get(&(ns.to_owned(), r.name.clone())).ok_or_else(|| {
+                    format!(
+                        "Secret {ns}/{} not found; add it to the manifests (apiVersion: v1, kind: Secret, with data or stringData)",
+                        r.name
+                    )
+                })?;
+                secret_key_value(ns, r, data)
+            },
         })
     }
 }
@@ -225,4 +241,64 @@ pub fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, Option<std::time::SystemT
             (f, stamp.0, stamp.1)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "apiVersion: sources.knative.dev/v1beta1
+kind: KafkaSource
+metadata: {name: payments}
+spec:
+  bootstrapServers: [kafka.example:9093]
+  topics: [payments]
+  sink: {uri: http://127.0.0.1:9/}
+  net:
+    sasl:
+      enable: true
+      user: {secretKeyRef: {name: kafka-creds, key: user}}
+      password: {secretKeyRef: {name: kafka-creds, key: password}}
+      type: {secretKeyRef: {name: kafka-creds, key: saslType}}
+    tls:
+      enable: true
+";
+
+    fn write(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write manifest");
+        }
+        dir
+    }
+
+    #[test]
+    fn kafka_source_net_reads_secrets_from_the_manifests() {
+        let dir = write(&[
+            ("source.yaml", SOURCE),
+            (
+                "secret.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: kafka-creds}\n\
+                 stringData: {user: ledger, password: hunter2, saslType: SCRAM-SHA-256}\n",
+            ),
+        ]);
+        let desired = load(&[dir.path().to_owned()]).expect("manifests load");
+        let (contract, errors) = desired.compile(1, "127.0.0.1:9092", &|_| None);
+        assert!(errors.is_empty(), "{errors:?}");
+        let auth = contract.resources[0].auth.as_ref().expect("auth");
+        assert_eq!(auth.security_protocol(), "SASL_SSL");
+        let settings = auth.client_settings();
+        assert_eq!(settings.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        assert_eq!(settings.get("sasl.username"), Some("ledger"));
+        assert_eq!(settings.get("sasl.password"), Some("hunter2"));
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_source_and_what_to_add() {
+        let dir = write(&[("source.yaml", SOURCE)]);
+        let problems = load(&[dir.path().to_owned()]).expect_err("no Secret");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let want = "source.yaml, document 1: KafkaSource default/payments: Secret default/kafka-creds not found; add it to the manifests (apiVersion: v1, kind: Secret, with data or stringData); spec.net cannot be applied (NetSecretNotResolved)";
+        assert!(problems[0].ends_with(want), "{}", problems[0]);
+    }
 }
