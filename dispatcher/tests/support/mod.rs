@@ -25,6 +25,8 @@ pub use ferry_testkit::sink::{Rule, Sink};
 pub struct Log {
     pub running: Option<RunningBroker>,
     pub bootstrap: String,
+    /// librdkafka settings this test's own clients need (SASL/TLS of a secured broker).
+    pub client_settings: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -35,22 +37,39 @@ impl Log {
 
     /// Starts the broker with extra flags (e.g. `--flush os`).
     pub async fn start_with(extra: &[&str]) -> Log {
-        let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig::local(dir.path(), extra).expect("broker flags");
+        Self::start_secured(tempfile::tempdir().unwrap(), extra, Vec::new()).await
+    }
+
+    /// Starts the broker in `dir` with `extra` flags (e.g. SASL and TLS), and gives this
+    /// test's clients `client_settings` to connect to it.
+    pub async fn start_secured(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        client_settings: Vec<(String, String)>,
+    ) -> Log {
+        let config = BrokerConfig::local(&dir.path().join("log"), extra).expect("broker flags");
         let running = Broker::start(config).await.expect("broker starts");
         let bootstrap = running.kafka_addr.to_string();
         Log {
             running: Some(running),
             bootstrap,
+            client_settings,
             _dir: dir,
         }
     }
 
+    /// A client configuration for this broker.
+    pub fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        for (k, v) in &self.client_settings {
+            config.set(k, v);
+        }
+        config
+    }
+
     pub async fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .unwrap();
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         let results = admin
             .create_topics([&topic], &AdminOptions::new())
@@ -86,11 +105,7 @@ impl Log {
         use rdkafka::Message;
         use rdkafka::consumer::StreamConsumer;
         use rdkafka::message::Headers;
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "reader")
-            .create()
-            .unwrap();
+        let consumer: StreamConsumer = self.client().set("group.id", "reader").create().unwrap();
         let mut tpl = rdkafka::TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
             .unwrap();
@@ -121,8 +136,8 @@ impl Log {
 
     /// Records in a topic (sum of high watermarks).
     pub fn records(&self, topic: &str, partitions: i32) -> i64 {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
+        let consumer: BaseConsumer = self
+            .client()
             .set("group.id", "watermarks")
             .create()
             .unwrap();
@@ -144,23 +159,34 @@ pub struct Dispatcher {
     pub http: String,
     pub admin: std::net::SocketAddr,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Dispatcher {
     /// Starts a dispatcher (role all) on `contract` and waits until it applied it.
     pub fn start(contract: &Contract, extra: &[&str]) -> Dispatcher {
+        Self::start_with_env(contract, extra, &[])
+    }
+
+    /// [`Dispatcher::start`] with extra environment variables (e.g. `FERRY_KAFKA_*`).
+    pub fn start_with_env(contract: &Contract, extra: &[&str], env: &[(&str, &str)]) -> Dispatcher {
         let dir = tempfile::tempdir().unwrap();
         let contract_path = dir.path().join("contract.json");
         std::fs::write(&contract_path, serde_json::to_vec_pretty(contract).unwrap()).unwrap();
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
-        let (process, http, admin) = spawn(&contract_path, &extra);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (process, http, admin) = spawn(&contract_path, &extra, &env);
         let d = Dispatcher {
             process: Some(process),
             contract_path,
             http,
             admin,
             extra,
+            env,
             _dir: dir,
         };
         d.wait_for_generation(contract.generation);
@@ -214,14 +240,18 @@ impl Dispatcher {
 
     /// Starts again on the same contract file and flags (new ports).
     pub fn restart(&mut self) {
-        let (process, http, admin) = spawn(&self.contract_path, &self.extra);
+        let (process, http, admin) = spawn(&self.contract_path, &self.extra, &self.env);
         self.process = Some(process);
         self.http = http;
         self.admin = admin;
     }
 }
 
-fn spawn(contract: &std::path::Path, extra: &[String]) -> (Process, String, std::net::SocketAddr) {
+fn spawn(
+    contract: &std::path::Path,
+    extra: &[String],
+    env: &[(String, String)],
+) -> (Process, String, std::net::SocketAddr) {
     let mut args: Vec<String> = vec![
         "--contract".into(),
         contract.display().to_string(),
@@ -236,11 +266,9 @@ fn spawn(contract: &std::path::Path, extra: &[String]) -> (Process, String, std:
     ];
     args.extend(extra.iter().cloned());
     let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
-    let process = Process::start(
-        env!("CARGO_BIN_EXE_ferry-dispatcher"),
-        args,
-        [("RUST_LOG", log)],
-    );
+    let mut vars = vec![("RUST_LOG".to_owned(), log)];
+    vars.extend(env.iter().cloned());
+    let process = Process::start(env!("CARGO_BIN_EXE_ferry-dispatcher"), args, vars);
     // An egress-only dispatcher has no ingress listener.
     let egress_only = extra
         .windows(2)
