@@ -9,7 +9,7 @@
 //!
 //! The operator runs as its own process (`ferry-operator`, so its RSS is its own) with a
 //! kubeconfig for the test API server. No dispatcher pods run here, so a stand-in answers the
-//! operator's `/readyz` probe with the generation of the contract ConfigMap, as a dispatcher
+//! operator's `/readyz` probe with the generation of the contract Secret, as a dispatcher
 //! that applied it would. Topics are created on the embedded log, in this process.
 
 #[path = "../tests/kube/mod.rs"]
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ::kube::api::{Api, Patch, PatchParams};
 use ferry_api::eventing::{Broker, Trigger};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 
 use kube::{ADMIN_TOKEN, KubeApi};
@@ -48,14 +48,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Answers `/readyz` with the contract ConfigMap's generation.
-async fn stand_in(api: Api<ConfigMap>) -> std::net::SocketAddr {
+/// Answers `/readyz` with the contract Secret's generation.
+async fn stand_in(api: Api<Secret>) -> std::net::SocketAddr {
     let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let g = generation.clone();
     tokio::spawn(async move {
         loop {
-            if let Ok(Some(cm)) = api.get_opt("ferry-contract").await
-                && let Ok(Some(c)) = ferry_operator::hub::contract_in(&cm)
+            if let Ok(Some(secret)) = api.get_opt("ferry-contract").await
+                && let Ok(Some(c)) = ferry_operator::hub::contract_in(&secret)
             {
                 g.store(c.generation, std::sync::atomic::Ordering::Relaxed);
             }
@@ -317,10 +317,10 @@ async fn main() {
     );
     let rss_now = rss_kib(pid).unwrap_or(0);
     let peak = peak_rss_kib(pid).unwrap_or(0).max(peak_seen);
-    let cm: Api<ConfigMap> = Api::namespaced(client.clone(), "ferry-system");
-    let contract = cm.get("ferry-contract").await.expect("contract");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "ferry-system");
+    let contract = secrets.get("ferry-contract").await.expect("contract");
     let stored = contract
-        .binary_data
+        .data
         .as_ref()
         .and_then(|d| d.get("contract.json"))
         .map_or(0, |b| b.0.len());
@@ -329,7 +329,7 @@ async fn main() {
         .flatten()
         .map_or(0, |c| c.generation);
     println!(
-        "operator RSS now {} MiB, peak {} MiB; contract generation {generation}, {} KiB gzip in the ConfigMap",
+        "operator RSS now {} MiB, peak {} MiB; contract generation {generation}, {} KiB gzip in the Secret",
         rss_now / 1024,
         peak / 1024,
         stored / 1024,

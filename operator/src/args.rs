@@ -14,8 +14,8 @@ pub struct Args {
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_listen: SocketAddr,
 
-    /// Namespace of the leader-election Lease and of the ConfigMaps below (default:
-    /// `POD_NAMESPACE`).
+    /// Namespace of the leader-election Lease and of the contract Secret and ConfigMaps below
+    /// (default: `POD_NAMESPACE`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferry-system")]
     pub leader_election_namespace: String,
 
@@ -27,9 +27,10 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// ConfigMap whose key `contract.json` receives the compiled contract.
+    /// Secret whose key `contract.json` receives the compiled contract (a Secret because the
+    /// contract carries KafkaSources' SASL and TLS credentials).
     #[arg(long, default_value = "ferry-contract")]
-    pub contract_configmap: String,
+    pub contract_secret: String,
 
     /// Knative `config-br-defaults` ConfigMap (broker class, config and delivery defaults),
     /// read every 5 s from the Lease's namespace.
@@ -137,7 +138,7 @@ mod tests {
             "--metrics-listen=0.0.0.0:8080",
             "--leader-election-namespace=ferry-system",
             "--leader-election-lease=ferry-operator",
-            "--contract-configmap=ferry-contract",
+            "--contract-secret=ferry-contract",
             "--br-defaults-configmap=ferry-config-br-defaults",
             "--autoscaler-configmap=ferry-config-autoscaler",
             "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",

@@ -1,12 +1,14 @@
 //! The contract hub: compiles every eventing object into the data-plane contract (the pure
-//! [`ferry_api::contract::compile`] that `ferry dev` uses too), writes it to the ConfigMap the
+//! [`ferry_api::contract::compile`] that `ferry dev` uses too), writes it to the Secret the
 //! dispatchers mount, and tells each object's controller when its place in the data plane
 //! changed: compiled, left out (and why), or applied by every dispatcher.
 //!
 //! Changes are gathered for a short debounce and written as one new generation, so 10,000
-//! Triggers created at once make a handful of writes, not 10,000. The ConfigMap holds the
-//! contract gzip-compressed under `binaryData`, which keeps tens of thousands of egresses within
-//! Kubernetes' 1 MiB object limit; the dispatcher reads both forms.
+//! Triggers created at once make a handful of writes, not 10,000. The contract is a Secret, not
+//! a ConfigMap, because it carries the credentials of KafkaSources' `spec.net`. It holds the
+//! contract gzip-compressed under `data`, which keeps tens of thousands of egresses within
+//! Kubernetes' 1 MiB object limit; the dispatcher reads gzip and plain JSON (the chart's initial
+//! empty contract) alike.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +21,7 @@ use ferry_api::contract::{
 use ferry_api::eventing::{Broker, BrokerDefaults};
 use ferry_api::validation::{FieldError, Unsupported, Validate};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use tokio::sync::Notify;
@@ -27,7 +29,7 @@ use tokio::sync::Notify;
 use crate::status::{DataPlane, Topic};
 use crate::world::{Stores, revision_url};
 
-/// The key the contract is stored under in its ConfigMap (the file name the dispatcher reads).
+/// The key the contract is stored under in its Secret (the file name the dispatcher reads).
 pub const CONTRACT_KEY: &str = "contract.json";
 
 /// Where an object was last seen by the compiler.
@@ -73,10 +75,10 @@ pub struct Hub {
 
 /// Everything the hub needs from outside.
 pub struct HubConfig {
-    /// Namespace of the contract ConfigMap.
+    /// Namespace of the contract Secret.
     pub namespace: String,
-    /// Name of the contract ConfigMap.
-    pub configmap: String,
+    /// Name of the contract Secret.
+    pub secret: String,
     /// Bootstrap servers written into the contract.
     pub bootstrap_servers: String,
     /// Reconcile Brokers without a class too.
@@ -231,7 +233,7 @@ impl Hub {
         record(&mut self.lock(), contract, errors, objects);
     }
 
-    /// Starts from the contract already in the ConfigMap, so generations keep growing across
+    /// Starts from the contract already in the Secret, so generations keep growing across
     /// restarts and leader changes.
     pub fn resume(&self, existing: Option<Contract>) {
         let mut state = self.lock();
@@ -253,26 +255,32 @@ fn data_plane(state: &State, object: &ObjectRef, generation: Option<i64>) -> Dat
     }
 }
 
-/// The contract ConfigMap's content: `binaryData` holds the gzip, and a plain `data` key of
-/// the same name (the chart's initial empty contract) is removed.
-pub fn configmap_patch(contract: &Contract) -> serde_json::Value {
+/// The contract Secret's content as a JSON merge patch: `data` holds the gzip (replacing the
+/// chart's initial plain JSON under the same key).
+pub fn secret_patch(contract: &Contract) -> serde_json::Value {
     let gz = ByteString(contract.to_gzip());
-    serde_json::json!({
-        "data": {CONTRACT_KEY: null},
-        "binaryData": {CONTRACT_KEY: gz},
-    })
+    serde_json::json!({"data": {CONTRACT_KEY: gz}})
 }
 
-/// Reads the contract a ConfigMap holds (either form).
+/// The contract Secret as created when it is missing: type Opaque, the gzip under `data`.
+fn contract_secret(name: &str, contract: &Contract) -> Secret {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.to_owned());
+    secret.type_ = Some("Opaque".to_owned());
+    secret.data = Some(BTreeMap::from([(
+        CONTRACT_KEY.to_owned(),
+        ByteString(contract.to_gzip()),
+    )]));
+    secret
+}
+
+/// Reads the contract a Secret holds, gzip or plain JSON.
 ///
 /// # Errors
-/// The ConfigMap holds something that is not a contract.
-pub fn contract_in(cm: &ConfigMap) -> Result<Option<Contract>, String> {
-    if let Some(bytes) = cm.binary_data.as_ref().and_then(|d| d.get(CONTRACT_KEY)) {
-        return Contract::from_bytes(&bytes.0).map(Some);
-    }
-    match cm.data.as_ref().and_then(|d| d.get(CONTRACT_KEY)) {
-        Some(text) => Contract::from_bytes(text.as_bytes()).map(Some),
+/// The Secret holds something that is not a contract (the message never quotes the content).
+pub fn contract_in(secret: &Secret) -> Result<Option<Contract>, String> {
+    match secret.data.as_ref().and_then(|d| d.get(CONTRACT_KEY)) {
+        Some(bytes) => Contract::from_bytes(&bytes.0).map(Some),
         None => Ok(None),
     }
 }
@@ -591,7 +599,7 @@ pub async fn run(
     wake: Arc<dyn Fn(&ObjectRef) + Send + Sync>,
     on_write: Arc<dyn Fn(u64) + Send + Sync>,
 ) {
-    let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
+    let api: Api<Secret> = Api::namespaced(client, &config.namespace);
     let mut pending_write: Option<Contract> = None;
     // How long the last compile took: under a steady stream of changes, compiles are spaced
     // at least four times that apart, so the hub takes at most a fifth of a core and the
@@ -603,16 +611,16 @@ pub async fn run(
         }
         tokio::time::sleep(config.debounce.max(last_compile * 4)).await;
         if !hub.lock().started {
-            match api.get_opt(&config.configmap).await {
-                Ok(cm) => match cm.as_ref().map(contract_in).transpose() {
+            match api.get_opt(&config.secret).await {
+                Ok(secret) => match secret.as_ref().map(contract_in).transpose() {
                     Ok(existing) => hub.resume(existing.flatten()),
                     Err(e) => {
-                        tracing::warn!(configmap = %config.configmap, error = %e, "the contract ConfigMap holds no valid contract; starting from generation 0");
+                        tracing::warn!(secret = %config.secret, error = %e, "the contract Secret holds no valid contract; starting from generation 0");
                         hub.resume(None);
                     }
                 },
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the contract ConfigMap; retrying");
+                    tracing::warn!(secret = %config.secret, error = %e, "cannot read the contract Secret; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     hub.poke();
                     continue;
@@ -650,7 +658,7 @@ pub async fn run(
             pending.as_ref()
         };
         if let Some(c) = to_write {
-            match write_contract(&api, &config.configmap, c).await {
+            match write_contract(&api, &config.secret, c).await {
                 Ok(()) => {
                     tracing::info!(generation = c.generation, "contract written");
                     on_write(c.generation);
@@ -687,25 +695,21 @@ pub async fn run(
     }
 }
 
+/// Merge-patches the contract Secret, or creates it when it is gone.
 async fn write_contract(
-    api: &Api<ConfigMap>,
+    api: &Api<Secret>,
     name: &str,
     contract: &Contract,
 ) -> Result<(), kube::Error> {
-    let patch = configmap_patch(contract);
+    let patch = secret_patch(contract);
     match api
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Err(kube::Error::Api(e)) if e.code == 404 => {
-            let mut cm = ConfigMap::default();
-            cm.metadata.name = Some(name.to_owned());
-            cm.binary_data = Some(BTreeMap::from([(
-                CONTRACT_KEY.to_owned(),
-                ByteString(contract.to_gzip()),
-            )]));
-            api.create(&PostParams::default(), &cm).await.map(|_| ())
-        }
+        Err(kube::Error::Api(e)) if e.code == 404 => api
+            .create(&PostParams::default(), &contract_secret(name, contract))
+            .await
+            .map(|_| ()),
         other => other.map(|_| ()),
     }
 }
@@ -812,30 +816,46 @@ mod tests {
     }
 
     #[test]
-    fn the_configmap_holds_gzip_and_drops_the_plain_key() {
+    fn the_secret_holds_gzip_under_data_and_plain_json_is_read_too() {
         let c = contract(7, vec![egress("a", "http://a")]);
-        let patch = configmap_patch(&c);
-        assert_eq!(patch["data"][CONTRACT_KEY], serde_json::Value::Null);
-        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        let patch = secret_patch(&c);
+        assert_eq!(patch.as_object().map(|o| o.len()), Some(1), "{patch}");
+        let patched: Secret = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "ferry-contract"},
-            "binaryData": patch["binaryData"].clone(),
+            "type": "Opaque",
+            "data": patch["data"].clone(),
         }))
-        .expect("configmap");
-        assert_eq!(contract_in(&cm), Ok(Some(c.clone())));
-        let plain: ConfigMap = serde_json::from_value(serde_json::json!({
+        .expect("secret");
+        assert_eq!(contract_in(&patched), Ok(Some(c.clone())));
+        let created = contract_secret("ferry-contract", &c);
+        assert_eq!(created.type_.as_deref(), Some("Opaque"));
+        assert!(created.string_data.is_none());
+        assert_eq!(contract_in(&created), Ok(Some(c.clone())));
+        // The chart's initial contract: plain JSON bytes under data.
+        let plain: Secret = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "ferry-contract"},
-            "data": {CONTRACT_KEY: "{\"generation\":0,\"resources\":[]}"},
+            "data": {CONTRACT_KEY: base64("{\"generation\":0,\"resources\":[]}")},
         }))
-        .expect("configmap");
+        .expect("secret");
         assert_eq!(
             contract_in(&plain).map(|c| c.map(|c| c.generation)),
             Ok(Some(0))
         );
-        let bad: ConfigMap = serde_json::from_value(serde_json::json!({
+        let empty: Secret = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "ferry-contract"},
-            "data": {CONTRACT_KEY: "not json"},
         }))
-        .expect("configmap");
+        .expect("secret");
+        assert_eq!(contract_in(&empty), Ok(None));
+        let bad: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ferry-contract"},
+            "data": {CONTRACT_KEY: base64("not json")},
+        }))
+        .expect("secret");
         assert!(contract_in(&bad).is_err());
+    }
+
+    /// `text` as a Secret's `data` value (base64), through `ByteString`'s own encoding.
+    fn base64(text: &str) -> serde_json::Value {
+        serde_json::to_value(ByteString(text.as_bytes().to_vec())).expect("base64")
     }
 }

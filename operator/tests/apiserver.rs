@@ -662,8 +662,6 @@ use serde::Deserialize as _;
 #[ignore = "needs a real kube-apiserver and helm: set FERRY_KUBE_BIN and FERRY_HELM (docs/operator.md)"]
 async fn the_chart_installs_and_its_service_account_is_enough() {
     use ferry_api::serving::{KnativeService, Revision};
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
     let kube = KubeApi::start().await;
     kube.install_crds().await;
     kube.namespace("ferry-system").await;
@@ -679,6 +677,7 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
         "Deployment",
         "StatefulSet",
         "ConfigMap",
+        "Secret",
         "Service",
         "PodDisruptionBudget",
     ] {
@@ -690,30 +689,11 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
 
     // The operator runs with the chart's ServiceAccount token: what the chart's RBAC grants,
     // and nothing more.
-    let sa: Api<ServiceAccount> = Api::namespaced(admin.clone(), "ferry-system");
-    let token = sa
-        .create_token_request(
-            "ferry-operator",
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: vec![],
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("token")
-        .status
-        .expect("token status")
-        .token;
     let ferry = Ferry::start(
         &kube,
         FerryOptions {
             namespace: "ferry-system".into(),
-            client: kube.client(&token),
+            client: chart_operator_client(&kube).await,
             args: vec![],
         },
     )
@@ -801,6 +781,33 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
         "the chart's RBAC denied something:\n{metrics}"
     );
     assert!(metrics.contains("ferry_operator_leader 1"), "{metrics}");
+}
+
+/// A client with a token of the chart's `ferry-operator` ServiceAccount (after [`apply_chart`]):
+/// what the chart's RBAC grants, and nothing more.
+async fn chart_operator_client(kube: &KubeApi) -> ::kube::Client {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sa: Api<ServiceAccount> = Api::namespaced(kube.admin(), "ferry-system");
+    let token = sa
+        .create_token_request(
+            "ferry-operator",
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("token")
+        .status
+        .expect("token status")
+        .token;
+    kube.client(&token)
 }
 
 /// `(type, reason, reportingController)` of the events.k8s.io Events about objects named `name`
@@ -940,8 +947,10 @@ async fn events_reach_ready_revision_endpoints_and_idle_revisions_scale_to_zero(
     .await;
 
     // The contract routes the Trigger to the revision and lists its ready endpoint.
-    let cm = cms.get("ferry-contract").await.expect("contract");
-    let contract = ferry_operator::hub::contract_in(&cm)
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(admin.clone(), "ferry-system");
+    let stored = secrets.get("ferry-contract").await.expect("contract");
+    let contract = ferry_operator::hub::contract_in(&stored)
         .expect("valid")
         .expect("present");
     let activation = contract
@@ -984,4 +993,219 @@ async fn events_reach_ready_revision_endpoints_and_idle_revisions_scale_to_zero(
     )
     .await;
     let _ = &ferry;
+}
+
+/// Everything the process logs through `tracing`, from [`capture_logs`] on.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs a process-wide `tracing` subscriber at `debug` (the operator and the dispatcher run
+/// in this process) that keeps every line; `None` if another subscriber was installed first.
+fn capture_logs() -> Option<CapturedLogs> {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug,hyper=info,hyper_util=info,h2=info,tower=info,rustls=info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .ok()
+        .map(|()| logs)
+}
+
+/// Creates `topic` on the log at `bootstrap`.
+async fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("topic {t}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver and helm: set FERRY_KUBE_BIN and FERRY_HELM (docs/operator.md)"]
+async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() {
+    use ferry_api::sources::KafkaSource;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    // Installed before anything logs, so the operator's whole output is kept.
+    let logs = capture_logs();
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("demo").await;
+    let admin = kube.admin();
+    // The chart's objects and the operator with the chart's ServiceAccount: its RBAC (get on
+    // Secrets by name; the contract Secret written in the release namespace) is enough.
+    apply_chart(&admin, "ferry-system").await;
+    let ferry = Ferry::start(
+        &kube,
+        FerryOptions {
+            namespace: "ferry-system".into(),
+            client: chart_operator_client(&kube).await,
+            args: vec![],
+        },
+    )
+    .await;
+    create_topic(&ferry.bootstrap, "payments").await;
+    let sink = Sink::start().await;
+
+    // Every spec.net value comes from one Secret that does not exist yet.
+    let key = |k: &str| json!({"secretKeyRef": {"name": "kafka-creds", "key": k}});
+    let sources: Api<KafkaSource> = Api::namespaced(admin.clone(), "demo");
+    apply(
+        &sources,
+        json!({
+            "apiVersion": "sources.knative.dev/v1beta1", "kind": "KafkaSource",
+            "metadata": {"name": "payments", "namespace": "demo"},
+            "spec": {
+                "bootstrapServers": [ferry.bootstrap.clone()],
+                "topics": ["payments"],
+                "net": {
+                    "sasl": {"enable": true, "user": key("user"), "password": key("password"),
+                             "type": key("saslType")},
+                    "tls": {"enable": true, "caCert": key("ca.crt")},
+                },
+                "sink": {"uri": sink.url()},
+            }
+        }),
+    )
+    .await;
+    let waiting = wait_ready(
+        &sources,
+        "payments",
+        "False",
+        Some("NetSecretNotResolved"),
+        |s| s.status.clone().map(|s| s.status),
+    )
+    .await;
+    let message = waiting
+        .status
+        .as_ref()
+        .and_then(|s| s.status.condition("Ready"))
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("demo/kafka-creds"),
+        "the condition names the Secret: {message}"
+    );
+
+    // The Secret appears. Nothing watches Secrets (the operator may only get them by name), so
+    // the source picks it up at its next periodic re-read, within a minute.
+    const PASSWORD: &str = "pw-9c1f0e7d-never-in-a-log";
+    const USER: &str = "payments-reader";
+    let ca = std::fs::read_to_string(kube.dir.path().join("certs/apiserver.crt"))
+        .expect("a PEM certificate (the API server's self-signed one)");
+    let user_secrets: Api<Secret> = Api::namespaced(admin.clone(), "demo");
+    apply(
+        &user_secrets,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "kafka-creds", "namespace": "demo"},
+            "type": "Opaque",
+            "stringData": {"user": USER, "password": PASSWORD, "saslType": "SCRAM-SHA-512",
+                           "ca.crt": ca},
+        }),
+    )
+    .await;
+    eventually(
+        "KafkaSource payments Ready=True",
+        Duration::from_secs(90),
+        || {
+            let sources = sources.clone();
+            async move {
+                let s = sources.get("payments").await.ok()?;
+                let (ready, _) = ready_of(&s.status?.status)?;
+                (ready == "True").then_some(())
+            }
+        },
+    )
+    .await;
+
+    // The contract, in the Secret (and in no ConfigMap), carries the credentials.
+    let contract_secrets: Api<Secret> = Api::namespaced(admin.clone(), "ferry-system");
+    let stored = contract_secrets
+        .get("ferry-contract")
+        .await
+        .expect("the contract Secret");
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+    let contract = ferry_operator::hub::contract_in(&stored)
+        .expect("a valid contract")
+        .expect("present");
+    let resource = contract
+        .resources
+        .iter()
+        .find(|r| r.reference.kind == "KafkaSource" && r.reference.name == "payments")
+        .expect("the KafkaSource's resource");
+    let auth = serde_json::to_value(&resource.auth).expect("JSON");
+    assert_eq!(
+        auth["sasl"]["mechanism"], "SCRAM-SHA-512",
+        "{:?}",
+        resource.auth
+    );
+    assert_eq!(auth["sasl"]["username"], USER);
+    assert!(
+        auth["sasl"]["password"] == PASSWORD,
+        "the contract carries the password"
+    );
+    assert_eq!(auth["tls"]["caCert"], ca.as_str());
+    let configmaps: Api<ConfigMap> = Api::namespaced(admin.clone(), "ferry-system");
+    assert!(
+        configmaps
+            .get_opt("ferry-contract")
+            .await
+            .expect("get")
+            .is_none(),
+        "no contract ConfigMap"
+    );
+
+    let metrics = ferry.operator_metrics().await;
+    assert!(
+        !metrics.contains("reason=\"forbidden\""),
+        "the chart's RBAC denied something:\n{metrics}"
+    );
+    match logs {
+        Some(logs) => {
+            let text = logs.text();
+            assert!(
+                text.contains("contract written"),
+                "the operator's log was captured:\n{text}"
+            );
+            assert!(
+                !text.contains(PASSWORD),
+                "the SASL password reached the log"
+            );
+        }
+        None => eprintln!("another tracing subscriber was installed first; log not checked"),
+    }
 }

@@ -35,6 +35,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
     ("v1", "ServiceAccount"),
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
@@ -636,6 +637,12 @@ fn selectors_and_references_resolve_within_the_release() {
                 if let Some(cm) = get(volume, "configMap.name").and_then(Value::as_str) {
                     find(&docs, "ConfigMap", cm);
                 }
+                // Secrets the chart creates itself (the contract); the others are the user's.
+                if let Some(s) = get(volume, "secret.secretName").and_then(Value::as_str)
+                    && s.ends_with("-contract")
+                {
+                    find(&docs, "Secret", s);
+                }
             }
             let mounts: BTreeSet<String> = seq_at(doc, "spec.template.spec.volumes")
                 .iter()
@@ -1070,8 +1077,10 @@ fn operator_rbac_is_least_privilege() {
         READ,
     );
     grant("ClusterRole", "", "configmaps", "", READ);
+    // The Secrets a KafkaSource's spec.net names, read by name in its namespace.
+    grant("ClusterRole", "", "secrets", "", &["get"]);
     grant("ClusterRole", "events.k8s.io", "events", "", EVENTS);
-    // The release namespace: the leader-election Lease and the contract ConfigMap ("create"
+    // The release namespace: the leader-election Lease and the contract Secret ("create"
     // cannot be limited to a name).
     grant("Role", "coordination.k8s.io", "leases", "", &["create"]);
     grant(
@@ -1081,11 +1090,11 @@ fn operator_rbac_is_least_privilege() {
         "ferry-operator",
         &["get", "update"],
     );
-    grant("Role", "", "configmaps", "", &["create"]);
+    grant("Role", "", "secrets", "", &["create"]);
     grant(
         "Role",
         "",
-        "configmaps",
+        "secrets",
         "ferry-contract",
         &["get", "update", "patch"],
     );
@@ -1117,14 +1126,30 @@ fn operator_rbac_is_least_privilege() {
     );
 
     // The points above that matter most, named on their own.
-    for g in granted.keys() {
-        assert_ne!(
-            g.resource, "secrets",
-            "{}: the operator reads no Secret (KafkaSource SASL/TLS is not read; its own Kafka \
-             credentials come from env and files the kubelet fills in)",
+    for (g, v) in granted.iter().filter(|(g, _)| g.resource == "secrets") {
+        let only_get = *v == BTreeSet::from(["get".to_owned()]);
+        assert!(
+            !v.contains("list") && !v.contains("watch"),
+            "{} secrets {v:?}: Secrets are read by name only, never listed or watched",
             g.scope
         );
+        assert!(
+            (g.scope == "ClusterRole" && g.names.is_empty() && only_get)
+                || (g.scope == "Role"
+                    && (g.names == "ferry-contract"
+                        || *v == BTreeSet::from(["create".to_owned()]))),
+            "{} secrets [{}] {v:?}: cluster-wide only get (KafkaSource spec.net); writes only \
+             the contract Secret in the release namespace",
+            g.scope,
+            g.names
+        );
     }
+    assert!(
+        !granted
+            .keys()
+            .any(|g| g.scope == "Role" && g.resource == "configmaps"),
+        "the operator writes no ConfigMap (the contract is a Secret): {granted:?}"
+    );
     for res in [
         "brokers",
         "triggers",
@@ -1169,10 +1194,10 @@ fn operator_rbac_is_least_privilege() {
     );
     assert!(
         renamed.iter().any(|(g, v)| g.scope == "Role"
-            && g.resource == "configmaps"
+            && g.resource == "secrets"
             && g.names == "other-contract"
             && v.contains("patch")),
-        "the Role names the contract ConfigMap: {renamed:?}"
+        "the Role names the contract Secret: {renamed:?}"
     );
     // Only the operator is bound to anything.
     for binding in of_kind(&docs, "ClusterRoleBinding")
@@ -1198,7 +1223,7 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         "--metrics-listen=0.0.0.0:8080",
         "--leader-election-namespace=ferry-system",
         "--leader-election-lease=ferry-operator",
-        "--contract-configmap=ferry-contract",
+        "--contract-secret=ferry-contract",
         "--br-defaults-configmap=ferry-config-br-defaults",
         "--autoscaler-configmap=ferry-config-autoscaler",
         "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
@@ -1217,20 +1242,31 @@ fn operator_dispatcher_and_contract_are_wired_together() {
     find(&docs, "Service", "ferry-dispatcher-admin");
     find(&docs, "PodDisruptionBudget", "ferry-operator");
 
-    let contract = find(&docs, "ConfigMap", "ferry-contract");
-    let text = get(contract, "data")
+    assert!(
+        of_kind(&docs, "ConfigMap")
+            .iter()
+            .all(|cm| str_at(cm, "metadata.name") != "ferry-contract"),
+        "the contract carries credentials: never a ConfigMap"
+    );
+    let contract = find(&docs, "Secret", "ferry-contract");
+    assert_eq!(
+        get(contract, "type").and_then(Value::as_str),
+        Some("Opaque")
+    );
+    let encoded = get(contract, "data")
         .and_then(|d| d.get("contract.json"))
         .and_then(Value::as_str)
-        .expect("the contract ConfigMap has data.contract.json");
-    let parsed: Value = serde_yaml::from_str(text).expect("the contract is JSON");
+        .expect("the contract Secret has data.contract.json");
+    let text = String::from_utf8(base64_decode(encoded)).expect("the contract is UTF-8 JSON");
+    let parsed: Value = serde_yaml::from_str(&text).expect("the contract is JSON");
     assert_eq!(
         parsed,
         serde_yaml::from_str::<Value>(r#"{"generation":0,"resources":[]}"#).expect("literal"),
         "the chart creates the contract empty"
     );
     assert!(
-        contract.get("binaryData").is_none(),
-        "without a live contract the chart writes only the plain empty one"
+        contract.get("stringData").is_none(),
+        "the contract is written under data, where the operator patches it"
     );
 
     for role in ["ingress", "egress"] {
@@ -1249,8 +1285,8 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         );
         let volume = seq_at(d, "spec.template.spec.volumes")
             .iter()
-            .find(|v| get(v, "configMap.name").and_then(Value::as_str) == Some("ferry-contract"))
-            .unwrap_or_else(|| panic!("{n} has no volume of the contract ConfigMap"));
+            .find(|v| get(v, "secret.secretName").and_then(Value::as_str) == Some("ferry-contract"))
+            .unwrap_or_else(|| panic!("{n} has no volume of the contract Secret"));
         let mount = seq_at(c, "volumeMounts")
             .iter()
             .find(|m| m.get("name") == volume.get("name"))
@@ -1291,15 +1327,32 @@ fn operator_dispatcher_and_contract_are_wired_together() {
     );
 }
 
-/// Where the contract ConfigMap of release `ferry` is in the API.
-const CONTRACT_PATH: &str = "/api/v1/namespaces/ferry-system/configmaps/ferry-contract";
+/// Where the contract Secret of release `ferry` is in the API.
+const CONTRACT_PATH: &str = "/api/v1/namespaces/ferry-system/secrets/ferry-contract";
+/// Where an older chart kept the contract: a ConfigMap of the same name.
+const LEGACY_CONTRACT_PATH: &str = "/api/v1/namespaces/ferry-system/configmaps/ferry-contract";
 
-/// The contract ConfigMap as Helm created it (so an upgrade may adopt it), with `content`
-/// (`data` and/or `binaryData`) as the operator left it.
-fn live_contract(content: serde_json::Value) -> serde_json::Value {
-    let mut cm = serde_json::json!({
+/// `bytes` base64-encoded, as a Secret's `data` holds them.
+fn base64_encode(bytes: &[u8]) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec()))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("base64")
+}
+
+/// The bytes of a Secret's base64 `data` value.
+fn base64_decode(text: &str) -> Vec<u8> {
+    serde_json::from_value::<k8s_openapi::ByteString>(serde_json::Value::String(text.into()))
+        .expect("base64")
+        .0
+}
+
+/// The contract object of `kind` as Helm created it (so an upgrade may adopt it), with
+/// `content` (`data`, `binaryData`) as the operator left it.
+fn live_contract(kind: &str, content: serde_json::Value) -> serde_json::Value {
+    let mut object = serde_json::json!({
         "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "kind": kind,
         "metadata": {
             "name": "ferry-contract",
             "namespace": NAMESPACE,
@@ -1310,63 +1363,92 @@ fn live_contract(content: serde_json::Value) -> serde_json::Value {
             },
         },
     });
-    if let (Some(cm), Some(content)) = (cm.as_object_mut(), content.as_object()) {
-        cm.extend(content.clone());
+    if kind == "Secret" {
+        object["type"] = "Opaque".into();
     }
-    cm
+    if let (Some(object), Some(content)) = (object.as_object_mut(), content.as_object()) {
+        object.extend(content.clone());
+    }
+    object
 }
 
 #[test]
-fn an_upgrade_keeps_the_live_contract_in_the_form_it_is_in() {
-    // What the operator writes: `{"generation":42,"resources":[]}` gzip-compressed, base64 in
-    // binaryData (and no data key).
+fn an_upgrade_keeps_the_live_contract() {
+    // What the operator writes: `{"generation":42,"resources":[]}` gzip-compressed, base64.
     const GZIP: &str = "H4sIAAAAAAACA6tWSk/NSy1KLMnMz1OyMjHSUSpKLc4vLUpOLVayio6tBQCLboRzIAAAAA==";
     const PLAIN: &str = r#"{"generation":7,"resources":[]}"#;
     const EMPTY: &str = r#"{"generation":0,"resources":[]}"#;
-    /// The live ConfigMap's `data`/`binaryData` (`None`: no ConfigMap), and the
-    /// `data.contract.json` and `binaryData.contract.json` the upgrade must render.
+    let plain = base64_encode(PLAIN.as_bytes());
+    let empty = base64_encode(EMPTY.as_bytes());
+    /// The live contract Secret's and legacy ConfigMap's content (`None`: no such object), and
+    /// the Secret's `data.contract.json` (base64) the upgrade must render.
     struct Case {
         name: &'static str,
-        live: Option<serde_json::Value>,
-        data: Option<&'static str>,
-        binary: Option<&'static str>,
+        secret: Option<serde_json::Value>,
+        configmap: Option<serde_json::Value>,
+        data: String,
     }
     let cases = [
         Case {
-            name: "the operator's gzip under binaryData",
-            live: Some(serde_json::json!({"binaryData": {"contract.json": GZIP}})),
-            data: None,
-            binary: Some(GZIP),
+            name: "the operator's gzip",
+            secret: Some(serde_json::json!({"data": {"contract.json": GZIP}})),
+            configmap: None,
+            data: GZIP.into(),
         },
         Case {
-            name: "plain JSON under data (the operator has not written yet)",
-            live: Some(serde_json::json!({"data": {"contract.json": PLAIN}})),
-            data: Some(PLAIN),
-            binary: None,
+            name: "plain JSON (the operator has not written yet)",
+            secret: Some(serde_json::json!({"data": {"contract.json": plain}})),
+            configmap: None,
+            data: plain.clone(),
         },
         Case {
-            name: "a ConfigMap without the key",
-            live: Some(serde_json::json!({"data": {"other": "x"}})),
-            data: Some(EMPTY),
-            binary: None,
+            name: "a Secret without the key",
+            secret: Some(serde_json::json!({"data": {"other": "eA=="}})),
+            configmap: Some(serde_json::json!({"binaryData": {"contract.json": GZIP}})),
+            data: empty.clone(),
         },
         Case {
-            name: "no ConfigMap (first install)",
-            live: None,
-            data: Some(EMPTY),
-            binary: None,
+            name: "the Secret wins over a leftover ConfigMap",
+            secret: Some(serde_json::json!({"data": {"contract.json": plain}})),
+            configmap: Some(serde_json::json!({"binaryData": {"contract.json": GZIP}})),
+            data: plain.clone(),
+        },
+        Case {
+            name: "from a chart that kept the contract in a ConfigMap: its gzip under binaryData",
+            secret: None,
+            configmap: Some(serde_json::json!({"binaryData": {"contract.json": GZIP}})),
+            data: GZIP.into(),
+        },
+        Case {
+            name: "from a chart that kept the contract in a ConfigMap: plain JSON under data",
+            secret: None,
+            configmap: Some(serde_json::json!({"data": {"contract.json": PLAIN}})),
+            data: plain.clone(),
+        },
+        Case {
+            name: "first install",
+            secret: None,
+            configmap: None,
+            data: empty.clone(),
         },
     ];
     for Case {
         name: case,
-        live,
+        secret,
+        configmap,
         data,
-        binary,
     } in cases
     {
-        let objects = live
-            .map(|content| (CONTRACT_PATH.to_owned(), live_contract(content)))
+        let has_secret = secret.is_some();
+        let objects = secret
+            .map(|c| (CONTRACT_PATH.to_owned(), live_contract("Secret", c)))
             .into_iter()
+            .chain(configmap.map(|c| {
+                (
+                    LEGACY_CONTRACT_PATH.to_owned(),
+                    live_contract("ConfigMap", c),
+                )
+            }))
             .collect();
         let api = FakeApiServer::start(objects);
         let docs = render_templates_against(
@@ -1378,25 +1460,31 @@ fn an_upgrade_keeps_the_live_contract_in_the_form_it_is_in() {
             requests.contains(&format!("GET {CONTRACT_PATH}")),
             "{case}: the chart looks the live contract up; requests: {requests:?}"
         );
+        assert_eq!(
+            requests.contains(&format!("GET {LEGACY_CONTRACT_PATH}")),
+            !has_secret,
+            "{case}: the ConfigMap of older charts is looked up only without a Secret; \
+             requests: {requests:?}"
+        );
         let writes: Vec<&String> = requests.iter().filter(|r| !r.starts_with("GET ")).collect();
         assert!(
             writes.is_empty(),
             "{case}: a dry run writes nothing: {writes:?}"
         );
-        let cm = find(&docs, "ConfigMap", "ferry-contract");
-        let key = |field: &str| {
-            get(cm, field)
-                .and_then(|d| d.get("contract.json"))
-                .and_then(Value::as_str)
-        };
-        assert_eq!(
-            (key("data"), key("binaryData")),
-            (data, binary),
-            "{case}: (data, binaryData) of {cm:?}"
-        );
         assert!(
-            cm.get("data").is_none() || cm.get("binaryData").is_none(),
-            "{case}: never both data and binaryData: {cm:?}"
+            of_kind(&docs, "ConfigMap")
+                .iter()
+                .all(|cm| str_at(cm, "metadata.name") != "ferry-contract"),
+            "{case}: the contract is never rendered as a ConfigMap"
+        );
+        let secret = find(&docs, "Secret", "ferry-contract");
+        let rendered = get(secret, "data")
+            .and_then(|d| d.get("contract.json"))
+            .and_then(Value::as_str);
+        assert_eq!(rendered, Some(data.as_str()), "{case}: {secret:?}");
+        assert!(
+            secret.get("stringData").is_none() && secret.get("binaryData").is_none(),
+            "{case}: only data: {secret:?}"
         );
     }
 }

@@ -329,7 +329,7 @@ impl Cluster {
         let args = &self.ctx.args;
         let config = HubConfig {
             namespace: args.leader_election_namespace.clone(),
-            configmap: args.contract_configmap.clone(),
+            secret: args.contract_secret.clone(),
             bootstrap_servers: args.kafka_bootstrap_servers.clone(),
             claim_classless: args.claim_brokers_without_class,
             cluster_domain: args.cluster_domain.clone(),

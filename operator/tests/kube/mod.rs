@@ -1,7 +1,7 @@
 //! A real Kubernetes API server on 127.0.0.1 for the operator's opt-in suites: etcd and
 //! kube-apiserver started from the binaries in `FERRY_KUBE_BIN` on free ports with a temporary
 //! data dir, a static admin token, RBAC on; plus the rest of a Ferry installation in this
-//! process (the embedded log, a dispatcher fed from the contract ConfigMap as a kubelet would
+//! process (the embedded log, a dispatcher fed from the contract Secret as a kubelet would
 //! mount it, and the operator).
 //!
 //! Nothing here builds those binaries; `docs/operator.md` says how to get them.
@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_api::contract::Contract;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Config};
@@ -275,7 +275,7 @@ pub struct Ferry {
 
 /// What [`Ferry::start`] varies.
 pub struct FerryOptions {
-    /// The namespace of the Lease and the contract ConfigMap.
+    /// The namespace of the Lease and the contract Secret.
     pub namespace: String,
     /// The operator's client (the admin, or the chart's ServiceAccount).
     pub client: Client,
@@ -299,7 +299,7 @@ impl Ferry {
     }
 
     /// Starts the embedded log, a dispatcher whose contract file follows the contract
-    /// ConfigMap, and the operator.
+    /// Secret, and the operator.
     pub async fn start(kube: &KubeApi, options: FerryOptions) -> Ferry {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = ferry_broker::Broker::start(
@@ -389,23 +389,17 @@ impl Drop for Ferry {
     }
 }
 
-/// Plays the kubelet: copies the contract ConfigMap's `contract.json` (either form) into the
-/// dispatcher's contract file whenever it changes.
-async fn mount_contract(api: Api<ConfigMap>, path: PathBuf) {
+/// Plays the kubelet: copies the contract Secret's `contract.json` (gzip or plain JSON, as
+/// bytes) into the dispatcher's contract file whenever it changes.
+async fn mount_contract(api: Api<Secret>, path: PathBuf) {
     let mut last: Option<Vec<u8>> = None;
     loop {
-        if let Ok(Some(cm)) = api.get_opt("ferry-contract").await {
-            let bytes = cm
-                .binary_data
+        if let Ok(Some(secret)) = api.get_opt("ferry-contract").await {
+            let bytes = secret
+                .data
                 .as_ref()
                 .and_then(|d| d.get("contract.json"))
-                .map(|b| b.0.clone())
-                .or_else(|| {
-                    cm.data
-                        .as_ref()
-                        .and_then(|d| d.get("contract.json"))
-                        .map(|s| s.clone().into_bytes())
-                });
+                .map(|b| b.0.clone());
             if let Some(bytes) = bytes
                 && last.as_ref() != Some(&bytes)
             {
