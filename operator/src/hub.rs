@@ -19,9 +19,10 @@ use ferry_api::contract::{
     Target,
 };
 use ferry_api::eventing::{Broker, BrokerDefaults};
+use ferry_api::sources::SecretData;
 use ferry_api::validation::{FieldError, Unsupported, Validate};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, SecretKeySelector};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use tokio::sync::Notify;
@@ -90,7 +91,23 @@ pub struct HubConfig {
 }
 
 /// Secrets by (namespace, name): their data, or why they could not be read.
-pub type SecretValues = HashMap<(String, String), Result<BTreeMap<String, Vec<u8>>, String>>;
+pub type SecretValues = HashMap<(String, String), Result<SecretData, String>>;
+
+/// The text under `r`'s key of Secret `ns`/`r.name`, as last read into `secrets`.
+///
+/// # Errors
+/// The Secret was not read yet, could not be read, lacks the key, or holds no text there.
+pub fn secret_value(
+    secrets: &SecretValues,
+    ns: &str,
+    r: &SecretKeySelector,
+) -> Result<String, String> {
+    match secrets.get(&(ns.to_owned(), r.name.clone())) {
+        None => Err(format!("Secret {ns}/{} is not read yet", r.name)),
+        Some(Err(e)) => Err(e.clone()),
+        Some(Ok(data)) => ferry_api::sources::secret_key_value(ns, r, data),
+    }
+}
 
 /// Field manager of everything the operator writes.
 pub const MANAGER: &str = "ferry-operator";
@@ -136,12 +153,7 @@ impl Hub {
 
     /// Records what a Secret referenced by a KafkaSource holds (or why it could not be read);
     /// a change recompiles.
-    pub fn set_secret(
-        &self,
-        namespace: &str,
-        name: &str,
-        value: Result<BTreeMap<String, Vec<u8>>, String>,
-    ) {
+    pub fn set_secret(&self, namespace: &str, name: &str, value: Result<SecretData, String>) {
         let key = (namespace.to_owned(), name.to_owned());
         let mut state = self.lock();
         if state.secrets.get(&key) == Some(&value) {
@@ -426,14 +438,7 @@ pub fn compile_stores(
 ) -> Compiled {
     let inputs = inputs(stores, topics, defaults, config.claim_classless);
     let resolve = |r: &ferry_api::duck::KReference| stores.resolve(r, &config.cluster_domain);
-    let secret = |ns: &str, r: &k8s_openapi::api::core::v1::SecretKeySelector| {
-        let data = match secrets.get(&(ns.to_owned(), r.name.clone())) {
-            None => return Err(format!("Secret {ns}/{} is not read yet", r.name)),
-            Some(Err(e)) => return Err(e.clone()),
-            Some(Ok(data)) => data,
-        };
-        ferry_api::sources::secret_key_value(ns, r, data)
-    };
+    let secret = |ns: &str, r: &SecretKeySelector| secret_value(secrets, ns, r);
     fn refs<K>(objects: &[Arc<K>]) -> Vec<&K> {
         objects.iter().map(|o| &**o).collect()
     }

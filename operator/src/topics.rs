@@ -3,7 +3,9 @@
 //! alone), and whether a KafkaSource's topics exist. Speaks only the Kafka protocol (librdkafka), so it works the
 //! same against the embedded log and a Kafka cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use ferry_api::contract::ClientSettings;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -56,7 +58,12 @@ impl TopicSettings {
 pub struct Topics {
     admin: std::sync::Arc<AdminClient<DefaultClientContext>>,
     timeout: Duration,
+    /// Clients of KafkaSources' clusters, by bootstrap servers, with the settings they were
+    /// made with (a change of credentials makes a new one).
+    others: std::sync::Mutex<HashMap<String, (ClientSettings, Admin)>>,
 }
+
+type Admin = std::sync::Arc<AdminClient<DefaultClientContext>>;
 
 impl Topics {
     /// A client for `bootstrap_servers`, with SASL/TLS from the `FERRY_KAFKA_*` variables the
@@ -77,6 +84,7 @@ impl Topics {
         Ok(Topics {
             admin: std::sync::Arc::new(admin),
             timeout: Duration::from_secs(10),
+            others: Default::default(),
         })
     }
 
@@ -108,36 +116,37 @@ impl Topics {
         Ok(())
     }
 
-    /// Whether every one of `topics` exists (KafkaSources read topics they do not own).
+    /// Whether every one of `topics` exists on the cluster at `bootstrap` (a KafkaSource's,
+    /// reached with its `spec.net` settings): KafkaSources read topics they do not own.
     ///
     /// # Errors
-    /// The topics that are missing, or why the log could not be asked.
-    pub async fn exist(&self, topics: &[String]) -> Result<(), String> {
-        let admin = self.admin.clone();
-        let timeout = self.timeout;
-        let metadata =
-            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
-                .await
-                .map_err(|e| format!("metadata lookup stopped: {e}"))?
-                .map_err(|e| format!("cannot read the log's topics: {e}"))?;
-        let missing: Vec<&str> = topics
-            .iter()
-            .filter(|t| {
-                !metadata
-                    .topics()
-                    .iter()
-                    .any(|m| m.name() == t.as_str() && m.error().is_none())
-            })
-            .map(String::as_str)
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "topic(s) {} do not exist on the log; create them or fix spec.topics",
-                missing.join(", ")
-            ))
-        }
+    /// The topics that are missing, or why the cluster could not be asked (e.g. refused
+    /// credentials).
+    pub async fn exist_on(
+        &self,
+        bootstrap: &str,
+        settings: &ClientSettings,
+        topics: &[String],
+    ) -> Result<(), String> {
+        let admin = {
+            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            match others.get(bootstrap) {
+                Some((s, admin)) if s == settings => admin.clone(),
+                _ => {
+                    let mut config = ClientConfig::new();
+                    config.set("bootstrap.servers", bootstrap);
+                    for (key, value) in settings.iter() {
+                        config.set(key, value);
+                    }
+                    let admin: Admin = std::sync::Arc::new(config.create().map_err(|e| {
+                        format!("cannot configure a Kafka client for {bootstrap}: {e}")
+                    })?);
+                    others.insert(bootstrap.to_owned(), (settings.clone(), admin.clone()));
+                    admin
+                }
+            }
+        };
+        exist(admin, self.timeout, topics).await
     }
 
     /// Deletes `topic`; a topic that is already gone is fine.
@@ -181,6 +190,31 @@ impl Topics {
             }
         }
         Ok(())
+    }
+}
+
+async fn exist(admin: Admin, timeout: Duration, topics: &[String]) -> Result<(), String> {
+    let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+        .await
+        .map_err(|e| format!("metadata lookup stopped: {e}"))?
+        .map_err(|e| format!("cannot read the topics: {e}"))?;
+    let missing: Vec<&str> = topics
+        .iter()
+        .filter(|t| {
+            !metadata
+                .topics()
+                .iter()
+                .any(|m| m.name() == t.as_str() && m.error().is_none())
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "topic(s) {} do not exist; create them or fix spec.topics (and spec.bootstrapServers)",
+            missing.join(", ")
+        ))
     }
 }
 

@@ -586,9 +586,26 @@ pub(super) async fn reconcile_source(
         ) {
             return Ok(action);
         }
-        let topics = match ctx.topics.exist(&source.spec.topics).await {
-            Ok(()) => Topic::Ready(source.spec.topics.join(",")),
-            Err(e) => Topic::Failed(e),
+        // The topics are looked up on the source's own cluster with its spec.net; when its
+        // Secrets cannot be read, the compile error says so and there is nothing to ask with.
+        let net = source
+            .spec
+            .net
+            .resolve(&|r| crate::hub::secret_value(&ctx.hub.secrets(), &ns, r));
+        let topics = match net {
+            Err(_) => Topic::Pending,
+            Ok(auth) => match ctx
+                .topics
+                .exist_on(
+                    &source.spec.bootstrap_servers.join(","),
+                    &auth.client_settings(),
+                    &source.spec.topics,
+                )
+                .await
+            {
+                Ok(()) => Topic::Ready(source.spec.topics.join(",")),
+                Err(e) => Topic::Failed(e),
+            },
         };
         let obs = Observed {
             subscriber_uri: destination_address(&ctx, &ns, Some(&source.spec.sink)),
@@ -601,7 +618,10 @@ pub(super) async fn reconcile_source(
         Ok(match topics {
             // Topics a source reads may be created later by someone else.
             Topic::Failed(_) => Action::requeue(std::time::Duration::from_secs(10)),
-            _ if secrets > 0 => Action::requeue(SECRET_REREAD),
+            _ if secrets == SecretsRead::Failed => {
+                Action::requeue(std::time::Duration::from_secs(10))
+            }
+            _ if secrets == SecretsRead::Read => Action::requeue(SECRET_REREAD),
             _ => Action::await_change(),
         })
     })
@@ -611,10 +631,21 @@ pub(super) async fn reconcile_source(
 /// How often the Secrets of a KafkaSource's `spec.net` are read again.
 const SECRET_REREAD: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What [`read_net_secrets`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SecretsRead {
+    /// `spec.net` references no Secret.
+    None,
+    /// Every referenced Secret was read.
+    Read,
+    /// One is missing or unreadable: looked for again in 10 s, as a missing topic is.
+    Failed,
+}
+
 /// Reads every Secret `source.spec.net` references (only `get`, by name: the operator neither
-/// lists nor watches Secrets) into the hub, and returns how many there are. The values go
-/// into the contract only; they are never logged.
-async fn read_net_secrets(ctx: &Context, ns: &str, source: &KafkaSource) -> usize {
+/// lists nor watches Secrets) into the hub. The values go into the contract only; they are
+/// never logged.
+async fn read_net_secrets(ctx: &Context, ns: &str, source: &KafkaSource) -> SecretsRead {
     use k8s_openapi::api::core::v1::Secret;
     let names: std::collections::BTreeSet<&str> = source
         .spec
@@ -624,6 +655,11 @@ async fn read_net_secrets(ctx: &Context, ns: &str, source: &KafkaSource) -> usiz
         .map(|r| r.name.as_str())
         .collect();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut read = if names.is_empty() {
+        SecretsRead::None
+    } else {
+        SecretsRead::Read
+    };
     for name in &names {
         let value = match api.get_opt(name).await {
             Ok(Some(secret)) => Ok(secret
@@ -637,7 +673,10 @@ async fn read_net_secrets(ctx: &Context, ns: &str, source: &KafkaSource) -> usiz
             )),
             Err(e) => Err(format!("cannot read Secret {ns}/{name}: {e}")),
         };
+        if value.is_err() {
+            read = SecretsRead::Failed;
+        }
         ctx.hub.set_secret(ns, name, value);
     }
-    names.len()
+    read
 }

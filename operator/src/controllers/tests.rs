@@ -441,8 +441,14 @@ struct Log {
 
 impl Log {
     async fn start() -> Log {
+        Log::start_with(&[]).await
+    }
+
+    /// The log with extra broker flags (e.g. `--sasl-users`).
+    async fn start_with(flags: &[&str]) -> Log {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let config = ferry_broker::BrokerConfig::local(dir.path(), &[]).expect("log flags");
+        let config =
+            ferry_broker::BrokerConfig::local(&dir.path().join("log"), flags).expect("log flags");
         let running = ferry_broker::Broker::start(config)
             .await
             .expect("the log starts");
@@ -918,6 +924,103 @@ mod source {
         assert_eq!(condition(&status, "Ready"), ("True", ""));
         cluster.api.event("payments", "Normal", "Ready").await;
         assert_eq!(finished(run).await, Action::await_change());
+    }
+
+    /// Answers the GET of Secret `kafka-creds` with SASL PLAIN credentials for `ledger`.
+    async fn creds(cluster: &mut Cluster) {
+        cluster
+            .api
+            .expect(Method::GET, "/api/v1/namespaces/ns/secrets/kafka-creds")
+            .await;
+        cluster.api.reply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "kafka-creds", "namespace": "ns"},
+            // ledger / hunter2 / PLAIN
+            "data": {"user": "bGVkZ2Vy", "password": "aHVudGVyMg==", "type": "UExBSU4="},
+        }));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_with_spec_net_reads_its_secret_and_its_own_sasl_cluster() {
+        // Ferry's log, and the source's own cluster, which requires SASL PLAIN.
+        let log = Log::start().await;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let users = dir.path().join("users");
+        std::fs::write(&users, "ledger:hunter2\n").expect("users file");
+        let theirs = Log::start_with(&["--sasl-users", users.to_str().unwrap()]).await;
+        let mut cluster = Cluster::new(&log.bootstrap);
+        let secret = |key: &str| json!({"secretKeyRef": {"name": "kafka-creds", "key": key}});
+        let payments: KafkaSource = from_json(json!({
+            "apiVersion": "sources.knative.dev/v1beta1", "kind": "KafkaSource",
+            "metadata": meta("payments"),
+            "spec": {
+                "bootstrapServers": [theirs.bootstrap],
+                "topics": ["payments"],
+                "sink": {"uri": "http://ledger.example/"},
+                "net": {"sasl": {
+                    "enable": true,
+                    "user": secret("user"),
+                    "password": secret("password"),
+                    "type": secret("type"),
+                }},
+            },
+        }));
+        put(&mut cluster.put.sources, &payments);
+        // Compiled before the Secret was read: left out, saying so.
+        cluster.compile(1, &[], Some(1));
+        let run = cluster.reconcile(reconcile_source, &payments);
+        creds(&mut cluster).await;
+        let (status, payments) = cluster.api.status(SOURCES, &payments).await;
+        assert_eq!(
+            condition(&status, "ConnectionEstablished"),
+            ("False", "NetSecretNotResolved")
+        );
+        cluster
+            .api
+            .event("payments", "Warning", "NetSecretNotResolved")
+            .await;
+        // The topic does not exist on their cluster yet (it was asked, with the credentials).
+        assert_eq!(
+            finished(run).await,
+            Action::requeue(Duration::from_secs(10))
+        );
+
+        // The topic is created on their cluster (only there), and the hub compiles again.
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = theirs
+            .client()
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "PLAIN")
+            .set("sasl.username", "ledger")
+            .set("sasl.password", "hunter2")
+            .create()
+            .expect("an admin client");
+        let topic = rdkafka::admin::NewTopic::new(
+            "payments",
+            1,
+            rdkafka::admin::TopicReplication::Fixed(1),
+        );
+        for r in admin
+            .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+            .await
+            .expect("create topics")
+        {
+            r.expect("topic created");
+        }
+        assert!(!log.topics().await.contains_key("payments"));
+        cluster.compile(2, &[], Some(2));
+        let run = cluster.reconcile(reconcile_source, &payments);
+        creds(&mut cluster).await;
+        let (status, _) = cluster.api.status(SOURCES, &payments).await;
+        assert_eq!(condition(&status, "ConnectionEstablished"), ("True", ""));
+        assert_eq!(condition(&status, "Ready"), ("True", ""));
+        cluster.api.event("payments", "Normal", "Ready").await;
+        // Nothing watches Secrets: read again in a minute for rotations.
+        assert_eq!(
+            finished(run).await,
+            Action::requeue(Duration::from_secs(60))
+        );
+        let auth = cluster.ctx.hub.secrets();
+        assert!(auth.contains_key(&("ns".to_owned(), "kafka-creds".to_owned())));
     }
 }
 

@@ -301,8 +301,14 @@ fn compiled_only(dp: &DataPlane) -> DataPlane {
 /// `true` for compile errors of the delivery spec, which [`ferry_api::contract::compile`]
 /// reads only after the subscriber (or sink) resolved.
 fn resolved_before_delivery(e: &CompileError) -> bool {
-    matches!(e.reason, "DeadLetterSinkNotResolved" | "InvalidDelivery")
+    matches!(
+        e.reason,
+        "DeadLetterSinkNotResolved" | "InvalidDelivery" | NET_SECRET_NOT_RESOLVED
+    )
 }
+
+/// The compile error of a KafkaSource whose `spec.net` Secrets could not be read.
+const NET_SECRET_NOT_RESOLVED: &str = "NetSecretNotResolved";
 
 /// What a Trigger knows of its Broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -578,14 +584,18 @@ pub fn source_status(
         DataPlane::Compiled { .. } => c.ok(kc::SINK_PROVIDED),
         DataPlane::Pending => c.unknown(kc::SINK_PROVIDED, "Resolving", "resolving the sink"),
     }
-    match topics {
-        Topic::Ready(_) => c.ok(kc::CONNECTION_ESTABLISHED),
-        Topic::Pending => c.unknown(
+    match (topics, &obs.data_plane) {
+        // Without its credentials the source cannot connect (and its topics were not asked).
+        (_, DataPlane::Failed(e)) if e.reason == NET_SECRET_NOT_RESOLVED => {
+            c.fail(kc::CONNECTION_ESTABLISHED, e.reason, &e.message)
+        }
+        (Topic::Ready(_), _) => c.ok(kc::CONNECTION_ESTABLISHED),
+        (Topic::Pending, _) => c.unknown(
             kc::CONNECTION_ESTABLISHED,
             "Connecting",
             "looking up the topics",
         ),
-        Topic::Failed(m) => c.fail(kc::CONNECTION_ESTABLISHED, "TopicsNotFound", m),
+        (Topic::Failed(m), _) => c.fail(kc::CONNECTION_ESTABLISHED, "TopicsNotFound", m),
     }
     let dp = match &obs.data_plane {
         DataPlane::Failed(_) => DataPlane::Pending,

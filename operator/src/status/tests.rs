@@ -1334,6 +1334,24 @@ fn source_rows() {
             sink_uri: Some("http://cart.ns.svc"),
         },
         Row {
+            name: "spec.net Secret missing: cannot connect, nothing deployed",
+            spec: source_spec(),
+            obs: sink(failed(
+                "NetSecretNotResolved",
+                "Secret ns/kafka-creds not found; create it or fix spec.net; spec.net cannot be applied",
+            )),
+            topics: Topic::Pending,
+            ready: (F, Some("NetSecretNotResolved")),
+            message: "Secret ns/kafka-creds not found",
+            conditions: &[
+                "SinkProvided=True",
+                "ConnectionEstablished=False:NetSecretNotResolved",
+                "InitialOffsetsCommitted=Unknown:Compiling",
+                "Deployed=False:NetSecretNotResolved",
+            ],
+            sink_uri: Some("http://cart.ns.svc"),
+        },
+        Row {
             name: "compiled, not applied",
             spec: source_spec(),
             obs: sink(WRITTEN),
