@@ -1034,13 +1034,10 @@ fn capture_logs() -> Option<CapturedLogs> {
 }
 
 /// Creates `topic` on the log at `bootstrap`.
-async fn create_topic(bootstrap: &str, topic: &str) {
+async fn create_topic_with(client: &rdkafka::ClientConfig, topic: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = client.create().expect("admin client");
     let results = admin
         .create_topics(
             &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
@@ -1077,7 +1074,42 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
         },
     )
     .await;
-    create_topic(&ferry.bootstrap, "payments").await;
+    // The source reads its own cluster, which takes only SCRAM-SHA-512 over TLS.
+    const PASSWORD: &str = "pw-9c1f0e7d-never-in-a-log";
+    const USER: &str = "payments-reader";
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let certs = ferry_testkit::tls::TestCertificates::generate(dir.path());
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("{USER}:{PASSWORD}\n")).expect("users file");
+    let path = |p: &std::path::Path| p.to_str().expect("UTF-8 path").to_owned();
+    let theirs = ferry_broker::Broker::start(
+        ferry_broker::BrokerConfig::local(
+            &dir.path().join("log"),
+            &[
+                "--sasl-users",
+                &path(&users),
+                "--sasl-mechanisms",
+                "SCRAM-SHA-512",
+                "--tls-cert",
+                &path(&certs.server_cert),
+                "--tls-key",
+                &path(&certs.server_key),
+            ],
+        )
+        .expect("broker flags"),
+    )
+    .await
+    .expect("their cluster starts");
+    let their_bootstrap = theirs.kafka_addr.to_string();
+    let mut their_client = rdkafka::ClientConfig::new();
+    their_client
+        .set("bootstrap.servers", &their_bootstrap)
+        .set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", USER)
+        .set("sasl.password", PASSWORD)
+        .set("ssl.ca.location", path(&certs.ca));
+    create_topic_with(&their_client, "payments").await;
     let sink = Sink::start().await;
 
     // Every spec.net value comes from one Secret that does not exist yet.
@@ -1089,7 +1121,7 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
             "apiVersion": "sources.knative.dev/v1beta1", "kind": "KafkaSource",
             "metadata": {"name": "payments", "namespace": "demo"},
             "spec": {
-                "bootstrapServers": [ferry.bootstrap.clone()],
+                "bootstrapServers": [their_bootstrap.clone()],
                 "topics": ["payments"],
                 "net": {
                     "sasl": {"enable": true, "user": key("user"), "password": key("password"),
@@ -1121,11 +1153,8 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
     );
 
     // The Secret appears. Nothing watches Secrets (the operator may only get them by name), so
-    // the source picks it up at its next periodic re-read, within a minute.
-    const PASSWORD: &str = "pw-9c1f0e7d-never-in-a-log";
-    const USER: &str = "payments-reader";
-    let ca = std::fs::read_to_string(kube.dir.path().join("certs/apiserver.crt"))
-        .expect("a PEM certificate (the API server's self-signed one)");
+    // the source picks it up at its next re-read (every 10 s while one is missing).
+    let ca = std::fs::read_to_string(&certs.ca).expect("the CA's PEM");
     let user_secrets: Api<Secret> = Api::namespaced(admin.clone(), "demo");
     apply(
         &user_secrets,
@@ -1140,7 +1169,7 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
     .await;
     eventually(
         "KafkaSource payments Ready=True",
-        Duration::from_secs(90),
+        Duration::from_secs(60),
         || {
             let sources = sources.clone();
             async move {
@@ -1188,6 +1217,44 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
             .is_none(),
         "no contract ConfigMap"
     );
+
+    // The dispatcher reads their cluster with those credentials: a record becomes an event.
+    let producer: rdkafka::producer::FutureProducer =
+        their_client.create().expect("their producer");
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to("payments")
+                .key("p-1")
+                .payload("{\"amount\":3}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced to their cluster");
+    let got = sink.wait_for_accepted(1, Duration::from_secs(30)).await;
+    assert_eq!(
+        got[0].attr("type").as_deref(),
+        Some("dev.knative.kafka.event")
+    );
+    assert_eq!(got[0].attr("key").as_deref(), Some("p-1"));
+
+    // The dispatcher reads their cluster with those credentials: a record becomes an event.
+    let producer: rdkafka::producer::FutureProducer =
+        their_client.create().expect("their producer");
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to("payments")
+                .key("p-1")
+                .payload("{\"amount\":3}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced to their cluster");
+    let got = sink.wait_for_accepted(1, Duration::from_secs(30)).await;
+    assert_eq!(
+        got[0].attr("type").as_deref(),
+        Some("dev.knative.kafka.event")
+    );
+    assert_eq!(got[0].attr("key").as_deref(), Some("p-1"));
 
     let metrics = ferry.operator_metrics().await;
     assert!(
