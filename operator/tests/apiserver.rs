@@ -1237,25 +1237,6 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
     );
     assert_eq!(got[0].attr("key").as_deref(), Some("p-1"));
 
-    // The dispatcher reads their cluster with those credentials: a record becomes an event.
-    let producer: rdkafka::producer::FutureProducer =
-        their_client.create().expect("their producer");
-    producer
-        .send(
-            rdkafka::producer::FutureRecord::to("payments")
-                .key("p-1")
-                .payload("{\"amount\":3}"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("produced to their cluster");
-    let got = sink.wait_for_accepted(1, Duration::from_secs(30)).await;
-    assert_eq!(
-        got[0].attr("type").as_deref(),
-        Some("dev.knative.kafka.event")
-    );
-    assert_eq!(got[0].attr("key").as_deref(), Some("p-1"));
-
     let metrics = ferry.operator_metrics().await;
     assert!(
         !metrics.contains("reason=\"forbidden\""),
