@@ -164,6 +164,32 @@ impl Hub {
         self.poke();
     }
 
+    /// Drops the Secrets no KafkaSource in `stores` references any more, so credentials do not
+    /// outlive the sources that needed them.
+    pub fn forget_unreferenced_secrets(&self, stores: &Stores) {
+        let mut state = self.lock();
+        if state.secrets.is_empty() {
+            return;
+        }
+        let referenced: std::collections::HashSet<(String, String)> = stores
+            .sources
+            .state()
+            .iter()
+            .flat_map(|s| {
+                let ns = s.namespace().unwrap_or_default();
+                s.spec
+                    .net
+                    .secret_refs()
+                    .into_iter()
+                    .map(move |r| (ns.clone(), r.name.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if state.secrets.keys().any(|k| !referenced.contains(k)) {
+            Arc::make_mut(&mut state.secrets).retain(|k, _| referenced.contains(k));
+        }
+    }
+
     /// The Secrets recorded by [`Hub::set_secret`].
     pub fn secrets(&self) -> Arc<SecretValues> {
         self.lock().secrets.clone()
@@ -644,6 +670,8 @@ pub async fn run(
         let (mut contract, errors, objects) =
             compile_stores(&stores, &topics, &defaults, &secrets, &config);
         last_compile = compiling.elapsed();
+        drop(secrets);
+        hub.forget_unreferenced_secrets(&stores);
         let changed = {
             let state = hub.lock();
             let changed = !same_content(&state.contract, &contract);

@@ -1019,8 +1019,23 @@ mod source {
             finished(run).await,
             Action::requeue(Duration::from_secs(60))
         );
-        let auth = cluster.ctx.hub.secrets();
-        assert!(auth.contains_key(&("ns".to_owned(), "kafka-creds".to_owned())));
+        let creds = ("ns".to_owned(), "kafka-creds".to_owned());
+        assert!(cluster.ctx.hub.secrets().contains_key(&creds));
+        // Still referenced: kept. The source deleted: the credentials go with it.
+        cluster
+            .ctx
+            .hub
+            .forget_unreferenced_secrets(&cluster.ctx.stores);
+        assert!(cluster.ctx.hub.secrets().contains_key(&creds));
+        cluster
+            .put
+            .sources
+            .apply_watcher_event(&Event::Delete(payments.clone()));
+        cluster
+            .ctx
+            .hub
+            .forget_unreferenced_secrets(&cluster.ctx.stores);
+        assert!(cluster.ctx.hub.secrets().is_empty());
     }
 }
 
