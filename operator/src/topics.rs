@@ -127,7 +127,7 @@ impl Topics {
         bootstrap: &str,
         settings: &ClientSettings,
         topics: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), LookupError> {
         let admin = {
             let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
             match others.get(bootstrap) {
@@ -139,14 +139,18 @@ impl Topics {
                         config.set(key, value);
                     }
                     let admin: Admin = std::sync::Arc::new(config.create().map_err(|e| {
-                        format!("cannot configure a Kafka client for {bootstrap}: {e}")
+                        LookupError::Unreachable(format!(
+                            "cannot configure a Kafka client for {bootstrap}: {e}"
+                        ))
                     })?);
                     others.insert(bootstrap.to_owned(), (settings.clone(), admin.clone()));
                     admin
                 }
             }
         };
-        exist(admin, self.timeout, topics).await
+        // Shorter than the admin timeout: librdkafka keeps retrying a refused login until the
+        // deadline, and the reason should reach the source's status within one reconcile.
+        exist(admin, SOURCE_LOOKUP_TIMEOUT, topics).await
     }
 
     /// Deletes `topic`; a topic that is already gone is fine.
@@ -193,11 +197,24 @@ impl Topics {
     }
 }
 
-async fn exist(admin: Admin, timeout: Duration, topics: &[String]) -> Result<(), String> {
+/// How long a KafkaSource's cluster is given to answer a metadata request.
+const SOURCE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why topics could not be confirmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupError {
+    /// The cluster answered, without these topics.
+    Missing(String),
+    /// The cluster could not be asked: unreachable, refused the credentials, or the client
+    /// could not be configured (e.g. a PEM that is not one).
+    Unreachable(String),
+}
+
+async fn exist(admin: Admin, timeout: Duration, topics: &[String]) -> Result<(), LookupError> {
     let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
         .await
-        .map_err(|e| format!("metadata lookup stopped: {e}"))?
-        .map_err(|e| format!("cannot read the topics: {e}"))?;
+        .map_err(|e| LookupError::Unreachable(format!("metadata lookup stopped: {e}")))?
+        .map_err(|e| LookupError::Unreachable(format!("cannot read the topics: {e}")))?;
     let missing: Vec<&str> = topics
         .iter()
         .filter(|t| {
@@ -211,10 +228,10 @@ async fn exist(admin: Admin, timeout: Duration, topics: &[String]) -> Result<(),
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(LookupError::Missing(format!(
             "topic(s) {} do not exist; create them or fix spec.topics (and spec.bootstrapServers)",
             missing.join(", ")
-        ))
+        )))
     }
 }
 

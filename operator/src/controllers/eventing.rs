@@ -604,7 +604,8 @@ pub(super) async fn reconcile_source(
                 .await
             {
                 Ok(()) => Topic::Ready(source.spec.topics.join(",")),
-                Err(e) => Topic::Failed(e),
+                Err(crate::topics::LookupError::Missing(e)) => Topic::Failed(e),
+                Err(crate::topics::LookupError::Unreachable(e)) => Topic::Unreachable(e),
             },
         };
         let obs = Observed {
@@ -617,7 +618,9 @@ pub(super) async fn reconcile_source(
         apply_status(&ctx, &*source, source.status.as_ref(), &status).await?;
         Ok(match topics {
             // Topics a source reads may be created later by someone else.
-            Topic::Failed(_) => Action::requeue(std::time::Duration::from_secs(10)),
+            Topic::Failed(_) | Topic::Unreachable(_) => {
+                Action::requeue(std::time::Duration::from_secs(10))
+            }
             _ if secrets == SecretsRead::Failed => {
                 Action::requeue(std::time::Duration::from_secs(10))
             }

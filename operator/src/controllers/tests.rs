@@ -928,6 +928,11 @@ mod source {
 
     /// Answers the GET of Secret `kafka-creds` with SASL PLAIN credentials for `ledger`.
     async fn creds(cluster: &mut Cluster) {
+        creds_with_password(cluster, "aHVudGVyMg==").await // hunter2
+    }
+
+    /// The same, with this base64 password.
+    async fn creds_with_password(cluster: &mut Cluster, password: &str) {
         cluster
             .api
             .expect(Method::GET, "/api/v1/namespaces/ns/secrets/kafka-creds")
@@ -935,8 +940,8 @@ mod source {
         cluster.api.reply(json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "kafka-creds", "namespace": "ns"},
-            // ledger / hunter2 / PLAIN
-            "data": {"user": "bGVkZ2Vy", "password": "aHVudGVyMg==", "type": "UExBSU4="},
+            // ledger / PLAIN
+            "data": {"user": "bGVkZ2Vy", "password": password, "type": "UExBSU4="},
         }));
     }
 
@@ -1021,6 +1026,23 @@ mod source {
         );
         let creds = ("ns".to_owned(), "kafka-creds".to_owned());
         assert!(cluster.ctx.hub.secrets().contains_key(&creds));
+
+        // The password is rotated in the Secret but not on their cluster: refused.
+        let run = cluster.reconcile(reconcile_source, &payments);
+        creds_with_password(&mut cluster, "d3Jvbmc=").await; // "wrong"
+        let (status, _) = cluster.api.status(SOURCES, &payments).await;
+        assert_eq!(
+            condition(&status, "ConnectionEstablished"),
+            ("False", "ConnectionFailed")
+        );
+        cluster
+            .api
+            .event("payments", "Warning", "ConnectionFailed")
+            .await;
+        assert_eq!(
+            finished(run).await,
+            Action::requeue(Duration::from_secs(10))
+        );
         // Still referenced: kept. The source deleted: the credentials go with it.
         cluster
             .ctx

@@ -49,8 +49,10 @@ pub enum Topic {
     Pending,
     /// Exists, with this name.
     Ready(String),
-    /// Cannot be created: what the log said.
+    /// Cannot be created (or, for a KafkaSource, does not exist): what the log said.
     Failed(String),
+    /// The cluster could not be asked: unreachable, or it refused the credentials.
+    Unreachable(String),
 }
 
 /// What the operator observed about one object: everything its status depends on besides the
@@ -179,7 +181,7 @@ fn topic_condition(c: &mut Conditions, type_: &str, topic: &Topic) {
     match topic {
         Topic::Ready(_) => c.ok(type_),
         Topic::Pending => c.unknown(type_, "TopicNotCreated", "creating the topic"),
-        Topic::Failed(m) => c.fail(type_, "TopicCreationFailed", m),
+        Topic::Failed(m) | Topic::Unreachable(m) => c.fail(type_, "TopicCreationFailed", m),
     }
 }
 
@@ -596,6 +598,7 @@ pub fn source_status(
             "looking up the topics",
         ),
         (Topic::Failed(m), _) => c.fail(kc::CONNECTION_ESTABLISHED, "TopicsNotFound", m),
+        (Topic::Unreachable(m), _) => c.fail(kc::CONNECTION_ESTABLISHED, "ConnectionFailed", m),
     }
     let dp = match &obs.data_plane {
         DataPlane::Failed(_) => DataPlane::Pending,

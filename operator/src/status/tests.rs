@@ -1280,6 +1280,23 @@ fn source_rows() {
             sink_uri: Some("http://cart.ns.svc"),
         },
         Row {
+            name: "their cluster refused the credentials",
+            spec: source_spec(),
+            obs: sink(APPLIED),
+            topics: Topic::Unreachable(
+                "cannot read the topics: Meta data fetch error: Authentication".into(),
+            ),
+            ready: (F, Some("ConnectionFailed")),
+            message: "Authentication",
+            conditions: &[
+                "SinkProvided=True",
+                "ConnectionEstablished=False:ConnectionFailed",
+                "InitialOffsetsCommitted=True",
+                "Deployed=True",
+            ],
+            sink_uri: Some("http://cart.ns.svc"),
+        },
+        Row {
             name: "topics not looked up yet",
             spec: source_spec(),
             obs: sink(APPLIED),
