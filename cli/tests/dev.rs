@@ -71,6 +71,14 @@ fn cart_walkthrough_replay_and_traffic_split() {
         stderr(&second)
     );
     assert_eq!(dev.status().unwrap()["generation"], status["generation"]);
+    // The contract may carry KafkaSources' credentials: its owner's only.
+    let mode = std::fs::metadata(data.join("contract.json"))
+        .expect("the contract file")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     let broker = dev.row("Broker", "default").unwrap();
     assert_eq!(broker["url"], format!("{ingress}/default/default"));
 

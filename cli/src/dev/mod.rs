@@ -1048,10 +1048,22 @@ fn paint(ready: bool, color: bool) -> String {
     }
 }
 
-/// Writes the contract atomically (the dispatcher must never read half a file).
+/// Writes the contract atomically (the dispatcher must never read half a file), readable by
+/// its owner only: it carries KafkaSources' `spec.net` credentials.
 fn write_contract(path: &std::path::Path, contract: &Contract) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(contract)?)?;
+    // A leftover from a crash keeps its mode when truncated: start from a new file.
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&serde_json::to_vec_pretty(contract)?)?;
+    drop(file);
     std::fs::rename(tmp, path)
 }
 
