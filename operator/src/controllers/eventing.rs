@@ -574,7 +574,8 @@ pub(super) async fn reconcile_source(
     instrumented(source.clone(), ctx.clone(), async move {
         let ns = source.namespace().unwrap_or_default();
         // spec.net's Secrets, read before the hub compiles the source; nothing watches them, so
-        // a source that uses any is reconciled again every minute to pick up rotations.
+        // a source that uses any is reconciled again: every 10 s while one is missing, every
+        // minute after (rotations).
         let secrets = read_net_secrets(&ctx, &ns, &source).await;
         let (data_plane, egress) = ctx
             .hub
