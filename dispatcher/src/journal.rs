@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
@@ -151,18 +150,14 @@ impl Journal {
         if prepared.contains(bootstrap) {
             return;
         }
-        let admin: AdminClient<DefaultClientContext> = match crate::kafka::secure(
-            ClientConfig::new().set("bootstrap.servers", bootstrap),
-            self.auth_of(bootstrap).as_ref(),
-        )
-        .create()
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(%bootstrap, error = %e, "journal: no admin client");
-                return;
-            }
-        };
+        let admin: AdminClient<DefaultClientContext> =
+            match crate::kafka::client(bootstrap, self.auth_of(bootstrap).as_ref()).create() {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(%bootstrap, error = %e, "journal: no admin client");
+                    return;
+                }
+            };
         let retention_ms = self.settings.retention_ms.to_string();
         let retention_bytes = self.settings.retention_bytes.to_string();
         let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
@@ -288,18 +283,16 @@ impl Journal {
         if let Some(p) = producers.get(bootstrap) {
             return Some(p.clone());
         }
-        let producer: ThreadedProducer<DefaultProducerContext> = crate::kafka::secure(
-            ClientConfig::new().set("bootstrap.servers", bootstrap),
-            self.auth_of(bootstrap).as_ref(),
-        )
-        .set("acks", "1")
-        .set("linger.ms", "50")
-        .set("queue.buffering.max.kbytes", "8192")
-        .set("message.timeout.ms", "30000")
-        .set("socket.nagle.disable", "true")
-        .create()
-        .map_err(|e| tracing::warn!(%bootstrap, error = %e, "journal producer not created"))
-        .ok()?;
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            crate::kafka::client(bootstrap, self.auth_of(bootstrap).as_ref())
+                .set("acks", "1")
+                .set("linger.ms", "50")
+                .set("queue.buffering.max.kbytes", "8192")
+                .set("message.timeout.ms", "30000")
+                .set("socket.nagle.disable", "true")
+                .create()
+                .map_err(|e| tracing::warn!(%bootstrap, error = %e, "journal producer not created"))
+                .ok()?;
         let producer = Arc::new(producer);
         producers.insert(bootstrap.to_owned(), producer.clone());
         Some(producer)

@@ -8,8 +8,11 @@ use std::sync::OnceLock;
 use ferry_api::contract::{ClientSettings, KafkaAuth, log_client_settings};
 use rdkafka::ClientConfig;
 
-/// Adds the connection settings for a resource with `auth` (`None`: Ferry's own log).
-pub fn secure<'a>(config: &'a mut ClientConfig, auth: Option<&KafkaAuth>) -> &'a mut ClientConfig {
+/// A client configuration for `bootstrap` with the connection settings of a resource with
+/// `auth` (`None`: Ferry's own log).
+pub fn client(bootstrap: &str, auth: Option<&KafkaAuth>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
     let owned;
     let settings = match auth {
         Some(auth) => {

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudevents::Event;
-use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -62,37 +61,34 @@ impl Log {
         if let Some(p) = producers.get(bootstrap) {
             return Ok(p.clone());
         }
-        let producer: FutureProducer = crate::kafka::secure(
-            ClientConfig::new().set("bootstrap.servers", bootstrap),
-            None,
-        )
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", self.settings.linger_ms.to_string())
-        // Small produce requests must not wait for Nagle's algorithm.
-        .set("socket.nagle.disable", "true")
-        .set(
-            "message.timeout.ms",
-            self.settings.timeout.as_millis().to_string(),
-        )
-        .set(
-            "queue.buffering.max.kbytes",
-            self.settings.max_buffer_kbytes.to_string(),
-        )
-        // Records waiting for an unknown topic time out on a metadata refresh: refresh at
-        // least as often as the append timeout so a 503 comes when promised.
-        .set(
-            "topic.metadata.refresh.interval.ms",
-            self.settings
-                .timeout
-                .as_millis()
-                .clamp(1000, 10_000)
-                .to_string(),
-        )
-        .create()
-        .map_err(|e| {
-            LogError::Unavailable(format!("cannot create a producer for {bootstrap}: {e}"))
-        })?;
+        let producer: FutureProducer = crate::kafka::client(bootstrap, None)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", self.settings.linger_ms.to_string())
+            // Small produce requests must not wait for Nagle's algorithm.
+            .set("socket.nagle.disable", "true")
+            .set(
+                "message.timeout.ms",
+                self.settings.timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.kbytes",
+                self.settings.max_buffer_kbytes.to_string(),
+            )
+            // Records waiting for an unknown topic time out on a metadata refresh: refresh at
+            // least as often as the append timeout so a 503 comes when promised.
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                self.settings
+                    .timeout
+                    .as_millis()
+                    .clamp(1000, 10_000)
+                    .to_string(),
+            )
+            .create()
+            .map_err(|e| {
+                LogError::Unavailable(format!("cannot create a producer for {bootstrap}: {e}"))
+            })?;
         producers.insert(bootstrap.to_owned(), producer.clone());
         Ok(producer)
     }

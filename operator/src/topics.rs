@@ -65,6 +65,16 @@ pub struct Topics {
 
 type Admin = std::sync::Arc<AdminClient<DefaultClientContext>>;
 
+/// A client configuration for `bootstrap` with `settings` (security protocol, SASL, TLS).
+fn client(bootstrap: &str, settings: &ClientSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (key, value) in settings.iter() {
+        config.set(key, value);
+    }
+    config
+}
+
 impl Topics {
     /// A client for `bootstrap_servers`, with SASL/TLS from the `FERRY_KAFKA_*` variables the
     /// Helm chart sets when it points Ferry at an external Kafka.
@@ -72,13 +82,8 @@ impl Topics {
     /// # Errors
     /// librdkafka refused the configuration.
     pub fn new(bootstrap_servers: &str) -> Result<Topics, String> {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", bootstrap_servers);
         let settings = ferry_api::contract::log_client_settings(|var| std::env::var(var).ok());
-        for (key, value) in settings.iter() {
-            config.set(key, value);
-        }
-        let admin = config
+        let admin = client(bootstrap_servers, &settings)
             .create()
             .map_err(|e| format!("cannot configure the Kafka admin client: {e}"))?;
         Ok(Topics {
@@ -133,16 +138,12 @@ impl Topics {
             match others.get(bootstrap) {
                 Some((s, admin)) if s == settings => admin.clone(),
                 _ => {
-                    let mut config = ClientConfig::new();
-                    config.set("bootstrap.servers", bootstrap);
-                    for (key, value) in settings.iter() {
-                        config.set(key, value);
-                    }
-                    let admin: Admin = std::sync::Arc::new(config.create().map_err(|e| {
-                        LookupError::Unreachable(format!(
-                            "cannot configure a Kafka client for {bootstrap}: {e}"
-                        ))
-                    })?);
+                    let admin: Admin =
+                        std::sync::Arc::new(client(bootstrap, settings).create().map_err(|e| {
+                            LookupError::Unreachable(format!(
+                                "cannot configure a Kafka client for {bootstrap}: {e}"
+                            ))
+                        })?);
                     others.insert(bootstrap.to_owned(), (settings.clone(), admin.clone()));
                     admin
                 }

@@ -66,6 +66,9 @@ pub struct CompileError {
     pub message: String,
 }
 
+/// The reason of a KafkaSource left out because its `spec.net` Secrets could not be read.
+pub const NET_SECRET_NOT_RESOLVED: &str = "NetSecretNotResolved";
+
 /// Knative's topic name for a Kafka-backed Broker.
 pub fn broker_topic(namespace: &str, name: &str) -> String {
     format!("knative-broker-{namespace}-{name}")
@@ -254,7 +257,7 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             Err(message) => {
                 errors.push(CompileError {
                     object: ObjectRef::new("KafkaSource", &ns, &name),
-                    reason: "NetSecretNotResolved",
+                    reason: NET_SECRET_NOT_RESOLVED,
                     message: format!("{message}; spec.net cannot be applied"),
                 });
                 continue;

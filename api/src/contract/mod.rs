@@ -32,7 +32,10 @@ use crate::validation::{FieldErrors, Path};
 pub use auth::{
     ClientSettings, Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth, log_client_settings,
 };
-pub use compile::{CompileError, CompileInput, Resolved, broker_topic, channel_topic, compile};
+pub use compile::{
+    CompileError, CompileInput, NET_SECRET_NOT_RESOLVED, Resolved, broker_topic, channel_topic,
+    compile,
+};
 
 /// The whole routing table of a dispatcher.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use ferry_api::eventing::DeliveryOrder;
 use ferry_api::sources::InitialOffset;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -98,46 +98,43 @@ pub async fn run(
         metrics: deliverer.metrics.clone(),
         label: deliverer.label.clone(),
     };
-    let consumer: EgressConsumer = crate::kafka::secure(
-        ClientConfig::new().set("bootstrap.servers", &bootstrap),
-        auth.as_ref(),
-    )
-    .set("group.id", &egress.consumer_group)
-    .set("enable.auto.commit", "true")
-    .set("enable.auto.offset.store", "false")
-    .set(
-        "auto.commit.interval.ms",
-        settings.commit_interval_ms.to_string(),
-    )
-    .set("auto.offset.reset", reset)
-    .set(
-        "session.timeout.ms",
-        settings.session_timeout_ms.to_string(),
-    )
-    .set(
-        "heartbeat.interval.ms",
-        (settings.session_timeout_ms / 3).max(100).to_string(),
-    )
-    .set(
-        "max.poll.interval.ms",
-        settings.max_poll_interval_ms.to_string(),
-    )
-    .set(
-        "queued.max.messages.kbytes",
-        settings.prefetch_kbytes.to_string(),
-    )
-    .set(
-        "fetch.max.bytes",
-        (settings.prefetch_kbytes.max(1024) * 1024).to_string(),
-    )
-    .set("max.partition.fetch.bytes", "1048576")
-    // librdkafka pauses fetching for this long when its local queue is full (default 1 s);
-    // the queue is small here, so come back quickly.
-    .set("fetch.queue.backoff.ms", "20")
-    .set("socket.nagle.disable", "true")
-    .set("statistics.interval.ms", "5000")
-    .set("topic.metadata.refresh.interval.ms", "10000")
-    .create_with_context(context)?;
+    let consumer: EgressConsumer = crate::kafka::client(&bootstrap, auth.as_ref())
+        .set("group.id", &egress.consumer_group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            settings.commit_interval_ms.to_string(),
+        )
+        .set("auto.offset.reset", reset)
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            settings.max_poll_interval_ms.to_string(),
+        )
+        .set(
+            "queued.max.messages.kbytes",
+            settings.prefetch_kbytes.to_string(),
+        )
+        .set(
+            "fetch.max.bytes",
+            (settings.prefetch_kbytes.max(1024) * 1024).to_string(),
+        )
+        .set("max.partition.fetch.bytes", "1048576")
+        // librdkafka pauses fetching for this long when its local queue is full (default 1 s);
+        // the queue is small here, so come back quickly.
+        .set("fetch.queue.backoff.ms", "20")
+        .set("socket.nagle.disable", "true")
+        .set("statistics.interval.ms", "5000")
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .create_with_context(context)?;
     let initial = egress.initial_offset;
     let (consumer, topics, pinned) = tokio::task::spawn_blocking(move || {
         let pinned = pin_initial_offsets(&consumer, &topics, initial);

@@ -7,7 +7,7 @@
 //! reported on `Ready` with the field's path and is left out of the contract, so it never
 //! half-works.
 
-use ferry_api::contract::{CompileError, Egress, Reply, Target};
+use ferry_api::contract::{CompileError, Egress, NET_SECRET_NOT_RESOLVED, Reply, Target};
 use ferry_api::duck::{
     AddressStatus, Addressable, Condition, ConditionStatus, DeliveryStatus, READY, Status,
 };
@@ -308,9 +308,6 @@ fn resolved_before_delivery(e: &CompileError) -> bool {
         "DeadLetterSinkNotResolved" | "InvalidDelivery" | NET_SECRET_NOT_RESOLVED
     )
 }
-
-/// The compile error of a KafkaSource whose `spec.net` Secrets could not be read.
-const NET_SECRET_NOT_RESOLVED: &str = "NetSecretNotResolved";
 
 /// What a Trigger knows of its Broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
