@@ -9,7 +9,7 @@
 //! Frames that cannot be decoded close the connection with a log line naming the peer and
 //! the problem, which is what Kafka does; they never reach the log.
 //!
-//! Plaintext and TLS connections share all of this: [`serve`] is generic over the stream, and
+//! Plaintext and TLS connections share all of this: [`serve`] is generic over the stream halves, and
 //! with `--tls-cert` the accept loop runs the TLS handshake (bounded by
 //! `TLS_HANDSHAKE_TIMEOUT`) first. With `--sasl-users` each connection's [`SaslSession`]
 //! gates requests until the client authenticates.
@@ -47,7 +47,7 @@ pub(super) async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     match &tls {
-                        None => conns.spawn(serve(broker.clone(), stream, peer)),
+                        None => conns.spawn(serve(broker.clone(), stream.into_split(), peer)),
                         Some(tls) => conns.spawn(serve_tls(broker.clone(), tls.clone(), stream, peer)),
                     };
                 }
@@ -66,7 +66,7 @@ pub(super) async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
 /// Runs the TLS handshake, then serves the connection like any other.
 async fn serve_tls(broker: Arc<Broker>, tls: TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-        Ok(Ok(stream)) => serve(broker, stream, peer).await,
+        Ok(Ok(stream)) => serve(broker, tokio::io::split(stream), peer).await,
         Ok(Err(e)) => {
             broker.metrics.tls_handshake_failed();
             tracing::warn!(%peer, error = %e, "TLS handshake failed; closing connection");
@@ -251,11 +251,13 @@ fn api_name(api: ApiKey) -> &'static str {
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send>>;
 
 /// Serves one connection, plaintext or TLS, until the client or shutdown ends it.
-async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
+/// Takes the two halves of the connection: a plaintext socket splits without a lock
+/// (`into_split`), a TLS stream through `tokio::io::split`.
+async fn serve<R, W>(broker: Arc<Broker>, (mut rd, mut wr): (R, W), peer: SocketAddr)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
