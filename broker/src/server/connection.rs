@@ -9,8 +9,8 @@
 //! Frames that cannot be decoded close the connection with a log line naming the peer and
 //! the problem, which is what Kafka does; they never reach the log.
 //!
-//! Plaintext and TLS connections share all of this: [`serve`] is generic over the stream halves, and
-//! with `--tls-cert` the accept loop runs the TLS handshake (bounded by
+//! Plaintext and TLS connections share all of this: [`serve`] is generic over the stream
+//! halves, and with `--tls-cert` the accept loop runs the TLS handshake (bounded by
 //! `TLS_HANDSHAKE_TIMEOUT`) first. With `--sasl-users` each connection's [`SaslSession`]
 //! gates requests until the client authenticates.
 
