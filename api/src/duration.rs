@@ -12,14 +12,17 @@ use thiserror::Error;
 
 /// Why a duration string was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error(
-    "`{input}` is not an ISO-8601 duration: {reason} (examples: PT0.5S, PT10M, PT168H, P1DT12H)"
-)]
+#[error("`{input}` is not {format}: {reason} (examples: {examples})")]
 pub struct DurationError {
     /// The rejected text.
     pub input: String,
     /// What is wrong with it.
     pub reason: String,
+    /// The format expected: ISO-8601 (Knative's delivery durations) or Go's (flags and
+    /// autoscaling settings).
+    pub format: &'static str,
+    /// Examples of that format.
+    pub examples: &'static str,
 }
 
 /// Parses an ISO-8601 duration such as `PT1.5S` into a [`Duration`].
@@ -31,6 +34,8 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let fail = |reason: &str| DurationError {
         input: input.to_owned(),
         reason: reason.to_owned(),
+        format: "an ISO-8601 duration",
+        examples: "PT0.5S, PT10M, PT168H, P1DT12H",
     };
     if input.starts_with('-') {
         return Err(fail("negative durations are not allowed"));
@@ -229,6 +234,8 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
     let fail = |reason: &str| DurationError {
         input: input.to_owned(),
         reason: reason.to_owned(),
+        format: "a duration",
+        examples: "500ms, 10s, 1m30s, 1.5h",
     };
     if input == "0" {
         return Ok(Duration::ZERO);

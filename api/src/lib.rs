@@ -17,6 +17,8 @@
 //! Knative has them) but does not act on, so the operator can report them instead of ignoring
 //! them. [`cesql`] is the CloudEvents SQL parser and evaluator shared by validation and the
 //! dispatcher. [`crds`] lists the CustomResourceDefinitions `crdgen` writes to `crds/`.
+//! [`kafka_auth`] holds the SASL/TLS settings of Kafka clients, shared by KafkaSources and the
+//! contract. Functions that fail with one message return this crate's [`Error`].
 
 #![forbid(unsafe_code)]
 // kube-derive takes several `printcolumn(type_ = "string", ...)` in one `#[kube(...)]`; clippy
@@ -29,9 +31,14 @@ pub mod contract;
 pub mod crds;
 pub mod duck;
 pub mod duration;
+pub mod error;
 pub mod eventing;
+pub mod kafka_auth;
 pub mod messaging;
+pub mod reports;
 pub mod resource;
 pub mod serving;
 pub mod sources;
 pub mod validation;
+
+pub use error::{Error, Result};

@@ -9,6 +9,7 @@
 //! - [`server`]: the Kafka protocol listener (codecs from the `kafka-protocol` crate).
 //! - [`security`]: SASL (PLAIN, SCRAM-SHA-256/512) and the TLS listener.
 //! - [`metrics`] and the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
+//! - [`config`]: the settings as flags; [`Error`]: everything that can go wrong.
 //!
 //! # Guarantees
 //! Durability follows the flush policy ([`storage::FlushPolicy`]): with `always` every
@@ -20,16 +21,18 @@
 
 #![forbid(unsafe_code)]
 
-mod admin;
 pub mod config;
+mod error;
 pub mod groups;
+mod http;
 pub mod metrics;
 pub mod security;
 pub mod server;
 pub mod storage;
 pub mod topics;
 
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, BrokerFlags};
+pub use error::{Error, Result};
 
 /// The allocator every process that runs the broker must use as its `#[global_allocator]`.
 ///
@@ -42,4 +45,4 @@ pub use config::BrokerConfig;
 /// decoding then fails on the first missing element, and the connection gets a logged close like
 /// any other undecodable frame. The real fix is a capacity cap in `kafka-protocol`'s decoder.
 pub use mimalloc::MiMalloc as SafeAllocator;
-pub use server::{Broker, RunningBroker, StartError};
+pub use server::{Broker, RunningBroker};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use ferry_broker::{Broker, BrokerConfig};
+use ferry_broker::{Broker, BrokerFlags};
 
 /// The broker must run on [`ferry_broker::SafeAllocator`]: see its docs (a malformed array
 /// length must not abort the process).
@@ -15,50 +15,25 @@ static ALLOCATOR: ferry_broker::SafeAllocator = ferry_broker::SafeAllocator;
 #[command(name = "ferry-broker", version)]
 struct Cli {
     #[command(flatten)]
-    config: BrokerConfig,
+    flags: BrokerFlags,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ferry_runtime::logging::init("info");
     let cli = Cli::parse();
-    let running = Broker::start(cli.config).await?;
+    // Watched from before the line below: a SIGTERM right after it stops the broker cleanly
+    // instead of killing it.
+    let mut stopping = ferry_runtime::shutdown::on_signal();
+    let running = Broker::start(cli.flags.into_config()).await?;
     // One machine-readable line for scripts and tests that start the broker on port 0.
     println!(
         "ferry-broker listening kafka={} admin={}",
         running.kafka_addr, running.admin_addr
     );
-    shutdown_signal().await;
+    let _ = stopping.wait_for(|stop| *stop).await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown(Duration::from_secs(10)).await?;
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

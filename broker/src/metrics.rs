@@ -15,7 +15,7 @@ fn histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
 }
 
-/// Counters and histograms of one broker.
+/// Counters and histograms of one broker. Each is registered under its field's name.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -23,74 +23,45 @@ pub struct Metrics {
     records_in: Family<Labels, Counter>,
     bytes_out: Family<Labels, Counter>,
     records_out: Family<Labels, Counter>,
-    request_seconds: Family<Labels, Histogram>,
-    rebalances: Counter,
-    fsync_seconds: Histogram,
-    authentications: Family<[(&'static str, String); 2], Counter>,
+    request_duration_seconds: Family<Labels, Histogram>,
+    group_rebalances: Counter,
+    fsync_duration_seconds: Histogram,
+    sasl_authentications: Family<[(&'static str, String); 2], Counter>,
     tls_handshake_failures: Counter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("ferry_broker");
-        let m = Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("ferry_broker"),
             bytes_in: Family::default(),
             records_in: Family::default(),
             bytes_out: Family::default(),
             records_out: Family::default(),
-            request_seconds: Family::new_with_constructor(histogram),
-            rebalances: Counter::default(),
-            fsync_seconds: histogram(),
-            authentications: Family::default(),
+            request_duration_seconds: Family::new_with_constructor(histogram),
+            group_rebalances: Counter::default(),
+            fsync_duration_seconds: histogram(),
+            sasl_authentications: Family::default(),
             tls_handshake_failures: Counter::default(),
-            registry: Registry::default(),
         };
-        registry.register(
-            "bytes_in",
-            "Record-batch bytes appended, per topic",
-            m.bytes_in.clone(),
-        );
-        registry.register(
-            "records_in",
-            "Records appended, per topic",
-            m.records_in.clone(),
-        );
-        registry.register(
-            "bytes_out",
-            "Record-batch bytes returned to fetches, per topic",
-            m.bytes_out.clone(),
-        );
-        registry.register(
-            "records_out",
-            "Records returned to fetches, per topic",
-            m.records_out.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time from a request's arrival to its response, per Kafka API",
-            m.request_seconds.clone(),
-        );
-        registry.register(
-            "group_rebalances",
-            "Consumer-group rebalances completed",
-            m.rebalances.clone(),
-        );
-        registry.register(
-            "fsync_duration_seconds",
-            "Duration of each fsync of a partition log",
-            m.fsync_seconds.clone(),
-        );
-        registry.register(
-            "sasl_authentications",
-            "SASL authentications, per mechanism and result (success or failure)",
-            m.authentications.clone(),
-        );
-        registry.register(
-            "tls_handshake_failures",
-            "TLS handshakes on the Kafka listener that failed or timed out",
-            m.tls_handshake_failures.clone(),
-        );
-        Metrics { registry, ..m }
+        // `field: help`, one a metric: registers `m.field` as `ferry_broker_<field>`.
+        macro_rules! register {
+            ($($metric:ident: $help:literal,)*) => {
+                $(m.registry.register(stringify!($metric), $help, m.$metric.clone());)*
+            };
+        }
+        register! {
+            bytes_in: "Record-batch bytes appended, per topic",
+            records_in: "Records appended, per topic",
+            bytes_out: "Record-batch bytes returned to fetches, per topic",
+            records_out: "Records returned to fetches, per topic",
+            request_duration_seconds: "Time from a request's arrival to its response, per Kafka API",
+            group_rebalances: "Consumer-group rebalances completed",
+            fsync_duration_seconds: "Duration of each fsync of a partition log",
+            sasl_authentications: "SASL authentications, per mechanism and result (success or failure)",
+            tls_handshake_failures: "TLS handshakes on the Kafka listener that failed or timed out",
+        }
+        m
     }
 }
 
@@ -111,26 +82,26 @@ impl Metrics {
 
     /// Records how long a request of `api` took.
     pub fn request(&self, api: &str, took: Duration) {
-        self.request_seconds
+        self.request_duration_seconds
             .get_or_create(&[("api", api.to_owned())])
             .observe(took.as_secs_f64());
     }
 
     /// Counts a completed rebalance.
     pub fn rebalanced(&self) {
-        self.rebalances.inc();
+        self.group_rebalances.inc();
     }
 
     /// Records an fsync's duration.
     pub fn fsynced(&self, took: Duration) {
-        self.fsync_seconds.observe(took.as_secs_f64());
+        self.fsync_duration_seconds.observe(took.as_secs_f64());
     }
 
     /// Counts a SASL authentication that succeeded (`ok`) or failed. `mechanism` is a
     /// mechanism name, `unsupported` or `none` (a request before any handshake).
     pub fn authenticated(&self, mechanism: &str, ok: bool) {
         let result = if ok { "success" } else { "failure" };
-        self.authentications
+        self.sasl_authentications
             .get_or_create(&[
                 ("mechanism", mechanism.to_owned()),
                 ("result", result.to_owned()),

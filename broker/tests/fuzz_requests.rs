@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_broker::config::Retention;
 use ferry_broker::{Broker, BrokerConfig};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -128,16 +129,16 @@ fn fixture() -> Fixture {
         flush: "os".parse().expect("policy"),
         default_partitions: 1,
         auto_create_topics: true,
-        retention_ms: -1,
+        retention: Retention::Forever,
         retention_bytes: -1,
-        retention_check_interval_ms: 300_000,
+        retention_check_interval: Duration::from_secs(300),
         segment_bytes: 1 << 20,
-        segment_ms: 3_600_000,
+        segment_max_age: Duration::from_secs(3600),
         max_message_bytes: 1 << 20,
         max_request_bytes: 1 << 20,
-        group_initial_rebalance_delay_ms: 0,
-        group_min_session_timeout_ms: 6_000,
-        group_max_session_timeout_ms: 60_000,
+        group_initial_rebalance_delay: Duration::ZERO,
+        group_min_session_timeout: Duration::from_secs(6),
+        group_max_session_timeout: Duration::from_secs(60),
         sasl_users: None,
         sasl_mechanisms: Vec::new(),
         tls_cert: None,

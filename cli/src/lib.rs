@@ -3,17 +3,53 @@
 //! The manifest loader ([`manifest`]), `ferry validate` ([`validate`]), `ferry dev` ([`dev`]:
 //! local mode — the embedded broker, the dispatcher and the revision runtime in one process),
 //! `ferry send` ([`send`]), `ferry tail` ([`tail`]), `ferry trace` ([`trace`]) and `ferry replay`
-//! ([`replay`]).
+//! ([`replay`]); the last three read the log through [`log`]. Each command's module but `dev`
+//! holds its flags and a `command` function that runs it, prints, and returns its exit code;
+//! the binary parses and dispatches. Failures are one [`Error`].
 
 #![forbid(unsafe_code)]
 
+use std::io::Write;
+
 pub mod dev;
+pub mod error;
+pub mod log;
 pub mod manifest;
 pub mod replay;
 pub mod send;
 pub mod tail;
 pub mod trace;
 pub mod validate;
+
+pub use error::{Error, Result};
+
+/// How a command prints its result (`-o`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table and one line per problem.
+    Table,
+    /// A JSON document for scripts.
+    Json,
+}
+
+/// Writes `text` to stdout as it is.
+///
+/// # Errors
+/// [`Error::Output`]: stdout is closed.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    Ok(out.flush()?)
+}
+
+/// Writes `value` to stdout as indented JSON and a newline.
+///
+/// # Errors
+/// [`Error::Output`]: stdout is closed.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::from)?;
+    print(&(text + "\n"))
+}
 
 /// Formats rows under a header as aligned columns (two spaces apart), one line each.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -23,10 +23,13 @@ pub struct Manifest {
     pub resource: Resource,
 }
 
-/// A `v1` Secret from the manifests: `ferry dev` reads a KafkaSource's `spec.net` material
-/// from these, as the operator reads it from the cluster's Secrets.
+/// A `v1` Secret or ConfigMap from the manifests: `ferry dev` reads a KafkaSource's `spec.net`
+/// material from Secrets and a Broker's `spec.config` from ConfigMaps, as the operator reads
+/// them from the cluster.
 #[derive(Debug)]
 pub struct SecretManifest {
+    /// `Secret` or `ConfigMap`.
+    pub kind: &'static str,
     /// The file it was read from.
     pub file: PathBuf,
     /// 1-based position of its document in the file.
@@ -35,7 +38,8 @@ pub struct SecretManifest {
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// `data` (decoded) with `stringData` on top, as the API server merges them.
+    /// A Secret's `data` (decoded) with `stringData` on top, as the API server merges them;
+    /// a ConfigMap's `data`.
     pub data: SecretData,
 }
 
@@ -103,7 +107,7 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Manifest>, Vec<LoadError>) {
     (manifests, errors)
 }
 
-/// [`load`], also returning the `v1` Secrets among the documents.
+/// [`load`], also returning the `v1` Secrets and ConfigMaps among the documents.
 pub fn load_with_secrets(
     paths: &[PathBuf],
 ) -> (Vec<Manifest>, Vec<SecretManifest>, Vec<LoadError>) {
@@ -163,11 +167,18 @@ fn load_text(
                 return;
             }
         };
-        if value.get("apiVersion").and_then(Value::as_str) == Some("v1")
-            && value.get("kind").and_then(Value::as_str) == Some("Secret")
-        {
-            match secret(value) {
+        let core_kind = (value.get("apiVersion").and_then(Value::as_str) == Some("v1"))
+            .then(|| value.get("kind").and_then(Value::as_str))
+            .flatten();
+        let read = match core_kind {
+            Some("Secret") => Some(("Secret", secret(value.clone()))),
+            Some("ConfigMap") => Some(("ConfigMap", config_map(value.clone()))),
+            _ => None,
+        };
+        if let Some((kind, read)) = read {
+            match read {
                 Ok((namespace, name, data)) => secrets.push(SecretManifest {
+                    kind,
                     file: file.to_owned(),
                     document,
                     namespace,
@@ -221,15 +232,38 @@ fn secret(value: Value) -> Result<(String, String, SecretData), String> {
     Ok((namespace, name, data))
 }
 
+/// A ConfigMap's namespace, name and `data`.
+fn config_map(value: Value) -> Result<(String, String, SecretData), String> {
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(value)
+        .map_err(|e| format!("v1/ConfigMap is malformed: {e}; data values are strings"))?;
+    let name = cm
+        .metadata
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or("v1/ConfigMap has no metadata.name; name it")?;
+    let namespace = cm
+        .metadata
+        .namespace
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let data = cm
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    Ok((namespace, name, data))
+}
+
 fn check_duplicate_secrets(secrets: &[SecretManifest], errors: &mut Vec<LoadError>) {
-    let mut seen: BTreeMap<(&str, &str), &SecretManifest> = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str, &str), &SecretManifest> = BTreeMap::new();
     for s in secrets {
-        if let Some(first) = seen.insert((&s.namespace, &s.name), s) {
+        if let Some(first) = seen.insert((s.kind, &s.namespace, &s.name), s) {
             errors.push(LoadError {
                 file: s.file.clone(),
                 document: Some(s.document),
                 message: format!(
-                    "Secret {}/{} is defined twice (first in {}, document {}); rename or remove one",
+                    "{} {}/{} is defined twice (first in {}, document {}); rename or remove one",
+                    s.kind,
                     s.namespace,
                     s.name,
                     first.file.display(),

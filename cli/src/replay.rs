@@ -9,7 +9,9 @@
 //! Trigger's own committed position is untouched. Events go one at a time, in log order per
 //! partition.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +25,26 @@ use ferry_dispatcher::metrics::{EgressOutcome, Metrics};
 use rdkafka::message::Message;
 use serde::Serialize;
 
-use crate::tail::{BoundedRead, Read, StartAt};
+use crate::log::{BoundedRead, Read, StartAt};
+use crate::{Error, Output, Result};
 
-/// What to replay.
-#[derive(Clone, Debug)]
+/// `ferry replay`'s flags: what to replay, from where, and how to print the summary.
+#[derive(clap::Args, Clone, Debug)]
 pub struct Replay {
-    /// `namespace/name` of the Trigger.
+    /// `<namespace>/<trigger>`.
     pub trigger: String,
-    /// Where to start in the Broker's log.
+    /// earliest, latest, an offset, or an RFC 3339 time.
+    #[arg(long)]
     pub from: StartAt,
-    /// The contract file (`.ferry/contract.json` under `ferry dev`).
+    /// The contract the dispatcher runs (ferry dev writes it under its data directory).
+    #[arg(long, default_value = ".ferry/contract.json")]
     pub contract: PathBuf,
-    /// Bootstrap servers to read from instead of the contract's (e.g. through a port-forward).
+    /// Read the log from these bootstrap servers instead of the contract's.
+    #[arg(long, env = "FERRY_KAFKA")]
     pub kafka: Option<String>,
+    /// Output format of the summary.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 /// What a replay did.
@@ -78,29 +87,34 @@ impl Summary {
     }
 }
 
-/// Why a replay could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// The contract or the trigger is wrong: the user must fix an argument.
-    #[error("{0}")]
-    Usage(String),
-    /// The log could not be read.
-    #[error("{0}")]
-    Log(String),
+/// The line `ferry replay` prints: how many events, and how each was settled.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replayed {} of {} events to {}: {} delivered, {} filtered out, {} dead-lettered, {} dropped, {} not CloudEvents",
+            self.read,
+            self.total,
+            self.trigger,
+            self.delivered,
+            self.filtered,
+            self.dead_lettered,
+            self.dropped,
+            self.malformed
+        )
+    }
 }
 
 /// The Trigger's egress and its resource in `contract`.
 ///
 /// # Errors
-/// No such trigger (with the triggers that exist).
+/// [`Error::NotATrigger`], or [`Error::TriggerNotFound`] naming the triggers that exist.
 pub fn find<'c>(
     contract: &'c Contract,
     trigger: &str,
-) -> Result<(&'c ContractResource, &'c Egress), ReplayError> {
-    let (ns, name) = trigger.split_once('/').ok_or_else(|| {
-        ReplayError::Usage(format!(
-            "{trigger:?} is not <namespace>/<trigger>, e.g. default/cart-items"
-        ))
+) -> Result<(&'c ContractResource, &'c Egress)> {
+    let (ns, name) = trigger.split_once('/').ok_or_else(|| Error::NotATrigger {
+        trigger: trigger.to_owned(),
     })?;
     let mut known = Vec::new();
     for resource in &contract.resources {
@@ -114,35 +128,59 @@ pub fn find<'c>(
             }
         }
     }
-    Err(ReplayError::Usage(format!(
-        "trigger {trigger} is not in the contract (it does not exist or is not ready); triggers there: {}",
-        if known.is_empty() {
+    Err(Error::TriggerNotFound {
+        trigger: trigger.to_owned(),
+        known: if known.is_empty() {
             "none".to_owned()
         } else {
             known.join(", ")
+        },
+    })
+}
+
+/// Runs `ferry replay`: progress on stderr when it is a terminal, then the summary; exit 0
+/// when every matching event was delivered, 1 when some were not, 2 for bad arguments, 3
+/// when the log cannot be read.
+pub fn command(replay: &Replay) -> ExitCode {
+    match replay_and_print(replay) {
+        Ok(summary) if summary.complete() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => e.report("replay"),
+    }
+}
+
+fn replay_and_print(replay: &Replay) -> Result<Summary> {
+    let tty = std::io::stderr().is_terminal();
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    let result = runtime.block_on(run(replay, |s| {
+        if tty && (s.read % 100 == 0 || s.read == s.total) {
+            eprint!("\rreplaying {}: {}/{} events", s.trigger, s.read, s.total);
         }
-    )))
+    }));
+    if tty {
+        eprintln!();
+    }
+    let s = result?;
+    let text = match replay.output {
+        Output::Json => serde_json::to_string(&s).map_err(std::io::Error::from)?,
+        Output::Table => s.to_string(),
+    };
+    crate::print(&(text + "\n"))?;
+    Ok(s)
 }
 
 /// Replays, calling `progress` after each record.
 ///
 /// # Errors
-/// [`ReplayError`]: bad arguments or an unreachable log.
-pub async fn run(
-    replay: &Replay,
-    mut progress: impl FnMut(&Summary),
-) -> Result<Summary, ReplayError> {
-    let text = std::fs::read(&replay.contract).map_err(|e| {
-        ReplayError::Usage(format!(
-            "cannot read the contract {} ({e}); run from where ferry dev runs or pass --contract",
-            replay.contract.display()
-        ))
+/// Bad arguments (an unreadable contract, an unknown trigger) or an unreachable log.
+pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<Summary> {
+    let text = std::fs::read(&replay.contract).map_err(|source| Error::ContractUnreadable {
+        path: replay.contract.clone(),
+        source,
     })?;
-    let contract = Contract::from_json(&text).map_err(|e| {
-        ReplayError::Usage(format!(
-            "{} is not a valid contract: {e}",
-            replay.contract.display()
-        ))
+    let contract = Contract::from_json(&text).map_err(|e| Error::ContractInvalid {
+        path: replay.contract.clone(),
+        reason: e.to_string(),
     })?;
     let (resource, egress) = find(&contract, &replay.trigger)?;
     let bootstrap = replay
@@ -170,13 +208,12 @@ pub async fn run(
         },
         None,
     )
-    .map_err(ReplayError::Usage)?;
+    .map_err(Error::Deliverer)?;
     deliverer.label = format!("{} (replay)", deliverer.label);
 
     let mut read = tokio::task::block_in_place(|| {
         BoundedRead::open(&bootstrap, "ferry-replay", &resource.topics, &replay.from)
-    })
-    .map_err(|e| ReplayError::Log(e.to_string()))?;
+    })?;
     let mut summary = Summary {
         trigger: replay.trigger.clone(),
         total: read.total(),
@@ -184,8 +221,7 @@ pub async fn run(
     };
     progress(&summary);
     loop {
-        let step = tokio::task::block_in_place(|| read.next(Duration::from_millis(200)))
-            .map_err(|e| ReplayError::Log(e.to_string()))?;
+        let step = tokio::task::block_in_place(|| read.next(Duration::from_millis(200)))?;
         let m = match step {
             Read::Record(m) => m,
             Read::Nothing => continue,

@@ -1,37 +1,77 @@
 //! `ferry send`: one CloudEvent to an ingress, in binary mode, and the answer printed.
 
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
 use ferry_dispatcher::binding;
 
-/// What `ferry send` was asked to send.
-#[derive(Clone, Debug, Default)]
+use crate::{Error, Result};
+
+/// How long the ingress may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `ferry send` was asked to send (its flags).
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct SendRequest {
-    /// `http(s)://…` or `<namespace>/<broker-or-channel>`.
+    /// `<namespace>/<name>` of a Broker or KafkaChannel, or a full URL.
     pub target: String,
-    /// Base URL of the ingress for `<namespace>/<name>` targets.
-    pub ingress: String,
-    /// `type` attribute.
+    /// The CloudEvents `type`.
+    #[arg(long = "type")]
     pub ty: String,
-    /// `source` attribute.
+    /// The CloudEvents `source`.
+    #[arg(long)]
     pub source: String,
-    /// `id` attribute; a random UUID when unset.
+    /// The CloudEvents `id` (a random UUID by default).
+    #[arg(long)]
     pub id: Option<String>,
-    /// `--data`: JSON text, or `@path` to read a file.
+    /// JSON data, or @path to send a file's bytes.
+    #[arg(long)]
     pub data: Option<String>,
-    /// `--ext k=v` extensions.
+    /// An extension attribute name=value (repeatable).
+    #[arg(long = "ext")]
     pub extensions: Vec<String>,
+    /// Ingress base URL for `<namespace>/<name>` targets.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "FERRY_INGRESS")]
+    pub ingress: String,
 }
 
-/// A bad `ferry send` argument: what was wrong and what to do.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SendError(pub String);
+/// Runs `ferry send`: prints the answer's status and body (and the event's id when accepted);
+/// exit 0 on a 2xx, 1 on any other status, 2 for bad arguments, 3 when the ingress cannot be
+/// reached.
+pub fn command(request: &SendRequest) -> ExitCode {
+    match send_and_print(request) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => e.report("send"),
+    }
+}
+
+/// Sends and prints the answer; `true` when the ingress accepted the event.
+fn send_and_print(request: &SendRequest) -> Result<bool> {
+    let url = target_url(&request.target, &request.ingress)?;
+    let event = build_event(request)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let (status, body) = runtime.block_on(send(&url, &event))?;
+    let accepted = (200..300).contains(&status);
+    let answer = if accepted {
+        // The id too: it is what `ferry trace` takes.
+        format!("{status} id={} {}\n", event.id(), body.trim_end())
+    } else {
+        format!("{status} {}\n", body.trim_end())
+    };
+    crate::print(&answer)?;
+    Ok(accepted)
+}
 
 /// The URL to post to.
 ///
 /// # Errors
-/// A target that is neither a URL nor `<namespace>/<name>`.
-pub fn target_url(target: &str, ingress: &str) -> Result<String, SendError> {
+/// [`Error::NotATarget`]: neither a URL nor `<namespace>/<name>`.
+pub fn target_url(target: &str, ingress: &str) -> Result<String> {
     if target.starts_with("http://") || target.starts_with("https://") {
         return Ok(target.to_owned());
     }
@@ -39,9 +79,9 @@ pub fn target_url(target: &str, ingress: &str) -> Result<String, SendError> {
         [ns, name] if !ns.is_empty() && !name.is_empty() => {
             Ok(format!("{}/{ns}/{name}", ingress.trim_end_matches('/')))
         }
-        _ => Err(SendError(format!(
-            "target {target:?} is neither a URL nor <namespace>/<name>; use e.g. default/orders or http://127.0.0.1:8080/default/orders"
-        ))),
+        _ => Err(Error::NotATarget {
+            target: target.to_owned(),
+        }),
     }
 }
 
@@ -49,7 +89,7 @@ pub fn target_url(target: &str, ingress: &str) -> Result<String, SendError> {
 ///
 /// # Errors
 /// An unreadable `@file`, `--data` that is not JSON, or a malformed or invalid `--ext`.
-pub fn build_event(req: &SendRequest) -> Result<Event, SendError> {
+pub fn build_event(req: &SendRequest) -> Result<Event> {
     let id = req
         .id
         .clone()
@@ -60,27 +100,23 @@ pub fn build_event(req: &SendRequest) -> Result<Event, SendError> {
         .source(req.source.clone());
     for ext in &req.extensions {
         let Some((name, value)) = ext.split_once('=') else {
-            return Err(SendError(format!(
-                "--ext {ext:?} is not name=value; write e.g. --ext region=eu"
-            )));
+            return Err(Error::ExtensionNotNameValue { ext: ext.clone() });
         };
         if !binding::valid_attribute_name(name) {
-            return Err(SendError(format!(
-                "--ext {name:?}: extension names use only lowercase letters a-z and digits 0-9"
-            )));
+            return Err(Error::ExtensionName {
+                name: name.to_owned(),
+            });
         }
         builder = builder.extension(name, value);
     }
     if let Some(data) = &req.data {
         let bytes = match data.strip_prefix('@') {
-            Some(path) => std::fs::read(path)
-                .map_err(|e| SendError(format!("--data @{path}: cannot read the file: {e}")))?,
+            Some(path) => std::fs::read(path).map_err(|source| Error::DataFile {
+                path: path.to_owned(),
+                source,
+            })?,
             None => {
-                serde_json::from_str::<serde_json::Value>(data).map_err(|e| {
-                    SendError(format!(
-                        "--data is not valid JSON ({e}); pass JSON, or @file for other content"
-                    ))
-                })?;
+                serde_json::from_str::<serde_json::Value>(data).map_err(Error::DataNotJson)?;
                 data.clone().into_bytes()
             }
         };
@@ -89,33 +125,28 @@ pub fn build_event(req: &SendRequest) -> Result<Event, SendError> {
             Err(_) => builder.data("application/octet-stream", bytes),
         };
     }
-    builder.build().map_err(|e| {
-        SendError(format!(
-            "not a valid CloudEvent: {e}; check --type and --source"
-        ))
-    })
+    builder.build().map_err(Error::NotACloudEvent)
 }
 
 /// Posts the event; returns the HTTP status and body.
 ///
 /// # Errors
-/// The ingress could not be reached within 30 s.
-pub async fn send(url: &str, event: &Event) -> Result<(u16, String), SendError> {
+/// [`Error::IngressUnreachable`]: no answer within 30 s.
+pub async fn send(url: &str, event: &Event) -> Result<(u16, String)> {
     let (headers, body) = binding::to_http(event, false);
     let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
+        .timeout(TIMEOUT)
         .build()
-        .map_err(|e| SendError(e.to_string()))?;
+        .map_err(Error::HttpClient)?;
     let response = client
         .post(url)
         .headers(headers)
         .body(body)
         .send()
         .await
-        .map_err(|e| {
-            SendError(format!(
-                "cannot reach {url}: {e}; is `ferry dev` or the dispatcher running?"
-            ))
+        .map_err(|source| Error::IngressUnreachable {
+            url: url.to_owned(),
+            source,
         })?;
     let status = response.status().as_u16();
     Ok((status, response.text().await.unwrap_or_default()))
@@ -124,7 +155,6 @@ pub async fn send(url: &str, event: &Event) -> Result<(u16, String), SendError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cloudevents::AttributesReader;
 
     fn req() -> SendRequest {
         SendRequest {
@@ -144,7 +174,7 @@ mod tests {
         assert!(
             target_url("orders", "http://h")
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("neither a URL nor <namespace>/<name>")
         );
     }
@@ -170,7 +200,7 @@ mod tests {
         let bad = |f: fn(&mut SendRequest)| {
             let mut r = req();
             f(&mut r);
-            build_event(&r).unwrap_err().0
+            build_event(&r).unwrap_err().to_string()
         };
         assert!(bad(|r| r.data = Some("{nope".into())).starts_with("--data is not valid JSON"));
         assert!(

@@ -4,44 +4,81 @@
 //! journal topic from the start of its retention (or `--since`) up to its end and prints the
 //! entries for one event id, in time order.
 
-use std::time::Duration;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ferry_dispatcher::journal::{Entry, Journal};
 use rdkafka::message::Message;
 
-use crate::tail::{BoundedRead, Read, StartAt};
+use crate::log::{BoundedRead, Read, StartAt};
+use crate::{Error, Output, Result};
 
-/// What to look up.
-#[derive(Clone, Debug)]
+/// How long reading the journal may take before `ferry trace` gives up.
+const READ_DEADLINE: Duration = Duration::from_secs(120);
+
+/// `ferry trace`'s flags: what to look up, where, and how to print it.
+#[derive(clap::Args, Clone, Debug)]
 pub struct Trace {
-    /// The event id.
+    /// The event's id.
     pub event_id: String,
-    /// Only entries of events with this source (ids are unique per source).
+    /// Only the event with this source (ids are unique per source).
+    #[arg(long)]
     pub source: Option<String>,
-    /// Bootstrap servers of the log holding the journal.
+    /// Kafka bootstrap servers of the log.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "FERRY_KAFKA")]
     pub kafka: String,
-    /// The journal topic.
-    pub topic: String,
-    /// Where to start reading the journal.
+    /// The journal topic (the dispatcher's --journal-topic).
+    #[arg(long, default_value = ferry_dispatcher::journal::DEFAULT_TOPIC)]
+    pub journal_topic: String,
+    /// Read the journal from here: earliest, an offset, or an RFC 3339 time.
+    #[arg(long, default_value = "earliest")]
     pub since: StartAt,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Runs `ferry trace`: exit 0 when the journal has the event, 1 when it has not, 3 when the
+/// journal cannot be read.
+pub fn command(trace: &Trace) -> ExitCode {
+    match trace_and_print(trace) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report("trace"),
+    }
+}
+
+fn trace_and_print(trace: &Trace) -> Result<()> {
+    let entries = run(trace)?;
+    match trace.output {
+        Output::Json => crate::print_json(&entries)?,
+        Output::Table if !entries.is_empty() => crate::print(&table(&entries))?,
+        Output::Table => {}
+    }
+    if entries.is_empty() {
+        return Err(Error::NotJournaled {
+            event_id: trace.event_id.clone(),
+            topic: trace.journal_topic.clone(),
+            kafka: trace.kafka.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads the journal entries of the event, oldest first.
 ///
 /// # Errors
 /// The log cannot be reached or has no journal topic.
-pub fn run(trace: &Trace) -> anyhow::Result<Vec<Entry>> {
-    let topics = [trace.topic.clone()];
+pub fn run(trace: &Trace) -> Result<Vec<Entry>> {
+    let topics = [trace.journal_topic.clone()];
     let mut read = BoundedRead::open(&trace.kafka, "ferry-trace", &topics, &trace.since)?;
     let mut entries = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + READ_DEADLINE;
     loop {
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "reading the journal at {} took over 2 minutes; try --since",
-                trace.kafka
-            );
+        if Instant::now() > deadline {
+            return Err(Error::JournalTooSlow {
+                kafka: trace.kafka.clone(),
+            });
         }
         let m = match read.next(Duration::from_millis(500))? {
             Read::Record(m) => m,

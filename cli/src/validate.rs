@@ -3,10 +3,23 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use serde::Serialize;
 
 use crate::manifest::{self, Manifest};
+use crate::{Output, Result};
+
+/// `ferry validate`'s flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Validate {
+    /// A manifest file, or a directory of *.yaml / *.yml files (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
 
 /// The result for one resource.
 #[derive(Debug, Serialize)]
@@ -44,6 +57,21 @@ impl Outcome {
                 .resources
                 .iter()
                 .all(|r| r.errors.is_empty() && r.unsupported.is_empty())
+    }
+}
+
+/// Runs `ferry validate`: prints the outcome; exit 0 when every manifest is valid and
+/// supported, 1 otherwise.
+pub fn command(validate: &Validate) -> ExitCode {
+    let outcome = run(&validate.files);
+    let printed = match validate.output {
+        Output::Table => print_table(&outcome, &mut std::io::stdout().lock()),
+        Output::Json => crate::print_json(&outcome),
+    };
+    match printed {
+        Err(e) => e.report("validate"),
+        Ok(()) if outcome.ok() => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(1),
     }
 }
 
@@ -99,7 +127,10 @@ pub fn problems(outcome: &Outcome) -> Vec<String> {
 }
 
 /// Writes the outcome as a table followed by one line per problem.
-pub fn print_table(outcome: &Outcome, out: &mut impl Write) -> std::io::Result<()> {
+///
+/// # Errors
+/// [`crate::Error::Output`]: `out` cannot be written.
+pub fn print_table(outcome: &Outcome, out: &mut impl Write) -> Result<()> {
     let rows: Vec<Vec<String>> = outcome
         .resources
         .iter()

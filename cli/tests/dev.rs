@@ -371,3 +371,54 @@ fn bad_input_is_refused_naming_file_field_or_port() {
     let o = ferry(&["dev", "-f", &ok, "--ingress", "not-an-address"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// A Broker's `spec.config` names a ConfigMap with Knative's `kafka-broker-config` keys: its
+/// topic gets those partitions, as in a cluster (the shared topic rule); a ConfigMap missing
+/// from the manifests keeps the Broker not Ready, saying which one to add.
+#[test]
+fn broker_config_map_sets_the_topic_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("m");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let broker = |name: &str, config: &str| {
+        format!(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {{name: {name}}}\n\
+             spec:\n  config: {{apiVersion: v1, kind: ConfigMap, name: {config}}}\n"
+        )
+    };
+    std::fs::write(
+        manifests.join("brokers.yaml"),
+        format!(
+            "{}---\n{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: three}}\n\
+             data: {{default.topic.partitions: \"3\", default.topic.replication.factor: \"1\"}}\n",
+            broker("orders", "three"),
+            broker("audit", "absent"),
+        ),
+    )
+    .unwrap();
+    let dev = Dev::start(&manifests, &dir.path().join("data"), &[]);
+    let orders = eventually("the orders Broker is ready", WAIT, || {
+        dev.row("Broker", "orders").filter(|r| r["ready"] == true)
+    });
+    assert_eq!(orders["detail"], "topic knative-broker-default-orders");
+    let audit = eventually("the audit Broker says what is missing", WAIT, || {
+        dev.row("Broker", "audit").filter(|r| {
+            r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("ConfigMap default/absent does not exist"))
+        })
+    });
+    assert_eq!(audit["ready"], false);
+    let kafka = dev.status().unwrap()["kafka"].as_str().unwrap().to_owned();
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka)
+        .create()
+        .unwrap();
+    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        Some("knative-broker-default-orders"),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 3);
+}

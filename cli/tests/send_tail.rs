@@ -50,7 +50,7 @@ async fn send_then_tail_round_trips_through_the_log() {
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
     );
-    config.contract_poll_ms = 50;
+    config.contract_poll = std::time::Duration::from_millis(50);
     let dispatcher = ferry_dispatcher::start(config).await.expect("dispatcher");
     for _ in 0..100 {
         if dispatcher.generation() == Some(1) {

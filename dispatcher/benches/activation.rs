@@ -97,10 +97,33 @@ fn revision(name: &str, url: &str, percent: u32) -> RevisionTarget {
     }
 }
 
+fn gate(url: &str, name: &str, endpoints: Vec<String>) -> Activation {
+    Activation {
+        url: url.into(),
+        revision: format!("bench/{name}"),
+        endpoints,
+        container_concurrency: 0,
+    }
+}
+
 async fn run() {
     let log = Log::start_with(&["--flush", "os"]).await;
     log.create_topic("warm", 1).await;
     log.create_topic("cold", 1).await;
+    let (sink, arrivals) = serve_sink().await;
+    let d = Dispatcher::start(&warm_contract(&log.bootstrap, &sink), &[]);
+    let client = reqwest::Client::new();
+    warm(&d, &client, &arrivals).await;
+    let mut cold = ColdRevision {
+        bootstrap: log.bootstrap.clone(),
+        sink,
+        generation: 10,
+    };
+    cold_starts(&d, &client, &mut cold).await;
+}
+
+/// The sink every path ends at, recording arrivals: its URL and what it recorded.
+async fn serve_sink() -> (String, Arc<Arrivals>) {
     let arrivals = Arc::new(Arrivals::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sink = format!("http://{}", listener.local_addr().unwrap());
@@ -108,8 +131,12 @@ async fn run() {
         .route("/{path}", axum::routing::post(record))
         .with_state(arrivals.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (sink, arrivals)
+}
 
-    // Warm: direct vs activated + split, same events.
+/// Warm: one Broker, a Trigger to the sink direct and one to two activated revisions split
+/// 90/10 whose replica is the same sink.
+fn warm_contract(bootstrap: &str, sink: &str) -> Contract {
     let (rev_a, rev_b) = ("http://warm-a.bench.svc", "http://warm-b.bench.svc");
     let direct = trigger("direct", &format!("{sink}/direct"));
     let activated = Egress {
@@ -119,38 +146,31 @@ async fn run() {
         ]),
         ..trigger("activated", &format!("{sink}/unused"))
     };
-    let gate = |url: &str, name: &str, endpoints: Vec<String>| Activation {
-        url: url.into(),
-        revision: format!("bench/{name}"),
-        endpoints,
-        container_concurrency: 0,
-    };
-    let warm = Contract {
+    Contract {
         activation: vec![
             gate(rev_a, "warm-a", vec![format!("{sink}/activated")]),
             gate(rev_b, "warm-b", vec![format!("{sink}/activated")]),
         ],
-        ..contract(
-            1,
-            vec![broker("warm", &log.bootstrap, vec![direct, activated])],
-        )
-    };
-    let d = Dispatcher::start(&warm, &[]);
-    let client = reqwest::Client::new();
+        ..contract(1, vec![broker("warm", bootstrap, vec![direct, activated])])
+    }
+}
+
+/// Warm: direct vs activated + split, same events, latency from each event's scheduled send.
+async fn warm(d: &Dispatcher, client: &reqwest::Client, arrivals: &Arrivals) {
     let rate = env_u64("FERRY_BENCH_RATE", 500);
     let seconds = env_u64("FERRY_BENCH_SECONDS", 10);
     let total = rate * seconds;
     // Warm-up: both egresses joined and delivering.
     for seq in 1_000_000..1_000_020 {
-        post(&client, &d.url("/default/warm"), seq).await;
+        post(client, &d.url("/default/warm"), seq).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let start = Instant::now();
+    let scheduled = |seq: u64| start + Duration::from_nanos(seq * 1_000_000_000 / rate);
     let url = d.url("/default/warm");
     let mut tasks = Vec::new();
     for seq in 0..total {
-        let at = start + Duration::from_nanos(seq * 1_000_000_000 / rate);
-        tokio::time::sleep_until(at.into()).await;
+        tokio::time::sleep_until(scheduled(seq).into()).await;
         let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move { post(&client, &url, seq).await }));
     }
@@ -165,9 +185,8 @@ async fn run() {
         let map = arrivals.0.lock().unwrap();
         let mut ms: Vec<f64> = (0..total)
             .filter_map(|seq| {
-                let scheduled = start + Duration::from_nanos(seq * 1_000_000_000 / rate);
                 map.get(&(path.to_owned(), seq))
-                    .map(|t| t.saturating_duration_since(scheduled).as_secs_f64() * 1000.0)
+                    .map(|t| t.saturating_duration_since(scheduled(seq)).as_secs_f64() * 1000.0)
             })
             .collect();
         ms.sort_by(f64::total_cmp);
@@ -194,52 +213,130 @@ async fn run() {
         quantile(&act, 0.5) - quantile(&plain, 0.5),
         quantile(&act, 0.95) - quantile(&plain, 0.95)
     );
+}
 
-    // Cold starts.
+/// The cold revision's contract, published generation after generation.
+struct ColdRevision {
+    bootstrap: String,
+    sink: String,
+    generation: u64,
+}
+
+impl ColdRevision {
+    const URL: &str = "http://cold.bench.svc";
+
+    /// Writes the next generation, the revision served by `endpoints` (none: at zero).
+    fn publish(&mut self, d: &Dispatcher, endpoints: Vec<String>) {
+        self.generation += 1;
+        let egress = Egress {
+            destination: Target::Revisions(vec![revision("cold", Self::URL, 100)]),
+            ..trigger("cold", &format!("{}/unused", self.sink))
+        };
+        d.write_contract(&Contract {
+            activation: vec![Activation {
+                container_concurrency: 1,
+                ..gate(Self::URL, "cold", endpoints)
+            }],
+            ..contract(
+                self.generation,
+                vec![broker("cold", &self.bootstrap, vec![egress])],
+            )
+        });
+    }
+}
+
+/// One cold start's steps (ms).
+struct ColdStart {
+    /// Held → demand seen on /autoscaler/stats.
+    demand: f64,
+    /// Replica process boot (spawn → port answers).
+    boot: f64,
+    /// Endpoint published → delivered.
+    publish: f64,
+    /// Held → delivered.
+    total: f64,
+}
+
+impl ColdStart {
+    /// The steps, in the order of [`ColdStart::millis`].
+    const STEPS: [&str; 4] = [
+        "held → demand seen on /autoscaler/stats",
+        "replica process boot (spawn → port answers)",
+        "endpoint published → delivered (contract poll ≤ 100 ms)",
+        "held → delivered (total)",
+    ];
+
+    fn millis(&self) -> [f64; 4] {
+        [self.demand, self.boot, self.publish, self.total]
+    }
+}
+
+/// Cold starts, `FERRY_BENCH_COLD_STARTS` of them, the revision back at zero in between.
+async fn cold_starts(d: &Dispatcher, client: &reqwest::Client, cold: &mut ColdRevision) {
     let recorder = build_recorder();
-    let cold_url = "http://cold.bench.svc";
-    let cold_egress = Egress {
-        destination: Target::Revisions(vec![revision("cold", cold_url, 100)]),
-        ..trigger("cold", &format!("{sink}/unused"))
-    };
-    let cold = |generation, endpoints: Vec<String>| Contract {
-        activation: vec![Activation {
-            container_concurrency: 1,
-            ..gate(cold_url, "cold", endpoints)
-        }],
-        ..contract(
-            generation,
-            vec![broker("cold", &log.bootstrap, vec![cold_egress.clone()])],
-        )
-    };
-    let mut generation = 10;
-    d.write_contract(&cold(generation, vec![]));
-    d.wait_for_generation(generation);
+    cold.publish(d, vec![]);
+    d.wait_for_generation(cold.generation);
     let starts = env_u64("FERRY_BENCH_COLD_STARTS", 100);
-    let (mut demand_ms, mut boot_ms, mut publish_ms, mut total_ms) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut delivered = 0;
+    let mut timings = Vec::new();
     for i in 0..starts {
-        let seq = 2_000_000 + i;
-        assert_eq!(post(&client, &d.url("/default/cold"), seq).await, 202);
-        let held = Instant::now();
-        // The autoscaler's view: demand at zero.
-        loop {
-            let stats = d.admin_get("/autoscaler/stats");
-            if stats.contains("\"waiting\":1") {
-                break;
-            }
-            assert!(held.elapsed() < Duration::from_secs(10), "no demand seen");
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        if let Some(t) = cold_start(d, client, cold, &recorder, 2_000_000 + i).await {
+            timings.push(t);
         }
-        let demanded = Instant::now();
-        // The runtime: a replica process, ready when its port answers.
+        // Back to zero for the next round.
+        cold.publish(d, vec![]);
+        d.wait_for_generation(cold.generation);
+    }
+    print_cold_starts(d, starts, &timings);
+}
+
+/// Posts one event to the revision at zero and plays the autoscaler and the runtime: waits for
+/// the demand, starts a replica, publishes its endpoint and waits for the delivery. `None`:
+/// not delivered within 20 s.
+async fn cold_start(
+    d: &Dispatcher,
+    client: &reqwest::Client,
+    cold: &mut ColdRevision,
+    recorder: &std::path::Path,
+    seq: u64,
+) -> Option<ColdStart> {
+    assert_eq!(post(client, &d.url("/default/cold"), seq).await, 202);
+    let held = Instant::now();
+    // The autoscaler's view: demand at zero.
+    while !d.admin_get("/autoscaler/stats").contains("\"waiting\":1") {
+        assert!(held.elapsed() < Duration::from_secs(10), "no demand seen");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let demanded = Instant::now();
+    let replica = Replica::start(recorder);
+    let booted = Instant::now();
+    cold.publish(d, vec![format!("http://127.0.0.1:{}", replica.port)]);
+    let got = replica.received_one(held).await;
+    let done = Instant::now();
+    replica.stop();
+    let ms = |from: Instant, to: Instant| to.duration_since(from).as_secs_f64() * 1000.0;
+    got.then(|| ColdStart {
+        demand: ms(held, demanded),
+        boot: ms(demanded, booted),
+        publish: ms(booted, done),
+        total: ms(held, done),
+    })
+}
+
+/// A replica process (the `event-recorder` example).
+struct Replica {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Replica {
+    /// Starts one; returns when its port answers.
+    fn start(recorder: &std::path::Path) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(&recorder)
+        let child = Command::new(recorder)
             .env("PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -248,12 +345,13 @@ async fn run() {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             std::thread::sleep(Duration::from_micros(200));
         }
-        let booted = Instant::now();
-        generation += 1;
-        d.write_contract(&cold(generation, vec![format!("http://127.0.0.1:{port}")]));
-        // Delivered when the replica has recorded it.
-        let got = loop {
-            let stats = reqwest::get(format!("http://127.0.0.1:{port}/stats"))
+        Replica { child, port }
+    }
+
+    /// Waits until the replica has recorded one event; `false` 20 s after `held`.
+    async fn received_one(&self, held: Instant) -> bool {
+        loop {
+            let stats = reqwest::get(format!("http://127.0.0.1:{}/stats", self.port))
                 .await
                 .ok();
             let received = match stats {
@@ -261,46 +359,36 @@ async fn run() {
                 None => String::new(),
             };
             if received.contains("\"received\":1") {
-                break true;
+                return true;
             }
             if held.elapsed() > Duration::from_secs(20) {
-                break false;
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
-        };
-        let done = Instant::now();
-        if got {
-            delivered += 1;
-            demand_ms.push(demanded.duration_since(held).as_secs_f64() * 1000.0);
-            boot_ms.push(booted.duration_since(demanded).as_secs_f64() * 1000.0);
-            publish_ms.push(done.duration_since(booted).as_secs_f64() * 1000.0);
-            total_ms.push(done.duration_since(held).as_secs_f64() * 1000.0);
         }
-        // Back to zero for the next round.
-        generation += 1;
-        d.write_contract(&cold(generation, vec![]));
-        d.wait_for_generation(generation);
-        let _ = child.kill();
-        let _ = child.wait();
     }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn print_cold_starts(d: &Dispatcher, starts: u64, timings: &[ColdStart]) {
     println!();
-    println!("cold starts: {delivered} of {starts} events delivered (0 lost is the target)");
+    println!(
+        "cold starts: {} of {starts} events delivered (0 lost is the target)",
+        timings.len()
+    );
     println!("| step | p50 ms | p95 ms | max ms |");
     println!("|---|---|---|---|");
-    for (name, v) in [
-        ("held → demand seen on /autoscaler/stats", &mut demand_ms),
-        ("replica process boot (spawn → port answers)", &mut boot_ms),
-        (
-            "endpoint published → delivered (contract poll ≤ 100 ms)",
-            &mut publish_ms,
-        ),
-        ("held → delivered (total)", &mut total_ms),
-    ] {
+    for (i, name) in ColdStart::STEPS.iter().enumerate() {
+        let mut v: Vec<f64> = timings.iter().map(|t| t.millis()[i]).collect();
         v.sort_by(f64::total_cmp);
         println!(
             "| {name} | {:.1} | {:.1} | {:.1} |",
-            quantile(v, 0.5),
-            quantile(v, 0.95),
+            quantile(&v, 0.5),
+            quantile(&v, 0.95),
             v.last().copied().unwrap_or(f64::NAN)
         );
     }

@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use ferry_api::contract::{Contract, ContractResource, Egress};
+use ferry_api::contract::{ContractResource, Egress};
 use ferry_api::eventing::DeliveryOrder;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use support::contract;
 
 const EVENT_BYTES: usize = 1024;
 
@@ -246,32 +247,56 @@ fn produce_direct(bootstrap: &str, topic: &str, n: u64, keys: u64) {
     producer.flush(Duration::from_secs(120)).unwrap();
 }
 
+/// What `main` reads from the environment.
+struct Settings {
+    /// Seconds per rate step.
+    seconds: u64,
+    /// The rate ladder (events/s).
+    rates: Vec<u64>,
+    /// Events of lag behind the slow sink.
+    lag_events: u64,
+    /// Events per drain phase.
+    drain_events: u64,
+}
+
 fn main() {
-    let seconds: u64 = std::env::var("FERRY_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let rates: Vec<u64> = std::env::var("FERRY_BENCH_RATES")
-        .unwrap_or_else(|_| "1000,2000,5000,10000,15000,20000,25000,30000".into())
-        .split(',')
-        .filter_map(|r| r.trim().parse().ok())
-        .collect();
-    let lag_events: u64 = std::env::var("FERRY_BENCH_LAG_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let ordered_events: u64 = std::env::var("FERRY_BENCH_ORDERED_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30_000);
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let settings = Settings {
+        seconds: number("FERRY_BENCH_SECONDS", 5),
+        rates: std::env::var("FERRY_BENCH_RATES")
+            .unwrap_or_else(|_| "1000,2000,5000,10000,15000,20000,25000,30000".into())
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect(),
+        lag_events: number("FERRY_BENCH_LAG_EVENTS", 1_000_000),
+        drain_events: number("FERRY_BENCH_ORDERED_EVENTS", 30_000),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(seconds, rates, lag_events, ordered_events));
+    rt.block_on(run(settings));
 }
 
-async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64) {
+/// What the run measured, for [`print_report`].
+struct Report {
+    flush: Option<String>,
+    ladder: Ladder,
+    unordered_rate: f64,
+    ordered_rate: f64,
+    lag_now: f64,
+    /// Dispatcher (VmRSS, RssAnon) KiB at rest, with lag, after the ladder.
+    rest: (u64, u64),
+    lagged: (u64, u64),
+    busy: (u64, u64),
+}
+
+async fn run(settings: Settings) {
     // FERRY_BENCH_FLUSH picks the broker's --flush policy (default: the broker's default).
     let flush = std::env::var("FERRY_BENCH_FLUSH").ok();
     let flags: Vec<&str> = flush
@@ -283,184 +308,253 @@ async fn run(seconds: u64, rates: Vec<u64>, lag_events: u64, ordered_events: u64
     for topic in ["events", "lag", "ordered", "drain"] {
         log.create_topic(topic, 1).await;
     }
-
-    let state = Arc::new(SinkState::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink_url = format!("http://{}/", listener.local_addr().unwrap());
-    let app = Router::new().fallback(sink).with_state(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let slow_state = Arc::new(SinkState::default());
-    slow_state.delay_ms.store(1000, Ordering::Relaxed);
-    let slow_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let slow_url = format!("http://{}/", slow_listener.local_addr().unwrap());
-    let slow_app = Router::new().fallback(sink).with_state(slow_state.clone());
-    tokio::spawn(async move { axum::serve(slow_listener, slow_app).await.unwrap() });
-
+    let (state, sink_url) = serve_sink(0).await;
     let main_resource = resource(
         "events",
         &bootstrap,
         vec![egress("e2e", &sink_url, DeliveryOrder::Unordered)],
     );
-    // FERRY_BENCH_DISPATCHER_ARGS: extra flags, e.g. "--linger-ms 5".
+    // FERRY_BENCH_DISPATCHER_ARGS: extra flags, e.g. "--linger 5ms".
     let extra_flags = std::env::var("FERRY_BENCH_DISPATCHER_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra_flags.split_whitespace().collect();
     // The release binary (cargo bench builds it so), started and waited for like in the tests.
-    let d = support::Dispatcher::start(
-        &Contract {
-            generation: 1,
-            resources: vec![main_resource.clone()],
-            activation: Vec::new(),
-        },
-        &extra,
-    );
+    let d = support::Dispatcher::start(&contract(1, vec![main_resource.clone()]), &extra);
     let pid = d.process.as_ref().expect("running").pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rest = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
-
-    // Lag: a million events behind a sink that answers once a second.
-    produce_direct(&bootstrap, "lag", lag_events, 1000);
-    let lag_resource = resource(
-        "lag",
-        &bootstrap,
-        vec![egress("lagging", &slow_url, DeliveryOrder::Unordered)],
-    );
-    d.write_contract(&Contract {
-        generation: 10,
-        resources: vec![main_resource.clone(), lag_resource],
-        activation: Vec::new(),
-    });
-    d.wait_for_generation(10);
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    let lagged = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
-    let lag_now = d.metric("ferry_dispatcher_consumer_lag{egress=\"Trigger default/lagging\"");
-    // Stop the lagging egress before the latency runs.
-    d.write_contract(&Contract {
-        generation: 11,
-        resources: vec![main_resource.clone()],
-        activation: Vec::new(),
-    });
-    d.wait_for_generation(11);
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()
-        .unwrap();
-    let ingress = d.url("/default/events");
-    let mut rows = Vec::new();
-    // Warm up: connections, the consumer group, the allocator.
-    open_loop(&client, &ingress, &state, 1000, 2).await;
-    let mut best: Option<u64> = None;
-    let mut cpu = Vec::new();
-    // This process runs the generator, the sink and the broker: its CPU per event is what the
-    // rest of the machine spends, beside the dispatcher's.
-    let me = std::process::id();
-    for &rate in &rates {
-        let own_before = cpu_seconds(me);
-        let base = open_loop(&client, &sink_url, &state, rate, seconds).await;
-        let own_base = (cpu_seconds(me) - own_before) * 1e6 / base.sent.max(1) as f64;
-        let cpu_before = cpu_seconds(pid);
-        let own_before = cpu_seconds(me);
-        let e2e = open_loop(&client, &ingress, &state, rate, seconds).await;
-        let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / e2e.sent.max(1) as f64;
-        let own_e2e = (cpu_seconds(me) - own_before) * 1e6 / e2e.sent.max(1) as f64;
-        eprintln!(
-            "CPU per event at {rate}/s: dispatcher {cpu_us:.0} µs; generator + sink {own_base:.0} µs (baseline), generator + sink + broker {own_e2e:.0} µs (end to end)"
-        );
-        cpu.push(format!(
-            "{rate}/s: {cpu_us:.0} µs (generator + sink + broker: {own_e2e:.0} µs)"
-        ));
-        let ok = e2e.rejected == 0 && e2e.delivered >= e2e.sent && e2e.p99 < 10.0;
-        rows.push(row("baseline (generator → sink)", &base));
-        rows.push(row("end to end (ingress → log → egress → sink)", &e2e));
-        eprintln!("{}\n{}", rows[rows.len() - 2], rows[rows.len() - 1]);
-        if ok {
-            best = Some(rate);
-        } else if rate > 5000 {
-            break;
-        }
-    }
-    let busy = (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"));
+    let rest = rss(pid);
+    let (lagged, lag_now) = lag(&d, &bootstrap, &main_resource, settings.lag_events).await;
+    let ladder = rate_ladder(&d, &state, &sink_url, &settings).await;
+    let busy = rss(pid);
 
     // Egress alone: events already in the log, drained as fast as the egress goes.
-    let resources = vec![main_resource.clone()];
-    let drain = |mut resources: Vec<ContractResource>,
-                 topic: &'static str,
-                 keys: u64,
-                 ordering: DeliveryOrder,
-                 delay_ms: u64| {
-        let (bootstrap, state, sink_url, d) =
-            (bootstrap.clone(), state.clone(), sink_url.clone(), &d);
-        async move {
-            produce_direct(&bootstrap, topic, ordered_events, keys);
-            state.delay_ms.store(delay_ms, Ordering::Relaxed);
-            *state.start.lock().unwrap() = None;
-            state.count.store(0, Ordering::Relaxed);
-            resources.push(resource(
-                topic,
-                &bootstrap,
-                vec![egress(topic, &sink_url, ordering)],
-            ));
-            let started = Instant::now();
-            d.write_contract(&Contract {
-                generation: 20 + resources.len() as u64,
-                resources: resources.clone(),
-                activation: Vec::new(),
-            });
-            while state.count.load(Ordering::Relaxed) < ordered_events
-                && started.elapsed() < Duration::from_secs(300)
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let rate = state.count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-            state.delay_ms.store(0, Ordering::Relaxed);
-            (rate, resources)
-        }
+    let drain = Drain {
+        d: &d,
+        bootstrap: &bootstrap,
+        state: &state,
+        sink_url: &sink_url,
+        events: settings.drain_events,
     };
-    let (unordered_rate, resources) =
-        drain(resources, "drain", 1000, DeliveryOrder::Unordered, 0).await;
+    let mut resources = vec![main_resource];
+    let unordered_rate = drain
+        .run(&mut resources, "drain", 1000, DeliveryOrder::Unordered, 0)
+        .await;
     eprintln!("unordered drain: {unordered_rate:.0} events/s");
     // Ordered: 100 keys on one partition, a sink that takes 10 ms per event.
-    let (ordered_rate, _) = drain(resources, "ordered", 100, DeliveryOrder::Ordered, 10).await;
+    let ordered_rate = drain
+        .run(&mut resources, "ordered", 100, DeliveryOrder::Ordered, 10)
+        .await;
     eprintln!("ordered: {ordered_rate:.0} events/s");
 
     drop(d);
     if let Some(broker) = log.running.take() {
         broker.shutdown(Duration::from_secs(10)).await.ok();
     }
+    let report = Report {
+        flush,
+        ladder,
+        unordered_rate,
+        ordered_rate,
+        lag_now,
+        rest,
+        lagged,
+        busy,
+    };
+    print_report(&settings, &report);
+}
 
+/// A sink on a free port answering after `delay_ms`: its state and URL.
+async fn serve_sink(delay_ms: u64) -> (Arc<SinkState>, String) {
+    let state = Arc::new(SinkState::default());
+    state.delay_ms.store(delay_ms, Ordering::Relaxed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let app = Router::new().fallback(sink).with_state(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (state, url)
+}
+
+/// The dispatcher's (VmRSS, RssAnon) in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    (status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"))
+}
+
+/// Lag: `events` behind a sink that answers once a second. Returns the dispatcher's memory
+/// with that lag and the lag metric; the lagging egress is removed again.
+async fn lag(
+    d: &support::Dispatcher,
+    bootstrap: &str,
+    main_resource: &ContractResource,
+    events: u64,
+) -> ((u64, u64), f64) {
+    let (_slow, slow_url) = serve_sink(1000).await;
+    produce_direct(bootstrap, "lag", events, 1000);
+    let lag_resource = resource(
+        "lag",
+        bootstrap,
+        vec![egress("lagging", &slow_url, DeliveryOrder::Unordered)],
+    );
+    d.write_contract(&contract(10, vec![main_resource.clone(), lag_resource]));
+    d.wait_for_generation(10);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let pid = d.process.as_ref().expect("running").pid();
+    let lagged = rss(pid);
+    let lag_now = d.metric("ferry_dispatcher_consumer_lag{egress=\"Trigger default/lagging\"");
+    // Stop the lagging egress before the latency runs.
+    d.write_contract(&contract(11, vec![main_resource.clone()]));
+    d.wait_for_generation(11);
+    (lagged, lag_now)
+}
+
+/// The rate ladder's results.
+struct Ladder {
+    /// Table rows: baseline and end to end per rate.
+    rows: Vec<String>,
+    /// The highest rate with every event delivered and p99 < 10 ms.
+    best: Option<u64>,
+    /// Dispatcher CPU per event, per rate.
+    cpu: Vec<String>,
+}
+
+/// Each rate of the ladder, straight to the sink (baseline) and end to end, until a rate above
+/// 5,000/s misses its goal.
+async fn rate_ladder(
+    d: &support::Dispatcher,
+    state: &Arc<SinkState>,
+    sink_url: &str,
+    settings: &Settings,
+) -> Ladder {
+    let pid = d.process.as_ref().expect("running").pid();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    let ingress = d.url("/default/events");
+    let mut ladder = Ladder {
+        rows: Vec::new(),
+        best: None,
+        cpu: Vec::new(),
+    };
+    // Warm up: connections, the consumer group, the allocator.
+    open_loop(&client, &ingress, state, 1000, 2).await;
+    // This process runs the generator, the sink and the broker: its CPU per event is what the
+    // rest of the machine spends, beside the dispatcher's.
+    let me = std::process::id();
+    for &rate in &settings.rates {
+        let own_before = cpu_seconds(me);
+        let base = open_loop(&client, sink_url, state, rate, settings.seconds).await;
+        let own_base = (cpu_seconds(me) - own_before) * 1e6 / base.sent.max(1) as f64;
+        let cpu_before = cpu_seconds(pid);
+        let own_before = cpu_seconds(me);
+        let e2e = open_loop(&client, &ingress, state, rate, settings.seconds).await;
+        let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / e2e.sent.max(1) as f64;
+        let own_e2e = (cpu_seconds(me) - own_before) * 1e6 / e2e.sent.max(1) as f64;
+        eprintln!(
+            "CPU per event at {rate}/s: dispatcher {cpu_us:.0} µs; generator + sink {own_base:.0} µs (baseline), generator + sink + broker {own_e2e:.0} µs (end to end)"
+        );
+        ladder.cpu.push(format!(
+            "{rate}/s: {cpu_us:.0} µs (generator + sink + broker: {own_e2e:.0} µs)"
+        ));
+        let ok = e2e.rejected == 0 && e2e.delivered >= e2e.sent && e2e.p99 < 10.0;
+        let rows = [
+            row("baseline (generator → sink)", &base),
+            row("end to end (ingress → log → egress → sink)", &e2e),
+        ];
+        eprintln!("{}\n{}", rows[0], rows[1]);
+        ladder.rows.extend(rows);
+        if ok {
+            ladder.best = Some(rate);
+        } else if rate > 5000 {
+            break;
+        }
+    }
+    ladder
+}
+
+/// Drain phases: events written straight into a topic, then an egress for it added to the
+/// contract, timed until the sink has them all.
+struct Drain<'a> {
+    d: &'a support::Dispatcher,
+    bootstrap: &'a str,
+    state: &'a Arc<SinkState>,
+    sink_url: &'a str,
+    events: u64,
+}
+
+impl Drain<'_> {
+    /// Drains `topic` (`keys` distinct keys) through a new egress added to `resources`, the
+    /// sink answering after `delay_ms`; returns events/s.
+    async fn run(
+        &self,
+        resources: &mut Vec<ContractResource>,
+        topic: &'static str,
+        keys: u64,
+        ordering: DeliveryOrder,
+        delay_ms: u64,
+    ) -> f64 {
+        let state = self.state;
+        produce_direct(self.bootstrap, topic, self.events, keys);
+        state.delay_ms.store(delay_ms, Ordering::Relaxed);
+        *state.start.lock().unwrap() = None;
+        state.count.store(0, Ordering::Relaxed);
+        resources.push(resource(
+            topic,
+            self.bootstrap,
+            vec![egress(topic, self.sink_url, ordering)],
+        ));
+        let started = Instant::now();
+        self.d
+            .write_contract(&contract(20 + resources.len() as u64, resources.clone()));
+        while state.count.load(Ordering::Relaxed) < self.events
+            && started.elapsed() < Duration::from_secs(300)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = state.count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        state.delay_ms.store(0, Ordering::Relaxed);
+        rate
+    }
+}
+
+fn print_report(settings: &Settings, r: &Report) {
+    let (lag_events, drain_events) = (settings.lag_events, settings.drain_events);
     println!(
         "broker --flush {}",
-        flush.as_deref().unwrap_or("interval:5 (default)")
+        r.flush.as_deref().unwrap_or("interval:5 (default)")
     );
     println!(
         "| phase | rate ev/s | sent | rejected | delivered | p50 ms | p99 ms | p99.9 ms | 202 p50 / p99 ms |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for r in rows {
-        println!("{r}");
+    for row in &r.ladder.rows {
+        println!("{row}");
     }
     println!();
     println!(
         "highest rate with every event delivered and p99 < 10 ms end to end: {}",
-        best.map_or("none of the ladder".into(), |b| format!("{b} events/s"))
+        r.ladder
+            .best
+            .map_or("none of the ladder".into(), |b| format!("{b} events/s"))
     );
     println!(
         "dispatcher CPU time per event (ingress + egress): {}",
-        cpu.join(", ")
+        r.ladder.cpu.join(", ")
     );
     println!(
-        "unordered drain of {ordered_events} events already in the log (1000 keys, sink answers at once): {unordered_rate:.0} events/s"
+        "unordered drain of {drain_events} events already in the log (1000 keys, sink answers at once): {:.0} events/s",
+        r.unordered_rate
     );
     println!(
-        "ordered, 100 keys on one partition, sink 10 ms per event: {ordered_rate:.0} events/s ({ordered_events} events)"
+        "ordered, 100 keys on one partition, sink 10 ms per event: {:.0} events/s ({drain_events} events)",
+        r.ordered_rate
     );
     println!(
-        "dispatcher RSS / RssAnon MiB: at rest {} / {}; after the rate ladder {} / {}; with {lag_events} events of lag (lag metric {lag_now}) {} / {}",
-        rest.0 / 1024,
-        rest.1 / 1024,
-        busy.0 / 1024,
-        busy.1 / 1024,
-        lagged.0 / 1024,
-        lagged.1 / 1024
+        "dispatcher RSS / RssAnon MiB: at rest {} / {}; after the rate ladder {} / {}; with {lag_events} events of lag (lag metric {}) {} / {}",
+        r.rest.0 / 1024,
+        r.rest.1 / 1024,
+        r.busy.0 / 1024,
+        r.busy.1 / 1024,
+        r.lag_now,
+        r.lagged.0 / 1024,
+        r.lagged.1 / 1024
     );
 }

@@ -20,22 +20,7 @@ pub struct Activator {
     gates: RwLock<HashMap<String, Arc<Gate>>>,
 }
 
-/// What the autoscaler reads about one revision.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RevisionStats {
-    /// `namespace/name`.
-    pub revision: String,
-    /// Ready replicas.
-    pub ready: u32,
-    /// Average deliveries in flight or held since the previous read.
-    pub concurrency: f64,
-    /// Deliveries completed since the previous read.
-    pub requests: u64,
-    /// Deliveries waiting for a replica now (demand at zero, or all replicas full).
-    pub waiting: u32,
-    /// Deliveries in flight now.
-    pub in_flight: u32,
-}
+pub use ferry_api::reports::RevisionStats;
 
 /// One revision: its replicas and how busy each is.
 pub struct Gate {

@@ -6,22 +6,24 @@ use cloudevents::event::{AttributeValue, ExtensionValue, SpecVersion};
 use cloudevents::{AttributesReader, Data, Event};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::{Error, Result};
+
 /// `Content-Type` of a structured-mode event.
 pub const STRUCTURED: &str = "application/cloudevents+json";
 /// `Content-Type` of a batch of structured events.
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
-/// Why bytes are not a valid CloudEvent; the text is what a client is told.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidEvent(pub String);
+/// [`Error::InvalidEvent`]: why bytes are not a valid CloudEvent, in words a client is told.
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::InvalidEvent(reason.into())
+}
 
 /// Parses one event from an HTTP request or response (binary or structured mode).
 ///
 /// # Errors
 /// Missing or malformed required attributes, a specversion other than 1.0, extension names
 /// that break the CloudEvents naming rules, or a malformed structured body.
-pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event, InvalidEvent> {
+pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event> {
     if let Some(v) = headers.get("ce-specversion").and_then(|v| v.to_str().ok())
         && v != "1.0"
     {
@@ -31,8 +33,8 @@ pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event, InvalidEve
         return from_structured_json(&body);
     }
     if !headers.contains_key("ce-specversion") {
-        return Err(InvalidEvent(
-            "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json (structured mode)".into(),
+        return Err(invalid(
+            "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json (structured mode)",
         ));
     }
     let event = cloudevents::binding::http::to_event(headers, body).map_err(describe)?;
@@ -43,9 +45,9 @@ pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event, InvalidEve
 ///
 /// # Errors
 /// As [`from_http`].
-pub fn from_structured_json(body: &[u8]) -> Result<Event, InvalidEvent> {
+pub fn from_structured_json(body: &[u8]) -> Result<Event> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| InvalidEvent(format!("malformed JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| invalid(format!("malformed JSON: {e}")))?;
     event_from_value(value)
 }
 
@@ -54,39 +56,31 @@ pub fn from_structured_json(body: &[u8]) -> Result<Event, InvalidEvent> {
 ///
 /// # Errors
 /// Malformed JSON, not an array, or any invalid event (named by its index).
-pub fn from_batch(body: &[u8]) -> Result<Vec<Event>, InvalidEvent> {
+pub fn from_batch(body: &[u8]) -> Result<Vec<Event>> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| InvalidEvent(format!("malformed JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| invalid(format!("malformed JSON: {e}")))?;
     let serde_json::Value::Array(items) = value else {
-        return Err(InvalidEvent(
-            "a batch must be a JSON array of events".into(),
-        ));
+        return Err(invalid("a batch must be a JSON array of events"));
     };
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            event_from_value(item).map_err(|e| InvalidEvent(format!("event [{i}]: {}", e.0)))
-        })
+        .map(|(i, item)| event_from_value(item).map_err(|e| invalid(format!("event [{i}]: {e}"))))
         .collect()
 }
 
-fn event_from_value(value: serde_json::Value) -> Result<Event, InvalidEvent> {
+fn event_from_value(value: serde_json::Value) -> Result<Event> {
     let serde_json::Value::Object(map) = &value else {
-        return Err(InvalidEvent(
-            "a structured event must be a JSON object".into(),
-        ));
+        return Err(invalid("a structured event must be a JSON object"));
     };
     match map.get("specversion") {
         None => {
-            return Err(InvalidEvent(
-                "missing required attribute specversion".into(),
-            ));
+            return Err(invalid("missing required attribute specversion"));
         }
         Some(serde_json::Value::String(v)) if v == "1.0" => {}
         Some(serde_json::Value::String(v)) => return Err(unsupported_version(v)),
         Some(other) => {
-            return Err(InvalidEvent(format!(
+            return Err(invalid(format!(
                 "specversion must be the string \"1.0\", got {other}"
             )));
         }
@@ -95,46 +89,42 @@ fn event_from_value(value: serde_json::Value) -> Result<Event, InvalidEvent> {
         match map.get(required) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => {}
             Some(_) => {
-                return Err(InvalidEvent(format!(
+                return Err(invalid(format!(
                     "attribute {required} must be a non-empty string"
                 )));
             }
             None => {
-                return Err(InvalidEvent(format!(
-                    "missing required attribute {required}"
-                )));
+                return Err(invalid(format!("missing required attribute {required}")));
             }
         }
     }
     let event: Event =
-        serde_json::from_value(value).map_err(|e| InvalidEvent(format!("invalid event: {e}")))?;
+        serde_json::from_value(value).map_err(|e| invalid(format!("invalid event: {e}")))?;
     check(event)
 }
 
-fn unsupported_version(v: &str) -> InvalidEvent {
-    InvalidEvent(format!(
+fn unsupported_version(v: &str) -> Error {
+    invalid(format!(
         "specversion {v:?} is not supported; send CloudEvents 1.0"
     ))
 }
 
-fn describe(e: cloudevents::message::Error) -> InvalidEvent {
-    InvalidEvent(format!("invalid CloudEvent: {e}"))
+fn describe(e: cloudevents::message::Error) -> Error {
+    invalid(format!("invalid CloudEvent: {e}"))
 }
 
 /// Checks what the SDK does not: non-empty id/source/type and extension names of lowercase
 /// letters and digits.
-fn check(event: Event) -> Result<Event, InvalidEvent> {
+fn check(event: Event) -> Result<Event> {
     if event.specversion() != SpecVersion::V10 {
         return Err(unsupported_version(&event.specversion().to_string()));
     }
     if event.id().is_empty() || event.ty().is_empty() || event.source().is_empty() {
-        return Err(InvalidEvent(
-            "attributes id, source and type must not be empty".into(),
-        ));
+        return Err(invalid("attributes id, source and type must not be empty"));
     }
     for (name, _) in event.iter_extensions() {
         if !valid_attribute_name(name) {
-            return Err(InvalidEvent(format!(
+            return Err(invalid(format!(
                 "extension name {name:?} is invalid: CloudEvents attribute names use only lowercase letters a-z and digits 0-9"
             )));
         }
@@ -263,7 +253,7 @@ pub fn to_kafka(event: &Event) -> KafkaRecord {
 pub fn from_kafka<'h>(
     headers: impl Iterator<Item = (&'h str, &'h [u8])>,
     value: Option<&[u8]>,
-) -> Result<Option<Event>, InvalidEvent> {
+) -> Result<Option<Event>> {
     let mut map = HeaderMap::new();
     for (name, raw) in headers {
         let http_name = match name.strip_prefix("ce_") {
@@ -272,9 +262,9 @@ pub fn from_kafka<'h>(
             None => continue,
         };
         let name = HeaderName::try_from(http_name)
-            .map_err(|_| InvalidEvent(format!("header {name:?} is not a valid attribute name")))?;
+            .map_err(|_| invalid(format!("header {name:?} is not a valid attribute name")))?;
         let value = HeaderValue::from_bytes(raw)
-            .map_err(|_| InvalidEvent(format!("header {name} holds bytes that are not text")))?;
+            .map_err(|_| invalid(format!("header {name} holds bytes that are not text")))?;
         map.insert(name, value);
     }
     let structured = content_type(&map).is_some_and(|ct| ct.starts_with(STRUCTURED));
@@ -374,20 +364,22 @@ mod tests {
             ),
         ];
         for (body, expected) in cases {
-            let err = from_structured_json(body.as_bytes()).unwrap_err().0;
+            let err = from_structured_json(body.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{body}: {err}");
         }
         let err =
             from_batch(br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}, {"id":"2"}]"#)
                 .unwrap_err()
-                .0;
+                .to_string();
         assert!(
             err.starts_with("event [1]: missing required attribute specversion"),
             "{err}"
         );
         let err = from_http(&HeaderMap::new(), b"hello".to_vec())
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(err.starts_with("not a CloudEvent"), "{err}");
     }
 

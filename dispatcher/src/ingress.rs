@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::binding;
 use crate::journal::{Entry, Journal};
-use crate::log::{Log, LogError};
+use crate::log::Log;
 use crate::metrics::Metrics;
 
 /// Where a path's events are written.
@@ -176,7 +176,7 @@ async fn handle(
         Ok(events) => events,
         Err(e) => {
             ingress.metrics.ingress(&path, "invalid", 1);
-            return reject(StatusCode::BAD_REQUEST, e.0);
+            return reject(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
     if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
@@ -208,7 +208,7 @@ fn unavailable(message: String) -> Response {
     response
 }
 
-async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> Result<(), LogError> {
+async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> crate::Result<()> {
     let appends = events.iter().map(|event| {
         let span = tracing::info_span!("ingress", event.id = %cloudevents::AttributesReader::id(event), topic = %route.topic);
         ingress.log.append(&route.bootstrap, &route.topic, event).instrument(span)

@@ -73,10 +73,29 @@ fn is_zero(n: &u32) -> bool {
 pub struct JournalSettings {
     /// Topic name; `None` turns journalling off.
     pub topic: Option<String>,
-    /// Retention of the topic (ms).
-    pub retention_ms: i64,
+    /// How long the topic keeps entries.
+    pub retention: Retention,
     /// Size bound of the topic (bytes).
     pub retention_bytes: i64,
+}
+
+/// How long the journal topic keeps entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Until the size bound removes them.
+    Forever,
+    /// This long (and within the size bound).
+    For(Duration),
+}
+
+impl Retention {
+    /// The topic's `retention.ms` (`-1`: forever).
+    pub fn retention_ms(self) -> i64 {
+        match self {
+            Retention::Forever => -1,
+            Retention::For(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 /// How often buffered entries are written.
@@ -158,7 +177,7 @@ impl Journal {
                     return;
                 }
             };
-        let retention_ms = self.settings.retention_ms.to_string();
+        let retention_ms = self.settings.retention.retention_ms().to_string();
         let retention_bytes = self.settings.retention_bytes.to_string();
         let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
             .set("retention.ms", &retention_ms)

@@ -11,6 +11,7 @@ pub mod activator;
 pub mod binding;
 pub mod config;
 pub mod egress;
+mod error;
 pub mod ingress;
 pub mod journal;
 pub mod kafka;
@@ -18,4 +19,5 @@ pub mod log;
 pub mod metrics;
 mod server;
 
-pub use server::{RunningDispatcher, StartError, start};
+pub use error::{Error, Result};
+pub use server::{RunningDispatcher, start};

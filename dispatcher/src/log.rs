@@ -10,23 +10,13 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::binding;
-
-/// Why an append failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    /// The topic does not exist (yet).
-    #[error("topic {0} does not exist; the operator creates it when the resource is reconciled")]
-    UnknownTopic(String),
-    /// The log did not acknowledge the write.
-    #[error("the log did not acknowledge the write: {0}")]
-    Unavailable(String),
-}
+use crate::{Error, Result};
 
 /// Producer settings.
 #[derive(Clone, Debug)]
 pub struct ProducerSettings {
     /// `linger.ms`: how long the producer waits to batch records.
-    pub linger_ms: u32,
+    pub linger: Duration,
     /// `message.timeout.ms`: how long an append may take before it fails.
     pub timeout: Duration,
     /// `queue.buffering.max.kbytes`: memory for records waiting to be sent.
@@ -56,7 +46,7 @@ impl Log {
         }
     }
 
-    fn producer(&self, bootstrap: &str) -> Result<FutureProducer, LogError> {
+    fn producer(&self, bootstrap: &str) -> Result<FutureProducer> {
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = producers.get(bootstrap) {
             return Ok(p.clone());
@@ -64,7 +54,11 @@ impl Log {
         let producer: FutureProducer = crate::kafka::client(bootstrap, None)
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("linger.ms", self.settings.linger_ms.to_string())
+            // librdkafka takes fractions of a millisecond.
+            .set(
+                "linger.ms",
+                (self.settings.linger.as_micros() as f64 / 1000.0).to_string(),
+            )
             // Small produce requests must not wait for Nagle's algorithm.
             .set("socket.nagle.disable", "true")
             .set(
@@ -86,8 +80,9 @@ impl Log {
                     .to_string(),
             )
             .create()
-            .map_err(|e| {
-                LogError::Unavailable(format!("cannot create a producer for {bootstrap}: {e}"))
+            .map_err(|source| Error::Producer {
+                bootstrap: bootstrap.to_owned(),
+                source,
             })?;
         producers.insert(bootstrap.to_owned(), producer.clone());
         Ok(producer)
@@ -97,13 +92,8 @@ impl Log {
     /// for the acknowledgement of all in-sync replicas.
     ///
     /// # Errors
-    /// [`LogError::UnknownTopic`] or [`LogError::Unavailable`].
-    pub async fn append(
-        &self,
-        bootstrap: &str,
-        topic: &str,
-        event: &Event,
-    ) -> Result<(i32, i64), LogError> {
+    /// [`Error::UnknownTopic`], [`Error::LogUnavailable`] or [`Error::Producer`].
+    pub async fn append(&self, bootstrap: &str, topic: &str, event: &Event) -> Result<(i32, i64)> {
         let producer = self.producer(bootstrap)?;
         let record = binding::to_kafka(event);
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -127,8 +117,8 @@ impl Log {
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
                 ),
                 _,
-            )) => Err(LogError::UnknownTopic(topic.to_owned())),
-            Err((e, _)) => Err(LogError::Unavailable(e.to_string())),
+            )) => Err(Error::UnknownTopic(topic.to_owned())),
+            Err((e, _)) => Err(Error::LogUnavailable(e.to_string())),
         }
     }
 }

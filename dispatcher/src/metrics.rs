@@ -108,7 +108,6 @@ impl EgressMetrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("ferry_dispatcher");
         let m = Metrics {
             ingress: Family::default(),
             egress: Family::default(),
@@ -121,51 +120,24 @@ impl Default for Metrics {
             journal_dropped: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "ingress_events",
-            "Events posted to ingress, by path and outcome (accepted or the rejection reason)",
-            m.ingress.clone(),
-        );
-        registry.register(
-            "egress_events",
-            "Events handled by an egress, by outcome",
-            m.egress.clone(),
-        );
-        registry.register(
-            "delivery_attempt_duration_seconds",
-            "Duration of each delivery attempt, per egress",
-            m.delivery_seconds.clone(),
-        );
-        registry.register(
-            "delivery_latency_seconds",
-            "Time from the event's append to the log until it was delivered, per egress",
-            m.end_to_end_seconds.clone(),
-        );
-        registry.register(
-            "in_flight_events",
-            "Events consumed and not yet settled, per egress",
-            m.in_flight.clone(),
-        );
-        registry.register(
-            "consumer_lag",
-            "Records behind the end of the partition, per egress",
-            m.lag.clone(),
-        );
-        registry.register(
-            "contract_generation",
-            "Generation of the contract in force",
-            m.generation.clone(),
-        );
-        registry.register(
-            "contract_rejected",
-            "Contract files rejected (the previous one stays in force)",
-            m.contract_rejected.clone(),
-        );
-        registry.register(
-            "journal_dropped",
-            "Delivery-journal entries not written (producer buffer full or log unreachable)",
-            m.journal_dropped.clone(),
-        );
+        let mut registry = Registry::with_prefix("ferry_dispatcher");
+        // A table: one line a metric, `name, help => handle`.
+        macro_rules! register {
+            ($($name:literal, $help:literal => $metric:expr;)*) => {
+                $(registry.register($name, $help, $metric.clone());)*
+            };
+        }
+        register! {
+            "ingress_events", "Events posted to ingress, by path and outcome (accepted or the rejection reason)" => m.ingress;
+            "egress_events", "Events handled by an egress, by outcome" => m.egress;
+            "delivery_attempt_duration_seconds", "Duration of each delivery attempt, per egress" => m.delivery_seconds;
+            "delivery_latency_seconds", "Time from the event's append to the log until it was delivered, per egress" => m.end_to_end_seconds;
+            "in_flight_events", "Events consumed and not yet settled, per egress" => m.in_flight;
+            "consumer_lag", "Records behind the end of the partition, per egress" => m.lag;
+            "contract_generation", "Generation of the contract in force" => m.generation;
+            "contract_rejected", "Contract files rejected (the previous one stays in force)" => m.contract_rejected;
+            "journal_dropped", "Delivery-journal entries not written (producer buffer full or log unreachable)" => m.journal_dropped;
+        }
         Metrics { registry, ..m }
     }
 }

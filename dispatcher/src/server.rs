@@ -23,22 +23,7 @@ use crate::ingress::{self, Ingress};
 use crate::journal::Journal;
 use crate::log::Log;
 use crate::metrics::Metrics;
-
-/// Errors starting the dispatcher.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A flag value is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// A listener could not bind.
-    #[error("cannot listen on {addr}: {source}; pick a free address")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-}
+use crate::{Error, Result};
 
 struct Shared {
     metrics: Arc<Metrics>,
@@ -65,8 +50,8 @@ pub struct RunningDispatcher {
 ///
 /// # Errors
 /// Invalid flags or a listener that cannot bind.
-pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartError> {
-    config.validate().map_err(StartError::Config)?;
+pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
+    config.validate()?;
     let metrics = Arc::new(Metrics::default());
     let log = Log::new(config.producer_settings());
     let journal = Journal::new(config.journal_settings(), metrics.clone());
@@ -105,7 +90,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Bind { addr, source })
+            .map_err(|source| Error::Bind { addr, source })
     };
     let mut tasks = Vec::new();
     let mut http_addr = None;
@@ -120,15 +105,15 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
         )));
     }
     let admin = bind(config.admin_listen).await?;
-    let admin_addr = admin.local_addr().map_err(|source| StartError::Bind {
+    let admin_addr = admin.local_addr().map_err(|source| Error::Bind {
         addr: config.admin_listen,
         source,
     })?;
     let admin_app = Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/autoscaler/stats", get(autoscaler_stats))
+        .route(ferry_api::reports::READY_PATH, get(ready))
+        .route(ferry_api::reports::STATS_PATH, get(autoscaler_stats))
         .with_state(shared.clone());
     tasks.push(tokio::spawn(serve(
         admin,
@@ -139,7 +124,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher, StartE
     tasks.push(tokio::spawn(watch_contract(
         shared.clone(),
         config.contract.clone(),
-        Duration::from_millis(config.contract_poll_ms),
+        config.contract_poll,
     )));
     Ok(RunningDispatcher {
         http_addr,
@@ -178,21 +163,8 @@ impl RunningDispatcher {
 /// Per activated revision: average concurrency and completed requests since the previous
 /// scrape, replicas, held deliveries — what the autoscaler collects at its tick.
 async fn autoscaler_stats(State(shared): State<Arc<Shared>>) -> axum::response::Response {
-    let stats: Vec<serde_json::Value> = shared
-        .activator
-        .stats()
-        .into_iter()
-        .map(|s| {
-            serde_json::json!({
-                "revision": s.revision, "ready": s.ready, "concurrency": s.concurrency,
-                "requests": s.requests, "waiting": s.waiting, "inFlight": s.in_flight,
-            })
-        })
-        .collect();
-    axum::response::IntoResponse::into_response((
-        [(http::header::CONTENT_TYPE, "application/json")],
-        serde_json::Value::Array(stats).to_string(),
-    ))
+    let body = serde_json::to_string(&shared.activator.stats()).unwrap_or_else(|_| "[]".into());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn serve(
@@ -229,7 +201,7 @@ async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         );
     }
     match *shared.generation.borrow() {
-        Some(g) => (StatusCode::OK, format!("generation {g}\n")),
+        Some(g) => (StatusCode::OK, ferry_api::reports::ready_body(g)),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "no valid contract applied yet\n".to_owned(),

@@ -20,7 +20,7 @@ async fn every_accepted_event_is_delivered_after_sigkill() {
     log.create_topic("orders", 2).await;
     let sink = Sink::start().await;
     sink.push(Rule::status(202).delay(Duration::from_millis(SINK_DELAY_MS)));
-    let flags = ["--max-in-flight", "16", "--commit-interval-ms", "100"];
+    let flags = ["--max-in-flight", "16", "--commit-interval", "100ms"];
     // Accept everything first, then start delivering, so that the kill lands mid-stream.
     let mut d = Dispatcher::start(
         &contract(1, vec![broker("orders", &log.bootstrap, vec![])]),

@@ -188,8 +188,8 @@ async fn unavailable_log_answers_503_with_retry_after() {
     let d = Dispatcher::start(
         &contract(1, vec![broker("ghost", &closed, vec![])]),
         &[
-            "--produce-timeout-ms",
-            "1500",
+            "--produce-timeout",
+            "1500ms",
             "--max-ingress-in-flight",
             "1",
         ],

@@ -55,7 +55,7 @@ async fn stand_in(api: Api<Secret>) -> std::net::SocketAddr {
     tokio::spawn(async move {
         loop {
             if let Ok(Some(secret)) = api.get_opt("ferry-contract").await
-                && let Ok(Some(c)) = ferry_operator::hub::contract_in(&secret)
+                && let Ok(Some(c)) = ferry_operator::contract_secret::contract_in(&secret)
             {
                 g.store(c.generation, std::sync::atomic::Ordering::Relaxed);
             }
@@ -324,7 +324,7 @@ async fn main() {
         .as_ref()
         .and_then(|d| d.get("contract.json"))
         .map_or(0, |b| b.0.len());
-    let generation = ferry_operator::hub::contract_in(&contract)
+    let generation = ferry_operator::contract_secret::contract_in(&contract)
         .ok()
         .flatten()
         .map_or(0, |c| c.generation);

@@ -1,6 +1,13 @@
 //! The operator process: CRD check, HTTP endpoints, leader election, then the controllers.
+//!
+//! # Stopping
+//!
+//! On shutdown a leader drains its controllers (for `--drain-timeout`) while it still holds
+//! the Lease, and only then releases it, so a successor never runs beside a draining leader. A
+//! leader that loses the Lease drains for [`lost_lease_drain`] only.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_api::eventing::{Broker, Trigger};
 use ferry_api::messaging::{KafkaChannel, Subscription};
@@ -13,17 +20,20 @@ use tokio::sync::watch;
 
 use crate::args::Args;
 use crate::controllers;
+use crate::error::{Error, Result};
 use crate::http::{self, HttpState, Metrics, Readiness};
 use crate::leader::{LeaderElector, LeaseConfig};
+use crate::tasks::stopped;
 use crate::topics::Topics;
 
 /// Checks that every CRD the operator watches is installed, naming the missing ones and how
 /// to install them.
 ///
 /// # Errors
-/// The missing kinds, or the API server could not be asked.
-pub async fn check_crds(client: &Client) -> Result<(), String> {
-    async fn installed<K>(client: &Client) -> Result<Option<String>, String>
+/// [`Error::MissingCrds`] naming the missing kinds, or [`Error::Kube`] when the API server
+/// could not be asked.
+pub async fn check_crds(client: &Client) -> Result<()> {
+    async fn installed<K>(client: &Client) -> Result<Option<String>>
     where
         K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
@@ -33,7 +43,7 @@ pub async fn check_crds(client: &Client) -> Result<(), String> {
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 Ok(Some(format!("{}.{}", K::plural(&()), K::group(&()))))
             }
-            Err(e) => Err(format!("cannot list {}: {e}", K::plural(&()))),
+            Err(e) => Err(e.into()),
         }
     }
     let missing: Vec<String> = [
@@ -53,10 +63,7 @@ pub async fn check_crds(client: &Client) -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the CustomResourceDefinitions {} are not installed; install them with `kubectl apply -f crds/` (or the Helm chart with crds enabled) and start the operator again",
-            missing.join(", ")
-        ))
+        Err(Error::MissingCrds(missing.join(", ")))
     }
 }
 
@@ -71,7 +78,7 @@ pub async fn run(
     args: Args,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<()> {
     run_with_lease_client(client.clone(), client, args, listener, shutdown).await
 }
 
@@ -87,12 +94,12 @@ pub async fn run_with_lease_client(
     args: Args,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<()> {
     check_crds(&client).await?;
     let topics = Arc::new(Topics::new(&args.kafka_bootstrap_servers)?);
     let metrics = Arc::new(Metrics::new());
     let (readiness, readiness_rx) = watch::channel(Readiness::default());
-    let http_shutdown = wait_for(shutdown.clone());
+    let http_shutdown = stopped(shutdown.clone());
     let server = tokio::spawn(http::serve(
         listener,
         HttpState {
@@ -115,7 +122,9 @@ pub async fn run_with_lease_client(
             identity,
         ),
     );
-    let elector = tokio::spawn(elector.run(leading_tx, wait_for(shutdown.clone())));
+    // The Lease is released once leading is over (drained), not at the signal.
+    let (release, released) = watch::channel(false);
+    let elector = tokio::spawn(elector.run(leading_tx, stopped(released)));
 
     readiness.send_replace(Readiness::Standby);
     let result = loop {
@@ -124,13 +133,7 @@ pub async fn run_with_lease_client(
         }
         if *leading.borrow() {
             break lead(
-                &client,
-                &args,
-                &metrics,
-                topics,
-                &readiness,
-                &mut leading,
-                &shutdown,
+                &client, &args, &metrics, topics, &readiness, &leading, &shutdown,
             )
             .await;
         }
@@ -140,20 +143,30 @@ pub async fn run_with_lease_client(
         }
     };
     metrics.set_leader(false);
+    release.send_replace(true);
     let _ = elector.await;
     let _ = server.await;
     result
 }
 
+/// How long a replica that lost its Lease lets reconciles in flight finish: half the margin
+/// between stepping down (the renew deadline) and a successor taking over (the Lease's
+/// duration), so the two never write at once.
+pub fn lost_lease_drain() -> Duration {
+    (crate::leader::DEFAULT_LEASE_DURATION - crate::leader::DEFAULT_RENEW_DEADLINE) / 2
+}
+
+/// Runs the controllers while this replica leads; drains them on shutdown or when the Lease
+/// is lost.
 async fn lead(
     client: &Client,
     args: &Args,
     metrics: &Arc<Metrics>,
     topics: Arc<Topics>,
     readiness: &watch::Sender<Readiness>,
-    leading: &mut watch::Receiver<bool>,
+    leading: &watch::Receiver<bool>,
     shutdown: &watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<()> {
     tracing::info!("leading: starting the controllers");
     metrics.set_leader(true);
     readiness.send_replace(Readiness::Starting(
@@ -161,22 +174,16 @@ async fn lead(
     ));
     let synced = readiness.clone();
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut watch_leading = leading.clone();
-    let stop_shutdown = wait_for(shutdown.clone());
-    let stopping = shutdown.clone();
+    let (signal, mut still_leading) = (shutdown.clone(), leading.clone());
+    let drain_timeout = args.drain_timeout;
     let stop = async move {
         tokio::select! {
             biased;
-            _ = stop_shutdown => {}
-            _ = async {
-                while *watch_leading.borrow() {
-                    if watch_leading.changed().await.is_err() { break; }
-                }
-            } => {
-                // On shutdown the elector gives the Lease up too: that is not losing it.
-                if !*stopping.borrow() {
-                    let _ = lost_tx.send(());
-                }
+            () = stopped(signal) => drain_timeout,
+            _ = still_leading.wait_for(|leading| !*leading) => {
+                tracing::warn!("lost the leader-election Lease; stopping the controllers");
+                let _ = lost_tx.send(());
+                lost_lease_drain()
             }
         }
     };
@@ -191,21 +198,8 @@ async fn lead(
         stop,
     )
     .await;
-    if lost_rx.await.is_ok() {
-        Err(
-            "lost the leader-election Lease; exiting so that this replica restarts as a follower"
-                .to_owned(),
-        )
-    } else {
-        Ok(())
-    }
-}
-
-/// Resolves once `flag` is `true` (or its sender is gone).
-pub async fn wait_for(mut flag: watch::Receiver<bool>) {
-    while !*flag.borrow() {
-        if flag.changed().await.is_err() {
-            return;
-        }
+    match lost_rx.await {
+        Ok(()) => Err(Error::LostLease),
+        Err(_) => Ok(()),
     }
 }

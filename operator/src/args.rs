@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use ferry_runtime::duration;
 
 /// `ferry-operator`: reconciles Knative Brokers, Triggers, KafkaChannels, Subscriptions,
 /// KafkaSources and Services into topics, Deployments and the dispatcher's contract.
@@ -89,7 +90,7 @@ pub struct Args {
     pub cluster_domain: String,
 
     /// How long contract changes are gathered before one write.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = duration::parse)]
     pub contract_debounce: Duration,
 
     /// Reconciles of one kind that run at once. Bounded so that a burst of thousands of objects
@@ -100,24 +101,13 @@ pub struct Args {
 
     /// How often every dispatcher's applied contract generation is read (the autoscaler
     /// ticks at `config-autoscaler`'s `tick-interval`).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = duration::parse)]
     pub dispatcher_poll: Duration,
-}
 
-/// `100ms`, `2s` or `1m`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. 100ms, 2s or 1m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{s}` has no unit; write e.g. 100ms, 2s or 1m")),
-    }
+    /// How long reconciles in flight may take to finish on shutdown (SIGTERM) before they are
+    /// aborted; keep it below the pod's `terminationGracePeriodSeconds`.
+    #[arg(long, default_value = "20s", value_parser = duration::parse)]
+    pub drain_timeout: Duration,
 }
 
 impl Args {
@@ -164,6 +154,10 @@ mod tests {
         let e = Args::try_parse_from(["ferry-operator", "--dispatcher-poll=5"])
             .expect_err("rejected")
             .to_string();
-        assert!(e.contains("has no unit"), "{e}");
+        assert!(e.contains("no unit"), "{e}");
+        let a = Args::try_parse_from(["ferry-operator", "--contract-debounce=1m30s"])
+            .expect("Go durations");
+        assert_eq!(a.contract_debounce, Duration::from_secs(90));
+        assert_eq!(a.drain_timeout, Duration::from_secs(20));
     }
 }

@@ -2,14 +2,16 @@
 //! `generation N`; the generation in force everywhere is the smallest, and none while any
 //! dispatcher has applied nothing yet.
 
+use std::time::Duration;
+
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::ListParams;
 
-/// Reads `generation N` from a dispatcher's `/readyz` body.
-pub fn parse_readyz(body: &str) -> Option<u64> {
-    body.trim().strip_prefix("generation ")?.trim().parse().ok()
-}
+use ferry_api::reports::parse_ready_body;
+use tokio::sync::watch;
+
+use crate::tasks::unless_stopped;
 
 /// The generation every one of `reports` has reached; `None` when there are no dispatchers or
 /// one has none.
@@ -58,8 +60,8 @@ impl Admins {
     /// Base URLs of the dispatchers' admin ports now.
     ///
     /// # Errors
-    /// The EndpointSlices could not be listed.
-    pub async fn urls(&self) -> Result<Vec<String>, kube::Error> {
+    /// [`crate::Error::Kube`]: the EndpointSlices could not be listed.
+    pub async fn urls(&self) -> crate::Result<Vec<String>> {
         match self {
             Admins::Urls(urls) => Ok(urls.clone()),
             Admins::Service { api, name } => {
@@ -97,6 +99,35 @@ impl Admins {
     }
 }
 
+/// How long one request to a dispatcher's admin port may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The HTTP client for the dispatchers' admin ports: every request bounded by 2 s.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(ADMIN_TIMEOUT)
+        .build()
+        .expect("an HTTP client with a timeout builds")
+}
+
+/// Asks the dispatchers every `every` which generation they all applied, and hands it to
+/// `applied`, until `stop` turns `true`.
+pub async fn follow_applied(
+    admins: Admins,
+    every: Duration,
+    applied: impl Fn(Option<u64>) + Send,
+    mut stop: watch::Receiver<bool>,
+) {
+    let http = http_client();
+    let mut tick = tokio::time::interval(every);
+    while unless_stopped(&mut stop, tick.tick()).await.is_some() {
+        match unless_stopped(&mut stop, self::applied(&admins, &http)).await {
+            Some(generation) => applied(generation),
+            None => return,
+        }
+    }
+}
+
 /// Asks every dispatcher for the generation it applied.
 pub async fn applied(admins: &Admins, http: &reqwest::Client) -> Option<u64> {
     let urls = match admins.urls().await {
@@ -109,12 +140,16 @@ pub async fn applied(admins: &Admins, http: &reqwest::Client) -> Option<u64> {
     let mut reports = Vec::with_capacity(urls.len());
     for url in urls {
         let report = match http
-            .get(format!("{}/readyz", url.trim_end_matches('/')))
+            .get(format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                ferry_api::reports::READY_PATH
+            ))
             .send()
             .await
         {
             Ok(r) if r.status().is_success() => {
-                r.text().await.ok().as_deref().and_then(parse_readyz)
+                r.text().await.ok().as_deref().and_then(parse_ready_body)
             }
             _ => None,
         };
@@ -129,8 +164,6 @@ mod tests {
 
     #[test]
     fn the_generation_in_force_is_the_smallest_reported() {
-        assert_eq!(parse_readyz("generation 12\n"), Some(12));
-        assert_eq!(parse_readyz("no contract yet"), None);
         assert_eq!(in_force(&[]), None);
         assert_eq!(in_force(&[Some(3), Some(5)]), Some(3));
         assert_eq!(in_force(&[Some(3), None]), None);

@@ -3,7 +3,7 @@
 //! alone), and whether a KafkaSource's topics exist. Speaks only the Kafka protocol (librdkafka), so it works the
 //! same against the embedded log and a Kafka cluster.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use ferry_api::contract::ClientSettings;
 use std::time::Duration;
@@ -13,46 +13,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
-/// Knative's `kafka-broker-config` keys a Broker's `spec.config` ConfigMap may set.
-pub const PARTITIONS_KEY: &str = "default.topic.partitions";
-/// See [`PARTITIONS_KEY`].
-pub const REPLICATION_KEY: &str = "default.topic.replication.factor";
+use crate::Error;
 
-/// Partitions and replication factor of a topic to create.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopicSettings {
-    /// Number of partitions.
-    pub partitions: i32,
-    /// Replication factor.
-    pub replication: i32,
-}
-
-impl TopicSettings {
-    /// The settings a Broker's config ConfigMap asks for, each key falling back to `defaults`.
-    ///
-    /// # Errors
-    /// A value that is not a positive integer, naming the key.
-    pub fn from_config(
-        data: Option<&BTreeMap<String, String>>,
-        defaults: TopicSettings,
-    ) -> Result<TopicSettings, String> {
-        let read = |key: &str, default: i32| -> Result<i32, String> {
-            match data.and_then(|d| d.get(key)) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<i32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("{key}: `{v}` is not a positive integer")),
-            }
-        };
-        Ok(TopicSettings {
-            partitions: read(PARTITIONS_KEY, defaults.partitions)?,
-            replication: read(REPLICATION_KEY, defaults.replication)?,
-        })
-    }
-}
+pub use ferry_control::topics::{PARTITIONS_KEY, REPLICATION_KEY, TopicSettings};
 
 /// A Kafka admin client.
 pub struct Topics {
@@ -81,11 +44,13 @@ impl Topics {
     ///
     /// # Errors
     /// librdkafka refused the configuration.
-    pub fn new(bootstrap_servers: &str) -> Result<Topics, String> {
+    pub fn new(bootstrap_servers: &str) -> crate::Result<Topics> {
         let settings = ferry_api::contract::log_client_settings(|var| std::env::var(var).ok());
-        let admin = client(bootstrap_servers, &settings)
-            .create()
-            .map_err(|e| format!("cannot configure the Kafka admin client: {e}"))?;
+        let admin = client(bootstrap_servers, &settings).create().map_err(|e| {
+            Error::Config(format!(
+                "cannot configure the Kafka admin client: {e}; fix --kafka-bootstrap-servers or the FERRY_KAFKA_* variables"
+            ))
+        })?;
         Ok(Topics {
             admin: std::sync::Arc::new(admin),
             timeout: Duration::from_secs(10),
@@ -101,7 +66,7 @@ impl Topics {
     ///
     /// # Errors
     /// What the log answered, e.g. a replication factor above the number of brokers.
-    pub async fn ensure(&self, topic: &str, settings: TopicSettings) -> Result<(), String> {
+    pub async fn ensure(&self, topic: &str, settings: TopicSettings) -> crate::Result<()> {
         let new = NewTopic::new(
             topic,
             settings.partitions,
@@ -111,11 +76,13 @@ impl Topics {
             .admin
             .create_topics([&new], &self.options())
             .await
-            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+            .map_err(|e| Error::Log(format!("cannot create topic {topic}: {e}")))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+                Err((_, code)) => {
+                    return Err(Error::Log(format!("cannot create topic {topic}: {code}")));
+                }
             }
         }
         Ok(())
@@ -158,16 +125,18 @@ impl Topics {
     ///
     /// # Errors
     /// What the log answered.
-    pub async fn delete(&self, topic: &str) -> Result<(), String> {
+    pub async fn delete(&self, topic: &str) -> crate::Result<()> {
         let results = self
             .admin
             .delete_topics(&[topic], &self.options())
             .await
-            .map_err(|e| format!("cannot delete topic {topic}: {e}"))?;
+            .map_err(|e| Error::Log(format!("cannot delete topic {topic}: {e}")))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                Err((_, code)) => return Err(format!("cannot delete topic {topic}: {code}")),
+                Err((_, code)) => {
+                    return Err(Error::Log(format!("cannot delete topic {topic}: {code}")));
+                }
             }
         }
         Ok(())
@@ -178,19 +147,21 @@ impl Topics {
     ///
     /// # Errors
     /// What the log answered.
-    pub async fn delete_group(&self, group: &str) -> Result<(), String> {
+    pub async fn delete_group(&self, group: &str) -> crate::Result<()> {
         let results = self
             .admin
             .delete_groups(&[group], &self.options())
             .await
-            .map_err(|e| format!("cannot delete consumer group {group}: {e}"))?;
+            .map_err(|e| Error::Log(format!("cannot delete consumer group {group}: {e}")))?;
         for result in results {
             match result {
                 Ok(_)
                 | Err((_, RDKafkaErrorCode::GroupIdNotFound))
                 | Err((_, RDKafkaErrorCode::NotCoordinator)) => {}
                 Err((_, code)) => {
-                    return Err(format!("cannot delete consumer group {group}: {code}"));
+                    return Err(Error::Log(format!(
+                        "cannot delete consumer group {group}: {code}"
+                    )));
                 }
             }
         }
@@ -233,52 +204,5 @@ async fn exist(admin: Admin, timeout: Duration, topics: &[String]) -> Result<(),
             "topic(s) {} do not exist; create them or fix spec.topics (and spec.bootstrapServers)",
             missing.join(", ")
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_come_from_the_config_map_or_the_defaults() {
-        let defaults = TopicSettings {
-            partitions: 10,
-            replication: 1,
-        };
-        type Row<'a> = (&'a [(&'a str, &'a str)], Result<TopicSettings, &'a str>);
-        let cases: &[Row<'_>] = &[
-            (&[], Ok(defaults)),
-            (
-                &[(PARTITIONS_KEY, "3")],
-                Ok(TopicSettings {
-                    partitions: 3,
-                    replication: 1,
-                }),
-            ),
-            (
-                &[(PARTITIONS_KEY, " 4 "), (REPLICATION_KEY, "3")],
-                Ok(TopicSettings {
-                    partitions: 4,
-                    replication: 3,
-                }),
-            ),
-            (
-                &[(PARTITIONS_KEY, "0")],
-                Err("default.topic.partitions: `0` is not a positive integer"),
-            ),
-            (
-                &[(REPLICATION_KEY, "three")],
-                Err("default.topic.replication.factor: `three` is not a positive integer"),
-            ),
-        ];
-        for (data, want) in cases {
-            let data: BTreeMap<String, String> = data
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let got = TopicSettings::from_config(Some(&data), defaults);
-            assert_eq!(got, (*want).map_err(str::to_owned), "{data:?}");
-        }
     }
 }

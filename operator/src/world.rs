@@ -7,6 +7,7 @@ use ferry_api::eventing::{Broker, Trigger};
 use ferry_api::messaging::{KafkaChannel, Subscription};
 use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
 use ferry_api::sources::KafkaSource;
+use ferry_control::contract_inputs::Eventing;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -61,6 +62,18 @@ fn group(r: &KReference) -> &str {
 }
 
 impl Stores {
+    /// The eventing objects the contract is compiled from, as the stores hold them (shared, not
+    /// copied).
+    pub fn eventing(&self) -> Eventing {
+        Eventing {
+            brokers: self.brokers.state(),
+            triggers: self.triggers.state(),
+            channels: self.channels.state(),
+            subscriptions: self.subscriptions.state(),
+            sources: self.sources.state(),
+        }
+    }
+
     /// The address a reference resolves to (namespace already defaulted): an addressable's
     /// `status.address.url`, a core Service's cluster DNS name. `None` when the referent does
     /// not exist, has no address yet, or is of a kind that is not addressable.
@@ -107,6 +120,11 @@ impl Stores {
         }
         self.address(r, cluster_domain).map(Resolved::Url)
     }
+}
+
+/// The name of the channel a Subscription subscribes to.
+pub fn channel_of(sub: &Subscription) -> &str {
+    sub.spec.channel.name.as_deref().unwrap_or_default()
 }
 
 /// A Route's `status.traffic` as contract targets: revisions with a share, one entry per

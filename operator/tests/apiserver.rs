@@ -950,7 +950,7 @@ async fn events_reach_ready_revision_endpoints_and_idle_revisions_scale_to_zero(
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(admin.clone(), "ferry-system");
     let stored = secrets.get("ferry-contract").await.expect("contract");
-    let contract = ferry_operator::hub::contract_in(&stored)
+    let contract = ferry_operator::contract_secret::contract_in(&stored)
         .expect("valid")
         .expect("present");
     let activation = contract
@@ -1188,7 +1188,7 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
         .await
         .expect("the contract Secret");
     assert_eq!(stored.type_.as_deref(), Some("Opaque"));
-    let contract = ferry_operator::hub::contract_in(&stored)
+    let contract = ferry_operator::contract_secret::contract_in(&stored)
         .expect("a valid contract")
         .expect("present");
     let resource = contract

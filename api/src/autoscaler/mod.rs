@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use crate::duration::parse_go_duration;
 use crate::serving::autoscaling::{AutoscalingAnnotations, ScalingMetric};
+use crate::{Error, Result};
 
 #[cfg(test)]
 mod tests;
@@ -127,7 +128,7 @@ impl Settings {
     ///
     /// # Errors
     /// A value that does not parse or is out of range; the message names the key and the fix.
-    pub fn from_config_map(data: &BTreeMap<String, String>) -> Result<Settings, String> {
+    pub fn from_config_map(data: &BTreeMap<String, String>) -> Result<Settings> {
         let mut s = Settings::default();
         let get = |key: &'static str| data.get(key).map(|v| (key, v.trim()));
         if let Some((k, v)) = get("container-concurrency-target-default") {
@@ -192,11 +193,21 @@ impl Settings {
     ///
     /// # Errors
     /// The first out-of-range value, naming its key and the fix.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
+        let mut checks = (self.target_checks().into_iter())
+            .chain(self.window_checks())
+            .chain(self.scale_checks());
+        match checks.find(|(ok, ..)| !ok) {
+            None => Ok(()),
+            Some((_, key, problem, fix)) => Err(Error::AutoscalerSetting { key, problem, fix }),
+        }
+    }
+
+    /// The targets per replica: concurrency (with its percentage) and requests per second.
+    fn target_checks(&self) -> [Check; 3] {
         let cc_pct = self.container_concurrency_target_percentage;
         let cc_target = self.container_concurrency_target_default * cc_pct / 100.0;
-        let whole_secs = |d: Duration| d.subsec_nanos() == 0;
-        let checks = [
+        [
             (
                 cc_pct > 0.0 && cc_pct <= 100.0,
                 "container-concurrency-target-percentage",
@@ -220,6 +231,12 @@ impl Settings {
                 ),
                 "set a positive rate such as 200",
             ),
+        ]
+    }
+
+    /// The windows averaged over, when to panic, and how fast to scale up and down.
+    fn window_checks(&self) -> [Check; 5] {
+        [
             (
                 (Duration::from_secs(6)..=Duration::from_secs(3600)).contains(&self.stable_window)
                     && whole_secs(self.stable_window),
@@ -254,6 +271,12 @@ impl Settings {
                 format!("{} is not greater than 1", self.max_scale_down_rate),
                 "set a rate above 1 such as 2",
             ),
+        ]
+    }
+
+    /// Scaling to and from zero, the replica bounds, and the tick.
+    fn scale_checks(&self) -> [Check; 6] {
+        [
             (
                 !self.scale_to_zero_grace_period.is_zero(),
                 "scale-to-zero-grace-period",
@@ -293,46 +316,67 @@ impl Settings {
                 "must be positive".to_owned(),
                 "set it to the collector's sampling period, e.g. 2s",
             ),
-        ];
-        match checks.into_iter().find(|(ok, ..)| !ok) {
-            None => Ok(()),
-            Some((_, key, problem, fix)) => {
-                Err(format!("config-autoscaler `{key}`: {problem}; {fix}"))
-            }
-        }
+        ]
     }
 }
 
-fn number(key: &str, value: &str) -> Result<f64, String> {
-    value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-        format!("config-autoscaler `{key}`: `{value}` is not a number; write a number such as 70 or 2.5")
-    })
+/// One range check of [`Settings::validate`]: whether the value is in range, its key, what is
+/// wrong with it and the fix.
+type Check = (bool, &'static str, String, &'static str);
+
+fn whole_secs(d: Duration) -> bool {
+    d.subsec_nanos() == 0
 }
 
-fn count(key: &str, value: &str) -> Result<u32, String> {
+/// The error of a `config-autoscaler` value that does not parse.
+fn unparsed(key: &'static str, problem: String, fix: &'static str) -> Error {
+    Error::AutoscalerSetting { key, problem, fix }
+}
+
+fn number(key: &'static str, value: &str) -> Result<f64> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| {
+            unparsed(
+                key,
+                format!("`{value}` is not a number"),
+                "write a number such as 70 or 2.5",
+            )
+        })
+}
+
+fn count(key: &'static str, value: &str) -> Result<u32> {
     value.parse::<u32>().map_err(|_| {
-        format!(
-            "config-autoscaler `{key}`: `{value}` is not a whole number ≥ 0; write e.g. 0, 1 or 10"
+        unparsed(
+            key,
+            format!("`{value}` is not a whole number ≥ 0"),
+            "write e.g. 0, 1 or 10",
         )
     })
 }
 
-fn boolean(key: &str, value: &str) -> Result<bool, String> {
+fn boolean(key: &'static str, value: &str) -> Result<bool> {
     // Go's strconv.ParseBool, which Knative's ConfigMap parser uses.
     match value {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!(
-            "config-autoscaler `{key}`: `{value}` is not a boolean; write \"true\" or \"false\""
+        _ => Err(unparsed(
+            key,
+            format!("`{value}` is not a boolean"),
+            "write \"true\" or \"false\"",
         )),
     }
 }
 
-fn duration(key: &str, value: &str) -> Result<Duration, String> {
+/// A Go duration (`30s`, `1m30s`), as Knative's `config-autoscaler` writes them.
+fn duration(key: &'static str, value: &str) -> Result<Duration> {
     parse_go_duration(value).map_err(|e| {
-        format!(
-            "config-autoscaler `{key}`: `{value}` is not a duration ({}); write e.g. 30s, 1m or 1m30s",
-            e.reason
+        unparsed(
+            key,
+            format!("`{value}` is not a duration ({})", e.reason),
+            "write e.g. 30s, 1m or 1m30s",
         )
     })
 }

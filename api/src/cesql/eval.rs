@@ -142,7 +142,7 @@ impl Expression {
         let mut out = Vec::new();
         self.walk(&mut |e| {
             if let Expression::Call(name, args) = e
-                && let Err(msg) = signature(name, args.len())
+                && let Err(EvalError::MissingFunction(msg)) = signature(name, args.len())
             {
                 out.push(msg);
             }
@@ -332,7 +332,10 @@ fn symbol(op: BinaryOp) -> &'static str {
 }
 
 /// The built-in functions: parameter types (the last repeats when variadic) and return type.
-fn signature(name: &str, arity: usize) -> Result<(&'static [Type], bool, Type), String> {
+///
+/// # Errors
+/// [`EvalError::MissingFunction`]: no function `name`, or it does not take `arity` arguments.
+fn signature(name: &str, arity: usize) -> Result<(&'static [Type], bool, Type), EvalError> {
     use Type::*;
     let (params, variadic, ret): (&'static [Type], bool, Type) = match name {
         "ABS" => (&[Integer], false, Integer),
@@ -346,7 +349,11 @@ fn signature(name: &str, arity: usize) -> Result<(&'static [Type], bool, Type), 
         "INT" => (&[Integer], false, Integer),
         "BOOL" => (&[Boolean], false, Boolean),
         "STRING" => (&[String], false, String),
-        _ => return Err(format!("there is no function {name}")),
+        _ => {
+            return Err(EvalError::MissingFunction(format!(
+                "there is no function {name}"
+            )));
+        }
     };
     let ok = if variadic {
         arity + 1 >= params.len()
@@ -356,7 +363,9 @@ fn signature(name: &str, arity: usize) -> Result<(&'static [Type], bool, Type), 
     if ok {
         Ok((params, variadic, ret))
     } else {
-        Err(format!("{name} does not take {arity} argument(s)"))
+        Err(EvalError::MissingFunction(format!(
+            "{name} does not take {arity} argument(s)"
+        )))
     }
 }
 
@@ -368,8 +377,8 @@ fn call(
 ) -> Value {
     let (params, variadic, ret) = match signature(name, args.len()) {
         Ok(s) => s,
-        Err(msg) => {
-            errors.push(EvalError::MissingFunction(msg));
+        Err(e) => {
+            errors.push(e);
             return Value::Boolean(false);
         }
     };

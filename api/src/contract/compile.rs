@@ -12,6 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use kube::ResourceExt;
 
+use super::names::{
+    broker_topic, channel_topic, resolve_destination, source_group, subscription_group,
+    trigger_group,
+};
 use super::{
     Contract, ContractResource, DeliveryPolicy, Egress, Ingress, ObjectRef, Reply, RevisionTarget,
     SourceMapping, Target,
@@ -52,7 +56,7 @@ pub struct CompileInput<'a> {
     pub resolve: &'a dyn Fn(&KReference) -> Option<Resolved>,
     /// Reads one key of a Secret in `namespace` (a KafkaSource's `spec.net`); the error says
     /// what is missing.
-    pub secret: &'a dyn Fn(&str, &SecretKeySelector) -> Result<String, String>,
+    pub secret: &'a dyn Fn(&str, &SecretKeySelector) -> crate::Result<String>,
 }
 
 /// An object that was left out of the contract, and why.
@@ -69,22 +73,34 @@ pub struct CompileError {
 /// The reason of a KafkaSource left out because its `spec.net` Secrets could not be read.
 pub const NET_SECRET_NOT_RESOLVED: &str = "NetSecretNotResolved";
 
-/// Knative's topic name for a Kafka-backed Broker.
-pub fn broker_topic(namespace: &str, name: &str) -> String {
-    format!("knative-broker-{namespace}-{name}")
-}
-
-/// Knative's topic name for a KafkaChannel.
-pub fn channel_topic(namespace: &str, name: &str) -> String {
-    format!("knative-messaging-kafka.{namespace}.{name}")
-}
-
 /// Compiles the resources into a contract. Objects that cannot be compiled are left out and
 /// returned as errors; the contract holds everything else.
 pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
-    let mut errors = Vec::new();
-    let mut resources = Vec::new();
+    let mut out = Compiled::default();
+    compile_brokers(input, &mut out);
+    compile_channels(input, &mut out);
+    compile_sources(input, &mut out);
+    (
+        Contract {
+            generation: input.generation,
+            resources: out.resources,
+            // Replicas are the runtime's business: the operator or ferry dev adds them.
+            activation: Vec::new(),
+        },
+        out.errors,
+    )
+}
 
+/// What [`compile`] gathers: the contract's resources and the objects left out.
+#[derive(Default)]
+struct Compiled {
+    resources: Vec<ContractResource>,
+    errors: Vec<CompileError>,
+}
+
+/// Every Broker with its Triggers as egresses; Triggers whose Broker is not there are reported.
+fn compile_brokers(input: &CompileInput<'_>, out: &mut Compiled) {
+    let Compiled { resources, errors } = out;
     // Triggers by (namespace, broker), in input order: one pass instead of one per Broker.
     let mut by_broker: HashMap<(&str, &str), Vec<&Trigger>> = HashMap::new();
     for &trigger in input.triggers {
@@ -114,7 +130,7 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
                 .delivery
                 .as_ref()
                 .or(broker.spec.delivery.as_ref());
-            let group = format!("knative-trigger-{ns}-{}", trigger.name_any());
+            let group = trigger_group(&ns, &trigger.name_any());
             let (filter_attributes, filters) = if trigger.spec.filters.is_empty() {
                 (
                     trigger.spec.filter.clone().unwrap_or_default().attributes,
@@ -165,7 +181,12 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             });
         }
     }
+}
 
+/// Every KafkaChannel with its Subscriptions as egresses; Subscriptions to a channel that is
+/// not there are reported.
+fn compile_channels(input: &CompileInput<'_>, out: &mut Compiled) {
+    let Compiled { resources, errors } = out;
     for channel in input.channels {
         let (ns, name) = (channel.namespace().unwrap_or_default(), channel.name_any());
         let mut resource = log_resource(
@@ -194,7 +215,7 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
                 uid: sub.uid(),
                 namespace: &ns,
                 name: sub.name_any(),
-                group: format!("knative-messaging-kafka.{ns}.{name}.{}", sub.name_any()),
+                group: subscription_group(&ns, &name, &sub.name_any()),
                 subscriber: sub.spec.subscriber.as_ref(),
                 delivery: sub
                     .spec
@@ -231,7 +252,11 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             });
         }
     }
+}
 
+/// Every KafkaSource as a resource without ingress that reads its own topics.
+fn compile_sources(input: &CompileInput<'_>, out: &mut Compiled) {
+    let Compiled { resources, errors } = out;
     for source in input.sources {
         let (ns, name) = (source.namespace().unwrap_or_default(), source.name_any());
         let spec = &source.spec;
@@ -240,9 +265,10 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             uid: source.uid(),
             namespace: &ns,
             name: name.clone(),
-            group: spec.consumer_group.clone().unwrap_or_else(|| {
-                format!("knative-kafka-source-{}", source.uid().unwrap_or_default())
-            }),
+            group: spec
+                .consumer_group
+                .clone()
+                .unwrap_or_else(|| source_group(&source.uid().unwrap_or_default())),
             subscriber: Some(&spec.sink),
             delivery: spec.delivery.as_ref(),
             reply: None,
@@ -280,16 +306,6 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             Err(e) => errors.push(e),
         }
     }
-
-    (
-        Contract {
-            generation: input.generation,
-            resources,
-            // Replicas are the runtime's business: the operator or ferry dev adds them.
-            activation: Vec::new(),
-        },
-        errors,
-    )
 }
 
 fn log_resource(
@@ -387,48 +403,13 @@ fn egress(input: &CompileInput<'_>, shape: EgressShape<'_>) -> Result<Egress, Co
     })
 }
 
-/// Resolves a destination: a URI as it is, a ref through the resolver, a ref plus a relative
-/// URI joined to the referent's address.
+/// Resolves a destination with the compile input's resolver ([`resolve_destination`]).
 fn resolve_target(
     input: &CompileInput<'_>,
     namespace: &str,
     dest: &Destination,
-) -> Result<Target, String> {
-    let Some(reference) = &dest.reference else {
-        return dest
-            .uri
-            .clone()
-            .map(Target::Url)
-            .ok_or_else(|| "neither ref nor uri is set".to_owned());
-    };
-    let mut reference = reference.clone();
-    reference
-        .namespace
-        .get_or_insert_with(|| namespace.to_owned());
-    let resolved = (input.resolve)(&reference).ok_or_else(|| {
-        format!(
-            "{} {}/{} not found or has no address yet; create it or fix the reference",
-            reference.kind,
-            reference.namespace.as_deref().unwrap_or_default(),
-            reference.name
-        )
-    })?;
-    let join = |base: &str| match &dest.uri {
-        Some(uri) => join_url(base, uri),
-        None => base.to_owned(),
-    };
-    Ok(match resolved {
-        Resolved::Url(url) => Target::Url(join(&url)),
-        Resolved::Revisions(revisions) => Target::Revisions(
-            revisions
-                .into_iter()
-                .map(|r| RevisionTarget {
-                    url: join(&r.url),
-                    ..r
-                })
-                .collect(),
-        ),
-    })
+) -> crate::Result<Target> {
+    resolve_destination(namespace, dest, input.resolve)
 }
 
 /// Like [`resolve_target`] for destinations that must be one URL (replies, dead-letter sinks):
@@ -437,29 +418,14 @@ fn resolve_url(
     input: &CompileInput<'_>,
     namespace: &str,
     dest: &Destination,
-) -> Result<String, String> {
+) -> crate::Result<String> {
     match resolve_target(input, namespace, dest)? {
         Target::Url(url) => Ok(url),
         Target::Revisions(revisions) => revisions
             .into_iter()
             .max_by_key(|r| r.percent)
             .map(|r| r.url)
-            .ok_or_else(|| "resolves to a service without revisions".to_owned()),
-    }
-}
-
-/// `base` with `uri` applied: an absolute path replaces the base's path, a relative one is
-/// appended to it.
-fn join_url(base: &str, uri: &str) -> String {
-    if let Some(path) = uri.strip_prefix('/') {
-        let authority_end = base
-            .find("://")
-            .map(|i| i + 3)
-            .and_then(|start| base[start..].find('/').map(|j| start + j));
-        let root = authority_end.map_or(base, |end| &base[..end]);
-        format!("{root}/{path}")
-    } else {
-        format!("{}/{uri}", base.trim_end_matches('/'))
+            .ok_or(crate::Error::NoRevisions),
     }
 }
 
@@ -500,23 +466,4 @@ fn delivery_policy(
         policy.dead_letter_sink = Some(url);
     }
     Ok(policy)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::join_url;
-
-    #[test]
-    fn joins_relative_and_absolute_paths() {
-        assert_eq!(join_url("http://svc.ns/", "hook"), "http://svc.ns/hook");
-        assert_eq!(
-            join_url("http://svc.ns/base", "hook"),
-            "http://svc.ns/base/hook"
-        );
-        assert_eq!(
-            join_url("http://svc.ns/base", "/hook"),
-            "http://svc.ns/hook"
-        );
-        assert_eq!(join_url("http://svc.ns", "/hook"), "http://svc.ns/hook");
-    }
 }

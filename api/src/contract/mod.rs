@@ -16,8 +16,8 @@
 //! Durations are resolved to milliseconds and sinks to URLs before they get here: the
 //! dispatcher never parses ISO-8601 or looks anything up in Kubernetes.
 
-mod auth;
 mod compile;
+mod names;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -29,12 +29,13 @@ use crate::eventing::{DeliveryOrder, SubscriptionsApiFilter};
 use crate::sources::{InitialOffset, KeyType};
 use crate::validation::{FieldErrors, Path};
 
-pub use auth::{
+pub use crate::kafka_auth::{
     ClientSettings, Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth, log_client_settings,
 };
-pub use compile::{
-    CompileError, CompileInput, NET_SECRET_NOT_RESOLVED, Resolved, broker_topic, channel_topic,
-    compile,
+pub use compile::{CompileError, CompileInput, NET_SECRET_NOT_RESOLVED, Resolved, compile};
+pub use names::{
+    broker_topic, channel_topic, join_url, resolve_destination, source_group, subscription_group,
+    trigger_group,
 };
 
 /// The whole routing table of a dispatcher.
@@ -265,11 +266,11 @@ impl Contract {
     ///
     /// # Errors
     /// A corrupt gzip stream, or what [`Contract::from_json`] rejects.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Contract, String> {
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<Contract> {
         if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut json = Vec::new();
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut json)
-                .map_err(|e| format!("contract is not valid gzip: {e}"))?;
+                .map_err(crate::Error::ContractGzip)?;
             Contract::from_json(&json)
         } else {
             Contract::from_json(bytes)
@@ -292,10 +293,12 @@ impl Contract {
     ///
     /// # Errors
     /// Malformed JSON, unknown fields, or a contract that fails [`Contract::validate`].
-    pub fn from_json(text: &[u8]) -> Result<Contract, String> {
+    pub fn from_json(text: &[u8]) -> crate::Result<Contract> {
         let contract: Contract =
-            serde_json::from_slice(text).map_err(|e| format!("contract is not valid JSON: {e}"))?;
-        contract.validate().map_err(|e| e.to_string())?;
+            serde_json::from_slice(text).map_err(crate::Error::ContractJson)?;
+        contract
+            .validate()
+            .map_err(|e| crate::Error::ContractInvalid(e.to_string()))?;
         Ok(contract)
     }
 

@@ -123,14 +123,17 @@ spec:
     })
 }
 
-fn no_secrets(ns: &str, r: &SecretKeySelector) -> Result<String, String> {
-    Err(format!("Secret {ns}/{} not found", r.name))
+fn no_secrets(ns: &str, r: &SecretKeySelector) -> crate::Result<String> {
+    Err(crate::Error::SecretUnreadable(format!(
+        "Secret {ns}/{} not found",
+        r.name
+    )))
 }
 
 /// The Secrets of the `spec.net` tests: `payments/kafka-creds` with SASL and TLS material.
-fn secrets(ns: &str, r: &SecretKeySelector) -> Result<String, String> {
+fn secrets(ns: &str, r: &SecretKeySelector) -> crate::Result<String> {
     if (ns, r.name.as_str()) != ("payments", "kafka-creds") {
-        return Err(format!("Secret {ns}/{} not found", r.name));
+        return no_secrets(ns, r);
     }
     let data: std::collections::BTreeMap<String, Vec<u8>> = [
         ("user", "ledger"),
@@ -393,7 +396,7 @@ fn contract_json_round_trips() {
     assert_eq!(Contract::from_bytes(&gz).unwrap(), contract);
     let mut corrupt = gz.clone();
     corrupt.truncate(gz.len() / 2);
-    let e = Contract::from_bytes(&corrupt).unwrap_err();
+    let e = Contract::from_bytes(&corrupt).unwrap_err().to_string();
     assert!(e.starts_with("contract is not valid gzip"), "{e}");
 }
 
@@ -421,6 +424,7 @@ fn invalid_contracts_name_every_problem() {
     assert!(
         Contract::from_json(b"{\"generation\": 1, \"resourcez\": []}")
             .unwrap_err()
+            .to_string()
             .contains("unknown field")
     );
 }

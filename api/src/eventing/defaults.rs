@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{BROKER_CLASS_ANNOTATION, Broker};
 use crate::duck::{DeliverySpec, KReference};
+use crate::{Error, Result};
 
 /// The key of the ConfigMap that holds the defaults (YAML).
 pub const DEFAULTS_KEY: &str = "default-br-config";
@@ -89,11 +90,11 @@ impl BrokerDefaults {
     ///
     /// # Errors
     /// Malformed YAML or an unknown field, named.
-    pub fn parse(yaml: &str) -> Result<Self, String> {
+    pub fn parse(yaml: &str) -> Result<Self> {
         if yaml.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml::from_str(yaml).map_err(|e| format!("{DEFAULTS_KEY}: {e}"))
+        serde_yaml::from_str(yaml).map_err(Error::BrokerDefaults)
     }
 
     /// The defaults that apply in `namespace`: its own entry, else the cluster's.
@@ -262,9 +263,13 @@ namespaceDefaults:
 
     #[test]
     fn unknown_fields_and_bad_yaml_are_named() {
-        let e = BrokerDefaults::parse("clusterDefault:\n  brokerKlass: Ferry\n").unwrap_err();
+        let e = BrokerDefaults::parse("clusterDefault:\n  brokerKlass: Ferry\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("brokerKlass"), "{e}");
-        let e = BrokerDefaults::parse("clusterDefault: [").unwrap_err();
-        assert!(e.starts_with("default-br-config: "), "{e}");
+        let e = BrokerDefaults::parse("clusterDefault: [")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{DEFAULTS_KEY}: ")), "{e}");
     }
 }

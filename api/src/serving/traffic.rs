@@ -47,6 +47,54 @@ impl TrafficTarget {
             ..TrafficTarget::default()
         }
     }
+
+    /// Knative's rule on what a target names: exactly one of `revisionName`,
+    /// `configurationName` (Route only) or `latestRevision: true` (`at` is the target).
+    fn validate_revision_choice(&self, owner: TrafficOwner, at: &Path, errs: &mut FieldErrors) {
+        let latest = self.latest_revision == Some(true);
+        // Knative's rule: a revision or a configuration, not both; `latestRevision: true`
+        // tracks a configuration (the one named, or the Service's own), so it may accompany
+        // `configurationName` (Knative defaults Routes that way) but never `revisionName`.
+        let mut chosen = Vec::new();
+        if self.revision_name.is_some() {
+            chosen.push("revisionName");
+        }
+        if self.configuration_name.is_some() {
+            chosen.push("configurationName");
+        } else if latest {
+            chosen.push("latestRevision: true");
+        }
+        if owner == TrafficOwner::Service && self.configuration_name.is_some() {
+            errs.push(
+                &at.field("configurationName"),
+                "is not allowed in a Service",
+                "a Service routes to its own revisions: use revisionName or latestRevision",
+            );
+        }
+        if latest && self.revision_name.is_some() && self.configuration_name.is_some() {
+            chosen.push("latestRevision: true");
+        }
+        match chosen.len() {
+            1 => {}
+            0 => errs.push(
+                at,
+                "names no revision",
+                "set revisionName, or latestRevision: true",
+            ),
+            _ => errs.push(
+                at,
+                format!("sets {}", chosen.join(" and ")),
+                "set exactly one of revisionName, configurationName or latestRevision: true",
+            ),
+        }
+        if self.latest_revision == Some(false) && self.revision_name.is_none() {
+            errs.push(
+                &at.field("latestRevision"),
+                "is false but revisionName is not set",
+                "name the revision, or set latestRevision: true",
+            );
+        }
+    }
 }
 
 /// Where traffic targets appear: configuration names are allowed in a Route only.
@@ -102,49 +150,7 @@ pub fn validate_traffic(
     let mut sum: i64 = 0;
     for (i, t) in targets.iter().enumerate() {
         let at = path.index(i);
-        let latest = t.latest_revision == Some(true);
-        // Knative's rule: a revision or a configuration, not both; `latestRevision: true`
-        // tracks a configuration (the one named, or the Service's own), so it may accompany
-        // `configurationName` (Knative defaults Routes that way) but never `revisionName`.
-        let mut chosen = Vec::new();
-        if t.revision_name.is_some() {
-            chosen.push("revisionName");
-        }
-        if t.configuration_name.is_some() {
-            chosen.push("configurationName");
-        } else if latest {
-            chosen.push("latestRevision: true");
-        }
-        if owner == TrafficOwner::Service && t.configuration_name.is_some() {
-            errs.push(
-                &at.field("configurationName"),
-                "is not allowed in a Service",
-                "a Service routes to its own revisions: use revisionName or latestRevision",
-            );
-        }
-        if latest && t.revision_name.is_some() && t.configuration_name.is_some() {
-            chosen.push("latestRevision: true");
-        }
-        match chosen.len() {
-            1 => {}
-            0 => errs.push(
-                &at,
-                "names no revision",
-                "set revisionName, or latestRevision: true",
-            ),
-            _ => errs.push(
-                &at,
-                format!("sets {}", chosen.join(" and ")),
-                "set exactly one of revisionName, configurationName or latestRevision: true",
-            ),
-        }
-        if t.latest_revision == Some(false) && t.revision_name.is_none() {
-            errs.push(
-                &at.field("latestRevision"),
-                "is false but revisionName is not set",
-                "name the revision, or set latestRevision: true",
-            );
-        }
+        t.validate_revision_choice(owner, &at, errs);
         if let Some(p) = t.percent {
             if !(0..=100).contains(&p) {
                 errs.push(

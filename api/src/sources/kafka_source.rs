@@ -1,14 +1,17 @@
 //! KafkaSource: reads existing topics and delivers their records as CloudEvents.
 
+use std::fmt;
+
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth};
 use crate::duck::{CloudEventAttributes, CloudEventOverrides, DeliverySpec, Destination, Status};
 use crate::eventing::{DeliveryOrder, validate_attribute_name};
+use crate::kafka_auth::{Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth};
 use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate, metadata_choice};
+use crate::{Error, Result};
 
 /// Label selecting how record keys are decoded (Knative's name and values).
 pub const KEY_TYPE_LABEL: &str = "kafkasources.sources.knative.dev/key-type";
@@ -226,17 +229,25 @@ impl KafkaNetSpec {
     /// set; the SASL type defaults to PLAIN; TLS without `caCert` trusts the system's CAs.
     ///
     /// # Errors
-    /// What `secret` could not read, or a SASL type Ferry's clients do not have.
-    pub fn resolve(
+    /// What `secret` could not read ([`Error::SecretUnreadable`] with the reader's message), or
+    /// a SASL type Ferry's clients do not have ([`Error::InField`] at `spec.net.sasl.type`).
+    pub fn resolve<E: fmt::Display>(
         &self,
-        secret: &dyn Fn(&SecretKeySelector) -> Result<String, String>,
-    ) -> Result<KafkaAuth, String> {
-        let read = |v: &SecretValueFromSource| v.secret_key_ref.as_ref().map(secret).transpose();
+        secret: &dyn Fn(&SecretKeySelector) -> Result<String, E>,
+    ) -> Result<KafkaAuth> {
+        let read = |v: &SecretValueFromSource| {
+            v.secret_key_ref
+                .as_ref()
+                .map(secret)
+                .transpose()
+                .map_err(|e| Error::SecretUnreadable(e.to_string()))
+        };
         let sasl = if self.sasl.enable {
             let mechanism = match read(&self.sasl.mechanism)? {
-                Some(name) => {
-                    SaslMechanism::parse(&name).map_err(|e| format!("spec.net.sasl.type: {e}"))?
-                }
+                Some(name) => SaslMechanism::parse(&name).map_err(|e| Error::InField {
+                    path: "spec.net.sasl.type",
+                    error: Box::new(e),
+                })?,
                 None => SaslMechanism::Plain,
             };
             Some(SaslAuth {
@@ -257,6 +268,43 @@ impl KafkaNetSpec {
             None
         };
         Ok(KafkaAuth { sasl, tls })
+    }
+
+    /// Complete Secret references, a client certificate with its key, SASL with its user and
+    /// password (`at` is `spec.net`).
+    fn validate(&self, at: &Path, errs: &mut FieldErrors) {
+        for (name, secret) in [
+            ("sasl.user", &self.sasl.user),
+            ("sasl.password", &self.sasl.password),
+            ("sasl.type", &self.sasl.mechanism),
+            ("tls.cert", &self.tls.cert),
+            ("tls.key", &self.tls.key),
+            ("tls.caCert", &self.tls.ca_cert),
+        ] {
+            if let Some(r) = &secret.secret_key_ref
+                && (r.name.is_empty() || r.key.is_empty())
+            {
+                errs.push(
+                    &at.field(name).field("secretKeyRef"),
+                    "needs both name and key",
+                    "name the Secret and the key inside it",
+                );
+            }
+        }
+        if self.tls.enable && self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            errs.push(
+                &at.field("tls"),
+                "has a client certificate without its key, or a key without its certificate",
+                "mutual TLS needs both: reference tls.cert and tls.key, or neither",
+            );
+        }
+        if self.sasl.enable && (self.sasl.user.is_empty() || self.sasl.password.is_empty()) {
+            errs.push(
+                &at.field("sasl"),
+                "is enabled without user and password",
+                "reference the Secret keys holding user and password",
+            );
+        }
     }
 }
 
@@ -339,83 +387,8 @@ impl Validate for KafkaSource {
         }
         let spec = path.field("spec");
         let s = &self.spec;
-        if let Some(c) = s.consumers
-            && c < 1
-        {
-            errs.push(
-                &spec.field("consumers"),
-                format!("must be at least 1 (got {c})"),
-                "set 1 or more consumers",
-            );
-        }
-        if s.bootstrap_servers.is_empty() {
-            errs.push(
-                &spec.field("bootstrapServers"),
-                "is empty",
-                "list the Kafka brokers, e.g. [my-cluster-kafka-bootstrap.kafka:9092]",
-            );
-        }
-        for (i, server) in s.bootstrap_servers.iter().enumerate() {
-            let ok = server.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-            });
-            if !ok {
-                errs.push(
-                    &spec.field("bootstrapServers").index(i),
-                    format!("`{server}` is not host:port"),
-                    "write each server as host:port",
-                );
-            }
-        }
-        if s.topics.is_empty() {
-            errs.push(
-                &spec.field("topics"),
-                "is empty",
-                "list at least one topic to read",
-            );
-        }
-        for (i, topic) in s.topics.iter().enumerate() {
-            validate_topic_name(topic, &spec.field("topics").index(i), errs);
-        }
-        if s.consumer_group.as_deref() == Some("") {
-            errs.push(
-                &spec.field("consumerGroup"),
-                "is empty",
-                "name the group or remove the field to get the default",
-            );
-        }
-        for (name, secret) in [
-            ("sasl.user", &s.net.sasl.user),
-            ("sasl.password", &s.net.sasl.password),
-            ("sasl.type", &s.net.sasl.mechanism),
-            ("tls.cert", &s.net.tls.cert),
-            ("tls.key", &s.net.tls.key),
-            ("tls.caCert", &s.net.tls.ca_cert),
-        ] {
-            if let Some(r) = &secret.secret_key_ref
-                && (r.name.is_empty() || r.key.is_empty())
-            {
-                errs.push(
-                    &spec.field("net").field(name).field("secretKeyRef"),
-                    "needs both name and key",
-                    "name the Secret and the key inside it",
-                );
-            }
-        }
-        if s.net.tls.enable && s.net.tls.cert.is_empty() != s.net.tls.key.is_empty() {
-            errs.push(
-                &spec.field("net").field("tls"),
-                "has a client certificate without its key, or a key without its certificate",
-                "mutual TLS needs both: reference tls.cert and tls.key, or neither",
-            );
-        }
-        if s.net.sasl.enable && (s.net.sasl.user.is_empty() || s.net.sasl.password.is_empty()) {
-            errs.push(
-                &spec.field("net").field("sasl"),
-                "is enabled without user and password",
-                "reference the Secret keys holding user and password",
-            );
-        }
+        s.validate_reading(&spec, errs);
+        s.net.validate(&spec.field("net"), errs);
         if let Some(o) = &s.ce_overrides {
             for key in o.extensions.keys() {
                 validate_attribute_name(
@@ -432,6 +405,57 @@ impl Validate for KafkaSource {
     }
 }
 
+impl KafkaSourceSpec {
+    /// What is read, and by whom: consumers, bootstrap servers, topics, consumer group.
+    fn validate_reading(&self, spec: &Path, errs: &mut FieldErrors) {
+        if let Some(c) = self.consumers
+            && c < 1
+        {
+            errs.push(
+                &spec.field("consumers"),
+                format!("must be at least 1 (got {c})"),
+                "set 1 or more consumers",
+            );
+        }
+        if self.bootstrap_servers.is_empty() {
+            errs.push(
+                &spec.field("bootstrapServers"),
+                "is empty",
+                "list the Kafka brokers, e.g. [my-cluster-kafka-bootstrap.kafka:9092]",
+            );
+        }
+        for (i, server) in self.bootstrap_servers.iter().enumerate() {
+            let ok = server.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
+                errs.push(
+                    &spec.field("bootstrapServers").index(i),
+                    format!("`{server}` is not host:port"),
+                    "write each server as host:port",
+                );
+            }
+        }
+        if self.topics.is_empty() {
+            errs.push(
+                &spec.field("topics"),
+                "is empty",
+                "list at least one topic to read",
+            );
+        }
+        for (i, topic) in self.topics.iter().enumerate() {
+            validate_topic_name(topic, &spec.field("topics").index(i), errs);
+        }
+        if self.consumer_group.as_deref() == Some("") {
+            errs.push(
+                &spec.field("consumerGroup"),
+                "is empty",
+                "name the group or remove the field to get the default",
+            );
+        }
+    }
+}
+
 /// A Secret's `data`: key → bytes.
 pub type SecretData = std::collections::BTreeMap<String, Vec<u8>>;
 
@@ -443,14 +467,29 @@ pub fn secret_key_value(
     namespace: &str,
     selector: &SecretKeySelector,
     data: &SecretData,
-) -> Result<String, String> {
-    let name = &selector.name;
-    let key = &selector.key;
-    let bytes = data.get(key).ok_or_else(|| {
-        format!("Secret {namespace}/{name} has no key `{key}`; add it or fix the secretKeyRef")
+) -> crate::Result<String> {
+    let at = || {
+        (
+            namespace.to_owned(),
+            selector.name.clone(),
+            selector.key.clone(),
+        )
+    };
+    let bytes = data.get(&selector.key).ok_or_else(|| {
+        let (namespace, name, key) = at();
+        crate::Error::SecretKeyMissing {
+            namespace,
+            name,
+            key,
+        }
     })?;
     String::from_utf8(bytes.clone()).map_err(|_| {
-        format!("Secret {namespace}/{name} key `{key}` is not UTF-8 text; store PEM, not DER")
+        let (namespace, name, key) = at();
+        crate::Error::SecretKeyNotText {
+            namespace,
+            name,
+            key,
+        }
     })
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::storage::StorageError;
 use offsets::{Committed, OffsetStore};
 use state::{
     Group, GroupState, JoinRequest, JoinResult, MemberDescription, Reply, SyncResult, code,
@@ -231,11 +231,7 @@ impl ConsumerGroupCoordinator {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn commit(
-        &self,
-        group_id: &str,
-        offsets: Vec<(String, i32, Committed)>,
-    ) -> Result<(), StorageError> {
+    pub fn commit(&self, group_id: &str, offsets: Vec<(String, i32, Committed)>) -> Result<()> {
         self.offsets.commit(group_id, offsets)
     }
 
@@ -253,7 +249,7 @@ impl ConsumerGroupCoordinator {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn topic_deleted(&self, topic: &str) -> Result<(), StorageError> {
+    pub fn topic_deleted(&self, topic: &str) -> Result<()> {
         self.offsets.delete_topic(topic)
     }
 
@@ -332,7 +328,7 @@ impl ConsumerGroupCoordinator {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn flush_offsets(&self) -> Result<(), StorageError> {
+    pub fn flush_offsets(&self) -> Result<()> {
         self.offsets.sync()
     }
 }

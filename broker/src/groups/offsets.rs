@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::StorageError;
+use crate::error::{Result, io_at};
 
 /// One committed offset.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,13 +61,6 @@ pub struct OffsetStore {
     inner: Mutex<Inner>,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 fn apply(groups: &mut HashMap<String, GroupOffsets>, line: Line) {
     match line {
         Line::Commit {
@@ -105,13 +98,13 @@ impl OffsetStore {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn open(data_dir: &Path, fsync: bool) -> Result<Self, StorageError> {
+    pub fn open(data_dir: &Path, fsync: bool) -> Result<Self> {
         let dir = data_dir.join("groups");
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let path = dir.join("offsets.log");
         let mut groups = HashMap::new();
         if path.exists() {
-            let text = fs::read(&path).map_err(io(&path))?;
+            let text = fs::read(&path).map_err(io_at(&path))?;
             for raw in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 match serde_json::from_slice::<Line>(raw) {
                     Ok(line) => apply(&mut groups, line),
@@ -133,10 +126,7 @@ impl OffsetStore {
         })
     }
 
-    fn rewrite(
-        path: &Path,
-        groups: &HashMap<String, GroupOffsets>,
-    ) -> Result<(File, usize), StorageError> {
+    fn rewrite(path: &Path, groups: &HashMap<String, GroupOffsets>) -> Result<(File, usize)> {
         let mut out = Vec::new();
         let mut lines = 0;
         for (group, offsets) in groups {
@@ -152,31 +142,31 @@ impl OffsetStore {
             }
         }
         let tmp = path.with_extension("log.tmp");
-        fs::write(&tmp, &out).map_err(io(&tmp))?;
+        fs::write(&tmp, &out).map_err(io_at(&tmp))?;
         File::open(&tmp)
             .and_then(|f| f.sync_all())
-            .map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))?;
+            .map_err(io_at(&tmp))?;
+        fs::rename(&tmp, path).map_err(io_at(path))?;
         if let Some(dir) = path.parent() {
             File::open(dir)
                 .and_then(|d| d.sync_all())
-                .map_err(io(dir))?;
+                .map_err(io_at(dir))?;
         }
         let file = OpenOptions::new()
             .append(true)
             .open(path)
-            .map_err(io(path))?;
+            .map_err(io_at(path))?;
         Ok((file, lines))
     }
 
-    fn write(&self, inner: &mut Inner, lines: Vec<Line>) -> Result<(), StorageError> {
+    fn write(&self, inner: &mut Inner, lines: Vec<Line>) -> Result<()> {
         let mut out = Vec::new();
         for line in &lines {
             render(line, &mut out);
         }
-        inner.file.write_all(&out).map_err(io(&self.path))?;
+        inner.file.write_all(&out).map_err(io_at(&self.path))?;
         if self.fsync {
-            inner.file.sync_data().map_err(io(&self.path))?;
+            inner.file.sync_data().map_err(io_at(&self.path))?;
         }
         inner.lines += lines.len();
         for line in lines {
@@ -199,11 +189,7 @@ impl OffsetStore {
     ///
     /// # Errors
     /// I/O errors; nothing is stored then.
-    pub fn commit(
-        &self,
-        group: &str,
-        offsets: Vec<(String, i32, Committed)>,
-    ) -> Result<(), StorageError> {
+    pub fn commit(&self, group: &str, offsets: Vec<(String, i32, Committed)>) -> Result<()> {
         let lines = offsets
             .into_iter()
             .map(|(topic, partition, committed)| Line::Commit {
@@ -248,7 +234,7 @@ impl OffsetStore {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn delete_group(&self, group: &str) -> Result<(), StorageError> {
+    pub fn delete_group(&self, group: &str) -> Result<()> {
         let mut inner = self.inner();
         if inner.groups.contains_key(group) {
             self.write(
@@ -265,7 +251,7 @@ impl OffsetStore {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn delete_topic(&self, topic: &str) -> Result<(), StorageError> {
+    pub fn delete_topic(&self, topic: &str) -> Result<()> {
         let mut inner = self.inner();
         self.write(
             &mut inner,
@@ -279,8 +265,8 @@ impl OffsetStore {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.inner().file.sync_data().map_err(io(&self.path))
+    pub fn sync(&self) -> Result<()> {
+        self.inner().file.sync_data().map_err(io_at(&self.path))
     }
 }
 

@@ -1,5 +1,17 @@
 //! SASL PLAIN (RFC 4616): `[authzid] NUL authcid NUL passwd` in one client message.
 
+use crate::error::{Error, Result};
+
+/// What a malformed PLAIN message should look like.
+const EXPECTED: &str = "expected `[authzid] NUL user NUL password` in UTF-8";
+
+fn malformed(problem: &str) -> Error {
+    Error::SaslMalformed {
+        message: "PLAIN",
+        problem: problem.to_owned(),
+    }
+}
+
 /// A parsed PLAIN message. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlainMessage {
@@ -17,39 +29,26 @@ impl std::fmt::Debug for PlainMessage {
     }
 }
 
-/// Why a PLAIN message was rejected. The messages name no secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlainError {
-    /// Not three NUL-separated UTF-8 fields.
-    #[error("malformed PLAIN message: expected `[authzid] NUL user NUL password` in UTF-8")]
-    Malformed,
-    /// Empty user name or password.
-    #[error("malformed PLAIN message: empty user name or password")]
-    Empty,
-    /// The authorization id differs from the user name (Kafka allows no impersonation).
-    #[error("the authorization id differs from the user name")]
-    AuthzidMismatch,
-}
-
 impl PlainMessage {
     /// Parses one PLAIN client message.
     ///
     /// # Errors
-    /// [`PlainError`] for anything but `[authzid] NUL user NUL password` with a non-empty
-    /// user and password and an authzid that is empty or the user name.
-    pub fn parse(message: &[u8]) -> Result<Self, PlainError> {
-        let text = std::str::from_utf8(message).map_err(|_| PlainError::Malformed)?;
+    /// [`Error::SaslMalformed`] for anything but `[authzid] NUL user NUL password` with a
+    /// non-empty user and password; [`Error::SaslAuthzid`] for an authzid that is neither
+    /// empty nor the user name. The messages name no secret.
+    pub fn parse(message: &[u8]) -> Result<Self> {
+        let text = std::str::from_utf8(message).map_err(|_| malformed(EXPECTED))?;
         let mut fields = text.split('\0');
         let (Some(authzid), Some(username), Some(password), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
-            return Err(PlainError::Malformed);
+            return Err(malformed(EXPECTED));
         };
         if username.is_empty() || password.is_empty() {
-            return Err(PlainError::Empty);
+            return Err(malformed("empty user name or password"));
         }
         if !authzid.is_empty() && authzid != username {
-            return Err(PlainError::AuthzidMismatch);
+            return Err(Error::SaslAuthzid);
         }
         Ok(PlainMessage {
             username: username.to_owned(),
@@ -78,22 +77,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_messages() {
-        assert_eq!(PlainMessage::parse(b""), Err(PlainError::Malformed));
-        assert_eq!(PlainMessage::parse(b"alice"), Err(PlainError::Malformed));
-        assert_eq!(PlainMessage::parse(b"\0alice"), Err(PlainError::Malformed));
-        assert_eq!(
-            PlainMessage::parse(b"\0a\0b\0c"),
-            Err(PlainError::Malformed)
-        );
-        assert_eq!(
-            PlainMessage::parse(b"\0\xff\0pw"),
-            Err(PlainError::Malformed)
-        );
-        assert_eq!(PlainMessage::parse(b"\0\0pw"), Err(PlainError::Empty));
-        assert_eq!(PlainMessage::parse(b"\0alice\0"), Err(PlainError::Empty));
-        assert_eq!(
+        let refusal = |m: &[u8]| PlainMessage::parse(m).unwrap_err().to_string();
+        for bad in [&b""[..], b"alice", b"\0alice", b"\0a\0b\0c", b"\0\xff\0pw"] {
+            assert_eq!(
+                refusal(bad),
+                format!("malformed PLAIN message: {EXPECTED}"),
+                "{bad:?}"
+            );
+        }
+        for empty in [&b"\0\0pw"[..], b"\0alice\0"] {
+            assert_eq!(
+                refusal(empty),
+                "malformed PLAIN message: empty user name or password"
+            );
+        }
+        assert!(matches!(
             PlainMessage::parse(b"root\0alice\0pw"),
-            Err(PlainError::AuthzidMismatch)
-        );
+            Err(Error::SaslAuthzid)
+        ));
     }
 }

@@ -13,6 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ring::{digest, hmac, pbkdf2};
 use subtle::ConstantTimeEq;
 
+use crate::error::{Error, Result};
+
 /// Iterations of PBKDF2 for every stored credential (Kafka's minimum, and RFC 7677's example).
 pub const ITERATIONS: u32 = 4096;
 
@@ -102,43 +104,15 @@ impl ScramCredential {
     }
 }
 
-/// Why a SCRAM exchange failed. The messages name no secret and are safe to log.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScramError {
-    /// The message does not follow RFC 5802's grammar.
-    #[error("malformed SCRAM {message} message: {problem}")]
-    Malformed {
-        /// Which message.
-        message: &'static str,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The client asked for channel binding, which Kafka does not offer.
-    #[error("the client requires channel binding, which is not supported")]
-    ChannelBinding,
-    /// The authorization id differs from the user name.
-    #[error("the authorization id differs from the user name")]
-    AuthzidMismatch,
-    /// The client-final message's channel binding differs from the client-first's header.
-    #[error("the channel binding in the final message does not match the first message")]
-    ChannelBindingMismatch,
-    /// The client-final message's nonce is not the combined nonce.
-    #[error("the nonce in the final message does not match")]
-    NonceMismatch,
-    /// The proof does not verify: a wrong password.
-    #[error("invalid client proof")]
-    InvalidProof,
-}
-
-fn malformed(message: &'static str, problem: impl Into<String>) -> ScramError {
-    ScramError::Malformed {
+fn malformed(message: &'static str, problem: impl Into<String>) -> Error {
+    Error::SaslMalformed {
         message,
         problem: problem.into(),
     }
 }
 
 /// RFC 5802 `saslname`: `=2C` is `,` and `=3D` is `=`; any other `=` is invalid.
-fn unescape_name(raw: &str) -> Result<String, ScramError> {
+fn unescape_name(raw: &str) -> Result<String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(i) = rest.find('=') {
@@ -147,7 +121,12 @@ fn unescape_name(raw: &str) -> Result<String, ScramError> {
         match code {
             Some("2C") => out.push(','),
             Some("3D") => out.push('='),
-            _ => return Err(malformed("client-first", "bad `=` escape in the user name")),
+            _ => {
+                return Err(malformed(
+                    "SCRAM client-first",
+                    "bad `=` escape in the user name",
+                ));
+            }
         }
         rest = &rest[i + 3..];
     }
@@ -180,16 +159,17 @@ impl ClientFirst {
     /// Parses `n,[a=authzid],n=user,r=nonce[,extensions]`.
     ///
     /// # Errors
-    /// [`ScramError`] for anything outside the grammar, channel binding (`p=`), or an
-    /// authorization id that is not the user name.
-    pub fn parse(message: &[u8]) -> Result<Self, ScramError> {
-        const MSG: &str = "client-first";
+    /// [`Error::SaslMalformed`] for anything outside the grammar, [`Error::SaslChannelBinding`]
+    /// for channel binding (`p=`), [`Error::SaslAuthzid`] for an authorization id that is not
+    /// the user name. The messages name no secret and are safe to log.
+    pub fn parse(message: &[u8]) -> Result<Self> {
+        const MSG: &str = "SCRAM client-first";
         let text = std::str::from_utf8(message).map_err(|_| malformed(MSG, "not UTF-8"))?;
         let mut parts = text.splitn(3, ',');
         let cbind = parts.next().unwrap_or_default();
         match cbind {
             "n" | "y" => {}
-            c if c.starts_with("p=") => return Err(ScramError::ChannelBinding),
+            c if c.starts_with("p=") => return Err(Error::SaslChannelBinding),
             _ => {
                 return Err(malformed(
                     MSG,
@@ -237,7 +217,7 @@ impl ClientFirst {
             }
         }
         if authzid.is_some_and(|a| a != username) {
-            return Err(ScramError::AuthzidMismatch);
+            return Err(Error::SaslAuthzid);
         }
         Ok(ClientFirst {
             username,
@@ -293,10 +273,11 @@ impl AwaitingFinal {
     /// message (`v=SIGNATURE`).
     ///
     /// # Errors
-    /// [`ScramError`] for a malformed message, a channel-binding or nonce mismatch, or a proof
-    /// that does not verify.
-    pub fn finish(self, message: &[u8]) -> Result<String, ScramError> {
-        const MSG: &str = "client-final";
+    /// [`Error::SaslMalformed`] for a malformed message, [`Error::SaslChannelBindingMismatch`],
+    /// [`Error::SaslNonceMismatch`], or [`Error::SaslInvalidProof`] for a proof that does not
+    /// verify.
+    pub fn finish(self, message: &[u8]) -> Result<String> {
+        const MSG: &str = "SCRAM client-final";
         let text = std::str::from_utf8(message).map_err(|_| malformed(MSG, "not UTF-8"))?;
         let (without_proof, proof) = text
             .rsplit_once(",p=")
@@ -314,17 +295,17 @@ impl AwaitingFinal {
             .decode(cbind)
             .map_err(|_| malformed(MSG, "`c=` is not base64"))?;
         if cbind != self.gs2_header.as_bytes() {
-            return Err(ScramError::ChannelBindingMismatch);
+            return Err(Error::SaslChannelBindingMismatch);
         }
         if nonce != self.nonce {
-            return Err(ScramError::NonceMismatch);
+            return Err(Error::SaslNonceMismatch);
         }
         let proof = B64
             .decode(proof)
             .map_err(|_| malformed(MSG, "`p=` is not base64"))?;
         let hash = self.credential.hash;
         if proof.len() != hash.len() {
-            return Err(ScramError::InvalidProof);
+            return Err(Error::SaslInvalidProof);
         }
         let auth_message = format!(
             "{},{},{without_proof}",
@@ -338,7 +319,7 @@ impl AwaitingFinal {
             .collect();
         let stored_key = digest::digest(hash.digest(), &client_key);
         if !bool::from(stored_key.as_ref().ct_eq(&self.credential.stored_key)) {
-            return Err(ScramError::InvalidProof);
+            return Err(Error::SaslInvalidProof);
         }
         let server_signature = hash.mac(&self.credential.server_key, auth_message.as_bytes());
         Ok(format!("v={}", B64.encode(server_signature)))
@@ -386,19 +367,19 @@ mod tests {
         let wrong = ScramCredential::derive(ScramHash::Sha256, "pencils", &salt, 4096);
         let first = ClientFirst::parse(CLIENT_FIRST.as_bytes()).unwrap();
         let (state, _) = first.respond(&wrong, SERVER_NONCE);
-        assert_eq!(
+        assert!(matches!(
             state.finish(CLIENT_FINAL.as_bytes()),
-            Err(ScramError::InvalidProof)
-        );
+            Err(Error::SaslInvalidProof)
+        ));
     }
 
     #[test]
     fn tampered_proof_nonce_and_binding_are_rejected() {
         let bad_proof = CLIENT_FINAL.replace("p=dHzb", "p=dHzc");
-        assert_eq!(
+        assert!(matches!(
             rfc7677_awaiting_final().finish(bad_proof.as_bytes()),
-            Err(ScramError::InvalidProof)
-        );
+            Err(Error::SaslInvalidProof)
+        ));
         let short_proof = CLIENT_FINAL.replace("p=dHzbZapWIk4jUhN+", "p=");
         assert!(
             rfc7677_awaiting_final()
@@ -406,16 +387,16 @@ mod tests {
                 .is_err()
         );
         let bad_nonce = CLIENT_FINAL.replace("k0,p=", "k1,p=");
-        assert_eq!(
+        assert!(matches!(
             rfc7677_awaiting_final().finish(bad_nonce.as_bytes()),
-            Err(ScramError::NonceMismatch)
-        );
+            Err(Error::SaslNonceMismatch)
+        ));
         // "eSws" is base64 of "y,,", but the client-first header was "n,,".
         let bad_binding = CLIENT_FINAL.replace("c=biws", "c=eSws");
-        assert_eq!(
+        assert!(matches!(
             rfc7677_awaiting_final().finish(bad_binding.as_bytes()),
-            Err(ScramError::ChannelBindingMismatch)
-        );
+            Err(Error::SaslChannelBindingMismatch)
+        ));
     }
 
     #[test]
@@ -439,19 +420,19 @@ mod tests {
             b"n,,n=user,r=abc,tokenauth=true",
         ] {
             assert!(
-                matches!(ClientFirst::parse(bad), Err(ScramError::Malformed { .. })),
+                matches!(ClientFirst::parse(bad), Err(Error::SaslMalformed { .. })),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(
+        assert!(matches!(
             ClientFirst::parse(b"p=tls-unique,,n=user,r=abc"),
-            Err(ScramError::ChannelBinding)
-        );
-        assert_eq!(
+            Err(Error::SaslChannelBinding)
+        ));
+        assert!(matches!(
             ClientFirst::parse(b"n,a=admin,n=user,r=abc"),
-            Err(ScramError::AuthzidMismatch)
-        );
+            Err(Error::SaslAuthzid)
+        ));
         for bad in [
             &b""[..],
             b"p=abc",

@@ -9,18 +9,18 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
-use super::SecurityError;
+use crate::error::{Error, Result};
 
-fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
-    std::fs::read(path).map_err(|source| SecurityError::Read {
+fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::ReadFile {
         flag,
         path: path.to_owned(),
         source,
     })
 }
 
-fn pem_error(flag: &'static str, path: &Path, problem: impl Into<String>) -> SecurityError {
-    SecurityError::Pem {
+fn pem_error(flag: &'static str, path: &Path, problem: impl Into<String>) -> Error {
+    Error::Pem {
         flag,
         path: path.to_owned(),
         problem: problem.into(),
@@ -28,10 +28,7 @@ fn pem_error(flag: &'static str, path: &Path, problem: impl Into<String>) -> Sec
 }
 
 /// Every `CERTIFICATE` block of a PEM file.
-fn certificates(
-    flag: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
+fn certificates(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = read(flag, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -42,7 +39,7 @@ fn certificates(
     Ok(certs)
 }
 
-fn private_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
+fn private_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>> {
     let pem = read(flag, path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => pem_error(
@@ -58,13 +55,13 @@ fn private_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>
 /// every client must present a certificate issued by one of its CAs (mutual TLS).
 ///
 /// # Errors
-/// [`SecurityError`] naming the file and flag: unreadable, not PEM, no certificate or key,
+/// [`Error::ReadFile`], [`Error::Pem`] or [`Error::KeyMismatch`] naming the file and flag: unreadable, not PEM, no certificate or key,
 /// a key that does not belong to the certificate, a CA file rustls cannot use.
 pub fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,
-) -> Result<Arc<rustls::ServerConfig>, SecurityError> {
+) -> Result<Arc<rustls::ServerConfig>> {
     let chain = certificates("--tls-cert", cert)?;
     let key_der = private_key("--tls-key", key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -86,14 +83,13 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config =
-        builder
-            .with_single_cert(chain, key_der)
-            .map_err(|e| SecurityError::KeyMismatch {
-                cert: cert.to_owned(),
-                key: key.to_owned(),
-                problem: e.to_string(),
-            })?;
+    let config = builder
+        .with_single_cert(chain, key_der)
+        .map_err(|e| Error::KeyMismatch {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            problem: e.to_string(),
+        })?;
     Ok(Arc::new(config))
 }
 

@@ -15,35 +15,39 @@ use std::path::Path;
 use ring::pbkdf2;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::mechanism::Mechanism;
 use super::scram::{ITERATIONS, ScramCredential, ScramHash};
-use super::{Mechanism, SecurityError};
+use crate::error::{Error, Result};
 
-/// Parses the users file: `(user, password)` in file order.
+/// Parses the users file `path` holds as `text`: `(user, password)` in file order.
 ///
 /// # Errors
-/// `(line number, problem)` for the first bad line; the problem never quotes a password.
-pub fn parse_users(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+/// [`Error::SaslUsers`] for the first bad line; the problem never quotes a password.
+pub fn parse_users(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
     let mut users: Vec<(String, String)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
+        let bad = |problem: String| Error::SaslUsers {
+            path: path.to_owned(),
+            line: i + 1,
+            problem,
+        };
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
         let Some((user, password)) = line.split_once(':') else {
-            return Err((n, "expected USER:PASSWORD".into()));
+            return Err(bad("expected USER:PASSWORD".into()));
         };
         if user.is_empty() || user.trim() != user {
-            return Err((
-                n,
-                "the user name is empty or has surrounding whitespace".into(),
+            return Err(bad(
+                "the user name is empty or has surrounding whitespace".into()
             ));
         }
         if password.is_empty() {
-            return Err((n, format!("user `{user}` has an empty password")));
+            return Err(bad(format!("user `{user}` has an empty password")));
         }
         if users.iter().any(|(u, _)| u == user) {
-            return Err((n, format!("user `{user}` is listed twice")));
+            return Err(bad(format!("user `{user}` is listed twice")));
         }
         users.push((user.to_owned(), password.to_owned()));
     }
@@ -105,20 +109,17 @@ impl SaslUsers {
     /// Reads and parses the `--sasl-users` file and derives every credential.
     ///
     /// # Errors
-    /// [`SecurityError`] naming the file and the problem (line number for a bad line).
-    pub fn load(path: &Path, mechanisms: &[Mechanism]) -> Result<Self, SecurityError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SecurityError::Read {
+    /// [`Error::ReadFile`], or [`Error::SaslUsers`] naming the file and the problem (the line
+    /// number for a bad line).
+    pub fn load(path: &Path, mechanisms: &[Mechanism]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
             flag: "--sasl-users",
             path: path.to_owned(),
             source,
         })?;
-        let users = parse_users(&text).map_err(|(line, problem)| SecurityError::Users {
-            path: path.to_owned(),
-            line,
-            problem,
-        })?;
+        let users = parse_users(path, &text)?;
         if users.is_empty() {
-            return Err(SecurityError::Users {
+            return Err(Error::SaslUsers {
                 path: path.to_owned(),
                 line: 0,
                 problem: "no users; add one USER:PASSWORD per line".into(),
@@ -194,7 +195,7 @@ mod tests {
     #[test]
     fn parses_the_documented_format() {
         let text = "# ferry users\n\nalice:s3cret\r\nbob:pa:ss word\n  # indented comment\n";
-        let users = parse_users(text).unwrap();
+        let users = parse_users(Path::new("users.txt"), text).unwrap();
         assert_eq!(
             users,
             vec![
@@ -204,15 +205,23 @@ mod tests {
         );
     }
 
+    /// The line number and problem of a users file's first bad line.
+    fn bad_line(text: &str) -> (usize, String) {
+        match parse_users(Path::new("users.txt"), text) {
+            Err(Error::SaslUsers { line, problem, .. }) => (line, problem),
+            other => panic!("{text:?} is not refused by line: {other:?}"),
+        }
+    }
+
     #[test]
     fn bad_lines_name_the_line_and_never_the_password() {
-        assert_eq!(parse_users("alice:x\nnocolon\n").unwrap_err().0, 2);
-        assert_eq!(parse_users(":pw\n").unwrap_err().0, 1);
-        assert_eq!(parse_users(" alice:pw\n").unwrap_err().0, 1);
-        let (line, problem) = parse_users("alice:\n").unwrap_err();
+        assert_eq!(bad_line("alice:x\nnocolon\n").0, 2);
+        assert_eq!(bad_line(":pw\n").0, 1);
+        assert_eq!(bad_line(" alice:pw\n").0, 1);
+        let (line, problem) = bad_line("alice:\n");
         assert_eq!(line, 1);
         assert!(problem.contains("empty password"));
-        let (line, problem) = parse_users("alice:hunter2\nalice:hunter3\n").unwrap_err();
+        let (line, problem) = bad_line("alice:hunter2\nalice:hunter3\n");
         assert_eq!(line, 2);
         assert!(!problem.contains("hunter"), "{problem}");
     }

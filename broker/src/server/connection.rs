@@ -28,8 +28,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::broker::{Broker, Ctx, Respond};
 use super::sasl::SaslSession;
-use super::{Broker, Ctx, Respond, metadata, versions};
+use super::{metadata, route, versions};
+use crate::error::{Error, Result};
 
 const MAX_IN_FLIGHT: usize = 32;
 
@@ -78,13 +80,6 @@ async fn serve_tls(broker: Arc<Broker>, tls: TlsAcceptor, stream: TcpStream, pee
     }
 }
 
-/// Why a connection is closed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reject {
-    /// Bytes that are not a request we can answer; the message says what.
-    Close(String),
-}
-
 /// A request being answered: the future yields the encoded response frame.
 pub(super) struct Dispatched {
     /// The response (`None`: no response is due; an empty frame: encoding failed, close).
@@ -96,10 +91,11 @@ pub(super) struct Dispatched {
 /// Decodes one request frame (without its length prefix).
 ///
 /// # Errors
-/// [`Reject::Close`] with the reason, for anything Kafka would also close the connection on.
-pub fn decode(frame: Bytes) -> Result<(ApiKey, RequestHeader, RequestKind), Reject> {
+/// [`Error::BadRequest`] with the reason, for anything Kafka would also close the connection
+/// on.
+pub fn decode(frame: Bytes) -> Result<(ApiKey, RequestHeader, RequestKind)> {
     if frame.len() < 8 {
-        return Err(Reject::Close(format!(
+        return Err(Error::BadRequest(format!(
             "request of {} bytes is shorter than a request header",
             frame.len()
         )));
@@ -107,64 +103,68 @@ pub fn decode(frame: Bytes) -> Result<(ApiKey, RequestHeader, RequestKind), Reje
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api =
-        ApiKey::try_from(key).map_err(|()| Reject::Close(format!("unknown API key {key}")))?;
+        ApiKey::try_from(key).map_err(|()| Error::BadRequest(format!("unknown API key {key}")))?;
     let Some((lo, hi)) = versions::range(api) else {
-        return Err(Reject::Close(format!("API {api:?} is not supported")));
+        return Err(Error::BadRequest(format!("API {api:?} is not supported")));
     };
     // An ApiVersions request newer than ours is still answered (with v0 and
     // UNSUPPORTED_VERSION), so clients can negotiate; only its header is needed.
     let api_versions_probe = api == ApiKey::ApiVersions && version > hi;
     if !api_versions_probe && !(lo..=hi).contains(&version) {
-        return Err(Reject::Close(format!(
+        return Err(Error::BadRequest(format!(
             "{api:?} v{version} is not supported (supported: v{lo}..v{hi})"
         )));
     }
+    let malformed = |problem: &dyn std::fmt::Display| {
+        Error::BadRequest(format!("malformed {api:?} v{version}: {problem}"))
+    };
     let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut buf = frame.clone();
-        let header = RequestHeader::decode(&mut buf, api.request_header_version(version))?;
+        let header = RequestHeader::decode(&mut buf, api.request_header_version(version))
+            .map_err(|e| malformed(&e))?;
         if api_versions_probe {
             return Ok((header, RequestKind::ApiVersions(Default::default())));
         }
-        let body = RequestKind::decode(api, &mut buf, version)?;
-        Ok::<_, anyhow::Error>((header, body))
+        let body = RequestKind::decode(api, &mut buf, version).map_err(|e| malformed(&e))?;
+        Ok::<_, Error>((header, body))
     }));
-    match decoded {
-        Ok(Ok((header, body))) => Ok((api, header, body)),
-        Ok(Err(e)) => Err(Reject::Close(format!("malformed {api:?} v{version}: {e}"))),
-        Err(_) => Err(Reject::Close(format!(
-            "malformed {api:?} v{version}: the decoder rejected it"
-        ))),
-    }
+    let (header, body) = decoded.unwrap_or_else(|_| Err(malformed(&"the decoder rejected it")))?;
+    Ok((api, header, body))
 }
 
-fn encode(
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &ResponseKind,
-) -> anyhow::Result<Bytes> {
+/// The response frame, length prefix included.
+///
+/// # Errors
+/// [`Error::EncodeResponse`]: the codec refused the response, or it exceeds 2 GiB.
+fn encode(api: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> Result<Bytes> {
+    let failed =
+        |e: &dyn std::fmt::Display| Error::EncodeResponse(format!("{api:?} v{version}: {e}"));
     let mut out = BytesMut::new();
     out.extend_from_slice(&[0; 4]);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
-        .encode(&mut out, api.response_header_version(version))?;
-    body.encode(&mut out, version)?;
-    let len = i32::try_from(out.len() - 4)?;
+        .encode(&mut out, api.response_header_version(version))
+        .map_err(|e| failed(&e))?;
+    body.encode(&mut out, version).map_err(|e| failed(&e))?;
+    let len = i32::try_from(out.len() - 4).map_err(|e| failed(&e))?;
     out[..4].copy_from_slice(&len.to_be_bytes());
     Ok(out.freeze())
 }
 
 /// Decodes and starts one request, with `sasl` gating it until the client authenticated.
+///
+/// # Errors
+/// [`Error::BadRequest`]: why the connection closes.
 pub(super) fn dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: SocketAddr,
     sasl: &mut SaslSession,
-) -> Result<Dispatched, Reject> {
+) -> Result<Dispatched> {
     let started = Instant::now();
     let (api, header, body) = decode(frame)?;
     if !sasl.allows(api) {
-        return Err(Reject::Close(sasl.refused(api)));
+        return Err(sasl.refused(api));
     }
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
@@ -198,7 +198,7 @@ pub(super) fn dispatch(
                     .unwrap_or_default(),
                 peer,
             };
-            (broker.handle(body, ctx), version)
+            (route::route(broker, body, ctx), version)
         }
     };
     let broker = broker.clone();
@@ -325,7 +325,7 @@ where
                     break;
                 }
             }
-            Err(Reject::Close(why)) => {
+            Err(why) => {
                 tracing::warn!(%peer, reason = %why, "closing connection");
                 break;
             }
@@ -333,4 +333,26 @@ where
     }
     drop(tx);
     let _ = writer.await;
+}
+
+impl Broker {
+    /// Answers one request frame (without its length prefix) exactly as a connection would:
+    /// the response frame, `None` when no response is due (produce with acks=0), or why the
+    /// connection would be closed. Used by the fuzz tests. Each frame is answered as the first
+    /// request of a new connection (with `--sasl-users`, only the SASL APIs and ApiVersions).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`]: the reason the connection would be closed;
+    /// [`Error::EncodeResponse`] when the response could not be encoded.
+    pub async fn answer(self: &Arc<Self>, frame: Bytes) -> Result<Option<Bytes>> {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut sasl = SaslSession::new(self.security.sasl.clone(), peer, self.metrics.clone());
+        let dispatched = dispatch(self, frame, peer, &mut sasl)?;
+        match dispatched.pending.await {
+            Some(frame) if frame.is_empty() => Err(Error::EncodeResponse(
+                "see the log line `cannot encode response`".into(),
+            )),
+            other => Ok(other),
+        }
+    }
 }

@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
 
-use super::{Broker, Ctx};
-use crate::storage::StorageError;
+use super::broker::{Broker, Ctx};
+use crate::error::Error;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -110,7 +110,7 @@ impl Broker {
                             .with_log_start_offset(r.log_start_offset)
                             .with_records(Some(Bytes::from(r.records)));
                     }
-                    Err(StorageError::OffsetOutOfRange { .. }) => {
+                    Err(Error::OffsetOutOfRange { .. }) => {
                         errors = true;
                         out = out
                             .with_error_code(OFFSET_OUT_OF_RANGE)

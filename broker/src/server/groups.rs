@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Broker, Ctx};
+use super::broker::{Broker, Ctx};
 use crate::groups::offsets::Committed;
 use crate::groups::state::{JoinRequest, Reply, code};
 

@@ -18,8 +18,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Broker, Ctx, versions};
-use crate::topics::{Topic, TopicError, valid_topic_name};
+use super::broker::{Broker, Ctx};
+use super::versions;
+use crate::error::Error;
+use crate::topics::{Topic, valid_topic_name};
 
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const INVALID_REQUEST: i16 = 42;
@@ -108,13 +110,13 @@ impl Broker {
                             self.describe_topic(&t)
                         }
                         Ok(None) => missing.with_error_code(3),
-                        Err(TopicError::Exists(_)) => self
+                        Err(Error::TopicExists(_)) => self
                             .topics
                             .get(&name)
                             .map_or(missing.clone().with_error_code(3), |t| {
                                 self.describe_topic(&t)
                             }),
-                        Err(e) => missing.with_error_code(e.code()),
+                        Err(e) => missing.with_error_code(e.kafka_code()),
                     }
                 })
                 .collect()
@@ -186,6 +188,7 @@ impl Broker {
 
     fn broker_configs(&self) -> Vec<(&'static str, String)> {
         let c = &self.config;
+        let log = c.topic_defaults().config.log;
         vec![
             (
                 "auto.create.topics.enable",
@@ -193,9 +196,12 @@ impl Broker {
             ),
             ("broker.id", "0".into()),
             ("log.retention.bytes", c.retention_bytes.to_string()),
-            ("log.retention.ms", c.retention_ms.to_string()),
+            (
+                "log.retention.ms",
+                log.retention_ms.unwrap_or(-1).to_string(),
+            ),
             ("log.segment.bytes", c.segment_bytes.to_string()),
-            ("log.roll.ms", c.segment_ms.to_string()),
+            ("log.roll.ms", log.segment_ms.to_string()),
             ("message.max.bytes", c.max_message_bytes.to_string()),
             ("num.partitions", c.default_partitions.to_string()),
             ("socket.request.max.bytes", c.max_request_bytes.to_string()),

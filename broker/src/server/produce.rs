@@ -8,9 +8,9 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Broker, Ctx, Respond, now_ms};
+use super::broker::{Broker, Ctx, Respond, now_ms};
 use crate::storage::FlushPolicy;
-use crate::topics::{AppendError, Partition};
+use crate::topics::Partition;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const REQUEST_TIMED_OUT: i16 = 7;
@@ -35,102 +35,46 @@ fn result(index: i32, error: i16, message: Option<String>) -> PartitionProduceRe
         .with_error_message(message.map(StrBytes::from_string))
 }
 
+/// Why the whole request is refused before any append: the error code and message.
+fn refusal(req: &ProduceRequest) -> Option<(i16, &'static str)> {
+    if req.transactional_id.is_some() {
+        Some((
+            INVALID_REQUEST,
+            "transactions are not supported by Ferry's embedded broker; unset transactional.id",
+        ))
+    } else if !matches!(req.acks, -1..=1) {
+        Some((INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)"))
+    } else {
+        None
+    }
+}
+
+/// Every partition of the request answered with `error` and `message`.
+fn refuse_all(req: &ProduceRequest, error: i16, message: &str) -> Vec<TopicProduceResponse> {
+    req.topic_data
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| result(p.index, error, Some(message.to_owned())))
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
 impl Broker {
     pub(super) fn produce(self: &Arc<Self>, req: ProduceRequest, ctx: &Ctx) -> Respond {
         let policy = self.config.flush;
-        let refuse = |error: i16, message: &str| -> Vec<TopicProduceResponse> {
-            req.topic_data
-                .iter()
-                .map(|t| {
-                    TopicProduceResponse::default()
-                        .with_name(t.name.clone())
-                        .with_partition_responses(
-                            t.partition_data
-                                .iter()
-                                .map(|p| result(p.index, error, Some(message.to_owned())))
-                                .collect(),
-                        )
-                })
-                .collect()
-        };
-        let mut responses = if req.transactional_id.is_some() {
-            refuse(
-                INVALID_REQUEST,
-                "transactions are not supported by Ferry's embedded broker; unset transactional.id",
-            )
-        } else if !matches!(req.acks, -1..=1) {
-            refuse(INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)")
-        } else {
-            Vec::new()
-        };
         let mut durable = Vec::new();
-        if responses.is_empty() {
-            let now = now_ms();
-            for (ti, t) in req.topic_data.iter().enumerate() {
-                let topic = self.topics.get(t.name.as_str());
-                let mut parts = Vec::with_capacity(t.partition_data.len());
-                for (pi, p) in t.partition_data.iter().enumerate() {
-                    let Some(log) = topic.as_ref().and_then(|t| t.partition(p.index)) else {
-                        parts.push(result(p.index, UNKNOWN_TOPIC_OR_PARTITION, None));
-                        continue;
-                    };
-                    let Some(records) = &p.records else {
-                        parts.push(result(
-                            p.index,
-                            INVALID_RECORD,
-                            Some("the partition carries no records".into()),
-                        ));
-                        continue;
-                    };
-                    let mut bytes = records.to_vec();
-                    match log.append(&mut bytes, now, policy) {
-                        Ok(done) => {
-                            if !done.duplicate {
-                                self.metrics.appended(
-                                    log.topic(),
-                                    done.records,
-                                    bytes.len() as u64,
-                                );
-                                if policy != FlushPolicy::Os {
-                                    durable.push(Durable {
-                                        topic: ti,
-                                        partition: pi,
-                                        log: log.clone(),
-                                        end: done.end_offset,
-                                    });
-                                }
-                            }
-                            parts.push(
-                                PartitionProduceResponse::default()
-                                    .with_index(p.index)
-                                    .with_base_offset(done.base_offset)
-                                    .with_log_append_time_ms(-1)
-                                    .with_log_start_offset(if ctx.version >= 5 {
-                                        log.log_start_offset()
-                                    } else {
-                                        -1
-                                    }),
-                            );
-                        }
-                        Err(e) => {
-                            if matches!(e, AppendError::Storage(_)) {
-                                tracing::error!(topic = %t.name.as_str(), partition = p.index, error = %e, "append failed");
-                            } else {
-                                tracing::debug!(peer = %ctx.peer, topic = %t.name.as_str(), partition = p.index, error = %e, "append refused");
-                            }
-                            parts.push(result(p.index, e.code(), Some(e.to_string())));
-                        }
-                    }
-                }
-                responses.push(
-                    TopicProduceResponse::default()
-                        .with_name(t.name.clone())
-                        .with_partition_responses(parts),
-                );
-            }
-        }
+        let mut responses = match refusal(&req) {
+            Some((error, message)) => refuse_all(&req, error, message),
+            None => self.append_all(&req, ctx, &mut durable),
+        };
         let broker = self.clone();
-        let acks = req.acks;
         let timeout =
             Duration::from_millis(u64::try_from(req.timeout_ms.max(1000)).unwrap_or(1000));
         let wait = async move {
@@ -143,7 +87,7 @@ impl Broker {
             }
             responses
         };
-        if acks == 0 {
+        if req.acks == 0 {
             // No response; the durability work still has to happen for visibility.
             tokio::spawn(wait);
             return Box::pin(async { None });
@@ -154,6 +98,93 @@ impl Broker {
                 ProduceResponse::default().with_responses(responses),
             ))
         })
+    }
+
+    /// Appends every partition's batches in request order: the responses as if already
+    /// durable, and in `durable` the appends that must become durable before they are sent.
+    fn append_all(
+        &self,
+        req: &ProduceRequest,
+        ctx: &Ctx,
+        durable: &mut Vec<Durable>,
+    ) -> Vec<TopicProduceResponse> {
+        let now = now_ms();
+        let mut responses = Vec::with_capacity(req.topic_data.len());
+        for (ti, t) in req.topic_data.iter().enumerate() {
+            let topic = self.topics.get(t.name.as_str());
+            let mut parts = Vec::with_capacity(t.partition_data.len());
+            for (pi, p) in t.partition_data.iter().enumerate() {
+                let Some(log) = topic.as_ref().and_then(|t| t.partition(p.index)) else {
+                    parts.push(result(p.index, UNKNOWN_TOPIC_OR_PARTITION, None));
+                    continue;
+                };
+                let Some(records) = &p.records else {
+                    parts.push(result(
+                        p.index,
+                        INVALID_RECORD,
+                        Some("the partition carries no records".into()),
+                    ));
+                    continue;
+                };
+                let (response, end) = self.append(&log, p.index, records, now, ctx);
+                if let Some(end) = end.filter(|_| self.config.flush != FlushPolicy::Os) {
+                    durable.push(Durable {
+                        topic: ti,
+                        partition: pi,
+                        log,
+                        end,
+                    });
+                }
+                parts.push(response);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partition_responses(parts),
+            );
+        }
+        responses
+    }
+
+    /// Appends one partition's batches: the response, and the end offset that must become
+    /// durable when something new was written.
+    fn append(
+        &self,
+        log: &Partition,
+        index: i32,
+        records: &[u8],
+        now: i64,
+        ctx: &Ctx,
+    ) -> (PartitionProduceResponse, Option<i64>) {
+        let mut bytes = records.to_vec();
+        match log.append(&mut bytes, now, self.config.flush) {
+            Ok(done) => {
+                if !done.duplicate {
+                    self.metrics
+                        .appended(log.topic(), done.records, bytes.len() as u64);
+                }
+                let log_start_offset = if ctx.version >= 5 {
+                    log.log_start_offset()
+                } else {
+                    -1
+                };
+                let response = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(done.base_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(log_start_offset);
+                (response, (!done.duplicate).then_some(done.end_offset))
+            }
+            Err(e) => {
+                let code = e.kafka_code();
+                if code == KAFKA_STORAGE_ERROR {
+                    tracing::error!(topic = log.topic(), partition = index, error = %e, "append failed");
+                } else {
+                    tracing::debug!(peer = %ctx.peer, topic = log.topic(), partition = index, error = %e, "append refused");
+                }
+                (result(index, code, Some(e.to_string())), None)
+            }
+        }
     }
 
     /// Waits until every appended partition is durable; per partition, the error to answer

@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::security::plain::PlainMessage;
 use crate::security::scram::{AwaitingFinal, ClientFirst};
@@ -120,13 +121,14 @@ impl SaslSession {
         }
     }
 
-    /// Records a request refused because the client has not authenticated.
-    pub(super) fn refused(&mut self, api: ApiKey) -> String {
+    /// Records a request refused because the client has not authenticated: the reason the
+    /// connection closes.
+    pub(super) fn refused(&mut self, api: ApiKey) -> Error {
         self.metrics.authenticated("none", false);
         self.state = State::Failed;
-        format!(
+        Error::BadRequest(format!(
             "{api:?} request before SASL authentication (until then only ApiVersions, SaslHandshake and SaslAuthenticate are served)"
-        )
+        ))
     }
 
     /// Whether the next frame is a bare SASL token (after a v0 handshake).
@@ -239,8 +241,8 @@ impl SaslSession {
     /// Handles a bare token after a v0 handshake: the token to send back, framed.
     ///
     /// # Errors
-    /// Why the connection closes (v0 has no way to carry an error).
-    pub(super) fn raw_token(&mut self, token: &[u8]) -> Result<Bytes, String> {
+    /// [`Error::SaslFailed`]: why the connection closes (v0 has no way to carry an error).
+    pub(super) fn raw_token(&mut self, token: &[u8]) -> Result<Bytes> {
         match self.step(token) {
             Step::Challenge(reply) | Step::Success(reply) => {
                 let len = u32::try_from(reply.len()).unwrap_or(u32::MAX);
@@ -249,7 +251,7 @@ impl SaslSession {
                 frame.extend_from_slice(&reply);
                 Ok(Bytes::from(frame))
             }
-            Step::Failure { log, .. } => Err(log),
+            Step::Failure { log, .. } => Err(Error::SaslFailed(log)),
         }
     }
 
@@ -324,7 +326,7 @@ impl SaslSession {
                     },
                     Err(e) => {
                         let client = match e {
-                            crate::security::scram::ScramError::Malformed { .. } => {
+                            Error::SaslMalformed { .. } => {
                                 format!("Authentication failed: {e}")
                             }
                             _ => invalid_credentials(mechanism),

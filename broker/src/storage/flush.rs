@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use thiserror::Error;
+use crate::error::Error;
 
 /// The fsync policy of the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,21 +25,18 @@ pub enum FlushPolicy {
     Os,
 }
 
-/// A `--flush` value that is not a policy.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("`{0}` is not a flush policy; use always, interval:<ms> (e.g. interval:5) or os")]
-pub struct FlushPolicyError(pub String);
-
 impl FromStr for FlushPolicy {
-    type Err = FlushPolicyError;
+    type Err = Error;
 
+    /// # Errors
+    /// [`Error::FlushPolicy`] for anything but `always`, `interval:<ms>` (ms > 0) or `os`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "always" => Ok(FlushPolicy::Always),
             "os" => Ok(FlushPolicy::Os),
             _ => match s.strip_prefix("interval:").map(str::parse::<u64>) {
                 Some(Ok(ms)) if ms > 0 => Ok(FlushPolicy::Interval(Duration::from_millis(ms))),
-                _ => Err(FlushPolicyError(s.to_owned())),
+                _ => Err(Error::FlushPolicy(s.to_owned())),
             },
         }
     }
@@ -69,7 +66,7 @@ mod tests {
                 FlushPolicy::Interval(Duration::from_millis(5)),
             ),
         ] {
-            assert_eq!(text.parse::<FlushPolicy>(), Ok(want));
+            assert_eq!(text.parse::<FlushPolicy>().ok(), Some(want));
             assert_eq!(want.to_string(), text);
         }
         for bad in [

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::ops::Range;
 
 use super::batch::{BatchHeader, assign_offsets, batches};
-use super::error::{StorageError, io_at};
 use super::segment::Segment;
+use crate::error::{Error, Result, io_at};
 
 /// How a partition rolls and retains segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors, with the path.
-    pub fn open(dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .map_err(io_at(dir))?
@@ -90,8 +90,8 @@ impl PartitionLog {
     /// rolling first when the active segment is full or old. `now_ms` is the wall clock.
     ///
     /// # Errors
-    /// [`StorageError::Batch`] for invalid batches (nothing is written), I/O errors.
-    pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<Appended, StorageError> {
+    /// [`batches`]' errors for invalid batches (nothing is written), I/O errors.
+    pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<Appended> {
         let mut found = batches(records)?;
         self.append_batches(records, &mut found, now_ms)
     }
@@ -106,7 +106,7 @@ impl PartitionLog {
         records: &mut [u8],
         found: &mut [(BatchHeader, Range<usize>)],
         now_ms: i64,
-    ) -> Result<Appended, StorageError> {
+    ) -> Result<Appended> {
         let base_offset = self.next_offset();
         let mut next = base_offset;
         for (header, range) in found.iter_mut() {
@@ -142,7 +142,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn roll(&mut self) -> Result<(), StorageError> {
+    pub fn roll(&mut self) -> Result<()> {
         let next = self.next_offset();
         self.active().sync()?;
         let seg = Segment::open(&self.dir, next, true)?;
@@ -157,7 +157,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), StorageError> {
+    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
         for seg in &self.segments {
             seg.for_each_header(&mut f)?;
         }
@@ -170,7 +170,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync_point(&self) -> Result<(File, i64), StorageError> {
+    pub fn sync_point(&self) -> Result<(File, i64)> {
         let active = &self.segments[self.segments.len() - 1];
         Ok((active.log_handle()?, self.next_offset()))
     }
@@ -179,11 +179,11 @@ impl PartitionLog {
     /// empty at the end of the log.
     ///
     /// # Errors
-    /// [`StorageError::OffsetOutOfRange`] below the log start or past the end; I/O errors.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+    /// [`Error::OffsetOutOfRange`] below the log start or past the end; I/O errors.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>> {
         let (start, next) = (self.start_offset(), self.next_offset());
         if offset < start || offset > next {
-            return Err(StorageError::OffsetOutOfRange {
+            return Err(Error::OffsetOutOfRange {
                 requested: offset,
                 start,
                 next,
@@ -206,7 +206,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, StorageError> {
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
         for seg in &self.segments {
             if let Some(o) = seg.offset_for_timestamp(timestamp)? {
                 return Ok(Some(o));
@@ -220,7 +220,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
         let mut deleted = 0;
         let mut total: u64 = self.segments.iter().map(Segment::size).sum();
         while self.segments.len() > 1 {
@@ -244,7 +244,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync(&self) -> Result<(), StorageError> {
+    pub fn sync(&self) -> Result<()> {
         self.segments[self.segments.len() - 1].sync()
     }
 
@@ -310,7 +310,7 @@ mod tests {
         assert!(log.read(160, 100).expect("end").is_empty());
         assert!(matches!(
             log.read(161, 100),
-            Err(StorageError::OffsetOutOfRange {
+            Err(Error::OffsetOutOfRange {
                 requested: 161,
                 start: 0,
                 next: 160
@@ -336,7 +336,7 @@ mod tests {
         both.extend(bad);
         assert!(matches!(
             log.append(&mut both, 0),
-            Err(StorageError::Batch(_))
+            Err(Error::BatchCrc { .. })
         ));
         assert_eq!(log.next_offset(), 0);
     }
@@ -368,7 +368,7 @@ mod tests {
         assert_eq!((log.start_offset(), log.next_offset()), (4, 5));
         assert!(matches!(
             log.read(0, 10),
-            Err(StorageError::OffsetOutOfRange { start: 4, .. })
+            Err(Error::OffsetOutOfRange { start: 4, .. })
         ));
         let files = std::fs::read_dir(dir.path()).expect("dir").count();
         assert_eq!(files, 3, "one segment: log, index, timeindex");

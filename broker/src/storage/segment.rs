@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, batches};
-use super::error::{StorageError, io_at};
+use crate::error::{Result, io_at};
 
 /// An index entry is added after at least this many log bytes since the previous one.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
@@ -36,7 +36,7 @@ pub struct Segment {
     bytes_since_index: u64,
 }
 
-fn open_rw(path: &Path) -> Result<File, StorageError> {
+fn open_rw(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -53,7 +53,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors, with the file's path.
-    pub fn open(dir: &Path, base_offset: i64, verify: bool) -> Result<Self, StorageError> {
+    pub fn open(dir: &Path, base_offset: i64, verify: bool) -> Result<Self> {
         let path = dir.join(file_name(base_offset, "log"));
         let log = open_rw(&path)?;
         let index = open_rw(&dir.join(file_name(base_offset, "index")))?;
@@ -77,7 +77,7 @@ impl Segment {
     }
 
     /// Walks the log from the start, rebuilding indexes; truncates at the first bad batch.
-    fn scan(&mut self, verify: bool) -> Result<(), StorageError> {
+    fn scan(&mut self, verify: bool) -> Result<()> {
         let len = self.log.metadata().map_err(io_at(&self.path))?.len();
         let mut pos: u64 = 0;
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
@@ -136,7 +136,7 @@ impl Segment {
         self.next_offset = header.last_offset() + 1;
     }
 
-    fn write_indexes(&mut self) -> Result<(), StorageError> {
+    fn write_indexes(&mut self) -> Result<()> {
         let mut idx = Vec::with_capacity(self.offsets.len() * INDEX_ENTRY);
         for (rel, pos) in &self.offsets {
             idx.extend_from_slice(&rel.to_be_bytes());
@@ -158,7 +158,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors; on error the segment's in-memory state is unchanged.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
         let pos = self.size;
         self.log
             .write_all_at(batch, pos)
@@ -192,7 +192,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>> {
         if offset >= self.next_offset {
             return Ok(Vec::new());
         }
@@ -235,7 +235,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, StorageError> {
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -257,7 +257,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn for_each_header(&self, f: &mut dyn FnMut(&BatchHeader)) -> Result<(), StorageError> {
+    pub fn for_each_header(&self, f: &mut dyn FnMut(&BatchHeader)) -> Result<()> {
         self.walk(0, |_, header| {
             f(header);
             true
@@ -266,17 +266,13 @@ impl Segment {
 
     /// Reads batch headers from log position `pos` on, calling `f(position, header)` until it
     /// returns false or the segment ends.
-    fn walk(
-        &self,
-        mut pos: u64,
-        mut f: impl FnMut(u64, &BatchHeader) -> bool,
-    ) -> Result<(), StorageError> {
+    fn walk(&self, mut pos: u64, mut f: impl FnMut(u64, &BatchHeader) -> bool) -> Result<()> {
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
         while pos < self.size {
             self.log
                 .read_exact_at(&mut header_buf, pos)
                 .map_err(io_at(&self.path))?;
-            let header = BatchHeader::parse(&header_buf).map_err(StorageError::Batch)?;
+            let header = BatchHeader::parse(&header_buf)?;
             if !f(pos, &header) {
                 break;
             }
@@ -289,7 +285,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn log_handle(&self) -> Result<File, StorageError> {
+    pub fn log_handle(&self) -> Result<File> {
         self.log.try_clone().map_err(io_at(&self.path))
     }
 
@@ -297,7 +293,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync(&self) -> Result<(), StorageError> {
+    pub fn sync(&self) -> Result<()> {
         for f in [&self.log, &self.index, &self.time_index] {
             f.sync_data().map_err(io_at(&self.path))?;
         }
@@ -308,7 +304,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn delete(self, dir: &Path) -> Result<(), StorageError> {
+    pub fn delete(self, dir: &Path) -> Result<()> {
         for ext in ["log", "index", "timeindex"] {
             let p = dir.join(file_name(self.base_offset, ext));
             std::fs::remove_file(&p).map_err(io_at(&p))?;

@@ -3,30 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use thiserror::Error;
-
+use crate::error::{Error, Result};
 use crate::storage::LogConfig;
-
-/// A topic config that cannot be applied.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// A config name Ferry does not know.
-    #[error(
-        "unknown topic config `{0}`; Ferry supports {names}",
-        names = SUPPORTED.join(", ")
-    )]
-    Unknown(String),
-    /// A value that does not parse or is out of range.
-    #[error("topic config `{name}` = `{value}` is invalid: {expected}")]
-    Invalid {
-        /// The config name.
-        name: String,
-        /// The value given.
-        value: String,
-        /// What is accepted.
-        expected: &'static str,
-    },
-}
 
 /// Config names accepted in CreateTopics and shown by DescribeConfigs.
 pub const SUPPORTED: &[&str] = &[
@@ -54,14 +32,14 @@ impl TopicConfig {
     /// Applies `overrides` (Kafka config names) on top of `defaults`.
     ///
     /// # Errors
-    /// The first unknown name or invalid value.
+    /// [`Error::UnknownTopicConfig`] or [`Error::InvalidTopicConfig`] for the first bad entry.
     pub fn with_overrides(
         defaults: TopicConfig,
         overrides: &BTreeMap<String, String>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self> {
         let mut c = defaults;
         for (name, value) in overrides {
-            let invalid = |expected| ConfigError::Invalid {
+            let invalid = |expected| Error::InvalidTopicConfig {
                 name: name.clone(),
                 value: value.clone(),
                 expected,
@@ -108,7 +86,12 @@ impl TopicConfig {
                 | "compression.type"
                 | "message.timestamp.type"
                 | "min.insync.replicas" => {}
-                _ => return Err(ConfigError::Unknown(name.clone())),
+                _ => {
+                    return Err(Error::UnknownTopicConfig {
+                        name: name.clone(),
+                        supported: SUPPORTED,
+                    });
+                }
             }
         }
         Ok(c)

@@ -16,62 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::storage::StorageError;
-pub use config::{ConfigError, TopicConfig};
-pub use partition::{AppendError, AppendOutcome, Partition, ReadOutcome};
-
-/// Why a topic operation was refused.
-#[derive(Debug, Error)]
-pub enum TopicError {
-    /// Not a legal Kafka topic name.
-    #[error(
-        "`{0}` is not a valid topic name: use 1-249 characters from [a-zA-Z0-9._-], not `.` or `..`"
-    )]
-    InvalidName(String),
-    /// The topic exists.
-    #[error("topic `{0}` already exists")]
-    Exists(String),
-    /// No such topic.
-    #[error("topic `{0}` does not exist")]
-    NotFound(String),
-    /// A partition count that is not allowed.
-    #[error("{0}")]
-    InvalidPartitions(String),
-    /// Replication other than 1 on a single-node broker.
-    #[error(
-        "replication factor {0} is not possible on Ferry's single-node broker; use 1 or -1 (the default)"
-    )]
-    InvalidReplicationFactor(i16),
-    /// Replica assignments naming brokers other than this one.
-    #[error("replica assignments may only name broker 0, the only broker")]
-    InvalidAssignment,
-    /// A bad topic config.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The disk failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl TopicError {
-    /// The Kafka error code answering this error.
-    pub fn code(&self) -> i16 {
-        match self {
-            TopicError::InvalidName(_) => 17,
-            TopicError::Exists(_) => 36,
-            TopicError::NotFound(_) => 3,
-            TopicError::InvalidPartitions(_) => 37,
-            TopicError::InvalidReplicationFactor(_) => 38,
-            TopicError::InvalidAssignment => 39,
-            TopicError::Config(_) => 40,
-            TopicError::Storage(_) => 56,
-        }
-    }
-}
+use crate::error::{Error, Result, io_at};
+pub use config::TopicConfig;
+pub use partition::{AppendOutcome, Partition, ReadOutcome};
 
 /// Whether `name` is a legal Kafka topic name.
 pub fn valid_topic_name(name: &str) -> bool {
@@ -167,17 +117,10 @@ pub struct Topics {
     admin: Mutex<()>,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+        .map_err(io_at(dir))
 }
 
 impl Topics {
@@ -189,12 +132,12 @@ impl Topics {
         data_dir: &Path,
         defaults: TopicDefaults,
         data_version: Arc<watch::Sender<u64>>,
-    ) -> Result<Self, TopicError> {
+    ) -> Result<Self> {
         let dir = data_dir.join("topics");
         let trash = data_dir.join("deleted");
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         if trash.exists() {
-            fs::remove_dir_all(&trash).map_err(io(&trash))?;
+            fs::remove_dir_all(&trash).map_err(io_at(&trash))?;
         }
         let topics = Topics {
             dir,
@@ -205,25 +148,24 @@ impl Topics {
             admin: Mutex::new(()),
         };
         let mut map = BTreeMap::new();
-        for entry in fs::read_dir(&topics.dir).map_err(io(&topics.dir))? {
-            let entry = entry.map_err(io(&topics.dir))?;
+        for entry in fs::read_dir(&topics.dir).map_err(io_at(&topics.dir))? {
+            let entry = entry.map_err(io_at(&topics.dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             let meta = path.join("topic.json");
             if !meta.exists() || !valid_topic_name(&name) {
                 tracing::warn!(path = %path.display(), "removing an incomplete topic directory");
-                fs::remove_dir_all(&path).map_err(io(&path))?;
+                fs::remove_dir_all(&path).map_err(io_at(&path))?;
                 continue;
             }
-            let text = fs::read_to_string(&meta).map_err(io(&meta))?;
-            let file: TopicFile = serde_json::from_str(&text).map_err(|e| StorageError::Io {
+            let text = fs::read_to_string(&meta).map_err(io_at(&meta))?;
+            let damaged = |problem: String| Error::Damaged {
                 path: meta.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?;
-            let id = Uuid::parse_str(&file.id).map_err(|e| StorageError::Io {
-                path: meta.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?;
+                problem,
+            };
+            let file: TopicFile =
+                serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
+            let id = Uuid::parse_str(&file.id).map_err(|e| damaged(e.to_string()))?;
             let topic = topics.load(&name, id, file.partitions, file.configs)?;
             map.insert(name, Arc::new(topic));
         }
@@ -237,7 +179,7 @@ impl Topics {
         id: Uuid,
         partitions: i32,
         overrides: BTreeMap<String, String>,
-    ) -> Result<Topic, TopicError> {
+    ) -> Result<Topic> {
         let config = TopicConfig::with_overrides(self.defaults.config, &overrides)?;
         let name: Arc<str> = Arc::from(name);
         let parts = (0..partitions)
@@ -257,12 +199,12 @@ impl Topics {
         name: &Arc<str>,
         index: i32,
         config: TopicConfig,
-    ) -> Result<Partition, StorageError> {
+    ) -> Result<Partition> {
         let dir = self.dir.join(&**name).join(index.to_string());
         Partition::open(name.clone(), index, &dir, config, self.data_version.clone())
     }
 
-    fn write_meta(&self, topic: &Topic, partitions: i32) -> Result<(), StorageError> {
+    fn write_meta(&self, topic: &Topic, partitions: i32) -> Result<()> {
         let dir = self.dir.join(topic.name());
         let file = TopicFile {
             id: topic.id.to_string(),
@@ -271,11 +213,11 @@ impl Topics {
         };
         let tmp = dir.join("topic.json.tmp");
         let text = serde_json::to_string_pretty(&file).unwrap_or_default();
-        fs::write(&tmp, text).map_err(io(&tmp))?;
+        fs::write(&tmp, text).map_err(io_at(&tmp))?;
         fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
-            .map_err(io(&tmp))?;
-        fs::rename(&tmp, dir.join("topic.json")).map_err(io(&dir))?;
+            .map_err(io_at(&tmp))?;
+        fs::rename(&tmp, dir.join("topic.json")).map_err(io_at(&dir))?;
         sync_dir(&dir)?;
         sync_dir(&self.dir)
     }
@@ -318,7 +260,8 @@ impl Topics {
     /// everything and creates nothing.
     ///
     /// # Errors
-    /// [`TopicError`] naming what is wrong.
+    /// [`Error::InvalidTopicName`], [`Error::TopicExists`], [`Error::InvalidPartitions`],
+    /// [`Error::InvalidReplicationFactor`], a bad config, I/O errors.
     pub fn create(
         &self,
         name: &str,
@@ -326,13 +269,13 @@ impl Topics {
         replication_factor: i16,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<Option<Arc<Topic>>, TopicError> {
+    ) -> Result<Option<Arc<Topic>>> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         if !valid_topic_name(name) {
-            return Err(TopicError::InvalidName(name.to_owned()));
+            return Err(Error::InvalidTopicName(name.to_owned()));
         }
         if self.get(name).is_some() {
-            return Err(TopicError::Exists(name.to_owned()));
+            return Err(Error::TopicExists(name.to_owned()));
         }
         let partitions = if partitions == -1 {
             self.defaults.partitions
@@ -340,12 +283,12 @@ impl Topics {
             partitions
         };
         if !(1..=MAX_PARTITIONS).contains(&partitions) {
-            return Err(TopicError::InvalidPartitions(format!(
+            return Err(Error::InvalidPartitions(format!(
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));
         }
         if !matches!(replication_factor, -1 | 1) {
-            return Err(TopicError::InvalidReplicationFactor(replication_factor));
+            return Err(Error::InvalidReplicationFactor(replication_factor));
         }
         TopicConfig::with_overrides(self.defaults.config, &overrides)?;
         if validate_only {
@@ -353,7 +296,7 @@ impl Topics {
         }
         let dir = self.dir.join(name);
         if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            fs::remove_dir_all(&dir).map_err(io_at(&dir))?;
         }
         let topic = self.load(name, Uuid::new_v4(), partitions, overrides)?;
         self.write_meta(&topic, partitions)?;
@@ -368,21 +311,21 @@ impl Topics {
     /// Deletes a topic and its data.
     ///
     /// # Errors
-    /// [`TopicError::NotFound`], I/O errors.
-    pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+    /// [`Error::TopicNotFound`], I/O errors.
+    pub fn delete(&self, name: &str) -> Result<Uuid> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self
             .map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
-            .ok_or_else(|| TopicError::NotFound(name.to_owned()))?;
-        fs::create_dir_all(&self.trash).map_err(io(&self.trash))?;
+            .ok_or_else(|| Error::TopicNotFound(name.to_owned()))?;
+        fs::create_dir_all(&self.trash).map_err(io_at(&self.trash))?;
         let from = self.dir.join(name);
         let to = self.trash.join(format!("{name}.{}", topic.id));
-        fs::rename(&from, &to).map_err(io(&from))?;
+        fs::rename(&from, &to).map_err(io_at(&from))?;
         sync_dir(&self.dir)?;
-        fs::remove_dir_all(&to).map_err(io(&to))?;
+        fs::remove_dir_all(&to).map_err(io_at(&to))?;
         self.data_version.send_modify(|v| *v += 1);
         Ok(topic.id)
     }
@@ -390,21 +333,16 @@ impl Topics {
     /// Grows `name` to `count` partitions.
     ///
     /// # Errors
-    /// [`TopicError::NotFound`], [`TopicError::InvalidPartitions`] unless `count` is larger
+    /// [`Error::TopicNotFound`], [`Error::InvalidPartitions`] unless `count` is larger
     /// than the current count, I/O errors.
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
+    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self
             .get(name)
-            .ok_or_else(|| TopicError::NotFound(name.to_owned()))?;
+            .ok_or_else(|| Error::TopicNotFound(name.to_owned()))?;
         let current = topic.partition_count();
         if count <= current || count > MAX_PARTITIONS {
-            return Err(TopicError::InvalidPartitions(format!(
+            return Err(Error::InvalidPartitions(format!(
                 "topic `{name}` has {current} partitions; the new count must be larger (and at most {MAX_PARTITIONS}), got {count}"
             )));
         }
@@ -452,15 +390,15 @@ mod tests {
         let id = t.id();
         assert!(matches!(
             topics.create("orders", 1, 1, BTreeMap::new(), false),
-            Err(TopicError::Exists(_))
+            Err(Error::TopicExists(_))
         ));
         assert!(matches!(
             topics.create("bad/name", 1, 1, BTreeMap::new(), false),
-            Err(TopicError::InvalidName(_))
+            Err(Error::InvalidTopicName(_))
         ));
         assert!(matches!(
             topics.create("x", 1, 3, BTreeMap::new(), false),
-            Err(TopicError::InvalidReplicationFactor(3))
+            Err(Error::InvalidReplicationFactor(3))
         ));
         assert!(
             topics
@@ -472,7 +410,7 @@ mod tests {
         topics.add_partitions("orders", 3, false).expect("grow");
         assert!(matches!(
             topics.add_partitions("orders", 3, false),
-            Err(TopicError::InvalidPartitions(_))
+            Err(Error::InvalidPartitions(_))
         ));
         drop(topics);
 
@@ -486,7 +424,7 @@ mod tests {
         assert!(!dir.path().join("topics/orders").exists());
         assert!(matches!(
             topics.delete("orders"),
-            Err(TopicError::NotFound(_))
+            Err(Error::TopicNotFound(_))
         ));
     }
 

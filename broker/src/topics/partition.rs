@@ -5,49 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use thiserror::Error;
 use tokio::sync::watch;
 
 use super::config::TopicConfig;
-use super::producer::{ProducerStates, SequenceCheck, SequenceError};
+use super::producer::{ProducerStates, SequenceCheck};
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::storage::{BatchError, BatchHeader, FlushPolicy, PartitionLog, StorageError, batches};
-
-/// Why an append was refused; nothing was written.
-#[derive(Debug, Error)]
-pub enum AppendError {
-    /// The bytes are not valid record batches.
-    #[error(transparent)]
-    Batch(#[from] BatchError),
-    /// A batch is larger than the topic's `max.message.bytes`.
-    #[error("a record batch of {size} bytes exceeds max.message.bytes ({max})")]
-    TooLarge {
-        /// The batch's size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// An idempotent producer's batch out of sequence or from an old epoch.
-    #[error("{0:?}")]
-    Sequence(SequenceError),
-    /// The disk failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl AppendError {
-    /// The Kafka error code answering this error.
-    pub fn code(&self) -> i16 {
-        match self {
-            AppendError::Batch(BatchError::CrcMismatch { .. }) => 2, // CORRUPT_MESSAGE
-            AppendError::Batch(_) => 87,                             // INVALID_RECORD
-            AppendError::TooLarge { .. } => 10,                      // MESSAGE_TOO_LARGE
-            AppendError::Sequence(SequenceError::OutOfOrder { .. }) => 45,
-            AppendError::Sequence(SequenceError::StaleEpoch { .. }) => 47,
-            AppendError::Storage(_) => 56, // KAFKA_STORAGE_ERROR
-        }
-    }
-}
+use crate::storage::{BatchHeader, FlushPolicy, PartitionLog, batches};
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +74,7 @@ impl Partition {
         dir: &std::path::Path,
         config: TopicConfig,
         data_version: Arc<watch::Sender<u64>>,
-    ) -> Result<Self, StorageError> {
+    ) -> Result<Self> {
         let log = PartitionLog::open(dir, config.log)?;
         let mut producers = ProducerStates::default();
         log.for_each_header(|h| producers.record(h))?;
@@ -153,24 +117,25 @@ impl Partition {
     /// when [`Partition::sync_through`] or the interval flusher makes them durable.
     ///
     /// # Errors
-    /// [`AppendError`]; nothing is written.
+    /// Invalid batches ([`batches`]' errors), [`Error::BatchTooLarge`], a refused producer
+    /// sequence ([`ProducerStates::check`]), I/O errors; on error nothing is written.
     pub fn append(
         &self,
         records: &mut [u8],
         now_ms: i64,
         policy: FlushPolicy,
-    ) -> Result<AppendOutcome, AppendError> {
+    ) -> Result<AppendOutcome> {
         let mut st = self.state();
         let mut found = batches(records)?;
         let max = st.config.max_message_bytes;
         if let Some((_, range)) = found.iter().find(|(_, r)| r.len() > max) {
-            return Err(AppendError::TooLarge {
+            return Err(Error::BatchTooLarge {
                 size: range.len(),
                 max,
             });
         }
         if let [(header, _)] = found.as_slice() {
-            match st.producers.check(header).map_err(AppendError::Sequence)? {
+            match st.producers.check(header)? {
                 SequenceCheck::Duplicate(dup) => {
                     return Ok(AppendOutcome {
                         base_offset: dup.base_offset,
@@ -185,13 +150,13 @@ impl Partition {
             // Several batches in one request: check them in order against a scratch copy.
             let mut scratch = st.producers.clone();
             for (header, _) in &found {
-                match scratch.check(header).map_err(AppendError::Sequence)? {
+                match scratch.check(header)? {
                     SequenceCheck::Append => scratch.record(header),
                     SequenceCheck::Duplicate(_) => {
-                        return Err(AppendError::Sequence(SequenceError::OutOfOrder {
+                        return Err(Error::OutOfOrderSequence {
                             got: header.base_sequence,
                             expected: header.base_sequence + header.records_count,
-                        }));
+                        });
                     }
                 }
             }
@@ -231,7 +196,7 @@ impl Partition {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync_through(&self, target: i64, metrics: &Metrics) -> Result<(), StorageError> {
+    pub fn sync_through(&self, target: i64, metrics: &Metrics) -> Result<()> {
         let _gate = self
             .sync_gate
             .lock()
@@ -242,7 +207,7 @@ impl Partition {
         self.dirty.store(false, Ordering::Release);
         let (file, end) = self.state().log.sync_point()?;
         let started = Instant::now();
-        file.sync_data().map_err(|source| StorageError::Io {
+        file.sync_data().map_err(|source| Error::Io {
             path: format!("{}-{}", self.topic, self.index).into(),
             source,
         })?;
@@ -255,7 +220,7 @@ impl Partition {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync_if_dirty(&self, metrics: &Metrics) -> Result<(), StorageError> {
+    pub fn sync_if_dirty(&self, metrics: &Metrics) -> Result<()> {
         if self.dirty.load(Ordering::Acquire) {
             self.sync_through(i64::MAX, metrics)?;
         }
@@ -281,8 +246,8 @@ impl Partition {
     /// visible), never past the high watermark.
     ///
     /// # Errors
-    /// [`StorageError::OffsetOutOfRange`] below the log start or past the log end; I/O.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+    /// [`Error::OffsetOutOfRange`] below the log start or past the log end; I/O.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome> {
         let st = self.state();
         let hw = self.high_watermark();
         let log_start_offset = st.log.start_offset();
@@ -317,7 +282,7 @@ impl Partition {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, StorageError> {
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
         let found = self.state().log.offset_for_timestamp(timestamp)?;
         Ok(found.filter(|o| *o < self.high_watermark()))
     }
@@ -326,7 +291,7 @@ impl Partition {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
         self.state().log.apply_retention(now_ms)
     }
 }

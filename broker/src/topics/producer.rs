@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::error::{Error, Result};
 use crate::storage::BatchHeader;
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka keeps
@@ -24,25 +25,6 @@ pub struct WrittenBatch {
 struct ProducerEntry {
     epoch: i16,
     recent: VecDeque<WrittenBatch>,
-}
-
-/// Why a producer's batch is refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SequenceError {
-    /// The batch's epoch is older than the producer's current one (a zombie producer).
-    StaleEpoch {
-        /// The epoch the batch carries.
-        got: i16,
-        /// The producer's current epoch.
-        current: i16,
-    },
-    /// The batch does not continue the producer's sequence.
-    OutOfOrder {
-        /// The batch's first sequence.
-        got: i32,
-        /// The sequence expected next.
-        expected: i32,
-    },
 }
 
 /// What to do with a producer's batch.
@@ -74,8 +56,9 @@ impl ProducerStates {
     /// Decides what to do with `header`'s batch, without changing any state.
     ///
     /// # Errors
-    /// [`SequenceError`] when the batch must be refused.
-    pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+    /// [`Error::StaleProducerEpoch`] or [`Error::OutOfOrderSequence`] when the batch must be
+    /// refused.
+    pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck> {
         if header.producer_id < 0 {
             return Ok(SequenceCheck::Append);
         }
@@ -86,7 +69,7 @@ impl ProducerStates {
         };
         let first = header.base_sequence;
         if header.producer_epoch < entry.epoch {
-            return Err(SequenceError::StaleEpoch {
+            return Err(Error::StaleProducerEpoch {
                 got: header.producer_epoch,
                 current: entry.epoch,
             });
@@ -95,7 +78,7 @@ impl ProducerStates {
             return if first == 0 {
                 Ok(SequenceCheck::Append)
             } else {
-                Err(SequenceError::OutOfOrder {
+                Err(Error::OutOfOrderSequence {
                     got: first,
                     expected: 0,
                 })
@@ -113,7 +96,7 @@ impl ProducerStates {
         if first == expected {
             Ok(SequenceCheck::Append)
         } else {
-            Err(SequenceError::OutOfOrder {
+            Err(Error::OutOfOrderSequence {
                 got: first,
                 expected,
             })
@@ -174,21 +157,26 @@ mod tests {
         }
     }
 
+    /// The check with a refusal as its message, so outcomes compare with `assert_eq!`.
+    fn checked(s: &ProducerStates, h: &BatchHeader) -> Result<SequenceCheck, String> {
+        s.check(h).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn sequences_duplicates_gaps_and_epochs() {
         let mut s = ProducerStates::default();
         assert_eq!(
-            s.check(&header(-1, -1, -1, 1, 0)),
+            checked(&s, &header(-1, -1, -1, 1, 0)),
             Ok(SequenceCheck::Append)
         );
         let first = header(7, 0, 0, 3, 0);
-        assert_eq!(s.check(&first), Ok(SequenceCheck::Append));
+        assert_eq!(checked(&s, &first), Ok(SequenceCheck::Append));
         s.record(&first);
         let second = header(7, 0, 3, 2, 3);
-        assert_eq!(s.check(&second), Ok(SequenceCheck::Append));
+        assert_eq!(checked(&s, &second), Ok(SequenceCheck::Append));
         s.record(&second);
         assert_eq!(
-            s.check(&header(7, 0, 0, 3, 99)),
+            checked(&s, &header(7, 0, 0, 3, 99)),
             Ok(SequenceCheck::Duplicate(WrittenBatch {
                 first_seq: 0,
                 last_seq: 2,
@@ -197,26 +185,28 @@ mod tests {
             "a retried batch is recognised with its original offset"
         );
         assert_eq!(
-            s.check(&header(7, 0, 6, 1, 0)),
-            Err(SequenceError::OutOfOrder {
+            checked(&s, &header(7, 0, 6, 1, 0)),
+            Err(Error::OutOfOrderSequence {
                 got: 6,
                 expected: 5
-            })
+            }
+            .to_string())
         );
         assert_eq!(
-            s.check(&header(7, 1, 4, 1, 0)),
-            Err(SequenceError::OutOfOrder {
+            checked(&s, &header(7, 1, 4, 1, 0)),
+            Err(Error::OutOfOrderSequence {
                 got: 4,
                 expected: 0
-            }),
+            }
+            .to_string()),
             "a new epoch starts at sequence 0"
         );
         let bumped = header(7, 1, 0, 1, 5);
-        assert_eq!(s.check(&bumped), Ok(SequenceCheck::Append));
+        assert_eq!(checked(&s, &bumped), Ok(SequenceCheck::Append));
         s.record(&bumped);
         assert_eq!(
-            s.check(&header(7, 0, 5, 1, 0)),
-            Err(SequenceError::StaleEpoch { got: 0, current: 1 })
+            checked(&s, &header(7, 0, 5, 1, 0)),
+            Err(Error::StaleProducerEpoch { got: 0, current: 1 }.to_string())
         );
         assert_eq!(s.len(), 1);
     }
@@ -228,19 +218,23 @@ mod tests {
             s.record(&header(1, 0, i, 1, i64::from(i)));
         }
         assert_eq!(
-            s.check(&header(1, 0, 1, 1, 0)),
-            Err(SequenceError::OutOfOrder {
+            checked(&s, &header(1, 0, 1, 1, 0)),
+            Err(Error::OutOfOrderSequence {
                 got: 1,
                 expected: 7
-            }),
+            }
+            .to_string()),
             "only the last five batches are remembered"
         );
         assert!(matches!(
-            s.check(&header(1, 0, 2, 1, 0)),
+            checked(&s, &header(1, 0, 2, 1, 0)),
             Ok(SequenceCheck::Duplicate(_))
         ));
         let mut w = ProducerStates::default();
         w.record(&header(2, 0, i32::MAX - 1, 2, 0));
-        assert_eq!(w.check(&header(2, 0, 0, 1, 2)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            checked(&w, &header(2, 0, 0, 1, 2)),
+            Ok(SequenceCheck::Append)
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct Desired {
     pub origins: BTreeMap<String, String>,
     /// `v1` Secrets from the manifests, by (namespace, name): KafkaSources' `spec.net` material.
     pub secrets: BTreeMap<(String, String), SecretData>,
+    /// `v1` ConfigMaps from the manifests, by (namespace, name): what a Broker's `spec.config`
+    /// names (its topic's partitions), as the operator reads it from the cluster.
+    pub config_maps: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 /// `Kind namespace/name`, the key of [`Desired::origins`].
@@ -60,13 +63,20 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<String>> {
         return Err(validate::problems(&outcome));
     }
     let (manifests, secrets, _) = manifest::load_with_secrets(paths);
-    let mut desired = Desired {
-        secrets: secrets
-            .into_iter()
-            .map(|s| ((s.namespace, s.name), s.data))
-            .collect(),
-        ..Desired::default()
-    };
+    let mut desired = Desired::default();
+    for s in secrets {
+        let key = (s.namespace, s.name);
+        if s.kind == "ConfigMap" {
+            let text = s
+                .data
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                .collect();
+            desired.config_maps.insert(key, text);
+        } else {
+            desired.secrets.insert(key, s.data);
+        }
+    }
     let mut problems = Vec::new();
     for m in manifests {
         if let Err(problem) = add(&mut desired, m) {
@@ -137,7 +147,7 @@ fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
             desired.sources.push(s);
         }
         Resource::Service(s) => {
-            process_spec(&s.spec.template).map_err(|e| format!("{at}: {key}: {e}"))?;
+            process_spec(&s.spec.template.spec).map_err(|e| format!("{at}: {key}: {e}"))?;
             desired.services.push(s);
         }
         Resource::Configuration(_) | Resource::Route(_) => {
@@ -153,6 +163,20 @@ fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
     }
     desired.origins.insert(key, at);
     Ok(())
+}
+
+impl Desired {
+    /// The ConfigMap a Broker's `spec.config` names: `None` when it names none,
+    /// `Some(None)` when the manifests lack it.
+    pub fn config_map_of(&self, broker: &Broker) -> Option<Option<&BTreeMap<String, String>>> {
+        let config = broker.spec.config.as_ref()?;
+        let ns = config
+            .namespace
+            .clone()
+            .or_else(|| broker.namespace())
+            .unwrap_or_else(|| manifest::DEFAULT_NAMESPACE.to_owned());
+        Some(self.config_maps.get(&(ns, config.name.clone())))
+    }
 }
 
 /// What kind of address a `ref` resolves to locally.
@@ -216,10 +240,10 @@ impl Desired {
             resolve,
             secret: &|ns, r| {
                 let data = self.secrets.get(&(ns.to_owned(), r.name.clone())).ok_or_else(|| {
-                    format!(
+                    ferry_api::Error::SecretUnreadable(format!(
                         "Secret {ns}/{} not found; add it to the manifests (apiVersion: v1, kind: Secret, with data or stringData)",
                         r.name
-                    )
+                    ))
                 })?;
                 secret_key_value(ns, r, data)
             },

@@ -1,29 +1,35 @@
-//! The revisions `ferry dev` has created, as Knative's Configuration reconciler creates them:
-//! an immutable revision per template change, named `<configuration>-00001`, `-00002`, … (or
-//! `spec.template.metadata.name`). Kept in the data directory so names and the traffic that
-//! names them survive restarts.
+//! What `ferry dev` keeps of each Service across restarts, as the API server keeps it in a
+//! cluster: its Configuration's generation — bumped when the template changes, as the API
+//! server bumps `metadata.generation` on a spec change — and the Revisions stamped from it by
+//! the operator's own rule ([`ferry_control::serving::revision_for`]: an immutable revision
+//! per generation, `<configuration>-00001`, `-00002`, … or `spec.template.metadata.name`).
+//! Kept in the data directory so names and the traffic that names them survive restarts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry_api::serving::{RevisionTemplateSpec, revision_name};
+use ferry_api::serving::{
+    Configuration, KnativeService, Revision, RevisionSpec, RevisionTemplateSpec,
+};
+use ferry_control::serving::{configuration_for, revision_for};
 use serde::{Deserialize, Serialize};
 
 use super::runtime::ProcessSpec;
 
-/// One revision: its name and the template it was cut from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredRevision {
-    /// Revision name.
-    pub name: String,
-    /// The template, frozen.
-    pub template: RevisionTemplateSpec,
+/// One Service's Configuration: its generation, the template of that generation, and the
+/// revisions stamped so far, oldest first.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Stamped {
+    generation: i64,
+    template: Option<RevisionTemplateSpec>,
+    revisions: Vec<Revision>,
 }
 
-/// Revisions per configuration (`namespace/name`), oldest first.
+/// Configurations by `namespace/name`.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Revisions {
-    configurations: BTreeMap<String, Vec<StoredRevision>>,
+    configurations: BTreeMap<String, Stamped>,
 }
 
 impl Revisions {
@@ -35,7 +41,7 @@ impl Revisions {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 format!(
-                    "{} is not a revision registry ({e}); delete it to start the revision count again",
+                    "{} is not a revision registry of this ferry dev ({e}); delete it to start the revision count again (the log keeps its events)",
                     path.display()
                 )
             }),
@@ -44,61 +50,89 @@ impl Revisions {
         }
     }
 
-    /// Writes the registry atomically.
+    /// Writes the registry atomically (without the revisions' status, which is observed
+    /// afresh).
     ///
     /// # Errors
     /// The file cannot be written.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut bare = Revisions {
+            configurations: self.configurations.clone(),
+        };
+        for stamped in bare.configurations.values_mut() {
+            for r in &mut stamped.revisions {
+                r.status = None;
+            }
+        }
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&bare)?)?;
         std::fs::rename(tmp, path)
     }
 
-    /// The revision for `template` of configuration `namespace/configuration`: the latest one
-    /// when the template is unchanged, otherwise a new one. Returns its name and whether it
-    /// was created now.
+    /// The Service's Configuration ([`configuration_for`]) at its current generation, which
+    /// grows by one whenever the template differs from the last one seen.
+    pub fn configuration(&mut self, svc: &KnativeService) -> Configuration {
+        let mut cfg = configuration_for(svc);
+        let ns = cfg.metadata.namespace.clone().unwrap_or_default();
+        let name = cfg.metadata.name.clone().unwrap_or_default();
+        let stamped = self
+            .configurations
+            .entry(format!("{ns}/{name}"))
+            .or_default();
+        if stamped.template.as_ref() != Some(&svc.spec.template) {
+            stamped.generation += 1;
+            stamped.template = Some(svc.spec.template.clone());
+        }
+        cfg.metadata.generation = Some(stamped.generation);
+        cfg.metadata.uid = Some(format!("local-configuration-{ns}-{name}"));
+        cfg
+    }
+
+    /// Stamps the configuration's revision for its current generation unless it exists.
+    /// Returns the name of a revision created now.
     ///
     /// # Errors
-    /// `spec.template.metadata.name` names a revision that exists with a different template
-    /// (revisions are immutable, as in Knative).
-    pub fn observe(
-        &mut self,
-        namespace: &str,
-        configuration: &str,
-        template: &RevisionTemplateSpec,
-    ) -> Result<(String, bool), String> {
-        let list = self
-            .configurations
-            .entry(format!("{namespace}/{configuration}"))
-            .or_default();
-        if let Some(latest) = list.last()
-            && latest.template == *template
-        {
-            return Ok((latest.name.clone(), false));
-        }
-        let name = match &template.metadata.name {
-            Some(name) => {
-                if list.iter().any(|r| &r.name == name) {
-                    return Err(format!(
-                        "spec.template.metadata.name: revision {name:?} already exists with a different template; revisions are immutable, so give the changed template a new name (or remove the name to get {configuration}-NNNNN names)"
-                    ));
-                }
-                name.clone()
-            }
-            None => revision_name(configuration, list.len() as u64 + 1),
+    /// [`revision_for`]'s: `spec.template.metadata.name` names a revision that exists with
+    /// another template.
+    pub fn stamp(&mut self, cfg: &Configuration) -> Result<Option<String>, String> {
+        let ns = cfg.metadata.namespace.clone().unwrap_or_default();
+        let existing = self.in_namespace(&ns);
+        let Some(revision) = revision_for(cfg, &existing)? else {
+            return Ok(None);
         };
-        list.push(StoredRevision {
-            name: name.clone(),
-            template: template.clone(),
-        });
-        Ok((name, true))
+        let name = revision.metadata.name.clone().unwrap_or_default();
+        let key = format!("{ns}/{}", cfg.metadata.name.as_deref().unwrap_or_default());
+        self.configurations
+            .entry(key)
+            .or_default()
+            .revisions
+            .push(revision);
+        Ok(Some(name))
     }
 
     /// The configuration's revisions, oldest first.
-    pub fn of(&self, namespace: &str, configuration: &str) -> &[StoredRevision] {
+    pub fn of(&self, namespace: &str, configuration: &str) -> &[Revision] {
         self.configurations
             .get(&format!("{namespace}/{configuration}"))
-            .map_or(&[], Vec::as_slice)
+            .map_or(&[], |s| s.revisions.as_slice())
+    }
+
+    /// Every revision of `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Revision> {
+        self.configurations
+            .iter()
+            .filter(|(k, _)| k.split_once('/').is_some_and(|(ns, _)| ns == namespace))
+            .flat_map(|(_, s)| s.revisions.iter().cloned())
+            .collect()
+    }
+
+    /// A revision by namespace and name.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&Revision> {
+        self.configurations
+            .iter()
+            .filter(|(k, _)| k.split_once('/').is_some_and(|(ns, _)| ns == namespace))
+            .flat_map(|(_, s)| &s.revisions)
+            .find(|r| r.metadata.name.as_deref() == Some(name))
     }
 }
 
@@ -108,8 +142,8 @@ impl Revisions {
 /// # Errors
 /// What the template lacks or uses that a local process cannot honour, as `field: problem;
 /// fix` relative to `spec.template`.
-pub fn process_spec(template: &RevisionTemplateSpec) -> Result<ProcessSpec, String> {
-    let containers = &template.spec.containers;
+pub fn process_spec(spec: &RevisionSpec) -> Result<ProcessSpec, String> {
+    let containers = &spec.containers;
     let [container] = containers.as_slice() else {
         return Err(format!(
             "spec.template.spec.containers: has {} containers; ferry dev runs exactly one per revision",
@@ -148,46 +182,54 @@ pub fn process_spec(template: &RevisionTemplateSpec) -> Result<ProcessSpec, Stri
 mod tests {
     use super::*;
 
-    fn template(command: &str) -> RevisionTemplateSpec {
-        serde_json::from_value(serde_json::json!({
+    fn service(command: &str, byo_name: Option<&str>) -> KnativeService {
+        let mut template = serde_json::json!({
             "spec": {"containers": [{"image": "x", "command": [command], "args": ["a"],
                       "env": [{"name": "MODE", "value": "v1"}]}]}
+        });
+        if let Some(name) = byo_name {
+            template["metadata"] = serde_json::json!({"name": name});
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "cart", "namespace": "default", "uid": "local-service-default-cart"},
+            "spec": {"template": template}
         }))
         .unwrap()
+    }
+
+    fn stamp(r: &mut Revisions, svc: &KnativeService) -> Result<Option<String>, String> {
+        let cfg = r.configuration(svc);
+        r.stamp(&cfg)
     }
 
     #[test]
     fn a_changed_template_is_a_new_revision_and_an_unchanged_one_is_not() {
         let mut r = Revisions::default();
         assert_eq!(
-            r.observe("default", "cart", &template("one")).unwrap(),
-            ("cart-00001".into(), true)
+            stamp(&mut r, &service("one", None)),
+            Ok(Some("cart-00001".into()))
         );
+        assert_eq!(stamp(&mut r, &service("one", None)), Ok(None));
         assert_eq!(
-            r.observe("default", "cart", &template("one")).unwrap(),
-            ("cart-00001".into(), false)
-        );
-        assert_eq!(
-            r.observe("default", "cart", &template("two")).unwrap(),
-            ("cart-00002".into(), true)
+            stamp(&mut r, &service("two", None)),
+            Ok(Some("cart-00002".into()))
         );
         // The old revision keeps its template: revisions are immutable.
-        assert_eq!(r.of("default", "cart")[0].template, template("one"));
-        assert_eq!(r.of("other", "cart"), &[]);
+        let first = &r.of("default", "cart")[0];
+        assert_eq!(first.spec, service("one", None).spec.template.spec);
+        assert!(r.of("other", "cart").is_empty());
+        assert!(r.get("default", "cart-00002").is_some());
     }
 
     #[test]
     fn named_revisions_cannot_be_reused_for_another_template() {
         let mut r = Revisions::default();
-        let mut t = template("one");
-        t.metadata.name = Some("cart-blue".into());
         assert_eq!(
-            r.observe("default", "cart", &t).unwrap(),
-            ("cart-blue".into(), true)
+            stamp(&mut r, &service("one", Some("cart-blue"))),
+            Ok(Some("cart-blue".into()))
         );
-        let mut changed = template("two");
-        changed.metadata.name = Some("cart-blue".into());
-        let err = r.observe("default", "cart", &changed).unwrap_err();
+        let err = stamp(&mut r, &service("two", Some("cart-blue"))).unwrap_err();
         assert!(err.contains("already exists"), "{err}");
     }
 
@@ -196,17 +238,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revisions.json");
         let mut r = Revisions::load(&path).unwrap();
-        r.observe("default", "cart", &template("one")).unwrap();
+        stamp(&mut r, &service("one", None)).unwrap();
         r.save(&path).unwrap();
-        let again = Revisions::load(&path).unwrap();
+        let mut again = Revisions::load(&path).unwrap();
         assert_eq!(again.of("default", "cart").len(), 1);
+        // The generation survives: the same template stamps nothing new.
+        assert_eq!(stamp(&mut again, &service("one", None)), Ok(None));
         std::fs::write(&path, "{not json").unwrap();
         assert!(Revisions::load(&path).unwrap_err().contains("delete it"));
     }
 
     #[test]
     fn process_spec_takes_command_args_and_env_and_refuses_what_cannot_run_locally() {
-        let spec = process_spec(&template("serve")).unwrap();
+        let spec = process_spec(&service("serve", None).spec.template.spec).unwrap();
         assert_eq!(spec.argv, ["serve", "a"]);
         assert_eq!(spec.env["MODE"], "v1");
 
@@ -214,7 +258,7 @@ mod tests {
             serde_json::from_value(serde_json::json!({"spec": {"containers": [{"image": "x"}]}}))
                 .unwrap();
         assert!(
-            process_spec(&no_command)
+            process_spec(&no_command.spec)
                 .unwrap_err()
                 .starts_with("spec.template.spec.containers[0].command")
         );
@@ -224,7 +268,7 @@ mod tests {
         }))
         .unwrap();
         assert!(
-            process_spec(&secret)
+            process_spec(&secret.spec)
                 .unwrap_err()
                 .contains("env[0].valueFrom")
         );

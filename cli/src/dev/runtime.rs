@@ -46,6 +46,8 @@ pub struct ProcessState {
     pub restarts: u32,
     /// Why it is not ready, when it is not.
     pub reason: Option<String>,
+    /// Why it last failed (could not start, or exited), until it answers again.
+    pub failure: Option<String>,
 }
 
 struct Supervised {
@@ -219,6 +221,7 @@ fn start_replica(name: &str, spec: &ProcessSpec) -> std::io::Result<Supervised> 
         pid: None,
         restarts: 0,
         reason: Some("starting".to_owned()),
+        failure: None,
     }));
     let mut process = spec.clone();
     process.env.insert("PORT".into(), port.to_string());
@@ -258,7 +261,11 @@ async fn supervise(
             Err(e) => {
                 let reason = format!("cannot start {:?}: {e}", spec.argv.join(" "));
                 eprintln!("[{name}] {reason}");
-                lock(&state).reason = Some(reason);
+                {
+                    let mut s = lock(&state);
+                    s.reason = Some(reason.clone());
+                    s.failure = Some(reason);
+                }
                 if wait_or_stop(&mut stopped, backoff).await {
                     return;
                 }
@@ -284,6 +291,9 @@ async fn supervise(
                     }
                     s.ready = up;
                     s.reason = (!up).then(|| "not answering on its port yet".to_owned());
+                    if up {
+                        s.failure = None;
+                    }
                 }
             }
         };
@@ -303,7 +313,8 @@ async fn supervise(
         eprintln!("[{name}] {reason}");
         {
             let mut s = lock(&state);
-            s.reason = Some(reason);
+            s.reason = Some(reason.clone());
+            s.failure = Some(reason);
             s.restarts += 1;
         }
         if wait_or_stop(&mut stopped, backoff).await {

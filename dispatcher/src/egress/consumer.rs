@@ -10,7 +10,8 @@ use ferry_api::contract::KafkaAuth;
 use ferry_api::eventing::DeliveryOrder;
 use ferry_api::sources::InitialOffset;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use super::source::{RecordView, map_record};
 use super::tracker::OffsetTracker;
 use crate::binding;
 use crate::metrics::{EgressOutcome, Metrics};
+use crate::{Error, Result};
 
 /// Feeds librdkafka's statistics (consumer lag per partition) into the metrics.
 struct LagReporter {
@@ -51,6 +53,8 @@ struct Job {
     partition: i32,
     offset: i64,
     appended_ms: Option<i64>,
+    /// The record's key: ordered delivery's key when the event has no `partitionkey`.
+    record_key: Option<String>,
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -78,8 +82,12 @@ impl Shared {
 /// Runs the egress until `stop` fires, then waits (bounded) for in-flight deliveries and
 /// commits what settled.
 ///
+/// An event's path: `consume` reads it and `admit`s it (decoded, filtered), `dispatch` hands
+/// it to `process`, which delivers it (retried or dead-lettered by the egress's policy) and
+/// `settle`s its offset with the tracker.
+///
 /// # Errors
-/// The consumer could not be created or subscribed.
+/// [`Error::Consumer`]: the consumer could not be created or subscribed.
 pub async fn run(
     deliverer: Deliverer,
     bootstrap: String,
@@ -88,36 +96,71 @@ pub async fn run(
     settings: EgressSettings,
     stop: CancellationToken,
     started: tokio::sync::oneshot::Sender<()>,
-) -> Result<(), rdkafka::error::KafkaError> {
+) -> Result<()> {
+    let consumer = create_consumer(&deliverer, &bootstrap, auth.as_ref(), &settings)?;
+    let (consumer, topics) = fix_start_offsets(&deliverer, consumer, topics).await?;
+    // Where this group starts is fixed now: an event accepted from here on is delivered.
+    let _ = started.send(());
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|source| consumer_error(&deliverer, source))?;
+    tracing::info!(egress = %deliverer.label, group = %deliverer.egress.consumer_group, ?topics, "egress started");
+    let shared = Arc::new(Shared {
+        deliverer,
+        consumer,
+        tracker: Mutex::new(OffsetTracker::default()),
+        lanes: Mutex::new(HashMap::new()),
+        permits: Arc::new(Semaphore::new(settings.max_in_flight)),
+        max_in_flight: settings.max_in_flight,
+    });
+    consume(&shared, &stop).await;
+    drain_and_close(shared, settings.drain_timeout).await;
+    Ok(())
+}
+
+fn consumer_error(deliverer: &Deliverer, source: KafkaError) -> Error {
+    Error::Consumer {
+        egress: deliverer.label.clone(),
+        source,
+    }
+}
+
+/// The egress's consumer: offsets stored only once settled and committed every
+/// `commit_interval`, a small prefetch, lag statistics every 5 s.
+fn create_consumer(
+    deliverer: &Deliverer,
+    bootstrap: &str,
+    auth: Option<&KafkaAuth>,
+    settings: &EgressSettings,
+) -> Result<EgressConsumer> {
     let egress = &deliverer.egress;
     let reset = match egress.initial_offset {
         InitialOffset::Earliest => "earliest",
         InitialOffset::Latest => "latest",
     };
+    let session_timeout_ms = settings.session_timeout.as_millis();
     let context = LagReporter {
         metrics: deliverer.metrics.clone(),
         label: deliverer.label.clone(),
     };
-    let consumer: EgressConsumer = crate::kafka::client(&bootstrap, auth.as_ref())
+    crate::kafka::client(bootstrap, auth)
         .set("group.id", &egress.consumer_group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set(
             "auto.commit.interval.ms",
-            settings.commit_interval_ms.to_string(),
+            settings.commit_interval.as_millis().to_string(),
         )
         .set("auto.offset.reset", reset)
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
-        )
+        .set("session.timeout.ms", session_timeout_ms.to_string())
         .set(
             "heartbeat.interval.ms",
-            (settings.session_timeout_ms / 3).max(100).to_string(),
+            (session_timeout_ms / 3).max(100).to_string(),
         )
         .set(
             "max.poll.interval.ms",
-            settings.max_poll_interval_ms.to_string(),
+            settings.max_poll_interval.as_millis().to_string(),
         )
         .set(
             "queued.max.messages.kbytes",
@@ -134,14 +177,27 @@ pub async fn run(
         .set("socket.nagle.disable", "true")
         .set("statistics.interval.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "10000")
-        .create_with_context(context)?;
-    let initial = egress.initial_offset;
+        .create_with_context(context)
+        .map_err(|source| consumer_error(deliverer, source))
+}
+
+/// Commits the group's start offsets where it has none ([`pin_initial_offsets`], off the
+/// async workers: broker round trips) and logs what it did; a failure is logged, not fatal.
+///
+/// # Errors
+/// [`Error::Consumer`] when the blocking task did not complete.
+async fn fix_start_offsets(
+    deliverer: &Deliverer,
+    consumer: EgressConsumer,
+    topics: Vec<String>,
+) -> Result<(EgressConsumer, Vec<String>)> {
+    let initial = deliverer.egress.initial_offset;
     let (consumer, topics, pinned) = tokio::task::spawn_blocking(move || {
         let pinned = pin_initial_offsets(&consumer, &topics, initial);
         (consumer, topics, pinned)
     })
     .await
-    .map_err(|_| rdkafka::error::KafkaError::Canceled)?;
+    .map_err(|_| consumer_error(deliverer, KafkaError::Canceled))?;
     match pinned {
         Ok(0) => {}
         Ok(n) => {
@@ -151,107 +207,124 @@ pub async fn run(
             tracing::warn!(egress = %deliverer.label, error = %e, "could not commit initial offsets; partitions without one start at the initial offset when assigned")
         }
     }
-    // Where this group starts is fixed now: an event accepted from here on is delivered.
-    let _ = started.send(());
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&names)?;
-    let ordered = egress.ordering == DeliveryOrder::Ordered;
-    let label = deliverer.label.clone();
-    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
-    let shared = Arc::new(Shared {
-        deliverer,
-        consumer,
-        tracker: Mutex::new(OffsetTracker::default()),
-        lanes: Mutex::new(HashMap::new()),
-        permits: permits.clone(),
-        max_in_flight: settings.max_in_flight,
-    });
-    tracing::info!(egress = %label, group = %shared.deliverer.egress.consumer_group, ?topics, "egress started");
+    Ok((consumer, topics))
+}
 
-    let mut failures: u32 = 0;
+/// Reads records until `stop` fires: each takes an in-flight slot, is [`admit`]ted (decoded
+/// and filtered), and what passes is [`dispatch`]ed to delivery.
+async fn consume(shared: &Arc<Shared>, stop: &CancellationToken) {
     loop {
         let permit = tokio::select! {
-            _ = stop.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.cancelled() => return,
+            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
         };
-        let message = tokio::select! {
-            _ = stop.cancelled() => break,
+        let Some(message) = next_record(shared, stop).await else {
+            return;
+        };
+        if let Some(job) = admit(shared, message, permit) {
+            dispatch(shared, job);
+        }
+    }
+}
+
+/// The next record, retrying failed reads with a backoff of 100 ms, 200 ms, … up to 5 s
+/// (logging the 1st, 2nd, 4th, 8th… failure in a row); `None` once `stop` fires.
+async fn next_record<'c>(
+    shared: &'c Shared,
+    stop: &CancellationToken,
+) -> Option<BorrowedMessage<'c>> {
+    let mut failures: u32 = 0;
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return None,
             m = shared.consumer.recv() => m,
         };
-        let message = match message {
-            Ok(m) => {
-                failures = 0;
-                m
-            }
-            Err(e) => {
-                // Back off 100 ms, 200 ms, … up to 5 s; log the 1st, 2nd, 4th, 8th… failure.
-                failures += 1;
-                if failures.is_power_of_two() {
-                    tracing::warn!(egress = %label, error = %e, failures, "consume failed; retrying");
-                }
-                let backoff =
-                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                continue;
-            }
+        let e = match received {
+            Ok(message) => return Some(message),
+            Err(e) => e,
         };
-        let (topic, partition, offset) = (
-            message.topic().to_owned(),
-            message.partition(),
-            message.offset(),
-        );
-        let appended_ms = message.timestamp().to_millis();
-        lock(&shared.tracker).begin(&topic, partition, offset);
-        let record_key = message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned());
-        let decoded = decode(&shared.deliverer, &message);
-        drop(message);
-        let event = match decoded {
-            Ok(Some(event)) if shared.deliverer.filter.matches(&event) => event,
-            Ok(event) => {
-                if let Some(event) = event {
-                    shared
-                        .deliverer
-                        .record(&event, (&topic, partition, offset), None);
-                }
-                shared.deliverer.counters.count(EgressOutcome::Filtered);
-                settle(&shared, &topic, partition, offset);
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(egress = %label, %topic, partition, offset, error = %e, "record is not a valid CloudEvent; skipped");
-                shared.deliverer.counters.count(EgressOutcome::Malformed);
-                settle(&shared, &topic, partition, offset);
-                continue;
-            }
-        };
-        let job = Job {
+        failures += 1;
+        if failures.is_power_of_two() {
+            tracing::warn!(egress = %shared.deliverer.label, error = %e, failures, "consume failed; retrying");
+        }
+        let backoff = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+/// Starts tracking a record's offset and decodes it. A record the filters let pass by, or
+/// one that is not a valid CloudEvent, is counted and settled here (`None`); any other
+/// becomes a job holding `permit` until it settles.
+fn admit(
+    shared: &Shared,
+    message: BorrowedMessage<'_>,
+    permit: OwnedSemaphorePermit,
+) -> Option<Job> {
+    let (topic, partition, offset) = (
+        message.topic().to_owned(),
+        message.partition(),
+        message.offset(),
+    );
+    lock(&shared.tracker).begin(&topic, partition, offset);
+    let appended_ms = message.timestamp().to_millis();
+    let record_key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    let d = &shared.deliverer;
+    let decoded = decode(d, &message);
+    drop(message);
+    match decoded {
+        Ok(Some(event)) if d.filter.matches(&event) => Some(Job {
             event,
             topic,
             partition,
             offset,
             appended_ms,
+            record_key,
             permit: Some(permit),
-        };
-        if ordered {
-            let key = binding::attribute(&job.event, "partitionkey")
-                .or(record_key)
-                .unwrap_or_default();
-            enqueue_ordered(&shared, (partition, key), job);
-        } else {
-            let shared = shared.clone();
-            tokio::spawn(async move { process(&shared, job).await });
+        }),
+        Ok(event) => {
+            if let Some(event) = event {
+                d.record(&event, (&topic, partition, offset), None);
+            }
+            d.counters.count(EgressOutcome::Filtered);
+            settle(shared, &topic, partition, offset);
+            None
         }
-        shared.report_in_flight();
+        Err(e) => {
+            tracing::error!(egress = %d.label, %topic, partition, offset, error = %e, "record is not a valid CloudEvent; skipped");
+            d.counters.count(EgressOutcome::Malformed);
+            settle(shared, &topic, partition, offset);
+            None
+        }
     }
+}
 
-    // Drain: every permit back means every consumed event settled.
-    let max = u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX);
-    if tokio::time::timeout(settings.drain_timeout, permits.acquire_many(max))
+/// Hands a job to delivery: in ordered mode behind the events of its (partition, key) still
+/// in flight, otherwise at once.
+fn dispatch(shared: &Arc<Shared>, mut job: Job) {
+    if shared.deliverer.egress.ordering == DeliveryOrder::Ordered {
+        let key = binding::attribute(&job.event, "partitionkey")
+            .or(job.record_key.take())
+            .unwrap_or_default();
+        enqueue_ordered(shared, (job.partition, key), job);
+    } else {
+        let shared = shared.clone();
+        tokio::spawn(async move { process(&shared, job).await });
+    }
+    shared.report_in_flight();
+}
+
+/// Waits up to `drain_timeout` for every in-flight event to settle, then commits what settled
+/// and leaves the group.
+async fn drain_and_close(shared: Arc<Shared>, drain_timeout: Duration) {
+    let label = shared.deliverer.label.clone();
+    // Every permit back means every consumed event settled.
+    let max = u32::try_from(shared.max_in_flight).unwrap_or(u32::MAX);
+    if tokio::time::timeout(drain_timeout, shared.permits.acquire_many(max))
         .await
         .is_err()
     {
@@ -273,7 +346,6 @@ pub async fn run(
         tracing::warn!(egress = %label, error = %e, "closing the consumer failed");
     }
     tracing::info!(egress = %label, "egress stopped");
-    Ok(())
 }
 
 /// Commits, for every partition of `topics` on which the group has no committed offset, the
@@ -288,7 +360,7 @@ fn pin_initial_offsets(
     consumer: &EgressConsumer,
     topics: &[String],
     initial: InitialOffset,
-) -> Result<usize, rdkafka::error::KafkaError> {
+) -> Result<usize, KafkaError> {
     let timeout = Duration::from_secs(10);
     let mut all = TopicPartitionList::new();
     for topic in topics {
@@ -327,10 +399,7 @@ fn pin_initial_offsets(
 ///
 /// # Errors
 /// A record that is not a valid CloudEvent (or, for a KafkaSource, cannot be mapped).
-pub fn decode(
-    deliverer: &Deliverer,
-    m: &rdkafka::message::BorrowedMessage<'_>,
-) -> Result<Option<Event>, binding::InvalidEvent> {
+pub fn decode(deliverer: &Deliverer, m: &BorrowedMessage<'_>) -> Result<Option<Event>> {
     let headers = crate::log::record_headers(m);
     match &deliverer.egress.source {
         Some(mapping) => {
@@ -348,8 +417,8 @@ pub fn decode(
         }
         None => match binding::from_kafka(headers.into_iter(), m.payload())? {
             Some(event) => Ok(Some(event)),
-            None => Err(binding::InvalidEvent(
-                "record has no CloudEvents headers".into(),
+            None => Err(Error::InvalidEvent(
+                "record has no CloudEvents headers; write to this topic through the ingress".into(),
             )),
         },
     }

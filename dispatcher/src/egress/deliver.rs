@@ -22,6 +22,7 @@ use crate::binding;
 use crate::journal::{Entry, Journal};
 use crate::log::Log;
 use crate::metrics::{EgressMetrics, EgressOutcome, Metrics};
+use crate::{Error, Result};
 
 /// Longest `knativeerrordata` value (Knative truncates the response body to 1024 bytes).
 pub const ERROR_DATA_MAX: usize = 1024;
@@ -105,13 +106,14 @@ impl Deliverer {
     /// The deliverer for `egress` of a resource whose log is `(bootstrap servers, topics)`.
     ///
     /// # Errors
-    /// A filter that does not compile (contracts are validated first, so this names a bug).
+    /// [`Error::Filter`]: a filter that does not compile (contracts are validated first, so
+    /// this names a bug).
     pub fn new(
         egress: Egress,
         (bootstrap, topics): (&str, &[String]),
         services: Services,
         seed: Option<u64>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let Services {
             http,
             log,
@@ -119,9 +121,14 @@ impl Deliverer {
             journal,
             activator,
         } = services;
-        let filter = EventFilter::compile(&egress.filter_attributes, &egress.filters)
-            .map_err(|e| e.to_string())?;
         let label = egress.reference.to_string();
+        let filter =
+            EventFilter::compile(&egress.filter_attributes, &egress.filters).map_err(|source| {
+                Error::Filter {
+                    egress: label.clone(),
+                    source,
+                }
+            })?;
         Ok(Deliverer {
             counters: metrics.for_egress(&label),
             label,

@@ -43,12 +43,12 @@ pub struct EgressSettings {
     /// Events consumed and not yet settled, per egress (memory bound and concurrency limit).
     pub max_in_flight: usize,
     /// Consumer-group session timeout.
-    pub session_timeout_ms: u32,
+    pub session_timeout: Duration,
     /// `max.poll.interval.ms`: a consumer that cannot take a new record for this long (all
     /// in-flight slots busy) leaves the group and its records are redelivered.
-    pub max_poll_interval_ms: u32,
+    pub max_poll_interval: Duration,
     /// How often stored offsets are committed.
-    pub commit_interval_ms: u32,
+    pub commit_interval: Duration,
     /// Memory librdkafka may use for prefetched records, per egress.
     pub prefetch_kbytes: u32,
     /// How long a stopping egress waits for in-flight deliveries.
@@ -175,7 +175,7 @@ impl EgressSet {
         }
     }
 
-    fn start(&self, spec: Spec) -> Result<Started, String> {
+    fn start(&self, spec: Spec) -> crate::Result<Started> {
         let deliverer = Deliverer::new(
             spec.egress.clone(),
             (&spec.bootstrap, &spec.topics),

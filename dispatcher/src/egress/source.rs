@@ -7,7 +7,8 @@ use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use ferry_api::contract::SourceMapping;
 use ferry_api::sources::KeyType;
 
-use crate::binding::{self, InvalidEvent};
+use crate::binding;
+use crate::{Error, Result};
 
 /// A consumed record, as much of it as the mapping reads.
 pub struct RecordView<'a> {
@@ -36,7 +37,7 @@ pub fn map_record(
     namespace: &str,
     name: &str,
     mapping: &SourceMapping,
-) -> Result<Event, InvalidEvent> {
+) -> Result<Event> {
     let mut event = match binding::from_kafka(record.headers.iter().copied(), record.value)? {
         Some(event) => event,
         None => build(record, namespace, name, mapping.key_type)?,
@@ -47,12 +48,7 @@ pub fn map_record(
     Ok(event)
 }
 
-fn build(
-    record: &RecordView<'_>,
-    namespace: &str,
-    name: &str,
-    key_type: KeyType,
-) -> Result<Event, InvalidEvent> {
+fn build(record: &RecordView<'_>, namespace: &str, name: &str, key_type: KeyType) -> Result<Event> {
     let (p, o) = (record.partition, record.offset);
     let mut builder = EventBuilderV10::new()
         .id(format!("partition:{p}/offset:{o}"))
@@ -94,7 +90,7 @@ fn build(
         builder = builder.data(ct.clone(), Vec::new());
     }
     let mut event = builder.build().map_err(|e| {
-        InvalidEvent(format!(
+        Error::InvalidEvent(format!(
             "record {}/{p}@{o} does not map to a CloudEvent: {e}",
             record.topic
         ))

@@ -259,10 +259,10 @@ fn spawn(
         "127.0.0.1:0".into(),
         "--admin-listen".into(),
         "127.0.0.1:0".into(),
-        "--contract-poll-ms".into(),
-        "100".into(),
-        "--session-timeout-ms".into(),
-        "6000".into(),
+        "--contract-poll".into(),
+        "100ms".into(),
+        "--session-timeout".into(),
+        "6s".into(),
     ];
     args.extend(extra.iter().cloned());
     let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());

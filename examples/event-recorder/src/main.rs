@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use revision_process::{Listen, env, shutdown_signal};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
@@ -276,41 +277,8 @@ async fn serve(
         .await
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 async fn run() -> io::Result<()> {
-    let host = env("LISTEN_HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let port: u16 = env("PORT")
-        .unwrap_or_else(|| "8080".into())
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("PORT: {e}")))?;
-    let revision = env("K_REVISION");
+    let listen = Listen::from_env()?;
     let file = env("EVENTS_FILE").map(PathBuf::from);
     if let Some(parent) = file
         .as_deref()
@@ -320,12 +288,7 @@ async fn run() -> io::Result<()> {
         std::fs::create_dir_all(parent)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", parent.display())))?;
     }
-    let listener = TcpListener::bind((host.as_str(), port)).await?;
-    eprintln!(
-        "event-recorder listening on {} revision={}",
-        listener.local_addr()?,
-        revision.as_deref().unwrap_or("-")
-    );
+    let listener = listen.bind("event-recorder").await?;
     let delay = match env("DELAY_MS") {
         Some(ms) => Some(std::time::Duration::from_millis(ms.parse().map_err(
             |e| io::Error::new(io::ErrorKind::InvalidInput, format!("DELAY_MS: {e}")),
@@ -338,13 +301,7 @@ async fn run() -> io::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("event-recorder: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    revision_process::exit("event-recorder", run().await)
 }
 
 #[cfg(test)]

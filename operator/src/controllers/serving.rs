@@ -11,66 +11,50 @@ use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
+use tokio::sync::watch;
 
-use super::{
-    BoxedRun, Context, Error, Shared, apply_status, controller_config, drain, error_policy,
-    instrumented,
-};
-use crate::hub::MANAGER;
+use super::context::{Context, Named, apply_status, configured, error_policy, instrumented, named};
+use super::reflectors::Reflectors;
+use crate::MANAGER;
+use crate::error::{Error, Result};
 use crate::serving;
 
-/// The shared streams of the serving controllers.
-pub struct Inputs<'a> {
-    pub services: &'a Shared<KnativeService>,
-    pub configurations: &'a Shared<Configuration>,
-    pub revisions: &'a Shared<Revision>,
-    pub routes: &'a Shared<Route>,
-    pub deployments: &'a Shared<Deployment>,
-}
-
 /// The four serving controllers, ready to be driven.
-pub fn controllers(ctx: &Arc<Context>, inputs: Inputs<'_>) -> impl Iterator<Item = BoxedRun> {
-    let services =
-        Controller::for_shared_stream(inputs.services.subscribe(), inputs.services.store.clone())
-            .with_config(controller_config(ctx))
-            .owns_shared_stream(inputs.configurations.subscribe())
-            .owns_shared_stream(inputs.routes.subscribe())
-            .run(reconcile_service, error_policy, ctx.clone());
-    let configurations = Controller::for_shared_stream(
-        inputs.configurations.subscribe(),
-        inputs.configurations.store.clone(),
-    )
-    .with_config(controller_config(ctx))
-    .owns_shared_stream(inputs.revisions.subscribe())
-    .run(reconcile_configuration, error_policy, ctx.clone());
-    let revisions =
-        Controller::for_shared_stream(inputs.revisions.subscribe(), inputs.revisions.store.clone())
-            .with_config(controller_config(ctx))
-            .owns_shared_stream(inputs.deployments.subscribe())
-            .run(reconcile_revision, error_policy, ctx.clone());
-    let route_store = inputs.routes.store.clone();
-    let by_config = route_store.clone();
-    let routes = Controller::for_shared_stream(inputs.routes.subscribe(), route_store.clone())
-        .with_config(controller_config(ctx))
+pub(super) fn controllers(
+    ctx: &Arc<Context>,
+    kinds: &Reflectors,
+    stop: &watch::Receiver<bool>,
+) -> Vec<Named> {
+    let services = configured(kinds.services.controller(), ctx, stop)
+        .owns_shared_stream(kinds.configurations.subscribe())
+        .owns_shared_stream(kinds.routes.subscribe())
+        .run(reconcile_service, error_policy, ctx.clone());
+    let configurations = configured(kinds.configurations.controller(), ctx, stop)
+        .owns_shared_stream(kinds.revisions.subscribe())
+        .run(reconcile_configuration, error_policy, ctx.clone());
+    let revisions = configured(kinds.revisions.controller(), ctx, stop)
+        .owns_shared_stream(kinds.deployments.subscribe())
+        .run(reconcile_revision, error_policy, ctx.clone());
+    let (by_config, by_revision) = (kinds.routes.store.clone(), kinds.routes.store.clone());
+    let routes = configured(kinds.routes.controller(), ctx, stop)
         .watches_shared_stream(
-            inputs.configurations.subscribe(),
+            kinds.configurations.subscribe(),
             move |c: Arc<Configuration>| routes_in(&by_config, c.namespace().as_deref()),
         )
-        .watches_shared_stream(inputs.revisions.subscribe(), move |r: Arc<Revision>| {
-            routes_in(&route_store, r.namespace().as_deref())
+        .watches_shared_stream(kinds.revisions.subscribe(), move |r: Arc<Revision>| {
+            routes_in(&by_revision, r.namespace().as_deref())
         })
         .run(reconcile_route, error_policy, ctx.clone());
-    [
-        drain(services),
-        drain(configurations),
-        drain(revisions),
-        drain(routes),
+    vec![
+        named::<KnativeService, _, _, _>(services),
+        named::<Configuration, _, _, _>(configurations),
+        named::<Revision, _, _, _>(revisions),
+        named::<Route, _, _, _>(routes),
     ]
-    .into_iter()
 }
 
 /// Every Route in a namespace (traffic may name any Configuration or Revision in it).
@@ -96,7 +80,7 @@ fn in_namespace<K: Resource<DynamicType = ()> + Clone>(
 }
 
 /// Server-side applies an owned object with the operator's field manager.
-async fn apply_owned<K>(ctx: &Context, namespace: &str, obj: &K) -> Result<(), Error>
+async fn apply_owned<K>(ctx: &Context, namespace: &str, obj: &K) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -105,7 +89,14 @@ where
         + Serialize,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut value = serde_json::to_value(obj).map_err(|e| Error::Finalizer(e.to_string()))?;
+    let mut value = serde_json::to_value(obj).map_err(|source| Error::Encode {
+        what: format!(
+            "{} {}",
+            K::kind(&()),
+            obj.meta().name.as_deref().unwrap_or_default()
+        ),
+        source,
+    })?;
     value["apiVersion"] = K::api_version(&()).into();
     value["kind"] = K::kind(&()).into();
     if let Some(o) = value.as_object_mut() {
@@ -123,7 +114,7 @@ where
 pub(super) async fn reconcile_service(
     svc: Arc<KnativeService>,
     ctx: Arc<Context>,
-) -> Result<Action, Error> {
+) -> Result<Action> {
     instrumented(svc.clone(), ctx.clone(), async move {
         let ns = svc.namespace().unwrap_or_default();
         if svc.metadata.deletion_timestamp.is_some() {
@@ -152,7 +143,7 @@ pub(super) async fn reconcile_service(
 pub(super) async fn reconcile_configuration(
     cfg: Arc<Configuration>,
     ctx: Arc<Context>,
-) -> Result<Action, Error> {
+) -> Result<Action> {
     instrumented(cfg.clone(), ctx.clone(), async move {
         let ns = cfg.namespace().unwrap_or_default();
         if cfg.metadata.deletion_timestamp.is_some() {
@@ -190,7 +181,7 @@ pub(super) async fn reconcile_configuration(
 /// Deployment has (the autoscaler owns it once it exists), else the initial scale.
 fn desired_replicas(ctx: &Context, rev: &Revision, deployment: Option<&Deployment>) -> i32 {
     let key = format!("{}/{}", rev.namespace().unwrap_or_default(), rev.name_any());
-    if let Some(n) = ctx.scale(&key) {
+    if let Some(n) = ctx.scale.scale(&key) {
         return n;
     }
     if let Some(n) = deployment
@@ -206,17 +197,14 @@ fn desired_replicas(ctx: &Context, rev: &Revision, deployment: Option<&Deploymen
         &mut ignored,
     );
     let scaling = RevisionScaling::resolve(
-        &ctx.autoscaler_settings(),
+        &ctx.scale.settings(),
         &annotations,
         rev.spec.container_concurrency,
     );
     i32::try_from(scaling.initial_scale.max(scaling.min_scale)).unwrap_or(i32::MAX)
 }
 
-pub(super) async fn reconcile_revision(
-    rev: Arc<Revision>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+pub(super) async fn reconcile_revision(rev: Arc<Revision>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(rev.clone(), ctx.clone(), async move {
         let ns = rev.namespace().unwrap_or_default();
         if rev.metadata.deletion_timestamp.is_some() {
@@ -275,7 +263,7 @@ pub(super) async fn reconcile_revision(
     .await
 }
 
-pub(super) async fn reconcile_route(route: Arc<Route>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(super) async fn reconcile_route(route: Arc<Route>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(route.clone(), ctx.clone(), async move {
         let ns = route.namespace().unwrap_or_default();
         let cfgs = in_namespace(&ctx.stores.configurations, &ns);

@@ -4,9 +4,9 @@
 //! order, asserts what matters in it, and answers as Kubernetes would. Every wait is bounded,
 //! so a request that never comes fails the test instead of hanging it.
 //!
-//! The hub is put in the state its loop would reach with [`Cluster::compile`]: the stores
-//! compiled into one contract generation, with the topics the log holds and the generation the
-//! dispatchers report.
+//! The publisher is put in the state its loop would reach with [`Cluster::compile`]: the
+//! stores compiled into one contract generation, with the topics the log holds and the
+//! generation the dispatchers report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -34,13 +34,15 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tower_test::mock::{self, Handle, SendResponse};
 
-use super::{Context, Error};
+use super::Context;
 use crate::args::Args;
+use crate::error::Error;
 use crate::http::Metrics;
-use crate::hub::{self, Hub, HubConfig};
+use crate::publisher::{Publisher, compile_stores};
 use crate::status::Topic;
 use crate::topics::Topics;
 use crate::world::Stores;
+use ferry_control::contract_inputs::{Compiled, Environment};
 
 /// How long any one step may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -255,7 +257,7 @@ where
     writer.apply_watcher_event(&Event::Apply(obj.clone()));
 }
 
-/// A reconcile's world: its context (stores, hub, the log's admin client), the writers that
+/// A reconcile's world: its context (stores, publisher, the log's admin client), the writers that
 /// fill the stores, and the API server the test plays.
 struct Cluster {
     ctx: Arc<Context>,
@@ -296,7 +298,7 @@ impl Cluster {
             client,
             args,
             stores,
-            Arc::new(Hub::default()),
+            Arc::new(Publisher::default()),
             Arc::new(topics),
             Arc::new(Metrics::new()),
         );
@@ -323,32 +325,29 @@ impl Cluster {
         Cluster::new("127.0.0.1:9")
     }
 
-    /// Puts the hub where its loop is after writing contract `generation` compiled from the
-    /// stores, with the `ready` topics existing, and the dispatchers reporting `applied`.
+    /// Puts the publisher where its loop is after writing contract `generation` compiled from
+    /// the stores, with the `ready` topics existing, and the dispatchers reporting `applied`.
     fn compile(&self, generation: u64, ready: &[&str], applied: Option<u64>) {
         let args = &self.ctx.args;
-        let config = HubConfig {
-            namespace: args.leader_election_namespace.clone(),
-            secret: args.contract_secret.clone(),
-            bootstrap_servers: args.kafka_bootstrap_servers.clone(),
-            claim_classless: args.claim_brokers_without_class,
-            cluster_domain: args.cluster_domain.clone(),
-            debounce: args.contract_debounce,
-        };
         let topics: HashMap<String, Topic> = ready
             .iter()
             .map(|t| (t.to_string(), Topic::Ready(t.to_string())))
             .collect();
-        let (mut contract, errors, objects) = hub::compile_stores(
-            &self.ctx.stores,
-            &topics,
-            &Default::default(),
-            &self.ctx.hub.secrets(),
-            &config,
-        );
+        let env = Environment {
+            topics: &topics,
+            broker_defaults: &Default::default(),
+            secrets: &self.ctx.publisher.secrets(),
+            bootstrap_servers: &args.kafka_bootstrap_servers,
+            claim_classless: args.claim_brokers_without_class,
+        };
+        let Compiled {
+            mut contract,
+            errors,
+            objects,
+        } = compile_stores(&self.ctx.stores, &env, &args.cluster_domain);
         contract.generation = generation;
-        self.ctx.hub.record(contract, errors, &objects);
-        self.ctx.hub.set_applied(applied);
+        self.ctx.publisher.record(contract, errors, &objects);
+        self.ctx.publisher.set_applied(applied);
     }
 
     /// Starts `reconcile` on `obj` in the background, so the test can answer its requests.
@@ -536,7 +535,7 @@ impl Log {
 
 mod broker {
     use super::*;
-    use crate::controllers::eventing::{TOPIC_FINALIZER, reconcile_broker};
+    use crate::controllers::eventing::topic_owners::{TOPIC_FINALIZER, reconcile_broker};
 
     const BROKERS: &str = "/apis/eventing.knative.dev/v1/namespaces/ns/brokers";
     const TOPIC: &str = "knative-broker-ns-orders";
@@ -565,7 +564,7 @@ mod broker {
         assert_eq!(finished(run).await, Action::await_change());
         assert!(!log.topics().await.contains_key(TOPIC));
 
-        // With the finalizer: the topic is created (the default 10 partitions); the hub has not
+        // With the finalizer: the topic is created (the default 10 partitions); the publisher has not
         // compiled the broker yet, so it is not Ready and has no address.
         let orders = finalized(orders, TOPIC_FINALIZER);
         let run = cluster.reconcile(reconcile_broker, &orders);
@@ -576,7 +575,10 @@ mod broker {
         assert!(status.get("address").is_none(), "{status}");
         assert_eq!(finished(run).await, Action::await_change());
         assert_eq!(log.topics().await.get(TOPIC), Some(&10));
-        assert_eq!(cluster.ctx.hub.topic(TOPIC), Topic::Ready(TOPIC.into()));
+        assert_eq!(
+            cluster.ctx.publisher.topic(TOPIC),
+            Topic::Ready(TOPIC.into())
+        );
 
         // In the contract, not yet applied by the dispatchers: still no address.
         put(&mut cluster.put.brokers, &orders);
@@ -592,7 +594,7 @@ mod broker {
         assert_eq!(finished(run).await, Action::await_change());
 
         // Applied: Ready, addressed at the ingress.
-        cluster.ctx.hub.set_applied(Some(1));
+        cluster.ctx.publisher.set_applied(Some(1));
         let run = cluster.reconcile(reconcile_broker, &orders);
         let (status, orders) = cluster.api.status(BROKERS, &orders).await;
         assert_eq!(condition(&status, "Ready"), ("True", ""));
@@ -612,7 +614,10 @@ mod broker {
         let log = Log::start().await;
         log.create_topic(TOPIC).await;
         let mut cluster = Cluster::new(&log.bootstrap);
-        cluster.ctx.hub.set_topic(TOPIC, Topic::Ready(TOPIC.into()));
+        cluster
+            .ctx
+            .publisher
+            .set_topic(TOPIC, Topic::Ready(TOPIC.into()));
         let orders = deleting(finalized(broker("orders"), TOPIC_FINALIZER));
 
         let run = cluster.reconcile(reconcile_broker, &orders);
@@ -622,7 +627,7 @@ mod broker {
             .await;
         assert_eq!(finished(run).await, Action::await_change());
         assert!(!log.topics().await.contains_key(TOPIC));
-        assert_eq!(cluster.ctx.hub.topic(TOPIC), Topic::Pending);
+        assert_eq!(cluster.ctx.publisher.topic(TOPIC), Topic::Pending);
     }
 }
 
@@ -633,7 +638,7 @@ mod broker {
 mod trigger {
     use super::broker::broker;
     use super::*;
-    use crate::controllers::eventing::{GROUP_FINALIZER, reconcile_trigger};
+    use crate::controllers::eventing::group_owners::{GROUP_FINALIZER, reconcile_trigger};
 
     const TRIGGERS: &str = "/apis/eventing.knative.dev/v1/namespaces/ns/triggers";
     const SINK: &str = "http://sink.ns.svc.cluster.local";
@@ -655,7 +660,7 @@ mod trigger {
     async fn a_trigger_follows_its_broker_and_its_spec() {
         let mut cluster = Cluster::without_log();
 
-        // The broker does not exist: the hub leaves the trigger out, and its status says why.
+        // The broker does not exist: the compile leaves the trigger out, and its status says why.
         let audit = trigger("audit");
         put(&mut cluster.put.triggers, &audit);
         cluster.compile(1, &[], Some(1));
@@ -690,7 +695,7 @@ mod trigger {
         cluster.api.event("audit", "Normal", "Ready").await;
         assert_eq!(finished(run).await, Action::await_change());
 
-        // A new spec waits for the hub to compile it: nothing is written before.
+        // A new spec waits for the publisher to compile it: nothing is written before.
         let mut audit = audit;
         audit.metadata.generation = Some(2);
         audit.spec.subscriber = from_json(json!({"uri": "http://audit.example/events"}));
@@ -768,9 +773,8 @@ mod trigger {
 
 mod channel {
     use super::*;
-    use crate::controllers::eventing::{
-        GROUP_FINALIZER, TOPIC_FINALIZER, reconcile_channel, reconcile_subscription,
-    };
+    use crate::controllers::eventing::group_owners::{GROUP_FINALIZER, reconcile_subscription};
+    use crate::controllers::eventing::topic_owners::{TOPIC_FINALIZER, reconcile_channel};
 
     const CHANNELS: &str = "/apis/messaging.knative.dev/v1beta1/namespaces/ns/kafkachannels";
     const SUBSCRIPTIONS: &str = "/apis/messaging.knative.dev/v1/namespaces/ns/subscriptions";
@@ -877,7 +881,7 @@ mod channel {
 
 mod source {
     use super::*;
-    use crate::controllers::eventing::reconcile_source;
+    use crate::controllers::eventing::sources::reconcile_source;
 
     const SOURCES: &str = "/apis/sources.knative.dev/v1beta1/namespaces/ns/kafkasources";
 
@@ -990,7 +994,7 @@ mod source {
             Action::requeue(Duration::from_secs(10))
         );
 
-        // The topic is created on their cluster (only there), and the hub compiles again.
+        // The topic is created on their cluster (only there), and the publisher compiles again.
         let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = theirs
             .client()
             .set("security.protocol", "SASL_PLAINTEXT")
@@ -1025,7 +1029,7 @@ mod source {
             Action::requeue(Duration::from_secs(60))
         );
         let creds = ("ns".to_owned(), "kafka-creds".to_owned());
-        assert!(cluster.ctx.hub.secrets().contains_key(&creds));
+        assert!(cluster.ctx.publisher.secrets().contains_key(&creds));
 
         // The password is rotated in the Secret but not on their cluster: refused.
         let run = cluster.reconcile(reconcile_source, &payments);
@@ -1046,18 +1050,18 @@ mod source {
         // Still referenced: kept. The source deleted: the credentials go with it.
         cluster
             .ctx
-            .hub
+            .publisher
             .forget_unreferenced_secrets(&cluster.ctx.stores);
-        assert!(cluster.ctx.hub.secrets().contains_key(&creds));
+        assert!(cluster.ctx.publisher.secrets().contains_key(&creds));
         cluster
             .put
             .sources
             .apply_watcher_event(&Event::Delete(payments.clone()));
         cluster
             .ctx
-            .hub
+            .publisher
             .forget_unreferenced_secrets(&cluster.ctx.stores);
-        assert!(cluster.ctx.hub.secrets().is_empty());
+        assert!(cluster.ctx.publisher.secrets().is_empty());
     }
 }
 

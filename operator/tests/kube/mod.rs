@@ -268,7 +268,7 @@ pub struct Ferry {
     pub operator_metrics: SocketAddr,
     pub namespace: String,
     stop: watch::Sender<bool>,
-    operator: tokio::task::JoinHandle<Result<(), String>>,
+    operator: tokio::task::JoinHandle<ferry_operator::Result<()>>,
     sync: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -320,7 +320,7 @@ impl Ferry {
             "127.0.0.1:0".parse().expect("addr"),
         );
         config.role = ferry_dispatcher::config::Role::All;
-        config.contract_poll_ms = 100;
+        config.contract_poll = Duration::from_millis(100);
         let dispatcher = ferry_dispatcher::start(config)
             .await
             .expect("dispatcher starts");
@@ -371,7 +371,7 @@ impl Ferry {
     }
 
     /// Stops the operator (it releases its Lease) and returns its result.
-    pub async fn stop_operator(&mut self) -> Result<(), String> {
+    pub async fn stop_operator(&mut self) -> ferry_operator::Result<()> {
         let _ = self.stop.send(true);
         (&mut self.operator).await.expect("operator task")
     }

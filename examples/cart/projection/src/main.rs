@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
+use revision_process::{Listen, env, shutdown_signal};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -166,60 +167,21 @@ async fn serve(
         .await
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 async fn run() -> io::Result<()> {
-    let host = env("LISTEN_HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let port: u16 = env("PORT")
-        .unwrap_or_else(|| "8080".into())
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("PORT: {e}")))?;
-    let revision = env("K_REVISION");
+    let listen = Listen::from_env()?;
     let dir = PathBuf::from(env("CART_STATE_DIR").unwrap_or_else(|| ".ferry/cart-state".into()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    let listener = TcpListener::bind((host.as_str(), port)).await?;
-    eprintln!(
-        "cart-projection listening on {} revision={}",
-        listener.local_addr()?,
-        revision.as_deref().unwrap_or("-")
-    );
-    serve(listener, AppState::new(dir, revision), shutdown_signal()).await
+    let listener = listen.bind("cart-projection").await?;
+    serve(
+        listener,
+        AppState::new(dir, listen.revision),
+        shutdown_signal(),
+    )
+    .await
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cart-projection: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    revision_process::exit("cart-projection", run().await)
 }

@@ -1,0 +1,336 @@
+//! The broker's settings, as `ferry-broker` flags: [`BrokerConfig`], and [`BrokerFlags`] for
+//! a command line that also takes the flags' old millisecond spellings.
+
+mod durations;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+use ferry_runtime::duration;
+
+use durations::MillisFlags;
+pub use durations::Retention;
+
+use crate::error::{Error, Result};
+use crate::groups::GroupConfig;
+use crate::security::{Mechanism, SecurityFiles};
+use crate::storage::{FlushPolicy, LogConfig};
+use crate::topics::{TopicConfig, TopicDefaults};
+
+/// Broker settings.
+#[derive(Args, Clone, Debug)]
+pub struct BrokerConfig {
+    /// Address the Kafka protocol listens on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// HOST:PORT clients are told to connect to (default: the bound listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertised_listener: Option<String>,
+    /// Address of the admin HTTP server: /metrics, /healthz, /readyz.
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    pub admin_listen: SocketAddr,
+    /// Directory holding topics and committed offsets.
+    #[arg(long, default_value = ".ferry/broker")]
+    pub data_dir: PathBuf,
+    /// When appends reach the disk: `always` (fsync before each ack), `interval:<ms>` (group
+    /// commit: acks wait for the next periodic fsync) or `os` (page cache only).
+    #[arg(long, default_value = "interval:5")]
+    pub flush: FlushPolicy,
+    /// Partitions of topics created without a count (and auto-created ones).
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: i32,
+    /// Create topics on first use by a producer or a metadata request that allows it.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Delete segments whose newest record is older than this; -1 (or `forever`) keeps them.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "168h",
+        value_parser = durations::parse_retention,
+        allow_hyphen_values = true
+    )]
+    pub retention: Retention,
+    /// Delete the oldest segments while a partition is larger than this; -1 for no limit.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub retention_bytes: i64,
+    /// How often retention runs.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    pub retention_check_interval: Duration,
+    /// Roll to a new segment at this size.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// Roll to a new segment when the active one is this old.
+    #[arg(long, value_name = "DURATION", default_value = "168h", value_parser = duration::parse)]
+    pub segment_max_age: Duration,
+    /// Largest record batch accepted (topic default of `max.message.bytes`).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+    /// Largest request frame accepted; bigger ones close the connection, as Kafka's
+    /// `socket.request.max.bytes` does.
+    #[arg(long, default_value_t = 100 << 20)]
+    pub max_request_bytes: usize,
+    /// How long the first rebalance of an empty group waits for more members.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
+    pub group_initial_rebalance_delay: Duration,
+    /// Smallest session timeout a consumer may ask for.
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = duration::parse)]
+    pub group_min_session_timeout: Duration,
+    /// Largest session timeout a consumer may ask for.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration::parse)]
+    pub group_max_session_timeout: Duration,
+    /// SASL users file, one `USER:PASSWORD` per line (`#` starts a comment line). When set,
+    /// every connection must authenticate before any request but ApiVersions, SaslHandshake
+    /// and SaslAuthenticate (clients use SASL_PLAINTEXT, or SASL_SSL with --tls-cert).
+    #[arg(long, value_name = "PATH")]
+    pub sasl_users: Option<PathBuf>,
+    /// SASL mechanisms offered with --sasl-users, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    )]
+    pub sasl_mechanisms: Vec<Mechanism>,
+    /// PEM certificate chain (leaf first) for the Kafka listener, which then speaks TLS
+    /// (clients use SSL, or SASL_SSL with --sasl-users). Needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate they issued (mutual TLS).
+    /// Needs --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// The command line of `ferry-broker`: [`BrokerConfig`]'s flags and, hidden, the old
+/// millisecond spellings of its duration flags (`--retention-ms`, `--segment-ms`,
+/// `--group-initial-rebalance-delay-ms`, ...), kept for the Helm chart and scripts written
+/// for them. Of an old and a new name, the later wins.
+#[derive(Args, Clone, Debug)]
+pub struct BrokerFlags {
+    #[command(flatten)]
+    config: BrokerConfig,
+    #[command(flatten)]
+    millis: MillisFlags,
+}
+
+impl BrokerFlags {
+    /// The settings the flags give, an old `*-ms` flag standing for its new name.
+    pub fn into_config(self) -> BrokerConfig {
+        let BrokerFlags { mut config, millis } = self;
+        let c = &mut config;
+        c.retention = millis.retention_ms.unwrap_or(c.retention);
+        c.retention_check_interval =
+            (millis.retention_check_interval_ms).unwrap_or(c.retention_check_interval);
+        c.segment_max_age = millis.segment_ms.unwrap_or(c.segment_max_age);
+        c.group_initial_rebalance_delay =
+            (millis.group_initial_rebalance_delay_ms).unwrap_or(c.group_initial_rebalance_delay);
+        c.group_min_session_timeout =
+            (millis.group_min_session_timeout_ms).unwrap_or(c.group_min_session_timeout);
+        c.group_max_session_timeout =
+            (millis.group_max_session_timeout_ms).unwrap_or(c.group_max_session_timeout);
+        config
+    }
+}
+
+/// The flags as a command, to build a [`BrokerConfig`] from arguments in code.
+#[derive(clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    flags: BrokerFlags,
+}
+
+impl BrokerConfig {
+    /// The defaults `ferry-broker` would use, with these flags on top (e.g. `["--flush", "os"]`;
+    /// the old `*-ms` names work too).
+    ///
+    /// # Errors
+    /// [`Error::Flags`]: a flag clap rejects, with clap's message.
+    pub fn from_flags<I: AsRef<str>>(flags: impl IntoIterator<Item = I>) -> Result<Self> {
+        let args = std::iter::once("ferry-broker".to_owned())
+            .chain(flags.into_iter().map(|f| f.as_ref().to_owned()));
+        <Flags as clap::Parser>::try_parse_from(args)
+            .map(|f| f.flags.into_config())
+            .map_err(|e| Error::Flags(e.to_string()))
+    }
+
+    /// A broker for one machine: data under `data_dir`, Kafka and admin listeners on free
+    /// loopback ports, no initial rebalance delay; `extra` flags on top (a flag given there
+    /// replaces these defaults, e.g. `["--listen", "127.0.0.1:9092"]`).
+    ///
+    /// # Errors
+    /// [`BrokerConfig::from_flags`]' error as text, ready for an embedding command to show.
+    pub fn local(data_dir: &std::path::Path, extra: &[&str]) -> Result<Self> {
+        let dir = data_dir.to_string_lossy().into_owned();
+        let defaults = [
+            ("--listen", "127.0.0.1:0"),
+            ("--admin-listen", "127.0.0.1:0"),
+            ("--data-dir", dir.as_str()),
+            ("--group-initial-rebalance-delay", "0s"),
+        ];
+        let mut flags: Vec<&str> = defaults
+            .iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
+        flags.extend_from_slice(extra);
+        Self::from_flags(flags)
+    }
+
+    /// Checks values clap cannot.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the flag and what to use.
+    pub fn validate(&self) -> Result<()> {
+        self.problem()
+            .map_or(Ok(()), |p| Err(Error::InvalidSetting(p)))
+    }
+
+    /// What [`BrokerConfig::validate`] refuses, if anything.
+    fn problem(&self) -> Option<String> {
+        let max_partitions = crate::topics::MAX_PARTITIONS;
+        if !(1..=max_partitions).contains(&self.default_partitions) {
+            return Some(format!(
+                "--default-partitions {} is out of range; use 1..={max_partitions}",
+                self.default_partitions,
+            ));
+        }
+        let checks = [
+            (
+                self.retention_bytes < -1,
+                "--retention-bytes takes -1 (no limit) or a value ≥ 0",
+            ),
+            (
+                self.segment_bytes < 1024 || self.segment_max_age < Duration::from_millis(1),
+                "--segment-bytes must be ≥ 1024 and --segment-max-age ≥ 1ms",
+            ),
+            (
+                self.max_request_bytes < 1024,
+                "--max-request-bytes must be ≥ 1024",
+            ),
+            (
+                self.group_min_session_timeout > self.group_max_session_timeout,
+                "--group-min-session-timeout exceeds --group-max-session-timeout",
+            ),
+            (
+                self.tls_cert.is_some() != self.tls_key.is_some(),
+                "--tls-cert and --tls-key go together: give both PEM files",
+            ),
+            (
+                self.tls_client_ca.is_some() && self.tls_cert.is_none(),
+                "--tls-client-ca needs --tls-cert and --tls-key",
+            ),
+            (
+                self.sasl_users.is_some() && self.sasl_mechanisms.is_empty(),
+                "--sasl-mechanisms is empty; use PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512",
+            ),
+        ];
+        if let Some((_, problem)) = checks.iter().find(|(bad, _)| *bad) {
+            return Some((*problem).to_owned());
+        }
+        let adv = self.advertised_listener.as_deref()?;
+        let host_port = adv
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        (!host_port).then(|| {
+            format!("--advertised-listener `{adv}` is not HOST:PORT (e.g. broker.ferry:9092)")
+        })
+    }
+
+    /// Topic defaults from the flags.
+    pub fn topic_defaults(&self) -> TopicDefaults {
+        TopicDefaults {
+            partitions: self.default_partitions,
+            config: TopicConfig {
+                log: LogConfig {
+                    segment_bytes: self.segment_bytes,
+                    segment_ms: i64::try_from(self.segment_max_age.as_millis()).unwrap_or(i64::MAX),
+                    retention_ms: self.retention.as_millis(),
+                    retention_bytes: u64::try_from(self.retention_bytes).ok(),
+                },
+                max_message_bytes: self.max_message_bytes,
+            },
+        }
+    }
+
+    /// Group settings from the flags.
+    pub fn group_config(&self) -> GroupConfig {
+        GroupConfig {
+            min_session_timeout: self.group_min_session_timeout,
+            max_session_timeout: self.group_max_session_timeout,
+            initial_rebalance_delay: self.group_initial_rebalance_delay,
+        }
+    }
+
+    /// The files the security flags name.
+    pub fn security_files(&self) -> SecurityFiles<'_> {
+        SecurityFiles {
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            tls_client_ca: self.tls_client_ca.as_deref(),
+            sasl_users: self.sasl_users.as_deref(),
+            sasl_mechanisms: &self.sasl_mechanisms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_flags_default_and_parse() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        let config = BrokerConfig::local(dir, &[]).unwrap();
+        assert_eq!(config.sasl_mechanisms, Mechanism::ALL.to_vec());
+        assert!(config.sasl_users.is_none() && config.tls_cert.is_none());
+        let config = BrokerConfig::local(
+            dir,
+            &[
+                "--sasl-users",
+                "users.txt",
+                "--sasl-mechanisms",
+                "SCRAM-SHA-512,scram-sha-256",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--tls-client-ca",
+                "ca.pem",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.sasl_mechanisms,
+            [Mechanism::ScramSha512, Mechanism::ScramSha256]
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_flags_must_come_together() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        for flags in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--tls-client-ca", "ca.pem"],
+        ] {
+            let error = BrokerConfig::local(dir, flags).unwrap_err().to_string();
+            assert!(error.contains("--tls-"), "{flags:?}: {error}");
+        }
+        let error = BrokerConfig::local(dir, &["--sasl-mechanisms", "GSSAPI"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown SASL mechanism `GSSAPI`"), "{error}");
+        // Configs built in code are checked too.
+        let mut config = BrokerConfig::local(dir, &[]).unwrap();
+        config.tls_cert = Some("c.pem".into());
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("--tls-key"), "{error}");
+    }
+}

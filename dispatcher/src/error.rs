@@ -1,0 +1,72 @@
+//! The dispatcher's errors: one enum for the library, each message saying what was wrong and
+//! what to do about it.
+
+use std::net::SocketAddr;
+
+use ferry_api::cesql;
+use rdkafka::error::KafkaError;
+
+/// Everything that can go wrong in the dispatcher library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting that must be positive is zero.
+    #[error("{flag} must be greater than 0; set a positive value or leave the flag out")]
+    NotPositive {
+        /// The flag, as `ferry-dispatcher --help` names it.
+        flag: &'static str,
+    },
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}; pick a free address")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Bytes that are not a valid CloudEvent; the text is what a client is told, and says
+    /// what to fix.
+    #[error("{0}")]
+    InvalidEvent(String),
+    /// The topic an event is written to does not exist (yet).
+    #[error("topic {0} does not exist; the operator creates it when the resource is reconciled")]
+    UnknownTopic(String),
+    /// The log did not acknowledge a write in time.
+    #[error(
+        "the log did not acknowledge the write: {0}; retry, and if it persists check the log's health"
+    )]
+    LogUnavailable(String),
+    /// No producer could be created for a log.
+    #[error(
+        "cannot create a producer for {bootstrap}: {source}; check the bootstrap servers and the FERRY_KAFKA_* settings"
+    )]
+    Producer {
+        /// The log's bootstrap servers.
+        bootstrap: String,
+        /// What librdkafka said.
+        source: KafkaError,
+    },
+    /// An egress's filters do not compile (contracts are validated before they are applied,
+    /// so this names a bug).
+    #[error(
+        "the filters of {egress} do not compile: {source}; the contract should have been rejected, please report this"
+    )]
+    Filter {
+        /// `Kind namespace/name` of the egress.
+        egress: String,
+        /// The CESQL error.
+        source: cesql::ParseError,
+    },
+    /// An egress's consumer could not be created or subscribed.
+    #[error(
+        "the consumer of {egress} did not start: {source}; check the log's address and credentials"
+    )]
+    Consumer {
+        /// `Kind namespace/name` of the egress.
+        egress: String,
+        /// What librdkafka said.
+        source: KafkaError,
+    },
+}
+
+/// The dispatcher library's `Result`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

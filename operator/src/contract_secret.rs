@@ -1,0 +1,179 @@
+//! The Secret the dispatchers mount the contract from: how the contract is stored in it, read
+//! back and written.
+//!
+//! A Secret, not a ConfigMap, because the contract carries the credentials of KafkaSources'
+//! `spec.net`. It holds the contract gzip-compressed under `data`, which keeps tens of thousands
+//! of egresses within Kubernetes' 1 MiB object limit; the dispatcher reads gzip and plain JSON
+//! (the chart's initial empty contract) alike.
+
+use std::collections::BTreeMap;
+
+use ferry_api::contract::Contract;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use crate::error::{Error, Result};
+
+/// The key the contract is stored under in its Secret (the file name the dispatcher reads).
+pub const CONTRACT_KEY: &str = "contract.json";
+
+/// The contract Secret's content as a JSON merge patch: `data` holds the gzip (replacing the
+/// chart's initial plain JSON under the same key).
+pub fn secret_patch(contract: &Contract) -> serde_json::Value {
+    let gz = ByteString(contract.to_gzip());
+    serde_json::json!({"data": {CONTRACT_KEY: gz}})
+}
+
+/// The contract Secret as created when it is missing: type Opaque, the gzip under `data`.
+fn new_secret(name: &str, contract: &Contract) -> Secret {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.to_owned());
+    secret.type_ = Some("Opaque".to_owned());
+    secret.data = Some(BTreeMap::from([(
+        CONTRACT_KEY.to_owned(),
+        ByteString(contract.to_gzip()),
+    )]));
+    secret
+}
+
+/// Reads the contract a Secret holds, gzip or plain JSON; `None` when it holds none.
+///
+/// # Errors
+/// [`Error::Secret`]: the Secret holds something that is not a contract (the message never
+/// quotes the content).
+pub fn contract_in(secret: &Secret) -> Result<Option<Contract>> {
+    match secret.data.as_ref().and_then(|d| d.get(CONTRACT_KEY)) {
+        Some(bytes) => Contract::from_bytes(&bytes.0)
+            .map(Some)
+            .map_err(|reason| Error::Secret {
+                secret: format!(
+                    "{}/{}",
+                    secret.metadata.namespace.as_deref().unwrap_or_default(),
+                    secret.metadata.name.as_deref().unwrap_or_default()
+                ),
+                reason: reason.to_string(),
+            }),
+        None => Ok(None),
+    }
+}
+
+/// The contract Secret `namespace`/`name`.
+pub struct ContractSecret {
+    api: Api<Secret>,
+    name: String,
+}
+
+impl ContractSecret {
+    /// The Secret `name` in `namespace`.
+    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+        ContractSecret {
+            api: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Its name, for logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The contract it holds now; `None` when the Secret or its key is missing.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when it cannot be read, [`Error::Secret`] when it holds no contract.
+    pub async fn read(&self) -> Result<Option<Contract>> {
+        match self.api.get_opt(&self.name).await? {
+            Some(secret) => contract_in(&secret),
+            None => Ok(None),
+        }
+    }
+
+    /// Merge-patches `contract` into the Secret, or creates the Secret when it is gone.
+    ///
+    /// # Errors
+    /// [`Error::Kube`]: the API server refused both.
+    pub async fn write(&self, contract: &Contract) -> Result<()> {
+        let patch = secret_patch(contract);
+        match self
+            .api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                self.api
+                    .create(&PostParams::default(), &new_secret(&self.name, contract))
+                    .await?;
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_api::contract::{ContractResource, Egress, ObjectRef};
+
+    fn contract(generation: u64) -> Contract {
+        let egress: Egress = serde_json::from_value(serde_json::json!({
+            "uid": "a", "ref": {"kind": "Trigger", "namespace": "ns", "name": "a"},
+            "consumerGroup": "g-a", "destination": {"url": "http://a"},
+        }))
+        .expect("egress");
+        Contract {
+            generation,
+            resources: vec![ContractResource {
+                uid: "b".into(),
+                reference: ObjectRef::new("Broker", "ns", "b"),
+                topics: vec!["t".into()],
+                bootstrap_servers: "k:9092".into(),
+                auth: None,
+                ingress: None,
+                egresses: vec![egress],
+            }],
+            activation: vec![],
+        }
+    }
+
+    /// `text` as a Secret's `data` value (base64), through `ByteString`'s own encoding.
+    fn base64(text: &str) -> serde_json::Value {
+        serde_json::to_value(ByteString(text.as_bytes().to_vec())).expect("base64")
+    }
+
+    fn secret(data: Option<serde_json::Value>) -> Secret {
+        let mut secret = serde_json::json!({"metadata": {"name": "ferry-contract"}});
+        if let Some(data) = data {
+            secret["data"] = data;
+        }
+        serde_json::from_value(secret).expect("secret")
+    }
+
+    fn read(secret: &Secret) -> Option<Contract> {
+        contract_in(secret).expect("a contract or none")
+    }
+
+    #[test]
+    fn the_secret_holds_gzip_under_data_and_plain_json_is_read_too() {
+        let c = contract(7);
+        let patch = secret_patch(&c);
+        assert_eq!(patch.as_object().map(|o| o.len()), Some(1), "{patch}");
+        assert_eq!(read(&secret(Some(patch["data"].clone()))), Some(c.clone()));
+        let created = new_secret("ferry-contract", &c);
+        assert_eq!(created.type_.as_deref(), Some("Opaque"));
+        assert!(created.string_data.is_none());
+        assert_eq!(read(&created), Some(c));
+        // The chart's initial contract: plain JSON bytes under data.
+        let plain = secret(Some(serde_json::json!({
+            CONTRACT_KEY: base64("{\"generation\":0,\"resources\":[]}"),
+        })));
+        assert_eq!(read(&plain).map(|c| c.generation), Some(0));
+        assert_eq!(read(&secret(None)), None);
+        let bad = secret(Some(serde_json::json!({CONTRACT_KEY: base64("not json")})));
+        let e = contract_in(&bad).expect_err("not a contract").to_string();
+        assert!(e.contains("/ferry-contract holds no valid contract"), "{e}");
+        assert!(!e.contains("not json"), "the content is never quoted: {e}");
+    }
+}

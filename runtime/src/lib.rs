@@ -1,0 +1,10 @@
+//! What every Ferry binary (`ferry-operator`, `ferry-dispatcher`, `ferry-broker`, `ferry`) does
+//! around its own work, written once: logging set-up, waiting for SIGTERM or Ctrl-C, and
+//! duration flags in the Go format Kubernetes components use (`500ms`, `10s`, `1m30s`).
+//!
+//! A binary's `main` is then: parse flags, [`logging::init`], start its work, await
+//! [`shutdown::signal`], drain within a deadline, exit.
+
+pub mod duration;
+pub mod logging;
+pub mod shutdown;
