@@ -14,6 +14,7 @@ mod conditions;
 mod dataplane;
 mod desired;
 mod observe;
+mod process;
 mod proxy;
 mod revisions;
 mod row;

@@ -14,7 +14,7 @@ use ferry_api::serving::{
 use ferry_control::serving::{configuration_for, revision_for};
 use serde::{Deserialize, Serialize};
 
-use super::runtime::ProcessSpec;
+use super::process::ProcessSpec;
 
 /// One Service's Configuration: its generation, the template of that generation, and the
 /// revisions stamped so far, oldest first.

@@ -34,7 +34,7 @@ use kube::ResourceExt;
 
 use super::proxy::Proxy;
 use super::revisions::{Revisions, process_spec};
-use super::runtime::{RevisionIdentity, RevisionState, Runtime};
+use super::runtime::{RevisionIdentity, Runtime};
 
 /// A Service as the loop last resolved it.
 #[derive(Clone, Debug, Default)]
@@ -387,11 +387,6 @@ impl Serving {
     /// A Service's targets while all of them answer.
     pub fn ready_targets(&self, key: &str) -> Option<Vec<RevisionTarget>> {
         self.services.get(key).and_then(|s| s.ready_targets.clone())
-    }
-
-    /// The processes' states, by revision.
-    pub fn states(&self) -> BTreeMap<String, RevisionState> {
-        self.runtime.states()
     }
 
     /// Stops every revision and saves the registry.

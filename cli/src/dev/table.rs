@@ -25,7 +25,7 @@ pub fn rows(w: &World<'_>) -> Vec<Row> {
 
 /// Services (traffic and tags) and their revisions (replicas, the autoscaler's wish).
 fn service_rows(w: &World<'_>, rows: &mut Vec<Row>) {
-    let processes = w.serving.states();
+    let processes = w.serving.runtime.states();
     for service in &w.desired.services {
         let key = service_key(service);
         let ns = service.namespace().unwrap_or_default();
