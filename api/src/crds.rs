@@ -28,6 +28,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Route::crd(),
     ];
     for crd in &mut crds {
+        serve_kafka_source_v1(crd);
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
                 .schema
@@ -39,6 +40,27 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         }
     }
     crds
+}
+
+/// Adds `v1` to the KafkaSource CRD beside `v1beta1` with the same schema, as
+/// eventing-kafka-broker serves it: equal schemas need no conversion webhook (`conversion:
+/// None` rewrites only `apiVersion`), and `v1beta1` keeps `storage: true` so stored objects
+/// need no migration. The operator watches `v1beta1`; objects applied as `v1` reach it converted.
+fn serve_kafka_source_v1(crd: &mut CustomResourceDefinition) {
+    if crd.spec.names.kind != "KafkaSource" {
+        return;
+    }
+    let Some(stored) = crd.spec.versions.iter().find(|v| v.storage).cloned() else {
+        return;
+    };
+    for name in crate::resource::KAFKA_SOURCE_VERSIONS {
+        if !crd.spec.versions.iter().any(|v| v.name == *name) {
+            let mut version = stored.clone();
+            version.name = (*name).to_owned();
+            version.storage = false;
+            crd.spec.versions.insert(0, version);
+        }
+    }
 }
 
 fn make_empty_spec_optional(root: &mut JSONSchemaProps) {
@@ -201,6 +223,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn kafka_source_is_served_at_v1_and_v1beta1_with_one_schema() {
+        let crd = all()
+            .into_iter()
+            .find(|c| c.spec.names.kind == "KafkaSource")
+            .expect("KafkaSource CRD");
+        let versions: Vec<_> = crd
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage))
+            .collect();
+        assert_eq!(versions, [("v1", true, false), ("v1beta1", true, true)]);
+        assert_eq!(crd.spec.versions[0].schema, crd.spec.versions[1].schema);
+        assert!(
+            crd.spec.conversion.is_none(),
+            "equal schemas need no webhook"
+        );
     }
 
     #[test]

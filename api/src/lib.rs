@@ -9,14 +9,15 @@
 //! | `eventing.knative.dev/v1` | [`Broker`](eventing::Broker), [`Trigger`](eventing::Trigger) |
 //! | `messaging.knative.dev/v1` | [`Subscription`](messaging::Subscription) |
 //! | `messaging.knative.dev/v1beta1` | [`KafkaChannel`](messaging::KafkaChannel) |
-//! | `sources.knative.dev/v1beta1` | [`KafkaSource`](sources::KafkaSource) |
+//! | `sources.knative.dev/v1`, `v1beta1` | [`KafkaSource`](sources::KafkaSource) |
 //! | `serving.knative.dev/v1` | [`Service`](serving::KnativeService), [`Configuration`](serving::Configuration), [`Revision`](serving::Revision), [`Route`](serving::Route) |
 //!
 //! Nothing in this crate does I/O. Validation ([`validation::Validate`]) reports every invalid
 //! field with its path and a fix; [`validation::Unsupported`] lists fields Ferry accepts (because
 //! Knative has them) but does not act on, so the operator can report them instead of ignoring
 //! them. [`cesql`] is the CloudEvents SQL parser and evaluator shared by validation and the
-//! dispatcher. [`crds`] lists the CustomResourceDefinitions `crdgen` writes to `crds/`.
+//! dispatcher. [`crds`] lists the CustomResourceDefinitions `crdgen` writes to `crds/`;
+//! [`structural`] checks a manifest against them as the API server does.
 //! [`kafka_auth`] holds the SASL/TLS settings of Kafka clients, shared by KafkaSources and the
 //! contract. Functions that fail with one message return this crate's [`Error`].
 
@@ -39,6 +40,7 @@ pub mod reports;
 pub mod resource;
 pub mod serving;
 pub mod sources;
+pub mod structural;
 pub mod validation;
 
 pub use error::{Error, Result};

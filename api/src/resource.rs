@@ -22,7 +22,7 @@ pub enum Resource {
     Subscription(Subscription),
     /// `messaging.knative.dev/v1beta1` KafkaChannel.
     KafkaChannel(KafkaChannel),
-    /// `sources.knative.dev/v1beta1` KafkaSource.
+    /// `sources.knative.dev/v1` or `v1beta1` KafkaSource (one schema; see [`KAFKA_SOURCE_VERSIONS`]).
     KafkaSource(KafkaSource),
     /// `serving.knative.dev/v1` Service.
     Service(KnativeService),
@@ -40,12 +40,18 @@ pub const KINDS: &[(&str, &str)] = &[
     ("eventing.knative.dev/v1", "Trigger"),
     ("messaging.knative.dev/v1", "Subscription"),
     ("messaging.knative.dev/v1beta1", "KafkaChannel"),
+    ("sources.knative.dev/v1", "KafkaSource"),
     ("sources.knative.dev/v1beta1", "KafkaSource"),
     ("serving.knative.dev/v1", "Service"),
     ("serving.knative.dev/v1", "Configuration"),
     ("serving.knative.dev/v1", "Revision"),
     ("serving.knative.dev/v1", "Route"),
 ];
+
+/// The versions a KafkaSource is served at, as eventing-kafka-broker's CRD serves them: `v1`
+/// and `v1beta1` have the same Go types field for field, so one schema serves both (the API
+/// server converts with `conversion: None`) and `v1beta1` stays the storage version.
+pub const KAFKA_SOURCE_VERSIONS: &[&str] = &["v1", "v1beta1"];
 
 /// Why a manifest could not be turned into a [`Resource`].
 #[derive(Debug, Error)]
@@ -61,7 +67,18 @@ pub enum ParseError {
         /// The manifest's kind.
         kind: String,
     },
-    /// The fields do not fit the kind's schema (wrong type, unknown enum value, missing field).
+    /// The fields do not fit the kind's CRD schema, as the API server with strict field
+    /// validation would refuse them: unknown fields, wrong types, missing required fields.
+    #[error("{kind} {name}: {errors}")]
+    Fields {
+        /// The kind.
+        kind: String,
+        /// `metadata.name`, or `<unnamed>`.
+        name: String,
+        /// Every problem, each with its path.
+        errors: FieldErrors,
+    },
+    /// The fields fit the schema but not the type (an unknown enum value, a malformed value).
     #[error("{kind} {name}: {source}")]
     Schema {
         /// The kind.
@@ -85,12 +102,18 @@ impl Resource {
     /// Parses an untyped manifest by its `apiVersion` and `kind`.
     ///
     /// # Errors
-    /// [`ParseError::UnknownKind`] for other kinds, [`ParseError::Schema`] when the fields do
-    /// not fit the kind.
+    /// [`ParseError::UnknownKind`] for other kinds, [`ParseError::Fields`] with every field
+    /// that does not fit the kind's CRD schema, [`ParseError::Schema`] when a value does not fit
+    /// the type.
     pub fn from_value(mut value: Value) -> Result<Self, ParseError> {
+        // As the API server does: `status` is not part of what is applied (the status
+        // subresource ignores it), and nulls in objects are pruned (`spec: null`, or a `spec:`
+        // holding only a comment, reads as no spec).
+        prune_nulls(&mut value);
         // A missing spec reads as `{}`, as the CRDs default it; kinds with required spec fields
         // then report the missing field by name.
         if let Some(obj) = value.as_object_mut() {
+            obj.remove("status");
             obj.entry("spec")
                 .or_insert_with(|| Value::Object(Default::default()));
         }
@@ -100,6 +123,13 @@ impl Resource {
             .as_str()
             .unwrap_or("<unnamed>")
             .to_owned();
+        if let Some(schema) = crate::structural::schema_for(&api_version, &kind) {
+            let mut errors = FieldErrors::default();
+            crate::structural::check_object(schema, &value, &mut errors);
+            if !errors.is_empty() {
+                return Err(ParseError::Fields { kind, name, errors });
+            }
+        }
         let schema = |source| ParseError::Schema {
             kind: kind.clone(),
             name: name.clone(),
@@ -118,7 +148,7 @@ impl Resource {
             ("messaging.knative.dev/v1beta1", "KafkaChannel") => {
                 Resource::KafkaChannel(serde_json::from_value(value).map_err(schema)?)
             }
-            ("sources.knative.dev/v1beta1", "KafkaSource") => {
+            ("sources.knative.dev/v1" | "sources.knative.dev/v1beta1", "KafkaSource") => {
                 Resource::KafkaSource(serde_json::from_value(value).map_err(schema)?)
             }
             ("serving.knative.dev/v1", "Service") => {
@@ -240,6 +270,24 @@ impl Resource {
         errs.into_result()
     }
 
+    /// Things worth pointing out that do not make the manifest invalid: autoscaling annotations
+    /// Knative does not read (Knative ignores them too, so a typo goes unnoticed there).
+    pub fn warnings(&self) -> Vec<FieldError> {
+        use crate::serving::autoscaling::unknown_keys;
+        let template = Path::root("spec.template.metadata.annotations");
+        match self {
+            Resource::Service(r) => unknown_keys(&r.spec.template.metadata.annotations, &template),
+            Resource::Configuration(r) => {
+                unknown_keys(&r.spec.template.metadata.annotations, &template)
+            }
+            Resource::Revision(r) => unknown_keys(
+                &r.metadata.annotations.clone().unwrap_or_default(),
+                &Path::root("metadata.annotations"),
+            ),
+            _ => Vec::new(),
+        }
+    }
+
     /// Fields that are set but that Ferry does not act on.
     pub fn unsupported_fields(&self) -> Vec<FieldError> {
         match self {
@@ -271,6 +319,19 @@ impl Resource {
     }
 }
 
+/// Removes every `null` member of every object, recursively, as the API server prunes nulls of
+/// fields that are not `nullable`. Nulls inside lists stay (the schema check reports them).
+pub fn prune_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(prune_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_nulls),
+        _ => {}
+    }
+}
+
 /// RFC 1123 subdomain: what Kubernetes accepts as an object name.
 fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253
@@ -299,6 +360,33 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("serving.knative.dev/v1/Service"), "{err}");
+    }
+
+    #[test]
+    fn nulls_and_status_are_pruned() {
+        let r = Resource::from_value(serde_json::json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+            "metadata": {"name": "b", "annotations": null},
+            "spec": null,
+            "status": {"annotations": null, "conditions": "not even a list"}
+        }))
+        .expect("null spec and any status are accepted");
+        assert!(r.validate().is_ok());
+        assert_eq!(r.to_value()["spec"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn kafka_source_parses_at_v1_and_v1beta1() {
+        for version in KAFKA_SOURCE_VERSIONS {
+            let r = Resource::from_value(serde_json::json!({
+                "apiVersion": format!("sources.knative.dev/{version}"), "kind": "KafkaSource",
+                "metadata": {"name": "k"},
+                "spec": {"bootstrapServers": ["b:9092"], "topics": ["t"], "sink": {"uri": "http://x"}}
+            }))
+            .expect("parses");
+            assert_eq!(r.kind(), "KafkaSource");
+            assert!(r.validate().is_ok(), "{version}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ferry_api::resource::Resource;
+use ferry_api::resource::{ParseError, Resource};
 use ferry_api::sources::SecretData;
 use serde::Deserialize;
 use serde_json::Value;
@@ -198,6 +198,17 @@ fn load_text(
                     resource,
                 });
             }
+            // One line per field, so every problem of the document is reported with its path.
+            Err(ParseError::Fields {
+                kind,
+                name,
+                errors: fields,
+            }) => errors.extend(
+                fields
+                    .errors()
+                    .iter()
+                    .map(|f| err(format!("{kind} {name}: {f}"))),
+            ),
             Err(e) => errors.push(err(e.to_string())),
         }
     }
@@ -386,6 +397,36 @@ mod tests {
         );
         let (_, e) = load_str("kind: [unclosed\n");
         assert!(e[0].to_string().contains("is not valid YAML"), "{}", e[0]);
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported_with_its_path() {
+        let (m, e) = load_str(
+            "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\n\
+             spec:\n  broker: default\n  bogusField: 1\n  subscriber:\n    uri: http://x\n    extra: 2\n",
+        );
+        assert!(m.is_empty());
+        let text: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].starts_with("x.yaml, document 1: Trigger t: spec.bogusField: unknown field"),
+            "{text:?}"
+        );
+        assert!(
+            text[1]
+                .starts_with("x.yaml, document 1: Trigger t: spec.subscriber.extra: unknown field"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn null_spec_and_status_are_pruned() {
+        let (m, e) = load_str(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: b}\nspec:\n  # only a comment\n\
+             status:\n  annotations: null\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(m.len(), 1);
     }
 
     #[test]

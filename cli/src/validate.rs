@@ -38,6 +38,8 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Fields that are set but that Ferry does not support.
     pub unsupported: Vec<String>,
+    /// Worth a look but not invalid (an autoscaling annotation Knative does not read).
+    pub warnings: Vec<String>,
 }
 
 /// What `ferry validate` found: per-resource reports and documents that did not parse.
@@ -102,10 +104,12 @@ fn report(m: &Manifest) -> Report {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        warnings: r.warnings().iter().map(ToString::to_string).collect(),
     }
 }
 
-/// Every problem of the outcome, one line each, naming file, document and object.
+/// Every problem of the outcome (and every warning), one line each, naming file, document and
+/// object.
 pub fn problems(outcome: &Outcome) -> Vec<String> {
     let mut lines = Vec::new();
     for r in &outcome.resources {
@@ -118,6 +122,12 @@ pub fn problems(outcome: &Outcome) -> Vec<String> {
         for u in &r.unsupported {
             lines.push(format!(
                 "unsupported: {}, document {} ({} {}): {u}",
+                r.file, r.document, r.kind, r.name
+            ));
+        }
+        for w in &r.warnings {
+            lines.push(format!(
+                "warning: {}, document {} ({} {}): {w}",
                 r.file, r.document, r.kind, r.name
             ));
         }

@@ -118,3 +118,53 @@ fn unknown_kind_missing_file_and_bad_args() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("invalid value 'xml'"), "{}", text(&out));
 }
+
+#[test]
+fn knative_fidelity_v1_kafka_source_camel_case_annotations_null_spec_and_strict_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = dir.path().join("ok.yaml");
+    std::fs::write(
+        &ok,
+        "apiVersion: sources.knative.dev/v1\nkind: KafkaSource\nmetadata: {name: k}\n\
+         spec:\n  bootstrapServers: [b:9092]\n  topics: [t]\n  sink: {uri: http://x}\n---\n\
+         apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: b}\nspec:\n  # nothing\n\
+         status: {annotations: null}\n---\n\
+         apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n\
+         spec:\n  template:\n    metadata:\n      annotations:\n\
+         \x20       autoscaling.knative.dev/minScale: \"1\"\n\
+         \x20       autoscaling.knative.dev/targetBurstCapacity: \"-1\"\n\
+         \x20       autoscaling.knative.dev/min-scael: \"1\"\n\
+         \x20   spec:\n      containers: [{image: x}]\n",
+    )
+    .expect("write");
+    let out = ferry(&["validate", "-f", ok.to_str().expect("utf-8")]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("warning: ")
+            && t.contains(
+                "spec.template.metadata.annotations[\"autoscaling.knative.dev/min-scael\"]: \
+             `autoscaling.knative.dev/min-scael` is not an autoscaling annotation Knative reads"
+            ),
+        "{t}"
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n\
+         spec:\n  bogusField: 1\n  template:\n    metadata: {}\n",
+    )
+    .expect("write");
+    let out = ferry(&["validate", "-f", bad.to_str().expect("utf-8")]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("bad.yaml, document 1: Service s: spec.bogusField: unknown field"),
+        "{t}"
+    );
+    assert!(
+        t.contains("bad.yaml, document 1: Service s: spec.template.spec: is required"),
+        "{t}"
+    );
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::duration::parse_go_duration;
-use crate::validation::{FieldErrors, Path};
+use crate::validation::{FieldError, FieldErrors, Path};
 
 /// Prefix of every autoscaling annotation.
 pub const AUTOSCALING_PREFIX: &str = "autoscaling.knative.dev/";
@@ -42,6 +42,77 @@ pub struct AutoscalingAnnotations {
     pub scale_down_delay: Option<Duration>,
     /// `scale-to-zero-pod-retention-period`.
     pub scale_to_zero_pod_retention_period: Option<Duration>,
+    /// `target-burst-capacity`: spare capacity to keep before the activator leaves the path
+    /// (`-1` = unlimited, `0` = none).
+    pub target_burst_capacity: Option<f64>,
+    /// `metric-aggregation-algorithm`: how the window's samples are averaged.
+    pub metric_aggregation_algorithm: Option<AggregationAlgorithm>,
+}
+
+/// How samples over the stable window are averaged (`metric-aggregation-algorithm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregationAlgorithm {
+    /// Every sample weighs the same (Knative's default).
+    Linear,
+    /// Recent samples weigh more.
+    WeightedExponential,
+}
+
+/// Every annotation Knative's `autoscaling` package reads, by its kebab-case name, with the
+/// older camelCase spelling Knative still reads (`kmap.KeyPriority`: the kebab-case key wins
+/// when both are set).
+pub const KEYS: &[(&str, Option<&str>)] = &[
+    ("class", None),
+    ("metric", None),
+    ("target", None),
+    (
+        "target-utilization-percentage",
+        Some("targetUtilizationPercentage"),
+    ),
+    ("target-burst-capacity", Some("targetBurstCapacity")),
+    ("window", None),
+    ("panic-window-percentage", Some("panicWindowPercentage")),
+    (
+        "panic-threshold-percentage",
+        Some("panicThresholdPercentage"),
+    ),
+    ("min-scale", Some("minScale")),
+    ("max-scale", Some("maxScale")),
+    ("initial-scale", Some("initialScale")),
+    ("activation-scale", Some("activationScale")),
+    ("scale-down-delay", Some("scaleDownDelay")),
+    (
+        "scale-to-zero-pod-retention-period",
+        Some("scaleToZeroPodRetentionPeriod"),
+    ),
+    (
+        "metric-aggregation-algorithm",
+        Some("metricAggregationAlgorithm"),
+    ),
+];
+
+/// The kebab-case name of an autoscaling annotation (without the prefix), for either spelling;
+/// `None` for a key Knative does not read.
+pub fn canonical_key(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .find(|(kebab, camel)| *kebab == name || *camel == Some(name))
+        .map(|(kebab, _)| *kebab)
+}
+
+/// Autoscaling annotations Knative does not read: warnings, not errors (Knative ignores them
+/// too), so a typo is pointed out without refusing the manifest.
+pub fn unknown_keys(annotations: &BTreeMap<String, String>, path: &Path) -> Vec<FieldError> {
+    annotations
+        .keys()
+        .filter_map(|key| {
+            let name = key.strip_prefix(AUTOSCALING_PREFIX)?;
+            canonical_key(name).is_none().then(|| FieldError {
+                path: path.key(key).to_string(),
+                message: format!("`{key}` is not an autoscaling annotation Knative reads; it is ignored"),
+                fix: "check the spelling against Knative's autoscaling docs (min-scale, max-scale, target, metric, window, …)".to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// What the autoscaler measures.
@@ -62,35 +133,55 @@ impl AutoscalingAnnotations {
         errs: &mut FieldErrors,
     ) -> Self {
         let mut out = AutoscalingAnnotations::default();
-        for (key, value) in annotations {
-            let Some(name) = key.strip_prefix(AUTOSCALING_PREFIX) else {
-                continue;
-            };
+        // Kebab-case first, so it wins over the camelCase spelling of the same setting.
+        let mut entries: Vec<(&'static str, &String, &String)> = annotations
+            .iter()
+            .filter_map(|(key, value)| {
+                let name = key.strip_prefix(AUTOSCALING_PREFIX)?;
+                Some((canonical_key(name)?, key, value))
+            })
+            .collect();
+        entries.sort_by_key(|(name, key, _)| (*name, !key.ends_with(name)));
+        entries.dedup_by_key(|(name, _, _)| *name);
+        for (name, key, value) in entries {
             let at = path.key(key);
             match name {
-                "class" => {
-                    if value != KPA_CLASS {
-                        errs.push(&at, format!("class `{value}` is not supported"), format!("remove it or use {KPA_CLASS}"));
-                    }
-                }
+                "class" if value != KPA_CLASS => errs.push(
+                    &at,
+                    format!("class `{value}` is not supported"),
+                    format!("remove it or use {KPA_CLASS}"),
+                ),
                 "metric" => match value.as_str() {
                     "concurrency" => out.metric = Some(ScalingMetric::Concurrency),
                     "rps" => out.metric = Some(ScalingMetric::Rps),
-                    _ => errs.push(&at, format!("metric `{value}` is not supported"), "use concurrency or rps"),
+                    _ => errs.push(
+                        &at,
+                        format!("metric `{value}` is not supported"),
+                        "use concurrency or rps",
+                    ),
                 },
                 "target" => out.target = number(value, 0.01, f64::MAX, &at, errs),
                 "target-utilization-percentage" => {
                     out.target_utilization_percentage = number(value, 1.0, 100.0, &at, errs)
                 }
-                "panic-window-percentage" => out.panic_window_percentage = number(value, 1.0, 100.0, &at, errs),
+                "panic-window-percentage" => {
+                    out.panic_window_percentage = number(value, 1.0, 100.0, &at, errs)
+                }
                 "panic-threshold-percentage" => {
                     out.panic_threshold_percentage = number(value, 110.0, 1000.0, &at, errs)
                 }
                 "window" => {
-                    out.window = duration(value, Duration::from_secs(6), Duration::from_secs(3600), &at, errs)
+                    out.window = duration(
+                        value,
+                        Duration::from_secs(6),
+                        Duration::from_secs(3600),
+                        &at,
+                        errs,
+                    )
                 }
                 "scale-down-delay" => {
-                    out.scale_down_delay = duration(value, Duration::ZERO, Duration::from_secs(3600), &at, errs)
+                    out.scale_down_delay =
+                        duration(value, Duration::ZERO, Duration::from_secs(3600), &at, errs)
                 }
                 "scale-to-zero-pod-retention-period" => {
                     out.scale_to_zero_pod_retention_period =
@@ -105,11 +196,35 @@ impl AutoscalingAnnotations {
                         errs.push(&at, "must be at least 1", "set 1 or more, or remove it");
                     }
                 }
-                _ => errs.push(
-                    &at,
-                    format!("`{key}` is not an autoscaling annotation Ferry knows"),
-                    "check the spelling against Knative's autoscaling docs (min-scale, max-scale, target, metric, window, …)",
-                ),
+                "target-burst-capacity" => {
+                    out.target_burst_capacity = match value.parse::<f64>() {
+                        Ok(v) if v.is_finite() && (v >= 0.0 || v == -1.0) => Some(v),
+                        _ => {
+                            errs.push(
+                                &at,
+                                format!("`{value}` is not a number ≥ 0 or -1"),
+                                "set 0 or more, or -1 for unlimited",
+                            );
+                            None
+                        }
+                    }
+                }
+                "metric-aggregation-algorithm" => match value.as_str() {
+                    "linear" => {
+                        out.metric_aggregation_algorithm = Some(AggregationAlgorithm::Linear)
+                    }
+                    "weighted-exponential" | "weightedExponential" => {
+                        out.metric_aggregation_algorithm =
+                            Some(AggregationAlgorithm::WeightedExponential)
+                    }
+                    _ => errs.push(
+                        &at,
+                        format!("algorithm `{value}` is not one Knative knows"),
+                        "use linear or weighted-exponential",
+                    ),
+                },
+                // The KPA class; unknown keys are warnings (`unknown_keys`) and never get here.
+                _ => {}
             }
         }
         if let (Some(min), Some(max)) = (out.min_scale, out.max_scale)
@@ -236,9 +351,11 @@ mod tests {
             (("window", "60"), "has no unit"),
             (("metric", "cpu"), "metric `cpu` is not supported"),
             (("class", "hpa.autoscaling.knative.dev"), "is not supported"),
+            (("minScale", "x"), "minScale\"]: `x` is not a whole number"),
+            (("target-burst-capacity", "-2"), "is not a number ≥ 0 or -1"),
             (
-                ("minScale", "1"),
-                "is not an autoscaling annotation Ferry knows",
+                ("metric-aggregation-algorithm", "median"),
+                "algorithm `median`",
             ),
             (
                 ("panic-threshold-percentage", "100"),
@@ -251,5 +368,68 @@ mod tests {
         }
         let (_, errs) = parse(&[("min-scale", "5"), ("max-scale", "2")]);
         assert!(errs.contains("min-scale 5 is above max-scale 2"), "{errs}");
+        let (_, errs) = parse(&[("minScale", "5"), ("maxScale", "2")]);
+        assert!(errs.contains("min-scale 5 is above max-scale 2"), "{errs}");
+    }
+
+    #[test]
+    fn camel_case_keys_mean_the_same_and_kebab_case_wins() {
+        let (a, errs) = parse(&[
+            ("minScale", "1"),
+            ("maxScale", "3"),
+            ("initialScale", "2"),
+            ("targetBurstCapacity", "-1"),
+            ("panicWindowPercentage", "20"),
+            ("panicThresholdPercentage", "150"),
+            ("targetUtilizationPercentage", "70"),
+            ("scaleDownDelay", "30s"),
+            ("activationScale", "2"),
+            ("metricAggregationAlgorithm", "weightedExponential"),
+        ]);
+        assert_eq!(errs, "");
+        assert_eq!(
+            (a.min_scale, a.max_scale, a.initial_scale),
+            (Some(1), Some(3), Some(2))
+        );
+        assert_eq!(a.target_burst_capacity, Some(-1.0));
+        assert_eq!(
+            (a.panic_window_percentage, a.panic_threshold_percentage),
+            (Some(20.0), Some(150.0))
+        );
+        assert_eq!(a.target_utilization_percentage, Some(70.0));
+        assert_eq!(a.scale_down_delay, Some(Duration::from_secs(30)));
+        assert_eq!(a.activation_scale, Some(2));
+        assert_eq!(
+            a.metric_aggregation_algorithm,
+            Some(AggregationAlgorithm::WeightedExponential)
+        );
+
+        let (a, errs) = parse(&[
+            ("min-scale", "4"),
+            ("minScale", "1"),
+            ("target-burst-capacity", "0"),
+        ]);
+        assert_eq!(errs, "");
+        assert_eq!((a.min_scale, a.target_burst_capacity), (Some(4), Some(0.0)));
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let map: BTreeMap<String, String> = [
+            (format!("{AUTOSCALING_PREFIX}minscale"), "1".to_owned()),
+            (format!("{AUTOSCALING_PREFIX}min-scale"), "1".to_owned()),
+            ("example.com/x".to_owned(), "1".to_owned()),
+        ]
+        .into();
+        let path = Path::root("spec.template.metadata.annotations");
+        let mut errs = FieldErrors::default();
+        AutoscalingAnnotations::parse(&map, &path, &mut errs);
+        assert!(errs.is_empty(), "{errs}");
+        let warnings = unknown_keys(&map, &path);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(
+            warnings[0].path,
+            "spec.template.metadata.annotations[\"autoscaling.knative.dev/minscale\"]"
+        );
     }
 }

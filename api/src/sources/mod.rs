@@ -1,4 +1,4 @@
-//! `sources.knative.dev/v1beta1`: [`KafkaSource`].
+//! `sources.knative.dev/v1` and `v1beta1` (one schema): [`KafkaSource`].
 
 mod kafka_source;
 
