@@ -89,6 +89,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A partition that takes no writes since a disk write or fsync of its log failed.
+    #[error(
+        "partition {topic}-{partition} stopped taking writes after a disk write or fsync failed; check the disk under --data-dir (the broker log names the error), then restart the broker, which recovers what reached the disk"
+    )]
+    PartitionFenced {
+        /// The topic.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+    },
     /// A metadata file (`meta.json`, `topic.json`) that does not parse.
     #[error(
         "{} is damaged: {problem}; restore it from a backup, or remove it (for a topic, its directory) to start that part afresh",
@@ -300,7 +310,9 @@ impl Error {
     /// errors that never answer a request.
     pub fn kafka_code(&self) -> i16 {
         match self {
-            Error::Io { .. } | Error::Damaged { .. } => code::KAFKA_STORAGE_ERROR,
+            Error::Io { .. } | Error::Damaged { .. } | Error::PartitionFenced { .. } => {
+                code::KAFKA_STORAGE_ERROR
+            }
             Error::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
             Error::BatchCrc { .. } => code::CORRUPT_MESSAGE,
             Error::BatchTruncated { .. }

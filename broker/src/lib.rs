@@ -12,9 +12,10 @@
 //! - [`config`]: the settings as flags; [`Error`]: everything that can go wrong.
 //!
 //! # Guarantees
-//! Durability follows the flush policy ([`storage::FlushPolicy`]): with `always` every
-//! acknowledged record was fsynced before the ack; with `interval:<ms>` acks wait for the next
-//! periodic fsync (group commit); with `os` acknowledged records survive a broker crash but
+//! Durability follows the flush policy ([`storage::FlushPolicy`]): with `always` (the default)
+//! every acknowledged record was fsynced before the ack, concurrent writers sharing fsyncs
+//! (group commit); with `interval:<ms>` acks wait for the next periodic fsync; with `os`
+//! acknowledged records survive a broker crash but
 //! not a machine crash. Consumers only see records up to the high watermark, which under
 //! `always` and `interval` is the end of what is durable — so no consumer ever reads a record
 //! that a power loss could take back.

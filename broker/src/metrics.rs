@@ -26,6 +26,7 @@ pub struct Metrics {
     request_duration_seconds: Family<Labels, Histogram>,
     group_rebalances: Counter,
     fsync_duration_seconds: Histogram,
+    fsync_failures: Counter,
     sasl_authentications: Family<[(&'static str, String); 2], Counter>,
     tls_handshake_failures: Counter,
 }
@@ -41,6 +42,7 @@ impl Default for Metrics {
             request_duration_seconds: Family::new_with_constructor(histogram),
             group_rebalances: Counter::default(),
             fsync_duration_seconds: histogram(),
+            fsync_failures: Counter::default(),
             sasl_authentications: Family::default(),
             tls_handshake_failures: Counter::default(),
         };
@@ -58,6 +60,7 @@ impl Default for Metrics {
             request_duration_seconds: "Time from a request's arrival to its response, per Kafka API",
             group_rebalances: "Consumer-group rebalances completed",
             fsync_duration_seconds: "Duration of each fsync of a partition log",
+            fsync_failures: "Failed fsyncs of a partition log; each stops (fences) its partition's writes until a restart",
             sasl_authentications: "SASL authentications, per mechanism and result (success or failure)",
             tls_handshake_failures: "TLS handshakes on the Kafka listener that failed or timed out",
         }
@@ -95,6 +98,11 @@ impl Metrics {
     /// Records an fsync's duration.
     pub fn fsynced(&self, took: Duration) {
         self.fsync_duration_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a failed fsync (which fenced its partition).
+    pub fn fsync_failed(&self) {
+        self.fsync_failures.inc();
     }
 
     /// Counts a SASL authentication that succeeded (`ok`) or failed. `mechanism` is a
@@ -135,6 +143,7 @@ mod tests {
         m.request("Produce", Duration::from_millis(2));
         m.rebalanced();
         m.fsynced(Duration::from_micros(500));
+        m.fsync_failed();
         m.authenticated("SCRAM-SHA-512", true);
         m.authenticated("PLAIN", false);
         m.tls_handshake_failed();
@@ -146,6 +155,7 @@ mod tests {
             "ferry_broker_request_duration_seconds_count{api=\"Produce\"} 1",
             "ferry_broker_group_rebalances_total 1",
             "ferry_broker_fsync_duration_seconds_count 1",
+            "ferry_broker_fsync_failures_total 1",
             "ferry_broker_sasl_authentications_total{mechanism=\"SCRAM-SHA-512\",result=\"success\"} 1",
             "ferry_broker_sasl_authentications_total{mechanism=\"PLAIN\",result=\"failure\"} 1",
             "ferry_broker_tls_handshake_failures_total 1",

@@ -71,3 +71,35 @@ fn kafka_python_and_confluent_kafka_authenticate_with_scram() {
     }
     broker.stop();
 }
+
+#[test]
+fn python_clients_find_records_by_time_inside_compressed_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &["--flush", "interval:5"]);
+    run_script("timestamps.py", &[&broker.bootstrap()]);
+    broker.stop();
+}
+
+#[test]
+fn python_transactional_producers_fail_fast() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    run_script("transactions.py", &[&broker.bootstrap()]);
+    broker.stop();
+}
+
+#[test]
+fn kafka_python_deletes_group_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    run_script("group_offsets.py", &[&broker.bootstrap()]);
+    broker.stop();
+}
+
+#[test]
+fn confluent_kafka_alters_topic_configs_incrementally() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    run_script("topic_configs.py", &[&broker.bootstrap()]);
+    broker.stop();
+}

@@ -34,9 +34,11 @@ pub struct BrokerConfig {
     /// Directory holding topics and committed offsets.
     #[arg(long, default_value = ".ferry/broker")]
     pub data_dir: PathBuf,
-    /// When appends reach the disk: `always` (fsync before each ack), `interval:<ms>` (group
-    /// commit: acks wait for the next periodic fsync) or `os` (page cache only).
-    #[arg(long, default_value = "interval:5")]
+    /// When appends reach the disk: `always` (group commit: an fsync starts as soon as a write
+    /// waits and none runs, and every ack waits for the fsync covering its write; concurrent
+    /// writers share fsyncs), `interval:<ms>` (acks wait for the next periodic fsync: a bounded
+    /// fsync rate) or `os` (page cache only).
+    #[arg(long, default_value = "always")]
     pub flush: FlushPolicy,
     /// Partitions of topics created without a count (and auto-created ones).
     #[arg(long, default_value_t = 1)]
@@ -310,6 +312,18 @@ mod tests {
             [Mechanism::ScramSha512, Mechanism::ScramSha256]
         );
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn flush_defaults_to_group_commit() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        let config = BrokerConfig::local(dir, &[]).unwrap();
+        assert_eq!(config.flush, FlushPolicy::Always);
+        let config = BrokerConfig::local(dir, &["--flush", "interval:5"]).unwrap();
+        assert_eq!(
+            config.flush,
+            FlushPolicy::Interval(Duration::from_millis(5))
+        );
     }
 
     #[test]

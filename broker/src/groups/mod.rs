@@ -3,6 +3,7 @@
 
 pub mod offsets;
 pub mod state;
+mod subscription;
 #[cfg(test)]
 mod tests;
 
@@ -243,6 +244,57 @@ impl ConsumerGroupCoordinator {
     /// Every committed offset of a group.
     pub fn committed_all(&self, group_id: &str) -> Vec<(String, i32, Committed)> {
         self.offsets.group(group_id)
+    }
+
+    /// OffsetDelete: forgets `group_id`'s committed offsets for `partitions`, as Kafka's
+    /// coordinator does — any offsets of an empty group; for a live consumer group only those
+    /// of topics no member subscribes to. Returns one error code per partition.
+    ///
+    /// # Errors
+    /// The group-level error code: `GROUP_ID_NOT_FOUND`, `NON_EMPTY_GROUP` (a live group not
+    /// using the consumer protocol), or `KAFKA_STORAGE_ERROR`.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let groups = self.groups();
+        let live = groups.get(group_id);
+        let known = live.is_some() || !self.offsets.group(group_id).is_empty();
+        if !known || live.is_some_and(|g| g.state() == GroupState::Dead) {
+            return Err(code::GROUP_ID_NOT_FOUND);
+        }
+        let codes = match live.filter(|g| g.size() > 0) {
+            None => vec![code::NONE; partitions.len()],
+            Some(g) if g.protocol_type() != Some("consumer") => {
+                return Err(code::NON_EMPTY_GROUP);
+            }
+            Some(g) => {
+                // Unknown subscriptions count as subscribed to everything.
+                let subscribed = g.subscribed_topics();
+                partitions
+                    .iter()
+                    .map(|(topic, _)| {
+                        if subscribed.as_ref().is_none_or(|s| s.contains(topic)) {
+                            code::GROUP_SUBSCRIBED_TO_TOPIC
+                        } else {
+                            code::NONE
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let deletable: Vec<(String, i32)> = partitions
+            .iter()
+            .zip(&codes)
+            .filter(|(_, c)| **c == code::NONE)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if let Err(e) = self.offsets.delete_offsets(group_id, &deletable) {
+            tracing::error!(group = group_id, error = %e, "deleting committed offsets failed");
+            return Err(code::KAFKA_STORAGE_ERROR);
+        }
+        Ok(codes)
     }
 
     /// Forgets committed offsets of a deleted topic.

@@ -42,6 +42,11 @@ enum Line {
     DeleteTopic {
         topic: String,
     },
+    DeleteOffset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
 }
 
 type GroupOffsets = BTreeMap<(String, i32), Committed>;
@@ -76,6 +81,18 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, line: Line) {
         }
         Line::DeleteGroup { group } => {
             groups.remove(&group);
+        }
+        Line::DeleteOffset {
+            group,
+            topic,
+            partition,
+        } => {
+            if let Some(offsets) = groups.get_mut(&group) {
+                offsets.remove(&(topic, partition));
+                if offsets.is_empty() {
+                    groups.remove(&group);
+                }
+            }
         }
         Line::DeleteTopic { topic } => {
             for offsets in groups.values_mut() {
@@ -247,6 +264,31 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Forgets `group`'s offsets for `partitions` (OffsetDelete); partitions without one are
+    /// skipped.
+    ///
+    /// # Errors
+    /// I/O errors; nothing is forgotten then.
+    pub fn delete_offsets(&self, group: &str, partitions: &[(String, i32)]) -> Result<()> {
+        let mut inner = self.inner();
+        let Some(offsets) = inner.groups.get(group) else {
+            return Ok(());
+        };
+        let lines: Vec<Line> = partitions
+            .iter()
+            .filter(|(t, p)| offsets.contains_key(&(t.clone(), *p)))
+            .map(|(topic, partition)| Line::DeleteOffset {
+                group: group.to_owned(),
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.write(&mut inner, lines)
+    }
+
     /// Forgets every group's offsets for a deleted topic.
     ///
     /// # Errors
@@ -315,5 +357,32 @@ mod tests {
         assert_eq!(store.fetch("g2", "b", 0), None, "group g2 was deleted");
         assert_eq!(store.groups(), vec!["g1".to_owned()]);
         assert_eq!(store.group("g1").len(), 1);
+    }
+
+    #[test]
+    fn deleted_offsets_stay_deleted_after_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = OffsetStore::open(dir.path(), true).expect("open");
+        store
+            .commit("g", vec![("a".into(), 0, c(5)), ("b".into(), 0, c(7))])
+            .expect("commit");
+        store
+            .delete_offsets("g", &[("a".into(), 0), ("a".into(), 9), ("zz".into(), 0)])
+            .expect("delete");
+        store
+            .delete_offsets("unknown", &[("a".into(), 0)])
+            .expect("no-op");
+        assert_eq!(store.fetch("g", "a", 0), None);
+        drop(store);
+        let store = OffsetStore::open(dir.path(), true).expect("reopen");
+        assert_eq!(store.fetch("g", "a", 0), None);
+        assert_eq!(store.fetch("g", "b", 0), Some(c(7)));
+        store
+            .delete_offsets("g", &[("b".into(), 0)])
+            .expect("delete");
+        assert!(
+            store.groups().is_empty(),
+            "a group without offsets is forgotten"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! Time is passed in (`now`) so every transition is a plain function call that tests drive
 //! with a virtual clock; waiting clients are `oneshot` senders answered on transitions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +16,8 @@ pub mod code {
     pub const NONE: i16 = 0;
     /// ILLEGAL_GENERATION
     pub const ILLEGAL_GENERATION: i16 = 22;
+    /// COORDINATOR_NOT_AVAILABLE
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     /// INCONSISTENT_GROUP_PROTOCOL
     pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
     /// INVALID_GROUP_ID
@@ -32,6 +34,10 @@ pub mod code {
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     /// MEMBER_ID_REQUIRED
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+    /// GROUP_SUBSCRIBED_TO_TOPIC
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    /// KAFKA_STORAGE_ERROR
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
     /// FENCED_INSTANCE_ID
     pub const FENCED_INSTANCE_ID: i16 = 82;
 }
@@ -260,6 +266,20 @@ impl Group {
                 assignment: m.assignment.clone(),
             })
             .collect()
+    }
+
+    /// The topics the members subscribe to (their consumer-protocol metadata for the chosen
+    /// protocol); `None` when not known — not the consumer protocol, no protocol chosen yet,
+    /// or metadata that does not parse.
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let mut topics = BTreeSet::new();
+        for m in self.describe() {
+            topics.extend(super::subscription::topics(&m.metadata)?);
+        }
+        Some(topics)
     }
 
     fn supports(&self, req: &JoinRequest) -> bool {
@@ -628,6 +648,13 @@ impl Group {
 
     /// Whether an OffsetCommit from this member may be stored (a heartbeat too).
     ///
+    /// Kafka's order (`ClassicGroup.validateOffsetCommit`): a simple commit (no generation)
+    /// only into an empty group; then the member, then its generation; only a current member
+    /// of the current generation gets `REBALANCE_IN_PROGRESS`, and only while the group awaits
+    /// SyncGroup (CompletingRebalance). During PreparingRebalance the generation has not moved
+    /// yet, so commits of the current generation are accepted — members commit what they
+    /// processed before rejoining.
+    ///
     /// # Errors
     /// The Kafka error code to answer with.
     pub fn check_commit(
@@ -637,20 +664,22 @@ impl Group {
         generation: i32,
         now: Instant,
     ) -> Result<(), i16> {
-        if generation < 0 && member_id.is_empty() {
+        if self.state == GroupState::Dead {
+            return Err(code::COORDINATOR_NOT_AVAILABLE);
+        }
+        if generation < 0 && self.members.is_empty() {
             // A commit from a client not using group management (e.g. `assign()`).
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(code::UNKNOWN_MEMBER_ID)
-            };
+            return Ok(());
+        }
+        if generation < 0 && member_id.is_empty() && instance_id.is_none() {
+            return Err(code::UNKNOWN_MEMBER_ID);
         }
         self.check_member(member_id, instance_id)?;
-        if self.state == GroupState::CompletingRebalance {
-            return Err(code::REBALANCE_IN_PROGRESS);
-        }
         if generation != self.generation {
             return Err(code::ILLEGAL_GENERATION);
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(code::REBALANCE_IN_PROGRESS);
         }
         if let Some(m) = self.members.get_mut(member_id) {
             m.last_seen = now;

@@ -269,3 +269,88 @@ fn inconsistent_protocols_are_refused() {
         code::INCONSISTENT_GROUP_PROTOCOL
     );
 }
+
+#[test]
+fn commits_during_a_rebalance_follow_kafka() {
+    let t = Instant::now();
+    let mut ids = Ids(0);
+    let mut g = Group::new(Duration::ZERO);
+    let (a, mut wa) = join(&mut g, &mut ids, t);
+    ready(&mut wa);
+    sync_all(&mut g, t, &a, &[&a]);
+    assert_eq!(g.state(), GroupState::Stable);
+
+    // B joins: PreparingRebalance, generation still 1.
+    let (b, mut wb) = join(&mut g, &mut ids, t);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    let preparing = [
+        ("current generation is accepted", a.as_str(), 1, Ok(())),
+        (
+            "an old generation is not",
+            a.as_str(),
+            0,
+            Err(code::ILLEGAL_GENERATION),
+        ),
+        (
+            "nor a future one",
+            a.as_str(),
+            2,
+            Err(code::ILLEGAL_GENERATION),
+        ),
+        ("a member not yet in a generation", b.as_str(), 1, Ok(())),
+        (
+            "an unknown member",
+            "nobody",
+            1,
+            Err(code::UNKNOWN_MEMBER_ID),
+        ),
+        (
+            "a simple commit into a live group",
+            "",
+            -1,
+            Err(code::UNKNOWN_MEMBER_ID),
+        ),
+    ];
+    for (name, member, generation, expected) in preparing {
+        assert_eq!(
+            g.check_commit(member, None, generation, t),
+            expected,
+            "{name}"
+        );
+    }
+
+    // A rejoins: generation 2, CompletingRebalance until SyncGroup.
+    let mut wa = later(g.join(req(&a, None), t, ids.mint()));
+    ready(&mut wa);
+    ready(&mut wb);
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    let completing = [
+        (
+            "current generation awaits sync",
+            a.as_str(),
+            2,
+            Err(code::REBALANCE_IN_PROGRESS),
+        ),
+        (
+            "the old generation is fenced",
+            a.as_str(),
+            1,
+            Err(code::ILLEGAL_GENERATION),
+        ),
+        (
+            "an unknown member",
+            "nobody",
+            2,
+            Err(code::UNKNOWN_MEMBER_ID),
+        ),
+    ];
+    for (name, member, generation, expected) in completing {
+        assert_eq!(
+            g.check_commit(member, None, generation, t),
+            expected,
+            "{name}"
+        );
+    }
+    sync_all(&mut g, t, &a, &[&a, &b]);
+    assert_eq!(g.check_commit(&b, None, 2, t), Ok(()), "stable again");
+}

@@ -22,6 +22,12 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_REQUEST: i16 = 42;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
+/// ListOffsets' special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+/// KIP-734 (ListOffsets v7+): the record with the largest timestamp.
+const MAX_TIMESTAMP: i64 = -3;
+
 impl Broker {
     pub(super) async fn fetch(self: Arc<Self>, req: FetchRequest, ctx: &Ctx) -> FetchResponse {
         let mut rx = self.data_version.subscribe();
@@ -85,21 +91,29 @@ impl Broker {
                     parts.push(out.with_error_code(UNKNOWN_TOPIC_OR_PARTITION));
                     continue;
                 };
-                // KIP-74: the first partition with data returns at least one whole batch
-                // even past the limits; later ones stop at the response limit.
+                // KIP-74: only the first batch of the first partition with data may exceed
+                // the limits (so a consumer always progresses); everything else fits them.
                 let room = max_total.saturating_sub(total);
                 let limit = usize::try_from(p.partition_max_bytes)
                     .unwrap_or(0)
                     .min(room);
-                let limit = if total == 0 { limit.max(1) } else { limit };
-                let read = if limit == 0 {
+                let first = total == 0;
+                let read = if limit == 0 && !first {
                     Ok(crate::topics::ReadOutcome {
                         high_watermark: log.high_watermark(),
                         log_start_offset: log.log_start_offset(),
                         ..Default::default()
                     })
                 } else {
-                    log.read(p.fetch_offset, limit)
+                    log.read(p.fetch_offset, limit.max(1)).map(|mut r| {
+                        if !first && r.records.len() > limit {
+                            // The storage returned one oversized batch; it waits for a fetch
+                            // where this partition comes first.
+                            r.records.clear();
+                            r.count = 0;
+                        }
+                        r
+                    })
                 };
                 match read {
                     Ok(r) => {
@@ -161,18 +175,20 @@ impl Broker {
                         else {
                             return out.with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
                         };
-                        match p.timestamp {
-                            -2 => out.with_offset(log.log_start_offset()),
-                            -1 => out.with_offset(log.high_watermark()),
-                            ts if ts >= 0 => match log.offset_for_timestamp(ts) {
-                                Ok(Some(o)) => out.with_offset(o).with_timestamp(ts),
-                                Ok(None) => out,
-                                Err(e) => {
-                                    tracing::error!(error = %e, "timestamp lookup failed");
-                                    out.with_error_code(KAFKA_STORAGE_ERROR)
-                                }
-                            },
-                            _ => out.with_error_code(INVALID_REQUEST),
+                        let found = match (p.timestamp, ctx.version) {
+                            (EARLIEST, _) => return out.with_offset(log.log_start_offset()),
+                            (LATEST, _) => return out.with_offset(log.high_watermark()),
+                            (MAX_TIMESTAMP, 7..) => log.max_timestamp_offset(),
+                            (ts, _) if ts >= 0 => log.offset_for_timestamp(ts),
+                            _ => return out.with_error_code(INVALID_REQUEST),
+                        };
+                        match found {
+                            Ok(Some((offset, ts))) => out.with_offset(offset).with_timestamp(ts),
+                            Ok(None) => out,
+                            Err(e) => {
+                                tracing::error!(error = %e, "timestamp lookup failed");
+                                out.with_error_code(KAFKA_STORAGE_ERROR)
+                            }
                         }
                     })
                     .collect();

@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx};
-use super::versions;
+use super::{transactions, versions};
 use crate::error::Error;
 use crate::topics::{Topic, valid_topic_name};
 
@@ -144,10 +144,8 @@ impl Broker {
                 (0, None)
             } else {
                 (
-                    COORDINATOR_NOT_AVAILABLE,
-                    Some(s(
-                        "Ferry's embedded broker has no transaction coordinator; transactions are not supported",
-                    )),
+                    transactions::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    Some(s(transactions::NOT_SUPPORTED)),
                 )
             }
         };
@@ -287,9 +285,14 @@ impl Broker {
         let out = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        if req.transactional_id.is_some() {
+        match req.transactional_id.as_ref().map(|t| t.as_str()) {
+            None => {}
+            // As Kafka's transaction coordinator answers an empty transactional id.
+            Some("") => return out.with_error_code(INVALID_REQUEST),
             // No transaction coordinator: transactional producers cannot start.
-            return out.with_error_code(INVALID_REQUEST);
+            Some(_) => {
+                return out.with_error_code(transactions::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+            }
         }
         let (current, epoch) = (req.producer_id.0, req.producer_epoch);
         if current >= 0 && (0..i16::MAX - 1).contains(&epoch) {

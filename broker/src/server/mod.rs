@@ -2,14 +2,17 @@
 //! work) and stopping it; one module per family of APIs.
 
 mod broker;
+mod configs;
 mod connection;
 mod fetch;
 mod groups;
 mod metadata;
+mod offset_delete;
 mod produce;
 mod route;
 mod sasl;
 mod topics;
+mod transactions;
 pub mod versions;
 
 use std::net::SocketAddr;
@@ -149,7 +152,7 @@ async fn background(broker: Arc<Broker>) {
                 })
                 .await;
                 if let Ok(Err(e)) = synced {
-                    tracing::error!(error = %e, "interval flush failed; acks wait until it succeeds");
+                    tracing::error!(error = %e, "interval flush failed; the partition is fenced and its waiting acks get an error");
                 }
             }
             _ = retention.tick() => {

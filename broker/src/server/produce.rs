@@ -195,45 +195,30 @@ impl Broker {
         policy: FlushPolicy,
         timeout: Duration,
     ) -> Vec<Option<i16>> {
-        match policy {
-            FlushPolicy::Os => vec![None; durable.len()],
-            FlushPolicy::Always => {
-                let mut out = Vec::with_capacity(durable.len());
-                let mut jobs = Vec::new();
-                for d in durable {
-                    let (log, end, metrics) = (d.log.clone(), d.end, self.metrics.clone());
-                    jobs.push(tokio::task::spawn_blocking(move || {
-                        log.sync_through(end, &metrics)
-                    }));
-                }
-                for job in jobs {
-                    out.push(match job.await {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "fsync failed");
-                            Some(KAFKA_STORAGE_ERROR)
-                        }
-                        Err(_) => Some(KAFKA_STORAGE_ERROR),
-                    });
-                }
-                out
-            }
-            FlushPolicy::Interval(_) => {
-                let mut rx = self.data_version.subscribe();
-                let done = |d: &Durable| d.log.high_watermark() >= d.end;
-                let waited = tokio::time::timeout(timeout, async {
-                    while !durable.iter().all(done) {
-                        if rx.changed().await.is_err() {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                durable
-                    .iter()
-                    .map(|d| (waited.is_err() && !done(d)).then_some(REQUEST_TIMED_OUT))
-                    .collect()
+        if policy == FlushPolicy::Os {
+            return vec![None; durable.len()];
+        }
+        // Under `always` a sync starts now unless one runs (group commit); under
+        // `interval` the flusher's next one covers the append.
+        if policy == FlushPolicy::Always {
+            for d in durable {
+                d.log.request_sync(d.end, &self.metrics);
             }
         }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::with_capacity(durable.len());
+        for d in durable {
+            out.push(
+                match tokio::time::timeout_at(deadline, d.log.wait_durable(d.end)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "produce not acknowledged");
+                        Some(KAFKA_STORAGE_ERROR)
+                    }
+                    Err(_) => Some(REQUEST_TIMED_OUT),
+                },
+            );
+        }
+        out
     }
 }

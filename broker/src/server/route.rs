@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use super::broker::{Broker, Ctx, Respond};
-use super::metadata;
+use super::{metadata, transactions};
 
 /// Runs one request: the synchronous part now (appends happen in request order), the rest in
 /// the returned future.
@@ -37,6 +37,13 @@ pub(super) fn route(broker: &Arc<Broker>, req: RequestKind, ctx: Ctx) -> Respond
         RequestKind::DescribeGroups(r) => later!(b.describe_groups(r)),
         RequestKind::ListGroups(r) => later!(b.list_groups(r)),
         RequestKind::DeleteGroups(r) => later!(b.delete_groups(r)),
+        RequestKind::AlterConfigs(r) => later!(b.alter_configs(&r, &ctx)),
+        RequestKind::IncrementalAlterConfigs(r) => later!(b.incremental_alter_configs(&r, &ctx)),
+        RequestKind::OffsetDelete(r) => later!(b.offset_delete(&r, &ctx)),
+        RequestKind::AddPartitionsToTxn(r) => later!(transactions::add_partitions_to_txn(&r)),
+        RequestKind::AddOffsetsToTxn(r) => later!(transactions::add_offsets_to_txn(&r)),
+        RequestKind::EndTxn(r) => later!(transactions::end_txn(&r)),
+        RequestKind::TxnOffsetCommit(r) => later!(transactions::txn_offset_commit(&r)),
         // `connection` only decodes the APIs in `versions::SUPPORTED`.
         _ => Box::pin(async { None }),
     }

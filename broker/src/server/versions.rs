@@ -1,8 +1,8 @@
 //! The Kafka APIs and versions the broker serves, advertised in ApiVersions.
 //!
 //! Upper bounds stop before versions whose semantics Ferry does not implement: Produce v12+
-//! and Fetch v13+ (transactions v2, topic ids in place of names), ListOffsets v7+ (max
-//! timestamp lookups), OffsetFetch v8+ (batched groups), OffsetCommit v9+ (the new consumer
+//! and Fetch v13+ (transactions v2, topic ids in place of names), ListOffsets v8+ (tiered
+//! storage lookups), OffsetFetch v8+ (batched groups), OffsetCommit v9+ (the new consumer
 //! protocol), InitProducerId v5+ (two-phase commit). Clients negotiate down to these, as
 //! they do with older Kafka brokers.
 
@@ -12,7 +12,7 @@ use kafka_protocol::messages::ApiKey;
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
@@ -28,8 +28,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    // Transactions are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (see
+    // `server::transactions`); v4+ AddPartitionsToTxn is the broker-to-broker batched form.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
     // Advertised on every listener, as Kafka does; without --sasl-users they answer
     // ILLEGAL_SASL_STATE.
     (ApiKey::SaslHandshake, 0, 1),

@@ -1,12 +1,19 @@
 //! When appended data reaches the disk (`--flush always|interval:<ms>|os`).
 //!
 //! # Guarantees
-//! - `always`: the partition file is fsynced before a produce is acknowledged; an acknowledged
-//!   record survives power loss.
-//! - `interval:<ms>`: group commit. Appends wait for the next periodic fsync (at most `ms`
-//!   later), so an acknowledged record survives power loss and many producers share one fsync.
+//! - `always` (the default): group commit ([`super::GroupCommit`]). An fsync starts as soon as
+//!   a write waits for one and none is running; it covers everything appended before it
+//!   started, and writes arriving meanwhile share the next one. A produce is acknowledged
+//!   only after the fsync covering it, so an acknowledged record survives power loss; a lone
+//!   producer waits one fsync, not a timer.
+//! - `interval:<ms>`: appends wait for the next periodic fsync (at most `ms` later): a bounded
+//!   fsync rate, at the price of up to `ms` of extra ack latency. Survives power loss too.
 //! - `os`: data sits in the page cache until the kernel writes it. An acknowledged record
 //!   survives a broker crash (the kernel still has it) but not a machine crash.
+//!
+//! Under `always` and `interval`, a failed fsync fences the partition: the writes it covered
+//! are answered with `KAFKA_STORAGE_ERROR`, nothing later is acknowledged, and the partition
+//! takes no writes until a restart recovers the log from what reached the disk.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +24,7 @@ use crate::error::Error;
 /// The fsync policy of the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushPolicy {
-    /// fsync before every acknowledgement.
+    /// Group commit: fsync as soon as a write waits and none runs; acks wait for it.
     Always,
     /// fsync every interval; acknowledgements wait for it.
     Interval(Duration),

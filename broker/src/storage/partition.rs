@@ -43,6 +43,13 @@ pub struct Appended {
     pub last_offset: i64,
 }
 
+/// Fsyncs a directory, making the entries created in it durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
+}
+
 /// One partition on disk.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -58,6 +65,7 @@ impl PartitionLog {
     /// # Errors
     /// I/O errors, with the path.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
+        let created_dir = !dir.exists();
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .map_err(io_at(dir))?
@@ -65,7 +73,8 @@ impl PartitionLog {
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
             .collect();
         bases.sort_unstable();
-        if bases.is_empty() {
+        let created_segment = bases.is_empty();
+        if created_segment {
             bases.push(0);
         }
         let last = bases.len() - 1;
@@ -74,6 +83,14 @@ impl PartitionLog {
             .enumerate()
             .map(|(i, &base)| Segment::open(dir, base, i == last))
             .collect::<Result<Vec<_>, _>>()?;
+        // New files and directories must survive power loss before anything in them is
+        // acknowledged: fsync the directories whose entries changed.
+        if created_segment {
+            sync_dir(dir)?;
+        }
+        if let Some(parent) = dir.parent().filter(|_| created_dir) {
+            sync_dir(parent)?;
+        }
         Ok(PartitionLog {
             dir: dir.to_owned(),
             config,
@@ -148,9 +165,7 @@ impl PartitionLog {
         let seg = Segment::open(&self.dir, next, true)?;
         self.segments.push(seg);
         // The new files' directory entries must survive power loss too.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_at(&self.dir))
+        sync_dir(&self.dir)
     }
 
     /// Calls `f` with every batch header of every segment, oldest first.

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod partition;
 pub mod producer;
+pub mod timestamps;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -64,6 +65,10 @@ impl Topic {
     /// Effective config.
     pub fn config(&self) -> TopicConfig {
         self.config
+    }
+    /// The configs set on this topic (not inherited from the broker), by name.
+    pub fn overrides_map(&self) -> &BTreeMap<String, String> {
+        &self.overrides
     }
     /// Whether `name` was set on this topic (not inherited from the broker).
     pub fn overrides(&self, name: &str) -> bool {
@@ -328,6 +333,47 @@ impl Topics {
         fs::remove_dir_all(&to).map_err(io_at(&to))?;
         self.data_version.send_modify(|v| *v += 1);
         Ok(topic.id)
+    }
+
+    /// Replaces the config overrides of `name` (AlterConfigs; IncrementalAlterConfigs
+    /// computes the new set from [`Topic::overrides_map`]). Checks everything first; with
+    /// `validate_only` changes nothing. Otherwise `topic.json` is rewritten, then every
+    /// partition takes the new settings at once.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], a bad config ([`TopicConfig::with_overrides`]), I/O errors.
+    pub fn alter_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .get(name)
+            .ok_or_else(|| Error::TopicNotFound(name.to_owned()))?;
+        let config = TopicConfig::with_overrides(self.defaults.config, &overrides)?;
+        if validate_only {
+            return Ok(());
+        }
+        let partitions = topic.partitions();
+        let altered = Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            config,
+            overrides,
+            partitions: RwLock::new(partitions.clone()),
+        };
+        self.write_meta(&altered, altered.partition_count())?;
+        for p in &partitions {
+            let dir = self.dir.join(name).join(p.index().to_string());
+            p.reconfigure(&dir, config)?;
+        }
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), Arc::new(altered));
+        Ok(())
     }
 
     /// Grows `name` to `count` partitions.

@@ -1,17 +1,18 @@
 //! One partition as the server sees it: the log, its producers' sequence state, and the high
 //! watermark — the end of what is durable under the flush policy and so visible to consumers.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::watch;
 
 use super::config::TopicConfig;
 use super::producer::{ProducerStates, SequenceCheck};
+use super::timestamps;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::storage::{BatchHeader, FlushPolicy, PartitionLog, batches};
+use crate::storage::{BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Request, batches};
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,14 +46,25 @@ struct State {
     config: TopicConfig,
 }
 
+/// What the group commit has made durable, as waiting writers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Synced {
+    durable: i64,
+    fenced: bool,
+}
+
 /// One partition of a topic.
 pub struct Partition {
     topic: Arc<str>,
     index: i32,
     state: Mutex<State>,
     high_watermark: AtomicI64,
-    dirty: AtomicBool,
-    sync_gate: Mutex<()>,
+    /// Group commit (lock order: `state` before `commit`, never the reverse).
+    commit: Mutex<GroupCommit>,
+    /// Signalled after every sync, for blocking waiters ([`Partition::sync_through`]).
+    commit_done: Condvar,
+    /// Published after every sync, for async waiters ([`Partition::wait_durable`]).
+    synced: watch::Sender<Synced>,
     data_version: Arc<watch::Sender<u64>>,
 }
 
@@ -88,8 +100,12 @@ impl Partition {
                 config,
             }),
             high_watermark: AtomicI64::new(hw),
-            dirty: AtomicBool::new(false),
-            sync_gate: Mutex::new(()),
+            commit: Mutex::new(GroupCommit::new(hw)),
+            commit_done: Condvar::new(),
+            synced: watch::Sender::new(Synced {
+                durable: hw,
+                fenced: false,
+            }),
             data_version,
         })
     }
@@ -98,6 +114,13 @@ impl Partition {
         // A panic while holding the lock cannot leave the log half-written (appends write
         // the file before updating memory), so a poisoned lock is still usable.
         self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn commit(&self) -> MutexGuard<'_, GroupCommit> {
+        // The state machine's updates cannot be torn by a panic.
+        self.commit
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -114,11 +137,13 @@ impl Partition {
 
     /// Validates and appends `records` (one or more v2 batches, stored as received). Under
     /// [`FlushPolicy::Os`] the records are visible at once; otherwise they become visible
-    /// when [`Partition::sync_through`] or the interval flusher makes them durable.
+    /// when a sync makes them durable ([`Partition::request_sync`], the interval flusher).
     ///
     /// # Errors
     /// Invalid batches ([`batches`]' errors), [`Error::BatchTooLarge`], a refused producer
     /// sequence ([`ProducerStates::check`]), I/O errors; on error nothing is written.
+    /// [`Error::PartitionFenced`] once a write or fsync failed: the partition takes no more
+    /// writes until the broker restarts. An I/O error here fences the partition.
     pub fn append(
         &self,
         records: &mut [u8],
@@ -126,6 +151,9 @@ impl Partition {
         policy: FlushPolicy,
     ) -> Result<AppendOutcome> {
         let mut st = self.state();
+        if self.synced.borrow().fenced {
+            return Err(self.fenced_error());
+        }
         let mut found = batches(records)?;
         let max = st.config.max_message_bytes;
         if let Some((_, range)) = found.iter().find(|(_, r)| r.len() > max) {
@@ -161,7 +189,17 @@ impl Partition {
                 }
             }
         }
-        let appended = st.log.append_batches(records, &mut found, now_ms)?;
+        let appended = match st.log.append_batches(records, &mut found, now_ms) {
+            Ok(appended) => appended,
+            Err(e) => {
+                if matches!(e, Error::Io { .. }) {
+                    // A failed write or roll (whose fsync failed) leaves the disk unknown.
+                    drop(st);
+                    self.fence(&e);
+                }
+                return Err(e);
+            }
+        };
         for (header, _) in &found {
             st.producers.record(header);
         }
@@ -173,8 +211,6 @@ impl Partition {
         drop(st);
         if policy == FlushPolicy::Os {
             self.advance(end);
-        } else {
-            self.dirty.store(true, Ordering::Release);
         }
         Ok(AppendOutcome {
             base_offset: appended.base_offset,
@@ -190,41 +226,148 @@ impl Partition {
         }
     }
 
-    /// Makes everything appended before this call durable (fsync) and visible, unless a
-    /// concurrent sync already covered `target`. Blocking; shares one fsync among callers
-    /// that arrive while another is in progress.
+    /// Group commit: makes sure a sync will cover everything below `end`, starting the sync
+    /// loop on a blocking thread when none runs. Returns at once; await
+    /// [`Partition::wait_durable`] for the outcome.
+    pub fn request_sync(self: &Arc<Self>, end: i64, metrics: &Arc<Metrics>) {
+        if self.commit().request(end) == Request::Start {
+            let (partition, metrics) = (self.clone(), metrics.clone());
+            tokio::task::spawn_blocking(move || partition.run_syncs(&metrics));
+        }
+    }
+
+    /// Waits until everything below `end` is durable (and visible): after a sync asked for by
+    /// [`Partition::request_sync`] or the interval flusher's next one. Unbounded; callers
+    /// put a timeout around it.
     ///
     /// # Errors
-    /// I/O errors.
-    pub fn sync_through(&self, target: i64, metrics: &Metrics) -> Result<()> {
-        let _gate = self
-            .sync_gate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.high_watermark() >= target {
-            return Ok(());
+    /// [`Error::PartitionFenced`] when a failed fsync or write stopped the partition before
+    /// `end` was durable: the write must not be acknowledged.
+    pub async fn wait_durable(&self, end: i64) -> Result<()> {
+        let mut rx = self.synced.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we borrow it.
+        let synced = rx
+            .wait_for(|s| s.fenced || s.durable >= end)
+            .await
+            .map(|s| *s)
+            .unwrap_or(Synced {
+                durable: -1,
+                fenced: true,
+            });
+        if synced.durable >= end {
+            Ok(())
+        } else {
+            Err(self.fenced_error())
         }
-        self.dirty.store(false, Ordering::Release);
-        let (file, end) = self.state().log.sync_point()?;
-        let started = Instant::now();
-        file.sync_data().map_err(|source| Error::Io {
-            path: format!("{}-{}", self.topic, self.index).into(),
-            source,
-        })?;
-        metrics.fsynced(started.elapsed());
-        self.advance(end);
+    }
+
+    /// Makes everything below `target` (at most the log end) durable and visible, syncing on
+    /// this thread unless a running sync loop covers it. Blocking.
+    ///
+    /// # Errors
+    /// [`Error::PartitionFenced`] when the partition is (or becomes) fenced before `target`
+    /// is durable.
+    pub fn sync_through(&self, target: i64, metrics: &Metrics) -> Result<()> {
+        let target = target.min(self.log_end_offset());
+        loop {
+            let mut commit = self.commit();
+            match commit.request(target) {
+                Request::Durable => return Ok(()),
+                Request::Fenced => return Err(self.fenced_error()),
+                Request::Start => {
+                    drop(commit);
+                    self.run_syncs(metrics);
+                }
+                Request::Wait => {
+                    let _idle = self
+                        .commit_done
+                        .wait_while(commit, |c| c.syncing())
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+        }
+    }
+
+    /// Syncs if anything was appended since the last sync (the interval flusher's step). A
+    /// fenced partition is skipped: it was reported when it failed.
+    ///
+    /// # Errors
+    /// None today; kept for the flusher's error path.
+    pub fn sync_if_dirty(&self, metrics: &Metrics) -> Result<()> {
+        let end = self.log_end_offset();
+        if self.commit().request(end) == Request::Start {
+            self.run_syncs(metrics);
+        }
         Ok(())
     }
 
-    /// Syncs if anything was appended since the last sync (the interval flusher's step).
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn sync_if_dirty(&self, metrics: &Metrics) -> Result<()> {
-        if self.dirty.load(Ordering::Acquire) {
-            self.sync_through(i64::MAX, metrics)?;
+    /// The sync loop, run by the caller that got [`Request::Start`]: fsync the active segment
+    /// up to the log end taken before the fsync, publish it, and again while writers wait
+    /// past it. Blocking.
+    fn run_syncs(&self, metrics: &Metrics) {
+        loop {
+            // The partition lock is held only for the snapshot: appends go on during the fsync.
+            let snapshot = self.state().log.sync_point();
+            let synced = snapshot.and_then(|(file, end)| {
+                let started = Instant::now();
+                file.sync_data().map_err(|source| Error::Io {
+                    path: format!("{}-{}", self.topic, self.index).into(),
+                    source,
+                })?;
+                metrics.fsynced(started.elapsed());
+                Ok(end)
+            });
+            let mut commit = self.commit();
+            let next = commit.finished(synced.as_ref().map(|end| *end).map_err(|_| ()));
+            let now = Synced {
+                durable: commit.durable(),
+                fenced: commit.fenced(),
+            };
+            drop(commit);
+            if let Err(e) = &synced {
+                metrics.fsync_failed();
+                self.report_fenced(e);
+            }
+            // Visible before acknowledged: a consumer told of the ack can read the record.
+            self.advance(now.durable);
+            self.synced.send_replace(now);
+            self.commit_done.notify_all();
+            if next == Next::Idle {
+                return;
+            }
         }
-        Ok(())
+    }
+
+    /// Stops the partition's writes after `cause` (a failed write or roll).
+    fn fence(&self, cause: &Error) {
+        let mut commit = self.commit();
+        commit.fence();
+        let now = Synced {
+            durable: commit.durable(),
+            fenced: true,
+        };
+        drop(commit);
+        self.report_fenced(cause);
+        self.synced.send_replace(now);
+        self.commit_done.notify_all();
+    }
+
+    fn report_fenced(&self, cause: &Error) {
+        tracing::error!(
+            topic = %self.topic,
+            partition = self.index,
+            durable_offset = self.commit().durable(),
+            error = %cause,
+            "partition fenced: a disk write or fsync failed; writes past the durable offset are \
+             never acknowledged and the partition takes no writes until the broker restarts"
+        );
+    }
+
+    fn fenced_error(&self) -> Error {
+        Error::PartitionFenced {
+            topic: self.topic.to_string(),
+            partition: self.index,
+        }
     }
 
     /// Offset after the last visible record.
@@ -277,14 +420,81 @@ impl Partition {
         Ok(out)
     }
 
-    /// Offset of the first batch with a record at or after `timestamp`, and that batch's
-    /// max timestamp; `None` when every visible record is older.
+    /// `(offset, timestamp)` of the first visible record whose timestamp is at or after
+    /// `timestamp`: the time index finds the batch, decoding it finds the record. `None` when
+    /// every visible record is older.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
-        let found = self.state().log.offset_for_timestamp(timestamp)?;
-        Ok(found.filter(|o| *o < self.high_watermark()))
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let hw = self.high_watermark();
+        let st = self.state();
+        let Some(base) = st.log.offset_for_timestamp(timestamp)?.filter(|o| *o < hw) else {
+            return Ok(None);
+        };
+        let batch = st.log.read(base, 1)?;
+        drop(st);
+        Ok(self
+            .records_of(&batch)
+            .and_then(|r| timestamps::first_at_or_after(&r, timestamp))
+            .or_else(|| timestamps::batch_answer(&batch)))
+    }
+
+    /// `(offset, timestamp)` of the visible record with the largest timestamp (the earliest
+    /// on ties), KIP-734's `max_timestamp` lookup; `None` for an empty log.
+    ///
+    /// Scans every batch header (not the bodies) under the partition lock, then decodes the
+    /// one batch that holds the answer.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        let hw = self.high_watermark();
+        let st = self.state();
+        let mut best: Option<(i64, i64)> = None;
+        st.log.for_each_header(|h| {
+            let visible = h.last_offset() < hw && !h.is_control();
+            if visible && best.is_none_or(|(_, ts)| h.max_timestamp > ts) {
+                best = Some((h.base_offset, h.max_timestamp));
+            }
+        })?;
+        let Some((base, max)) = best else {
+            return Ok(None);
+        };
+        let batch = st.log.read(base, 1)?;
+        drop(st);
+        Ok(self
+            .records_of(&batch)
+            .and_then(|r| timestamps::first_at_or_after(&r, max))
+            .or(Some((base, max))))
+    }
+
+    /// The records' `(offset, timestamp)` in `batch`; `None` (logged) when it cannot be
+    /// decoded, so lookups fall back to the batch-level answer.
+    fn records_of(&self, batch: &[u8]) -> Option<Vec<(i64, i64)>> {
+        match timestamps::record_timestamps(batch) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot decode a batch for a timestamp lookup; answering with the batch's first offset");
+                None
+            }
+        }
+    }
+
+    /// Takes a changed topic config (AlterConfigs). A changed rolling or retention setting
+    /// reopens the log from `dir` with it — the files already hold every append (appends
+    /// write before they update memory), so nothing is lost; the reopen re-scans the active
+    /// segment while appends to this partition wait.
+    ///
+    /// # Errors
+    /// I/O errors and damaged files while reopening; the old settings stay then.
+    pub fn reconfigure(&self, dir: &std::path::Path, config: TopicConfig) -> Result<()> {
+        let mut st = self.state();
+        if st.config.log != config.log {
+            st.log = PartitionLog::open(dir, config.log)?;
+        }
+        st.config = config;
+        Ok(())
     }
 
     /// Applies time and size retention; returns segments deleted.
@@ -293,5 +503,139 @@ impl Partition {
     /// I/O errors.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
         self.state().log.apply_retention(now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::storage::testing::batch;
+
+    fn open(dir: &Path) -> Arc<Partition> {
+        let version = Arc::new(watch::Sender::new(0));
+        let p = Partition::open("t".into(), 0, dir, TopicConfig::default(), version);
+        Arc::new(p.expect("open"))
+    }
+
+    /// fsyncs so far, from the flush metric.
+    fn syncs(metrics: &Metrics) -> u64 {
+        let text = metrics.render();
+        text.lines()
+            .find_map(|l| l.strip_prefix("ferry_broker_fsync_duration_seconds_count "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no fsync count in\n{text}"))
+    }
+
+    async fn append_and_ack(p: &Arc<Partition>, metrics: &Arc<Metrics>) -> i64 {
+        let end = p
+            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always)
+            .expect("append")
+            .end_offset;
+        p.request_sync(end, metrics);
+        p.wait_durable(end).await.expect("durable");
+        assert!(p.high_watermark() >= end, "visible once acknowledged");
+        end
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_share_syncs() {
+        const N: usize = 32;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        let metrics = Arc::new(Metrics::default());
+
+        // N appends, all in the log before the first writer asks for a sync: one covers all.
+        let barrier = Arc::new(tokio::sync::Barrier::new(N));
+        let writers: Vec<_> = (0..N)
+            .map(|_| {
+                let (p, metrics, barrier) = (p.clone(), metrics.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let end = p
+                        .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always)
+                        .expect("append")
+                        .end_offset;
+                    barrier.wait().await;
+                    p.request_sync(end, &metrics);
+                    p.wait_durable(end).await.expect("durable");
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer");
+        }
+        assert_eq!(p.high_watermark(), N as i64);
+        assert_eq!(syncs(&metrics), 1, "one fsync covered all {N} appends");
+
+        // Free-running writers: each appends and waits, 20 times; fsyncs are shared.
+        let before = syncs(&metrics);
+        let writers: Vec<_> = (0..N)
+            .map(|_| {
+                let (p, metrics) = (p.clone(), metrics.clone());
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        append_and_ack(&p, &metrics).await;
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer");
+        }
+        let appends = (N * 20) as u64;
+        let used = syncs(&metrics) - before;
+        assert_eq!(p.high_watermark(), N as i64 + appends as i64);
+        assert!(
+            (1..appends).contains(&used),
+            "{appends} concurrent appends took {used} fsyncs"
+        );
+
+        // A lone writer gets its own sync at once, and the blocking path agrees.
+        let end = append_and_ack(&p, &metrics).await;
+        p.sync_through(i64::MAX, &metrics).expect("nothing left");
+        assert_eq!(p.high_watermark(), end);
+    }
+
+    #[tokio::test]
+    async fn a_fenced_partition_refuses_writes_and_acks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        let metrics = Arc::new(Metrics::default());
+        let durable = append_and_ack(&p, &metrics).await;
+        let pending = p
+            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always)
+            .expect("append")
+            .end_offset;
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_durable(pending).await })
+        };
+        p.fence(&Error::Io {
+            path: "t-0".into(),
+            source: std::io::Error::other("injected EIO"),
+        });
+        let refused = waiter
+            .await
+            .expect("waiter")
+            .expect_err("never acknowledged");
+        assert_eq!(refused.kafka_code(), 56, "KAFKA_STORAGE_ERROR: {refused}");
+        assert!(
+            p.wait_durable(durable).await.is_ok(),
+            "synced before the failure"
+        );
+        p.request_sync(pending, &metrics);
+        assert!(p.wait_durable(pending).await.is_err());
+        assert!(p.sync_through(i64::MAX, &metrics).is_err());
+        let append = p.append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always);
+        assert!(matches!(
+            append,
+            Err(Error::PartitionFenced { partition: 0, .. })
+        ));
+        assert_eq!(
+            p.high_watermark(),
+            durable,
+            "nothing past the failed range visible"
+        );
     }
 }

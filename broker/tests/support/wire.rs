@@ -37,8 +37,14 @@ pub fn response<R: Request>(mut body: Bytes, version: i16) -> (i32, R::Response)
     (header.correlation_id, resp)
 }
 
-/// A v2 record batch of `values`, uncompressed.
+/// A v2 record batch of `values`, uncompressed, timestamped in November 2023.
 pub fn batch(values: &[&str]) -> Bytes {
+    batch_at(values, 1_700_000_000_000)
+}
+
+/// A v2 record batch of `values`, uncompressed, the first timestamped `timestamp` (ms) and
+/// each next one a millisecond later.
+pub fn batch_at(values: &[&str], timestamp: i64) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -52,7 +58,7 @@ pub fn batch(values: &[&str]) -> Bytes {
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
+            timestamp: timestamp + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             headers: IndexMap::new(),
@@ -124,4 +130,87 @@ impl Wire {
         assert_eq!(got, id, "correlation id");
         resp
     }
+}
+
+/// ListOffsets (at `version`) for one partition: `(error_code, offset, timestamp)`.
+pub fn list_offset(
+    w: &mut Wire,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    version: i16,
+) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+    let resp = w.call(
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]),
+        version,
+    );
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+/// One Fetch (v12, no wait) of `partitions` (index, offset) of `topic`: the record bytes of
+/// each partition, in request order.
+pub fn fetch(
+    w: &mut Wire,
+    topic: &str,
+    partitions: &[(i32, i64)],
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> Vec<Bytes> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    let resp = w.call(
+        &FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|(p, offset)| {
+                                FetchPartition::default()
+                                    .with_partition(*p)
+                                    .with_fetch_offset(*offset)
+                                    .with_partition_max_bytes(partition_max_bytes)
+                            })
+                            .collect(),
+                    ),
+            ]),
+        12,
+    );
+    resp.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, 0, "fetch error");
+            p.records.clone().unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `(base offset, record count)` of each batch in `records`.
+pub fn batches_of(records: &Bytes) -> Vec<(i64, i32)> {
+    let mut buf = records.clone();
+    kafka_protocol::records::RecordBatchDecoder::decode_batch_info(&mut buf)
+        .expect("batches")
+        .iter()
+        .map(|b| (b.min_offset, b.record_count))
+        .collect()
 }

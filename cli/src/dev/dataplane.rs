@@ -206,11 +206,8 @@ impl DataPlane {
 
 async fn start_broker(options: &DevOptions) -> crate::Result<RunningBroker> {
     let listen = options.broker_listen.to_string();
-    let config = BrokerConfig::local(
-        &options.data_dir.join("broker"),
-        &["--listen", &listen, "--flush", "interval:5"],
-    )
-    .map_err(|e| Error::DevStart(e.to_string()))?;
+    let config = BrokerConfig::local(&options.data_dir.join("broker"), &["--listen", &listen])
+        .map_err(|e| Error::DevStart(e.to_string()))?;
     Broker::start(config)
         .await
         .map_err(|e| Error::DevStart(e.to_string().replace("--listen", "--broker-listen")))
