@@ -123,6 +123,17 @@ pub enum Error {
         next: i64,
     },
 
+    /// DeleteRecords past the high watermark (or a negative offset other than -1).
+    #[error(
+        "cannot delete records before offset {requested}: the partition's high watermark is {high_watermark}; give an offset up to it, or -1 for the high watermark"
+    )]
+    DeleteBeyondHighWatermark {
+        /// The offset asked for.
+        requested: i64,
+        /// The partition's high watermark.
+        high_watermark: i64,
+    },
+
     /// Fewer bytes than a record batch's header or declared length needs.
     #[error("record batch at byte {at} is truncated: needs {need} bytes, {have} present")]
     BatchTruncated {
@@ -172,6 +183,17 @@ pub enum Error {
         count: i32,
         /// `lastOffsetDelta`.
         delta: i32,
+    },
+    /// A batch that cannot be decompressed (or whose records do not decode) when the
+    /// topic's `compression.type` asks for re-compression.
+    #[error(
+        "record batch at byte {at} cannot be re-compressed into the topic's compression.type: {problem}"
+    )]
+    BatchCodec {
+        /// Offset of the batch in the buffer.
+        at: usize,
+        /// What failed.
+        problem: String,
     },
     /// A batch larger than the topic's `max.message.bytes`.
     #[error(
@@ -313,8 +335,10 @@ impl Error {
             Error::Io { .. } | Error::Damaged { .. } | Error::PartitionFenced { .. } => {
                 code::KAFKA_STORAGE_ERROR
             }
-            Error::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
-            Error::BatchCrc { .. } => code::CORRUPT_MESSAGE,
+            Error::OffsetOutOfRange { .. } | Error::DeleteBeyondHighWatermark { .. } => {
+                code::OFFSET_OUT_OF_RANGE
+            }
+            Error::BatchCrc { .. } | Error::BatchCodec { .. } => code::CORRUPT_MESSAGE,
             Error::BatchTruncated { .. }
             | Error::BatchLength { .. }
             | Error::BatchMagic { .. }

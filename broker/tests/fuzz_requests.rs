@@ -14,6 +14,9 @@ use bytes::Bytes;
 use ferry_broker::config::Retention;
 use ferry_broker::{Broker, BrokerConfig};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -21,8 +24,9 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreateTopicsRequest, FetchRequest, GroupId, JoinGroupRequest,
-    MetadataRequest, OffsetCommitRequest, ProduceRequest, TopicName,
+    ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeClusterRequest,
+    DescribeGroupsRequest, FetchRequest, GroupId, JoinGroupRequest, MetadataRequest,
+    OffsetCommitRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use proptest::prelude::*;
@@ -107,6 +111,34 @@ fn seeds() -> Vec<Vec<u8>> {
             ]),
             5,
             7,
+        )
+        .to_vec(),
+        frame(
+            &DeleteRecordsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(vec![
+                    DeleteRecordsTopic::default()
+                        .with_name(name("fuzz"))
+                        .with_partitions(vec![DeleteRecordsPartition::default().with_offset(1)]),
+                ]),
+            2,
+            8,
+        )
+        .to_vec(),
+        frame(
+            &DescribeClusterRequest::default()
+                .with_include_cluster_authorized_operations(true)
+                .with_endpoint_type(1),
+            1,
+            9,
+        )
+        .to_vec(),
+        frame(
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(StrBytes::from_static_str("g"))])
+                .with_include_authorized_operations(true),
+            5,
+            10,
         )
         .to_vec(),
     ]
@@ -194,7 +226,10 @@ fn assert_healthy(f: &Fixture) {
             .expect("a response");
     assert!(!resp.is_empty());
     assert_eq!(end.high_watermark(), before + 1);
-    let read = end.read(0, usize::MAX >> 1).expect("read");
+    // A mutated DeleteRecords may have moved the log start.
+    let read = end
+        .read(end.log_start_offset(), usize::MAX >> 1)
+        .expect("read");
     ferry_broker::storage::batches(&read.records).expect("every stored batch is valid");
 }
 
@@ -233,7 +268,7 @@ proptest! {
 
     #[test]
     fn mutated_requests_never_panic(
-        seed in 0usize..7,
+        seed in 0usize..10,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         cut in proptest::option::of(any::<prop::sample::Index>()),
     ) {

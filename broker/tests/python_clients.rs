@@ -103,3 +103,27 @@ fn confluent_kafka_alters_topic_configs_incrementally() {
     run_script("topic_configs.py", &[&broker.bootstrap()]);
     broker.stop();
 }
+
+#[test]
+fn python_clients_delete_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    run_script("delete_records.py", &[&broker.bootstrap()]);
+    broker.stop();
+}
+
+#[test]
+fn python_clients_read_authorized_operations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    run_script("authorized_operations.py", &[&broker.bootstrap()]);
+    broker.stop();
+}
+
+#[test]
+fn python_clients_use_a_topics_compression_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    run_script("compression.py", &[&broker.bootstrap()]);
+    broker.stop();
+}

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::groups::GroupConfig;
 use crate::security::{Mechanism, SecurityFiles};
 use crate::storage::{FlushPolicy, LogConfig};
-use crate::topics::{TopicConfig, TopicDefaults};
+use crate::topics::{CompressionType, TopicConfig, TopicDefaults};
 
 /// Broker settings.
 #[derive(Args, Clone, Debug)]
@@ -256,6 +256,7 @@ impl BrokerConfig {
                     retention_bytes: u64::try_from(self.retention_bytes).ok(),
                 },
                 max_message_bytes: self.max_message_bytes,
+                compression: CompressionType::Producer,
             },
         }
     }

@@ -242,6 +242,8 @@ fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "Other",

@@ -24,6 +24,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized::{Resource, authorized_operations};
 use super::broker::{Broker, Ctx};
 use crate::groups::offsets::Committed;
 use crate::groups::state::{JoinRequest, Reply, code};
@@ -320,7 +321,16 @@ impl Broker {
         OffsetFetchResponse::default().with_topics(topics)
     }
 
-    pub(super) fn describe_groups(&self, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    pub(super) fn describe_groups(
+        &self,
+        req: DescribeGroupsRequest,
+        ctx: &Ctx,
+    ) -> DescribeGroupsResponse {
+        // KIP-430, v3+.
+        let operations = authorized_operations(
+            Resource::Group,
+            ctx.version >= 3 && req.include_authorized_operations,
+        );
         let groups = req
             .groups
             .iter()
@@ -331,6 +341,7 @@ impl Broker {
                     .with_group_state(s(d.state.name()))
                     .with_protocol_type(s(d.protocol_type))
                     .with_protocol_data(s(d.protocol))
+                    .with_authorized_operations(operations)
                     .with_members(
                         d.members
                             .into_iter()

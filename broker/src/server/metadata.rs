@@ -1,9 +1,11 @@
-//! ApiVersions, Metadata, FindCoordinator, DescribeConfigs and InitProducerId.
+//! ApiVersions, Metadata, DescribeCluster, FindCoordinator, DescribeConfigs and
+//! InitProducerId.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
@@ -12,12 +14,14 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiVersionsResponse, BrokerId, DescribeConfigsRequest, DescribeConfigsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
-    MetadataRequest, MetadataResponse, ProducerId, TopicName,
+    ApiVersionsResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest,
+    MetadataResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized::{Resource, authorized_operations};
 use super::broker::{Broker, Ctx};
 use super::{transactions, versions};
 use crate::error::Error;
@@ -25,6 +29,9 @@ use crate::topics::{Topic, valid_topic_name};
 
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const INVALID_REQUEST: i16 = 42;
+const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+/// DescribeCluster's endpoint type for brokers (2 asks for controllers).
+const BROKER_ENDPOINTS: i8 = 1;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -74,7 +81,7 @@ impl Broker {
             None => true,
             Some(t) => t.is_empty() && ctx.version == 0,
         };
-        let topics = if all {
+        let topics: Vec<MetadataResponseTopic> = if all {
             self.topics
                 .list()
                 .iter()
@@ -121,6 +128,16 @@ impl Broker {
                 })
                 .collect()
         };
+        // KIP-430: v8+ carries topics' operations; v8-10 the cluster's (v11 moved them to
+        // DescribeCluster).
+        let topic_operations = authorized_operations(
+            Resource::Topic,
+            ctx.version >= 8 && req.include_topic_authorized_operations,
+        );
+        let cluster_operations = authorized_operations(
+            Resource::Cluster,
+            (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations,
+        );
         MetadataResponse::default()
             .with_brokers(vec![
                 MetadataResponseBroker::default()
@@ -130,7 +147,45 @@ impl Broker {
             ])
             .with_cluster_id(Some(s(self.cluster_id.clone())))
             .with_controller_id(BrokerId(0))
-            .with_topics(topics)
+            .with_cluster_authorized_operations(cluster_operations)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|t| t.with_topic_authorized_operations(topic_operations))
+                    .collect(),
+            )
+    }
+
+    /// DescribeCluster: the one broker, the cluster id, and (when asked) the operations
+    /// allowed on the cluster. Controller endpoints are not served, as on any Kafka broker.
+    pub(super) fn describe_cluster(
+        &self,
+        req: &DescribeClusterRequest,
+        ctx: &Ctx,
+    ) -> DescribeClusterResponse {
+        let out = DescribeClusterResponse::default()
+            .with_endpoint_type(req.endpoint_type)
+            .with_cluster_id(s(self.cluster_id.clone()))
+            .with_controller_id(BrokerId(0));
+        if ctx.version >= 1 && req.endpoint_type != BROKER_ENDPOINTS {
+            return out
+                .with_controller_id(BrokerId(-1))
+                .with_error_code(UNSUPPORTED_ENDPOINT_TYPE)
+                .with_error_message(Some(s(format!(
+                    "endpoint type {} is not served; ask for brokers (1)",
+                    req.endpoint_type
+                ))));
+        }
+        out.with_brokers(vec![
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(0))
+                .with_host(s(self.advertised.0.clone()))
+                .with_port(self.advertised.1),
+        ])
+        .with_cluster_authorized_operations(authorized_operations(
+            Resource::Cluster,
+            req.include_cluster_authorized_operations,
+        ))
     }
 
     pub(super) fn find_coordinator(

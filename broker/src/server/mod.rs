@@ -1,9 +1,11 @@
 //! The Kafka protocol server: starting the [`Broker`] (its state, both listeners, the periodic
 //! work) and stopping it; one module per family of APIs.
 
+mod authorized;
 mod broker;
 mod configs;
 mod connection;
+mod delete_records;
 mod fetch;
 mod groups;
 mod metadata;

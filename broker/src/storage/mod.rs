@@ -1,9 +1,12 @@
-//! On-disk storage of partitions: record batches kept exactly as producers sent them.
+//! On-disk storage of partitions: record batches kept exactly as producers sent them (or, for
+//! a topic with its own `compression.type`, re-compressed into it).
 
 mod batch;
 mod commit;
 mod flush;
+mod log_start;
 mod partition;
+mod recompress;
 mod segment;
 
 #[cfg(test)]
@@ -12,4 +15,5 @@ pub use batch::{BATCH_HEADER_LEN, BatchHeader, Compression, assign_offsets, batc
 pub use commit::{GroupCommit, Next, Request};
 pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};
+pub use recompress::recompress;
 pub use segment::{INDEX_INTERVAL_BYTES, Segment};

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::ops::Range;
 
 use super::batch::{BatchHeader, assign_offsets, batches};
+use super::log_start;
 use super::segment::Segment;
 use crate::error::{Error, Result, io_at};
 
@@ -56,14 +57,18 @@ pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
     segments: Vec<Segment>,
+    /// First readable offset: the recorded start ([`log_start`]) or the oldest segment's
+    /// base, whichever is later.
+    start_offset: i64,
 }
 
 impl PartitionLog {
     /// Opens the partition in `dir` (created if absent): older segments are indexed, the
-    /// active one is recovered (CRCs verified, torn tail truncated).
+    /// active one is recovered (CRCs verified, torn tail truncated), and the recorded log
+    /// start offset applied ([`PartitionLog::load_start`]).
     ///
     /// # Errors
-    /// I/O errors, with the path.
+    /// I/O errors, with the path; a damaged `log-start-offset` file.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
@@ -91,11 +96,67 @@ impl PartitionLog {
         if let Some(parent) = dir.parent().filter(|_| created_dir) {
             sync_dir(parent)?;
         }
-        Ok(PartitionLog {
+        let mut log = PartitionLog {
             dir: dir.to_owned(),
             config,
             segments,
-        })
+            start_offset: 0,
+        };
+        log.load_start()?;
+        Ok(log)
+    }
+
+    /// Applies the recorded log start offset, finishing the deletion of the segments below
+    /// it (a crash may have come between recording it and deleting them). A start past the
+    /// log end — records acknowledged under `--flush os`, then lost in a crash — empties the
+    /// log and restarts it there, as Kafka's log loader does.
+    fn load_start(&mut self) -> Result<()> {
+        let recorded = log_start::read(&self.dir)?.unwrap_or(0);
+        if recorded > self.next_offset() {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                log_start_offset = recorded,
+                log_end_offset = self.next_offset(),
+                "the recorded log start is past the log end; restarting the log at the start"
+            );
+            for seg in std::mem::take(&mut self.segments) {
+                seg.delete(&self.dir)?;
+            }
+            self.segments
+                .push(Segment::open(&self.dir, recorded, true)?);
+            sync_dir(&self.dir)?;
+        } else {
+            self.delete_below(recorded)?;
+        }
+        self.start_offset = recorded.max(self.segments[0].base_offset());
+        Ok(())
+    }
+
+    /// Deletes the segments holding only offsets below `start` (never the active one).
+    fn delete_below(&mut self, start: i64) -> Result<usize> {
+        let bases: Vec<i64> = self.segments.iter().map(Segment::base_offset).collect();
+        let below = log_start::segments_below(&bases, start);
+        for seg in self.segments.drain(..below) {
+            seg.delete(&self.dir)?;
+        }
+        Ok(below)
+    }
+
+    /// Moves the log start offset up to `offset` (at most the log end; DeleteRecords keeps it
+    /// at most the high watermark): records it durably, then deletes the segments entirely
+    /// below it. The rest of the segment holding it stays, unreadable. An offset at or below
+    /// the current start changes nothing. Returns the start.
+    ///
+    /// # Errors
+    /// I/O errors; when recording fails the start is unchanged.
+    pub fn advance_start(&mut self, offset: i64) -> Result<i64> {
+        let offset = offset.min(self.next_offset());
+        if offset > self.start_offset {
+            log_start::write(&self.dir, offset)?;
+            self.start_offset = offset;
+            self.delete_below(offset)?;
+        }
+        Ok(self.start_offset)
     }
 
     fn active(&mut self) -> &mut Segment {
@@ -217,13 +278,14 @@ impl PartitionLog {
         Ok(Vec::new())
     }
 
-    /// Base offset of the first batch with a record at or after `timestamp` (ms), if any.
+    /// Base offset of the first batch with a record at or after `timestamp` (ms) and a
+    /// record at or after the log start, if any.
     ///
     /// # Errors
     /// I/O errors.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
         for seg in &self.segments {
-            if let Some(o) = seg.offset_for_timestamp(timestamp)? {
+            if let Some(o) = seg.offset_for_timestamp(timestamp, self.start_offset)? {
                 return Ok(Some(o));
             }
         }
@@ -252,6 +314,7 @@ impl PartitionLog {
             seg.delete(&self.dir)?;
             deleted += 1;
         }
+        self.start_offset = self.start_offset.max(self.segments[0].base_offset());
         Ok(deleted)
     }
 
@@ -263,9 +326,9 @@ impl PartitionLog {
         self.segments[self.segments.len() - 1].sync()
     }
 
-    /// First offset still stored.
+    /// First readable offset (the log start offset).
     pub fn start_offset(&self) -> i64 {
-        self.segments[0].base_offset()
+        self.start_offset
     }
 
     /// Offset the next record will get (the log end offset).
@@ -338,6 +401,66 @@ mod tests {
             (reopened.next_offset(), reopened.segment_count()),
             (160, log.segment_count())
         );
+    }
+
+    #[test]
+    fn the_log_start_moves_forward_durably() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        for i in 0..30 {
+            log.append(&mut batch(2, i, i, &[1u8; 100]), 0)
+                .expect("append");
+        }
+        let segments = log.segment_count();
+        assert!(segments > 4, "rolled: {segments}");
+        // Offset 41 sits inside a batch (40..=41) in the middle of a segment.
+        assert_eq!(log.advance_start(41).expect("advance"), 41);
+        assert_eq!(log.start_offset(), 41);
+        assert!(
+            log.segment_count() < segments,
+            "whole segments below are gone"
+        );
+        assert!(
+            log.segments[0].base_offset() <= 41,
+            "the one holding 41 stays"
+        );
+        assert!(matches!(
+            log.read(40, 100),
+            Err(Error::OffsetOutOfRange { start: 41, .. })
+        ));
+        let first = batches(&log.read(41, 1).expect("read")).expect("valid");
+        assert_eq!(first[0].0.base_offset, 40, "the batch holding the start");
+        assert_eq!(log.advance_start(7).expect("no-op"), 41, "never backwards");
+        assert_eq!(
+            log.offset_for_timestamp(0).expect("ts"),
+            Some(40),
+            "lookups start at the log start"
+        );
+
+        let kept = log.segment_count();
+        let mut reopened = PartitionLog::open(dir.path(), small()).expect("reopen");
+        assert_eq!(
+            (reopened.start_offset(), reopened.segment_count()),
+            (41, kept),
+            "recorded across a restart"
+        );
+        assert_eq!(reopened.advance_start(60).expect("to the end"), 60);
+        assert_eq!(reopened.segment_count(), 1, "only the active segment stays");
+        assert!(reopened.read(60, 100).expect("at the end").is_empty());
+    }
+
+    #[test]
+    fn a_start_past_the_end_restarts_the_log_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        log.append(&mut batch(3, 0, 0, b"x"), 0).expect("append");
+        drop(log);
+        // As after records acknowledged under `--flush os` were lost in a crash.
+        log_start::write(dir.path(), 10).expect("record");
+        let mut log = PartitionLog::open(dir.path(), small()).expect("reopen");
+        assert_eq!((log.start_offset(), log.next_offset()), (10, 10));
+        let appended = log.append(&mut batch(1, 0, 0, b"y"), 0).expect("append");
+        assert_eq!(appended.base_offset, 10);
     }
 
     #[test]

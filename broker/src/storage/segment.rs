@@ -231,12 +231,13 @@ impl Segment {
         }
     }
 
-    /// The base offset of the first batch holding a record at or after `timestamp`.
+    /// The base offset of the first batch holding a record at or after `timestamp` and one
+    /// at or after offset `from` (the log start).
     ///
     /// # Errors
     /// I/O errors.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
-        if self.max_timestamp < timestamp {
+    pub fn offset_for_timestamp(&self, timestamp: i64, from: i64) -> Result<Option<i64>> {
+        if self.max_timestamp < timestamp || self.next_offset <= from {
             return Ok(None);
         }
         let i = self.times.partition_point(|(ts, _)| *ts < timestamp);
@@ -245,7 +246,7 @@ impl Segment {
         };
         let mut found = None;
         self.walk(self.position_at_or_before(rel), |_, header| {
-            if header.max_timestamp >= timestamp {
+            if header.max_timestamp >= timestamp && header.last_offset() >= from {
                 found = Some(header.base_offset);
             }
             found.is_none()
@@ -371,9 +372,9 @@ mod tests {
         assert_eq!(got[0].0.base_offset, 100);
         assert!(many.len() <= 10_000 && got.len() > 1);
         assert!(seg.read(200, 100).expect("read").is_empty());
-        assert_eq!(seg.offset_for_timestamp(1_010).expect("ts"), Some(120));
-        assert_eq!(seg.offset_for_timestamp(0).expect("ts"), Some(100));
-        assert_eq!(seg.offset_for_timestamp(9_999).expect("ts"), None);
+        assert_eq!(seg.offset_for_timestamp(1_010, 0).expect("ts"), Some(120));
+        assert_eq!(seg.offset_for_timestamp(0, 0).expect("ts"), Some(100));
+        assert_eq!(seg.offset_for_timestamp(9_999, 0).expect("ts"), None);
         seg.sync().expect("sync");
 
         let reopened = Segment::open(dir.path(), 100, false).expect("reopen");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::storage::LogConfig;
+use crate::storage::{Compression, LogConfig};
 
 /// Config names accepted in CreateTopics and shown by DescribeConfigs.
 pub const SUPPORTED: &[&str] = &[
@@ -19,6 +19,48 @@ pub const SUPPORTED: &[&str] = &[
     "segment.ms",
 ];
 
+/// A topic's `compression.type`: how its batches are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionType {
+    /// `producer`: as the producer compressed them.
+    Producer,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`: re-compressed into this codec
+    /// when the producer used another one.
+    Codec(Compression),
+}
+
+impl CompressionType {
+    /// What `expected` says a value must be.
+    const EXPECTED: &'static str = "producer, uncompressed, gzip, snappy, lz4 or zstd";
+
+    /// Kafka's name for a `compression.type` value, if it is one.
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "producer" => CompressionType::Producer,
+            "uncompressed" => CompressionType::Codec(Compression::None),
+            "gzip" => CompressionType::Codec(Compression::Gzip),
+            "snappy" => CompressionType::Codec(Compression::Snappy),
+            "lz4" => CompressionType::Codec(Compression::Lz4),
+            "zstd" => CompressionType::Codec(Compression::Zstd),
+            _ => return None,
+        })
+    }
+
+    /// The value as Kafka names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Codec(Compression::None) => "uncompressed",
+            CompressionType::Codec(Compression::Gzip) => "gzip",
+            CompressionType::Codec(Compression::Snappy) => "snappy",
+            CompressionType::Codec(Compression::Lz4) => "lz4",
+            CompressionType::Codec(Compression::Zstd) => "zstd",
+            // `parse` never yields it.
+            CompressionType::Codec(Compression::Unknown(_)) => "producer",
+        }
+    }
+}
+
 /// The effective settings of one topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -26,6 +68,8 @@ pub struct TopicConfig {
     pub log: LogConfig,
     /// Largest record batch accepted, in bytes.
     pub max_message_bytes: usize,
+    /// How batches are stored.
+    pub compression: CompressionType,
 }
 
 impl TopicConfig {
@@ -71,10 +115,9 @@ impl TopicConfig {
                         "`delete` (compaction is not supported by Ferry's embedded broker)",
                     ));
                 }
-                "compression.type" if value != "producer" => {
-                    return Err(invalid(
-                        "`producer` (batches are stored as the producer compressed them)",
-                    ));
+                "compression.type" => {
+                    c.compression = CompressionType::parse(value)
+                        .ok_or_else(|| invalid(CompressionType::EXPECTED))?;
                 }
                 "message.timestamp.type" if value != "CreateTime" => {
                     return Err(invalid("`CreateTime`"));
@@ -82,10 +125,7 @@ impl TopicConfig {
                 "min.insync.replicas" if value != "1" => {
                     return Err(invalid("1 (the embedded broker is a single replica)"));
                 }
-                "cleanup.policy"
-                | "compression.type"
-                | "message.timestamp.type"
-                | "min.insync.replicas" => {}
+                "cleanup.policy" | "message.timestamp.type" | "min.insync.replicas" => {}
                 _ => {
                     return Err(Error::UnknownTopicConfig {
                         name: name.clone(),
@@ -105,7 +145,7 @@ impl TopicConfig {
             .map(|&name| {
                 let value = match name {
                     "cleanup.policy" => "delete".to_owned(),
-                    "compression.type" => "producer".to_owned(),
+                    "compression.type" => self.compression.name().to_owned(),
                     "max.message.bytes" => self.max_message_bytes.to_string(),
                     "message.timestamp.type" => "CreateTime".to_owned(),
                     "min.insync.replicas" => "1".to_owned(),
@@ -129,6 +169,7 @@ impl Default for TopicConfig {
         TopicConfig {
             log: LogConfig::default(),
             max_message_bytes: 1 << 20,
+            compression: CompressionType::Producer,
         }
     }
 }
@@ -163,6 +204,20 @@ mod tests {
         assert!(entries.contains(&("retention.ms", "-1".to_owned())));
         assert!(entries.contains(&("segment.bytes", "4096".to_owned())));
         assert_eq!(entries.len(), SUPPORTED.len());
+        assert!(entries.contains(&("compression.type", "producer".to_owned())));
+    }
+
+    #[test]
+    fn compression_types_round_trip() {
+        for name in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+            let c = TopicConfig::with_overrides(
+                TopicConfig::default(),
+                &map(&[("compression.type", name)]),
+            )
+            .expect("valid");
+            assert_eq!(c.compression.name(), name);
+            assert!(c.entries().contains(&("compression.type", name.to_owned())));
+        }
     }
 
     #[test]
@@ -179,6 +234,12 @@ mod tests {
             (vec![("segment.bytes", "1")], "bytes ≥ 14"),
             (vec![("flush.ms", "1")], "unknown topic config `flush.ms`"),
             (vec![("min.insync.replicas", "2")], "single replica"),
+            (
+                vec![("compression.type", "brotli")],
+                "`compression.type` = `brotli` is invalid: use producer, uncompressed",
+            ),
+            // The producer's name for no compression; topics call it `uncompressed`.
+            (vec![("compression.type", "none")], "`none` is invalid"),
         ] {
             let err = TopicConfig::with_overrides(TopicConfig::default(), &map(&pairs))
                 .expect_err("invalid")

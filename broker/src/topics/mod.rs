@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::{Error, Result, io_at};
-pub use config::TopicConfig;
+pub use config::{CompressionType, TopicConfig};
 pub use partition::{AppendOutcome, Partition, ReadOutcome};
 
 /// Whether `name` is a legal Kafka topic name.

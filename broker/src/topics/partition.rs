@@ -1,18 +1,21 @@
 //! One partition as the server sees it: the log, its producers' sequence state, and the high
 //! watermark — the end of what is durable under the flush policy and so visible to consumers.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::config::TopicConfig;
+use super::config::{CompressionType, TopicConfig};
 use super::producer::{ProducerStates, SequenceCheck};
 use super::timestamps;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::storage::{BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Request, batches};
+use crate::storage::{
+    BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Request, batches, recompress,
+};
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +39,7 @@ pub struct ReadOutcome {
     pub count: u64,
     /// The high watermark when read.
     pub high_watermark: i64,
-    /// First offset still stored.
+    /// First readable offset (the log start offset).
     pub log_start_offset: i64,
 }
 
@@ -45,6 +48,43 @@ struct State {
     producers: ProducerStates,
     config: TopicConfig,
 }
+
+/// Validates `records` and, when the topic has its own `compression.type`, re-compresses
+/// the batches in another codec (`records` then holds the new bytes): the batches as they
+/// will be stored. Every batch is checked against `max.message.bytes` before and after, as
+/// Kafka does.
+///
+/// # Errors
+/// [`batches`]' errors, [`Error::BatchCodec`], [`Error::BatchTooLarge`].
+fn stored_form(
+    config: &TopicConfig,
+    records: &mut Vec<u8>,
+) -> Result<Vec<(BatchHeader, Range<usize>)>> {
+    let fits = |found: Vec<(BatchHeader, Range<usize>)>| {
+        let max = config.max_message_bytes;
+        match found.iter().find(|(_, r)| r.len() > max) {
+            Some((_, range)) => Err(Error::BatchTooLarge {
+                size: range.len(),
+                max,
+            }),
+            None => Ok(found),
+        }
+    };
+    let found = fits(batches(records)?)?;
+    let CompressionType::Codec(codec) = config.compression else {
+        return Ok(found);
+    };
+    match recompress(records, &found, codec)? {
+        None => Ok(found),
+        Some(rewritten) => {
+            *records = rewritten;
+            fits(batches(records)?)
+        }
+    }
+}
+
+/// DeleteRecords' offset for "everything below the high watermark".
+pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
 /// What the group commit has made durable, as waiting writers see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +175,8 @@ impl Partition {
         self.index
     }
 
-    /// Validates and appends `records` (one or more v2 batches, stored as received). Under
+    /// Validates and appends `records` (one or more v2 batches, stored as received, or
+    /// re-compressed into the topic's `compression.type`; see [`stored_form`]). Under
     /// [`FlushPolicy::Os`] the records are visible at once; otherwise they become visible
     /// when a sync makes them durable ([`Partition::request_sync`], the interval flusher).
     ///
@@ -146,7 +187,7 @@ impl Partition {
     /// writes until the broker restarts. An I/O error here fences the partition.
     pub fn append(
         &self,
-        records: &mut [u8],
+        records: &mut Vec<u8>,
         now_ms: i64,
         policy: FlushPolicy,
     ) -> Result<AppendOutcome> {
@@ -154,14 +195,7 @@ impl Partition {
         if self.synced.borrow().fenced {
             return Err(self.fenced_error());
         }
-        let mut found = batches(records)?;
-        let max = st.config.max_message_bytes;
-        if let Some((_, range)) = found.iter().find(|(_, r)| r.len() > max) {
-            return Err(Error::BatchTooLarge {
-                size: range.len(),
-                max,
-            });
-        }
+        let mut found = stored_form(&st.config, records)?;
         if let [(header, _)] = found.as_slice() {
             match st.producers.check(header)? {
                 SequenceCheck::Duplicate(dup) => {
@@ -375,7 +409,7 @@ impl Partition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
-    /// First offset still stored.
+    /// First readable offset: moved by retention and DeleteRecords.
     pub fn log_start_offset(&self) -> i64 {
         self.state().log.start_offset()
     }
@@ -429,15 +463,17 @@ impl Partition {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let hw = self.high_watermark();
         let st = self.state();
+        let start = st.log.start_offset();
         let Some(base) = st.log.offset_for_timestamp(timestamp)?.filter(|o| *o < hw) else {
             return Ok(None);
         };
-        let batch = st.log.read(base, 1)?;
+        // The batch holding the log start may begin below it.
+        let batch = st.log.read(base.max(start), 1)?;
         drop(st);
         Ok(self
-            .records_of(&batch)
+            .records_of(&batch, start)
             .and_then(|r| timestamps::first_at_or_after(&r, timestamp))
-            .or_else(|| timestamps::batch_answer(&batch)))
+            .or_else(|| timestamps::batch_answer(&batch).map(|(o, ts)| (o.max(start), ts))))
     }
 
     /// `(offset, timestamp)` of the visible record with the largest timestamp (the earliest
@@ -451,29 +487,34 @@ impl Partition {
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
         let hw = self.high_watermark();
         let st = self.state();
+        let start = st.log.start_offset();
         let mut best: Option<(i64, i64)> = None;
         st.log.for_each_header(|h| {
-            let visible = h.last_offset() < hw && !h.is_control();
+            let visible = h.last_offset() < hw && h.last_offset() >= start && !h.is_control();
             if visible && best.is_none_or(|(_, ts)| h.max_timestamp > ts) {
-                best = Some((h.base_offset, h.max_timestamp));
+                best = Some((h.base_offset.max(start), h.max_timestamp));
             }
         })?;
-        let Some((base, max)) = best else {
+        let Some((from, max)) = best else {
             return Ok(None);
         };
-        let batch = st.log.read(base, 1)?;
+        let batch = st.log.read(from, 1)?;
         drop(st);
         Ok(self
-            .records_of(&batch)
+            .records_of(&batch, start)
             .and_then(|r| timestamps::first_at_or_after(&r, max))
-            .or(Some((base, max))))
+            .or(Some((from, max))))
     }
 
-    /// The records' `(offset, timestamp)` in `batch`; `None` (logged) when it cannot be
-    /// decoded, so lookups fall back to the batch-level answer.
-    fn records_of(&self, batch: &[u8]) -> Option<Vec<(i64, i64)>> {
+    /// The records' `(offset, timestamp)` in `batch` from offset `from` (the log start) on;
+    /// `None` (logged) when it cannot be decoded, so lookups fall back to the batch-level
+    /// answer.
+    fn records_of(&self, batch: &[u8], from: i64) -> Option<Vec<(i64, i64)>> {
         match timestamps::record_timestamps(batch) {
-            Ok(r) => Some(r),
+            Ok(mut r) => {
+                r.retain(|(offset, _)| *offset >= from);
+                Some(r)
+            }
             Err(e) => {
                 tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot decode a batch for a timestamp lookup; answering with the batch's first offset");
                 None
@@ -495,6 +536,34 @@ impl Partition {
         }
         st.config = config;
         Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the high watermark),
+    /// recorded durably; whole segments below it are deleted. Returns the new log start (the
+    /// low watermark). An offset at or below the current start changes nothing, as in Kafka.
+    ///
+    /// # Errors
+    /// [`Error::DeleteBeyondHighWatermark`] past the high watermark or for a negative offset
+    /// other than -1; I/O errors (the start is then unchanged).
+    pub fn delete_records(&self, offset: i64) -> Result<i64> {
+        let mut st = self.state();
+        let hw = self.high_watermark();
+        let target = if offset == DELETE_TO_HIGH_WATERMARK {
+            hw
+        } else {
+            offset
+        };
+        if !(0..=hw).contains(&target) {
+            return Err(Error::DeleteBeyondHighWatermark {
+                requested: offset,
+                high_watermark: hw,
+            });
+        }
+        let start = st.log.advance_start(target)?;
+        drop(st);
+        // Long polls below the new start answer OFFSET_OUT_OF_RANGE now, not at their timeout.
+        self.data_version.send_modify(|v| *v += 1);
+        Ok(start)
     }
 
     /// Applies time and size retention; returns segments deleted.
@@ -595,6 +664,30 @@ mod tests {
         let end = append_and_ack(&p, &metrics).await;
         p.sync_through(i64::MAX, &metrics).expect("nothing left");
         assert_eq!(p.high_watermark(), end);
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_up_to_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        for _ in 0..3 {
+            p.append(&mut batch(2, 0, 0, b"r"), 0, FlushPolicy::Os)
+                .expect("append");
+        }
+        assert_eq!(p.high_watermark(), 6);
+        for refused in [7, -2] {
+            let err = p.delete_records(refused).expect_err("out of range");
+            assert_eq!(err.kafka_code(), 1, "{refused}: OFFSET_OUT_OF_RANGE: {err}");
+        }
+        assert_eq!(p.delete_records(3).expect("deleted"), 3);
+        assert_eq!(p.log_start_offset(), 3);
+        assert!(matches!(
+            p.read(2, 100),
+            Err(Error::OffsetOutOfRange { start: 3, .. })
+        ));
+        assert_eq!(p.read(3, 100).expect("readable").log_start_offset, 3);
+        assert_eq!(p.delete_records(1).expect("no-op"), 3, "never backwards");
+        assert_eq!(p.delete_records(DELETE_TO_HIGH_WATERMARK).expect("all"), 6);
     }
 
     #[tokio::test]

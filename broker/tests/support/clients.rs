@@ -31,11 +31,17 @@ pub fn opts() -> AdminOptions {
 
 /// Creates `name` with `partitions` partitions, panicking on failure.
 pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create_topic_with(bootstrap, name, partitions, &[]);
+}
+
+/// Creates `name` with `partitions` partitions and topic `configs`, panicking on failure.
+pub fn create_topic_with(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
     let results = rt()
-        .block_on(admin(bootstrap).create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &opts(),
-        ))
+        .block_on(admin(bootstrap).create_topics(&[topic], &opts()))
         .expect("create_topics");
     for r in results {
         r.expect("topic created");

@@ -45,6 +45,12 @@ pub fn batch(values: &[&str]) -> Bytes {
 /// A v2 record batch of `values`, uncompressed, the first timestamped `timestamp` (ms) and
 /// each next one a millisecond later.
 pub fn batch_at(values: &[&str], timestamp: i64) -> Bytes {
+    batch_with(values, timestamp, Compression::None)
+}
+
+/// A v2 record batch of `values` compressed with `compression`, the first timestamped
+/// `timestamp` (ms) and each next one a millisecond later.
+pub fn batch_with(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -57,7 +63,8 @@ pub fn batch_at(values: &[&str], timestamp: i64) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch where `offset - sequence` changes.
+            sequence: i as i32 - 1,
             timestamp: timestamp + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
@@ -70,7 +77,7 @@ pub fn batch_at(values: &[&str], timestamp: i64) -> Bytes {
         records.iter(),
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .expect("batch");
@@ -213,4 +220,59 @@ pub fn batches_of(records: &Bytes) -> Vec<(i64, i32)> {
         .iter()
         .map(|b| (b.min_offset, b.record_count))
         .collect()
+}
+
+/// Produces `records` (acks=all, v9) to one partition: `(error_code, base_offset)`.
+pub fn produce(w: &mut Wire, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    let resp = w.call(
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(records)),
+                    ]),
+            ]),
+        9,
+    );
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// One Fetch (v12, no wait) of one partition from `offset`, answered as it is, errors
+/// included.
+pub fn fetch_one(
+    w: &mut Wire,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> kafka_protocol::messages::fetch_response::PartitionData {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    let resp = w.call(
+        &FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+        12,
+    );
+    resp.responses[0].partitions[0].clone()
 }

@@ -1,0 +1,301 @@
+//! Re-compressing record batches into a topic's codec, for a `compression.type` other than
+//! `producer`: as Kafka's broker does, a batch the producer compressed differently is
+//! decompressed and compressed again before it is stored.
+//!
+//! In a v2 batch the codec wraps the records section only, and the records inside are the
+//! same bytes whatever the codec. So re-compression swaps that section and rewrites the
+//! attributes' codec bits, the length and the CRC; every other header field (offsets,
+//! timestamps, producer id, epoch and sequence, leader epoch, flags) and every record (keys,
+//! values, headers, timestamp and offset deltas) stays exactly as the producer sent it. The
+//! codecs are `kafka-protocol`'s.
+
+use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::batch::{BATCH_HEADER_LEN, BatchHeader, Compression};
+use crate::error::{Error, Result};
+
+/// Where the attributes field starts; the CRC covers everything from there.
+const ATTRIBUTES: usize = 21;
+const CRC: Range<usize> = 17..21;
+const LENGTH: Range<usize> = 8..12;
+const CODEC_BITS: i16 = 0x07;
+/// The smallest record: length, attributes, timestamp delta, offset delta, key length, value
+/// length and header count, one byte each.
+const MIN_RECORD_LEN: usize = 7;
+
+/// `data` (validated batches, `found` as [`super::batches`] returned them) with every
+/// batch whose codec differs from `target` re-compressed into it; `None` when all of them
+/// already use it. Control batches are kept as they are.
+///
+/// # Errors
+/// [`Error::BatchCodec`] for a batch that cannot be decompressed, whose records do not
+/// decode into its record count, or whose codec Kafka does not define.
+pub fn recompress(
+    data: &[u8],
+    found: &[(BatchHeader, Range<usize>)],
+    target: Compression,
+) -> Result<Option<Vec<u8>>> {
+    let differs = |h: &BatchHeader| h.compression() != target && !h.is_control();
+    if !found.iter().any(|(h, _)| differs(h)) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for (header, range) in found {
+        let batch = &data[range.clone()];
+        if differs(header) {
+            let rewritten =
+                rewrite(batch, header, target).map_err(|problem| Error::BatchCodec {
+                    at: range.start,
+                    problem,
+                })?;
+            out.extend_from_slice(&rewritten);
+        } else {
+            out.extend_from_slice(batch);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// One batch in the `target` codec.
+fn rewrite(batch: &[u8], header: &BatchHeader, target: Compression) -> Result<Vec<u8>, String> {
+    // The codecs' inputs come from the network: a panic inside one is a bad batch.
+    let records = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        decompress(header.compression(), &batch[BATCH_HEADER_LEN..])
+    }))
+    .unwrap_or_else(|_| Err("the decompressor rejected it".into()))?;
+    // Checked before decoding, which reserves room for the declared count up front.
+    let count = usize::try_from(header.records_count).unwrap_or(0);
+    if count.saturating_mul(MIN_RECORD_LEN) > records.len() {
+        return Err(format!(
+            "it declares {count} records but holds {} bytes of records",
+            records.len()
+        ));
+    }
+    let plain = assemble(batch, Compression::None, &records)?;
+    let decoded = RecordBatchDecoder::decode(&mut Bytes::from(plain.clone()))
+        .map_err(|e| format!("its records do not decode: {e}"))?;
+    if decoded.records.len() != count {
+        return Err(format!(
+            "it declares {} records but holds {}",
+            header.records_count,
+            decoded.records.len()
+        ));
+    }
+    if target == Compression::None {
+        return Ok(plain);
+    }
+    let compressed = std::panic::catch_unwind(AssertUnwindSafe(|| compress(target, &records)))
+        .unwrap_or_else(|_| Err("the compressor failed".into()))?;
+    assemble(batch, target, &compressed)
+}
+
+/// `batch`'s header with the `codec` bits, followed by `section`, with length and CRC fixed.
+fn assemble(batch: &[u8], codec: Compression, section: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + section.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+    out.extend_from_slice(section);
+    let attributes = i16::from_be_bytes([out[ATTRIBUTES], out[ATTRIBUTES + 1]]);
+    let attributes = (attributes & !CODEC_BITS) | codec_id(codec)?;
+    out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let length = i32::try_from(out.len() - LENGTH.end)
+        .map_err(|_| "the re-compressed batch exceeds 2 GiB".to_owned())?;
+    out[LENGTH].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
+    out[CRC].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+fn codec_id(codec: Compression) -> Result<i16, String> {
+    match codec {
+        Compression::None => Ok(0),
+        Compression::Gzip => Ok(1),
+        Compression::Snappy => Ok(2),
+        Compression::Lz4 => Ok(3),
+        Compression::Zstd => Ok(4),
+        Compression::Unknown(id) => Err(format!("codec {id} is not one Kafka defines")),
+    }
+}
+
+/// The records section of a batch compressed with `codec`, uncompressed.
+fn decompress(codec: Compression, section: &[u8]) -> Result<Bytes, String> {
+    let mut input = Bytes::copy_from_slice(section);
+    let take = |b: &mut Bytes| -> anyhow::Result<Bytes> { Ok(std::mem::take(b)) };
+    let result = match codec {
+        Compression::None => return Ok(input),
+        Compression::Gzip => Gzip::decompress(&mut input, take),
+        Compression::Snappy => Snappy::decompress(&mut input, take),
+        Compression::Lz4 => Lz4::decompress(&mut input, take),
+        Compression::Zstd => Zstd::decompress(&mut input, take),
+        Compression::Unknown(id) => return Err(format!("codec {id} is not one Kafka defines")),
+    };
+    result.map_err(|e| format!("{codec:?} decompression failed: {e:#}"))
+}
+
+/// `records` compressed with `codec`.
+fn compress(codec: Compression, records: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = BytesMut::new();
+    let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
+        b.extend_from_slice(records);
+        Ok(())
+    };
+    let result = match codec {
+        Compression::None => fill(&mut out),
+        Compression::Gzip => Gzip::compress(&mut out, fill),
+        Compression::Snappy => Snappy::compress(&mut out, fill),
+        Compression::Lz4 => Lz4::compress(&mut out, fill),
+        Compression::Zstd => Zstd::compress(&mut out, fill),
+        Compression::Unknown(id) => return Err(format!("codec {id} is not one Kafka defines")),
+    };
+    result
+        .map(|()| out.to_vec())
+        .map_err(|e| format!("{codec:?} compression failed: {e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{self, Record, RecordBatchEncoder, RecordEncodeOptions};
+
+    use super::super::batches;
+    use super::*;
+
+    const CODECS: [(Compression, records::Compression); 5] = [
+        (Compression::None, records::Compression::None),
+        (Compression::Gzip, records::Compression::Gzip),
+        (Compression::Snappy, records::Compression::Snappy),
+        (Compression::Lz4, records::Compression::Lz4),
+        (Compression::Zstd, records::Compression::Zstd),
+    ];
+
+    /// An idempotent producer's batch of three records with headers, in `codec`.
+    fn produced(codec: records::Compression) -> Vec<u8> {
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 7,
+                producer_id: 4242,
+                producer_epoch: 3,
+                timestamp_type: records::TimestampType::Creation,
+                offset: i,
+                sequence: 10 + i as i32,
+                timestamp: 1_700_000_000_000 + i * 250,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from("v".repeat(200))),
+                headers: IndexMap::from([(
+                    StrBytes::from_static_str("h"),
+                    Some(Bytes::from_static(b"x")),
+                )]),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
+        buf.to_vec()
+    }
+
+    /// Every header field but codec, length and CRC.
+    fn fixed_fields(h: &BatchHeader) -> (i64, i32, i16, i32, i64, i64, i64, i16, i32, i32) {
+        (
+            h.base_offset,
+            h.partition_leader_epoch,
+            h.attributes & !CODEC_BITS,
+            h.last_offset_delta,
+            h.base_timestamp,
+            h.max_timestamp,
+            h.producer_id,
+            h.producer_epoch,
+            h.base_sequence,
+            h.records_count,
+        )
+    }
+
+    #[test]
+    fn every_codec_converts_to_every_other_keeping_the_records() {
+        for (from, from_codec) in CODECS {
+            let original = produced(from_codec);
+            let found = batches(&original).expect("valid");
+            let want = RecordBatchDecoder::decode(&mut Bytes::from(original.clone()))
+                .expect("decodes")
+                .records;
+            for (to, _) in CODECS {
+                let got = recompress(&original, &found, to).expect("recompressed");
+                let Some(got) = got else {
+                    assert_eq!(from, to, "unchanged only when the codec matches");
+                    continue;
+                };
+                let (header, _) = batches(&got)
+                    .expect("valid batch with a valid CRC")
+                    .remove(0);
+                assert_eq!(header.compression(), to, "{from:?} -> {to:?}");
+                assert_eq!(fixed_fields(&header), fixed_fields(&found[0].0));
+                let records = RecordBatchDecoder::decode(&mut Bytes::from(got))
+                    .expect("decodes")
+                    .records;
+                assert_eq!(records, want, "{from:?} -> {to:?}: the same records");
+            }
+        }
+    }
+
+    #[test]
+    fn only_batches_in_another_codec_change() {
+        let mut data = produced(records::Compression::Lz4);
+        let first = data.len();
+        data.extend(produced(records::Compression::Gzip));
+        let found = batches(&data).expect("valid");
+        let got = recompress(&data, &found, Compression::Lz4)
+            .expect("recompressed")
+            .expect("the gzip batch changes");
+        assert_eq!(
+            &got[..first],
+            &data[..first],
+            "the lz4 batch is kept byte for byte"
+        );
+        let codecs: Vec<_> = batches(&got)
+            .expect("valid")
+            .iter()
+            .map(|(h, _)| h.compression())
+            .collect();
+        assert_eq!(codecs, [Compression::Lz4, Compression::Lz4]);
+    }
+
+    #[test]
+    fn undecodable_batches_are_refused_not_stored() {
+        // A valid CRC over garbage: the batch passes validation, its body does not decompress.
+        let gzip = produced(records::Compression::Gzip);
+        let broken = assemble(&gzip, Compression::Gzip, &[0x5a; 40]).expect("assembled");
+        // Uncompressed, but the records section is cut short of the declared count.
+        let plain = produced(records::Compression::None);
+        let short =
+            assemble(&plain, Compression::None, &plain[BATCH_HEADER_LEN..70]).expect("assembled");
+        // Two billion records declared (the counts agree) over a few bytes.
+        let mut huge = plain.clone();
+        huge[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        huge[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let huge =
+            assemble(&huge, Compression::None, &plain[BATCH_HEADER_LEN..]).expect("assembled");
+        for (name, data, to) in [
+            ("gzip garbage", broken, Compression::Zstd),
+            ("truncated records", short, Compression::Gzip),
+            ("a count the bytes cannot hold", huge, Compression::Lz4),
+        ] {
+            let found = batches(&data).expect("the header and CRC are valid");
+            let err = recompress(&data, &found, to).expect_err(name);
+            assert_eq!(err.kafka_code(), 2, "{name}: CORRUPT_MESSAGE");
+            assert!(
+                err.to_string().contains("compression.type"),
+                "{name}: {err}"
+            );
+        }
+    }
+}
