@@ -8,7 +8,7 @@ use crate::eventing::{Broker, Trigger};
 use crate::messaging::{KafkaChannel, Subscription};
 use crate::serving::{Configuration, KnativeService, Revision, Route};
 use crate::sources::KafkaSource;
-use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate};
+use crate::validation::{Context, FieldError, FieldErrors, Path, Unsupported, Validate};
 
 /// One resource of any kind Ferry serves.
 #[derive(Clone, Debug, PartialEq)]
@@ -241,6 +241,15 @@ impl Resource {
     /// # Errors
     /// Every invalid field, each with its path and a fix.
     pub fn validate(&self) -> Result<(), FieldErrors> {
+        self.validate_in(&Context::default())
+    }
+
+    /// Checks the resource with the cluster settings in `cx` (Knative's `config-features`
+    /// flags).
+    ///
+    /// # Errors
+    /// Every invalid field, each with its path and a fix.
+    pub fn validate_in(&self, cx: &Context) -> Result<(), FieldErrors> {
         let mut errs = FieldErrors::default();
         if self.name().is_empty() {
             errs.push(
@@ -257,15 +266,15 @@ impl Resource {
         }
         let root = Path::root("");
         match self {
-            Resource::Broker(r) => r.validate_at(&root, &mut errs),
-            Resource::Trigger(r) => r.validate_at(&root, &mut errs),
-            Resource::Subscription(r) => r.validate_at(&root, &mut errs),
-            Resource::KafkaChannel(r) => r.validate_at(&root, &mut errs),
-            Resource::KafkaSource(r) => r.validate_at(&root, &mut errs),
-            Resource::Service(r) => r.validate_at(&root, &mut errs),
-            Resource::Configuration(r) => r.validate_at(&root, &mut errs),
-            Resource::Revision(r) => r.validate_at(&root, &mut errs),
-            Resource::Route(r) => r.validate_at(&root, &mut errs),
+            Resource::Broker(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::Trigger(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::Subscription(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::KafkaChannel(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::KafkaSource(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::Service(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::Configuration(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::Revision(r) => r.validate_at(cx, &root, &mut errs),
+            Resource::Route(r) => r.validate_at(cx, &root, &mut errs),
         }
         errs.into_result()
     }
@@ -297,7 +306,8 @@ impl Resource {
             Resource::Service(r) => r.unsupported_fields(),
             Resource::Configuration(r) => r.unsupported_fields(),
             Resource::Revision(r) => r.unsupported_fields(),
-            Resource::Broker(_) | Resource::KafkaChannel(_) | Resource::Route(_) => Vec::new(),
+            Resource::Broker(r) => r.unsupported_fields(),
+            Resource::KafkaChannel(_) | Resource::Route(_) => Vec::new(),
         }
     }
 
@@ -406,10 +416,12 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_fields_are_listed() {
+    fn unsupported_fields_are_listed_and_fields_knative_refuses_are_errors() {
         let r = Resource::from_value(serde_json::json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "s"},
-            "spec": {"template": {"spec": {
+            "spec": {"template": {
+                "metadata": {"annotations": {"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}},
+                "spec": {
                 "hostNetwork": true,
                 "containers": [{"image": "x", "stdin": true}]
             }}}
@@ -418,11 +430,37 @@ mod tests {
         let paths: Vec<_> = r.unsupported_fields().into_iter().map(|e| e.path).collect();
         assert_eq!(
             paths,
+            ["spec.template.metadata.annotations[\"autoscaling.knative.dev/class\"]"]
+        );
+        let errors = r.validate().expect_err("refused as Knative refuses them");
+        let paths: Vec<_> = errors.errors().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
             [
-                "spec.template.spec.hostNetwork",
-                "spec.template.spec.containers[0].stdin"
+                "spec.template.spec.containers[0].stdin",
+                "spec.template.spec.hostNetwork"
             ]
         );
+        let cx = Context {
+            features: crate::serving::features::Features::from_data(
+                &[(
+                    "kubernetes.podspec-hostnetwork".to_owned(),
+                    "enabled".to_owned(),
+                )]
+                .into(),
+            )
+            .0,
+        };
+        let errors = r.validate_in(&cx).expect_err("stdin is never allowed");
+        assert_eq!(errors.errors().len(), 1, "{errors}");
+        let b = Resource::from_value(serde_json::json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "b"},
+            "spec": {"config": {"apiVersion": "eventing.knative.dev/v1alpha1",
+                                "kind": "RabbitmqBrokerConfig", "name": "c"}}
+        }))
+        .expect("parses");
+        assert!(b.validate().is_ok());
+        assert_eq!(b.unsupported_fields()[0].path, "spec.config");
         let t = Resource::from_value(serde_json::json!({
             "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "t"},
             "spec": {"broker": "default", "subscriber": {"uri": "http://x", "audience": "a"}}

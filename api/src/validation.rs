@@ -107,18 +107,35 @@ impl fmt::Display for FieldErrors {
 
 impl std::error::Error for FieldErrors {}
 
+/// What validation depends on besides the manifest: the cluster's settings that make a field
+/// allowed or not (Knative's webhook reads them from its ConfigMaps).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// Knative Serving's `config-features` flags.
+    pub features: crate::serving::features::Features,
+}
+
 /// A resource (or part of one) that can check itself.
 pub trait Validate {
-    /// Pushes every problem found under `path` into `errs`.
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors);
+    /// Pushes every problem found under `path` into `errs`, with the settings in `cx`.
+    fn validate_at(&self, cx: &Context, path: &Path, errs: &mut FieldErrors);
 
-    /// Validates from the resource root and returns all errors at once.
+    /// Validates from the resource root with the default settings and returns all errors at
+    /// once.
     ///
     /// # Errors
     /// Every invalid field, each with its path and a fix.
     fn validate(&self) -> Result<(), FieldErrors> {
+        self.validate_in(&Context::default())
+    }
+
+    /// Validates from the resource root with the settings in `cx`.
+    ///
+    /// # Errors
+    /// Every invalid field, each with its path and a fix.
+    fn validate_in(&self, cx: &Context) -> Result<(), FieldErrors> {
         let mut errs = FieldErrors::default();
-        self.validate_at(&Path::root(""), &mut errs);
+        self.validate_at(cx, &Path::root(""), &mut errs);
         errs.into_result()
     }
 }

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use ferry_api::serving::features::{CONFIG_FEATURES, Features};
+use ferry_api::validation::Context;
+
 use crate::manifest::{self, Manifest};
 use crate::{Output, Result};
 
@@ -51,19 +54,33 @@ pub struct Outcome {
     pub load_errors: Vec<String>,
 }
 
+/// Exit code of `ferry validate` when some manifest is invalid (Knative refuses it too) or
+/// cannot be read.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code of `ferry validate` when every manifest is valid Knative but some set fields
+/// Ferry does not support (clap uses 2 for bad arguments).
+pub const EXIT_UNSUPPORTED: u8 = 3;
+
 impl Outcome {
     /// `true` when every manifest parsed, validated, and uses only supported fields.
     pub fn ok(&self) -> bool {
-        self.load_errors.is_empty()
-            && self
-                .resources
-                .iter()
-                .all(|r| r.errors.is_empty() && r.unsupported.is_empty())
+        self.exit_code() == 0
+    }
+
+    /// 0 when every manifest is valid and supported; [`EXIT_INVALID`] when any is invalid or
+    /// unreadable; [`EXIT_UNSUPPORTED`] when all are valid but some use what Ferry lacks.
+    pub fn exit_code(&self) -> u8 {
+        if !self.load_errors.is_empty() || self.resources.iter().any(|r| !r.errors.is_empty()) {
+            EXIT_INVALID
+        } else if self.resources.iter().any(|r| !r.unsupported.is_empty()) {
+            EXIT_UNSUPPORTED
+        } else {
+            0
+        }
     }
 }
 
-/// Runs `ferry validate`: prints the outcome; exit 0 when every manifest is valid and
-/// supported, 1 otherwise.
+/// Runs `ferry validate`: prints the outcome; exits with [`Outcome::exit_code`].
 pub fn command(validate: &Validate) -> ExitCode {
     let outcome = run(&validate.files);
     let printed = match validate.output {
@@ -72,21 +89,54 @@ pub fn command(validate: &Validate) -> ExitCode {
     };
     match printed {
         Err(e) => e.report("validate"),
-        Ok(()) if outcome.ok() => ExitCode::SUCCESS,
-        Ok(()) => ExitCode::from(1),
+        Ok(()) => ExitCode::from(outcome.exit_code()),
     }
 }
 
-/// Loads and checks every manifest under `paths`.
+/// Loads and checks every manifest under `paths`, with the `config-features` ConfigMap among
+/// them (if any) deciding which flag-gated revision fields are allowed, as Knative's webhook
+/// reads it from the cluster.
 pub fn run(paths: &[PathBuf]) -> Outcome {
-    let (manifests, load_errors) = manifest::load(paths);
+    let (manifests, config_maps, load_errors) = manifest::load_with_secrets(paths);
+    let mut load_errors: Vec<String> = load_errors.iter().map(ToString::to_string).collect();
+    let mut cx = Context::default();
+    let mut notes = Vec::new();
+    let features: Vec<_> = config_maps
+        .iter()
+        .filter(|c| c.kind == "ConfigMap" && c.name == CONFIG_FEATURES)
+        .collect();
+    if let [one, _, ..] = features.as_slice() {
+        load_errors.push(format!(
+            "{}, document {}: a second {CONFIG_FEATURES} ConfigMap; keep one",
+            one.file.display(),
+            one.document
+        ));
+    }
+    if let Some(c) = features.first() {
+        let data = c
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let (parsed, ignored) = Features::from_data(&data);
+        cx.features = parsed;
+        notes.extend(ignored.into_iter().map(|(key, value)| {
+            format!(
+                "{CONFIG_FEATURES} `{key}`: `{value}` is not enabled, allowed or disabled; the default is kept (Knative ignores it too)"
+            )
+        }));
+    }
+    let mut resources: Vec<Report> = manifests.iter().map(|m| report(m, &cx)).collect();
+    if let Some(first) = resources.first_mut() {
+        first.warnings.extend(notes);
+    }
     Outcome {
-        resources: manifests.iter().map(report).collect(),
-        load_errors: load_errors.iter().map(ToString::to_string).collect(),
+        resources,
+        load_errors,
     }
 }
 
-fn report(m: &Manifest) -> Report {
+fn report(m: &Manifest, cx: &Context) -> Report {
     let r = &m.resource;
     Report {
         file: m.file.display().to_string(),
@@ -95,7 +145,7 @@ fn report(m: &Manifest) -> Report {
         namespace: r.namespace().unwrap_or("").to_owned(),
         name: r.name().to_owned(),
         errors: r
-            .validate()
+            .validate_in(cx)
             .err()
             .map(|e| e.errors().iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
@@ -121,7 +171,7 @@ pub fn problems(outcome: &Outcome) -> Vec<String> {
         }
         for u in &r.unsupported {
             lines.push(format!(
-                "unsupported: {}, document {} ({} {}): {u}",
+                "unsupported by Ferry: {}, document {} ({} {}): {u}",
                 r.file, r.document, r.kind, r.name
             ));
         }
@@ -147,7 +197,7 @@ pub fn print_table(outcome: &Outcome, out: &mut impl Write) -> Result<()> {
         .map(|r| {
             let status = match (r.errors.len(), r.unsupported.len()) {
                 (0, 0) => "valid".to_owned(),
-                (0, u) => format!("{u} unsupported"),
+                (0, u) => format!("valid Knative, {u} unsupported by Ferry"),
                 (e, _) => format!("{e} invalid"),
             };
             vec![r.kind.clone(), r.namespace.clone(), r.name.clone(), status]

@@ -422,3 +422,132 @@ fn broker_config_map_sets_the_topic_partitions() {
     .unwrap();
     assert_eq!(metadata.topics()[0].partitions().len(), 3);
 }
+
+/// A process's environment, from `/proc`.
+fn environ(pid: u32) -> Option<std::collections::BTreeMap<String, String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_owned(), v.to_owned()))
+            })
+            .collect(),
+    )
+}
+
+/// A Service of two containers (Knative's multi-container revision): the one listing a port
+/// serves, the other runs beside it as a sidecar, each its own local process with its own env.
+/// The Service becomes Ready with both running, a Trigger's event reaches the serving
+/// container, the sidecar answers on the port its own env gives it, and stopping ferry dev
+/// stops both.
+#[test]
+fn a_sidecar_runs_beside_the_serving_container_and_stops_with_it() {
+    let bin = example_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let recorder = bin.join("event-recorder");
+    let manifests = dir.path().join("m");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("sidecar.yaml"),
+        format!(
+            r#"apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {{name: default}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: recorded}}
+spec:
+  broker: default
+  subscriber:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: recorder}}
+---
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: recorder}}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: event-recorder
+          command: [{recorder:?}]
+          ports: [{{containerPort: 8080}}]
+          env:
+            - {{name: EVENTS_FILE, value: {app:?}}}
+        - name: logger
+          image: event-recorder
+          command: [{recorder:?}]
+          env:
+            - {{name: PORT, value: "{sidecar_port}"}}
+            - {{name: EVENTS_FILE, value: {sidecar:?}}}
+"#,
+            app = dir.path().join("app.jsonl"),
+            sidecar = dir.path().join("sidecar.jsonl"),
+        ),
+    )
+    .unwrap();
+    let mut dev = Dev::start(&manifests, &dir.path().join("data"), &[]);
+    dev.ready();
+    assert_eq!(dev.row("Service", "recorder").unwrap()["ready"], true);
+
+    // An event through the Broker and the Trigger reaches the serving container.
+    let status = http::post_event(
+        &format!("{}/default/default", dev.ingress()),
+        "sidecar-1",
+        "com.example.recorded",
+        "k",
+        "{}",
+    );
+    assert_eq!(status, Some(202));
+    let service = dev.url("Service", "recorder");
+    let event = eventually("the serving container records the event", WAIT, || {
+        let (_, events) = http::get(&format!("{service}/events"))?;
+        events.as_array()?.first().cloned()
+    });
+    assert_eq!(event["id"], "sidecar-1");
+
+    // The sidecar answers on its own port, and received nothing.
+    let (code, events) = http::get(&format!("http://127.0.0.1:{sidecar_port}/events"))
+        .expect("the sidecar answers on its port");
+    assert_eq!((code, events), (200, serde_json::json!([])));
+
+    // Two processes: the serving container with ferry dev's PORT, the sidecar with its own;
+    // both know their revision.
+    let detail = dev.row("Revision", "recorder-00001").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pids: Vec<u32> = detail
+        .split(", ")
+        .find_map(|part| part.strip_prefix("pid "))
+        .unwrap_or_else(|| panic!("no pids in {detail:?}"))
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{detail}");
+    let (app, logger) = (environ(pids[0]).unwrap(), environ(pids[1]).unwrap());
+    assert_eq!(logger["PORT"], sidecar_port.to_string());
+    assert_ne!(app["PORT"], sidecar_port.to_string());
+    for env in [&app, &logger] {
+        assert_eq!(env["K_REVISION"], "recorder-00001");
+        assert_eq!(env["K_SERVICE"], "recorder");
+        assert_eq!(env["K_CONFIGURATION"], "recorder");
+    }
+
+    // Stopping ferry dev stops both.
+    dev.process.take().unwrap().stop();
+    for pid in pids {
+        eventually(&format!("process {pid} is gone"), WAIT, || {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+    }
+    assert!(http::get(&format!("http://127.0.0.1:{sidecar_port}/events")).is_none());
+}

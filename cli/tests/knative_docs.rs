@@ -125,3 +125,62 @@ fn every_knative_document_has_its_recorded_outcome() {
         mismatches.join("\n")
     );
 }
+
+/// A `config-features` ConfigMap with every flag Knative has turned on.
+fn every_flag_enabled(dir: &Path) -> PathBuf {
+    use ferry_api::serving::features::*;
+    let mut keys: Vec<&str> = POD_FIELD_FLAGS.iter().map(|(_, flag)| *flag).collect();
+    keys.extend(VOLUME_SOURCE_FLAGS.iter().map(|(_, flag)| *flag));
+    keys.extend([
+        MULTI_CONTAINER,
+        MULTI_CONTAINER_PROBING,
+        FIELD_REF,
+        ADD_CAPABILITIES,
+        PERSISTENT_VOLUME_WRITE,
+        MOUNT_PROPAGATION,
+    ]);
+    let data: String = keys.iter().map(|k| format!("  {k}: enabled\n")).collect();
+    let path = dir.join("config-features.yaml");
+    std::fs::write(
+        &path,
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-features\n  namespace: knative-serving\ndata:\n{data}"),
+    )
+    .expect("write config-features");
+    path
+}
+
+#[test]
+fn documents_behind_a_disabled_flag_pass_with_it_enabled() {
+    let dir = docs_dir();
+    let expected_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXPECTED);
+    let recorded = expected(&std::fs::read_to_string(&expected_path).expect("expected.tsv"));
+    let gated: Vec<&String> = recorded
+        .iter()
+        .filter(|(_, (_, first, _))| first.contains("in the config-features ConfigMap"))
+        .map(|(file, _)| file)
+        .collect();
+    // Every flag documented in Knative's feature-flags page has at least one document here.
+    assert!(
+        gated.len() >= 20,
+        "only {} flag-gated documents",
+        gated.len()
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let features = every_flag_enabled(tmp.path());
+    let mut still = Vec::new();
+    for file in gated {
+        let o = validate::run(&[dir.join(file), features.clone()]);
+        let r = &o.resources[0];
+        if !o.load_errors.is_empty() || !r.errors.is_empty() || !r.unsupported.is_empty() {
+            still.push(format!(
+                "{file}: {:?} {:?} {:?}",
+                o.load_errors, r.errors, r.unsupported
+            ));
+        }
+    }
+    assert!(
+        still.is_empty(),
+        "refused with every flag enabled:\n{}",
+        still.join("\n")
+    );
+}

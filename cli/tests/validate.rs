@@ -65,10 +65,13 @@ fn invalid_manifest_exits_1_naming_file_document_and_field() {
 #[test]
 fn json_output_and_unsupported_fields() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // Valid Knative (the HPA class scales on CPU), but Ferry runs only the KPA: exit 3.
     std::fs::write(
         dir.path().join("svc.yml"),
         "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n\
-         spec:\n  template:\n    spec:\n      hostNetwork: true\n      containers: [{image: x}]\n",
+         spec:\n  template:\n    metadata:\n      annotations:\n        \
+         autoscaling.knative.dev/class: hpa.autoscaling.knative.dev\n        \
+         autoscaling.knative.dev/metric: cpu\n    spec:\n      containers: [{image: x}]\n",
     )
     .expect("write");
     let out = ferry(&[
@@ -78,16 +81,125 @@ fn json_output_and_unsupported_fields() {
         "-o",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
     assert_eq!(v["resources"][0]["namespace"], "default");
+    assert_eq!(v["resources"][0]["errors"], serde_json::json!([]));
     let unsupported = v["resources"][0]["unsupported"][0]
         .as_str()
         .expect("one entry");
     assert!(
-        unsupported.starts_with("spec.template.spec.hostNetwork: is not supported by Ferry"),
+        unsupported.starts_with(
+            "spec.template.metadata.annotations[\"autoscaling.knative.dev/class\"]: is not supported by Ferry"
+        ),
         "{unsupported}"
     );
+    let out = ferry(&["validate", "-f", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out).contains("valid Knative, 1 unsupported by Ferry"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn config_features_in_the_manifests_decide_flag_gated_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = dir.path().join("svc.yaml");
+    std::fs::write(
+        &svc,
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n\
+         spec:\n  template:\n    spec:\n      hostNetwork: true\n      nodeSelector: {disk: ssd}\n\
+         \x20     restartPolicy: Never\n      containers: [{image: x}]\n",
+    )
+    .expect("write");
+    // Knative's defaults: both flags off, and restartPolicy is never allowed.
+    let out = ferry(&["validate", "-f", svc.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    for line in [
+        "spec.template.spec.hostNetwork: must not set the field(s); remove it, or set `kubernetes.podspec-hostnetwork: enabled` in the config-features ConfigMap",
+        "spec.template.spec.nodeSelector: must not set the field(s); remove it, or set `kubernetes.podspec-nodeselector: enabled` in the config-features ConfigMap",
+        "spec.template.spec.restartPolicy: must not set the field(s); Knative does not allow this PodSpec field in a revision",
+    ] {
+        assert!(t.contains(line), "{line}\nnot in\n{t}");
+    }
+    // With the flags on, only restartPolicy remains.
+    let features = dir.path().join("features.yaml");
+    std::fs::write(
+        &features,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-features, namespace: knative-serving}\n\
+         data:\n  kubernetes.podspec-hostnetwork: enabled\n  kubernetes.podspec-nodeselector: Allowed\n  \
+         kubernetes.podspec-tolerations: maybe\n",
+    )
+    .expect("write");
+    let out = ferry(&["validate", "-f", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        !t.contains("hostNetwork") && !t.contains("nodeSelector"),
+        "{t}"
+    );
+    assert!(t.contains("restartPolicy: must not set"), "{t}");
+    assert!(
+        t.contains("config-features `kubernetes.podspec-tolerations`: `maybe` is not enabled, allowed or disabled"),
+        "{t}"
+    );
+    std::fs::write(
+        &svc,
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n\
+         spec:\n  template:\n    spec:\n      hostNetwork: true\n      containers: [{image: x}]\n",
+    )
+    .expect("write");
+    let out = ferry(&["validate", "-f", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn multi_container_services_follow_knatives_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = dir.path().join("svc.yaml");
+    let write = |containers: &str| {
+        std::fs::write(
+            &svc,
+            format!(
+                "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {{name: s}}\n\
+                 spec:\n  template:\n    spec:\n      containers: {containers}\n"
+            ),
+        )
+        .expect("write");
+    };
+    let run = || ferry(&["validate", "-f", svc.to_str().expect("utf-8")]);
+    write("[{name: app, image: a, ports: [{containerPort: 8881}]}, {name: side, image: b}]");
+    assert_eq!(run().status.code(), Some(0), "{}", text(&run()));
+    for (containers, problem) in [
+        (
+            "[{name: app, image: a}, {name: side, image: b}]",
+            "spec.template.spec.containers: no container names a port",
+        ),
+        (
+            "[{name: a, image: a, ports: [{containerPort: 1}]}, {name: b, image: b, ports: [{containerPort: 2}]}]",
+            "spec.template.spec.containers: more than one container port is set",
+        ),
+        (
+            "[{name: a, image: a, ports: [{containerPort: 1}]}, {name: a, image: b}]",
+            "spec.template.spec.containers[1].name: duplicate container name \"a\"",
+        ),
+        (
+            "[{name: a, image: a, ports: [{containerPort: 1}]}, {name: b, image: b, readinessProbe: {tcpSocket: {port: 9}}}]",
+            "spec.template.spec.containers[1].readinessProbe: must not set the field(s): probes on a container without the serving port; remove it, or set `multi-container-probing: enabled`",
+        ),
+    ] {
+        write(containers);
+        let out = run();
+        assert_eq!(out.status.code(), Some(1), "{containers}: {}", text(&out));
+        assert!(
+            text(&out).contains(problem),
+            "{problem}\nnot in\n{}",
+            text(&out)
+        );
+    }
 }
 
 #[test]

@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long, default_value = "ferry-config-autoscaler")]
     pub autoscaler_configmap: String,
 
+    /// Knative Serving `config-features` ConfigMap (which flag-gated PodSpec fields revisions
+    /// may set), read every 5 s from the Lease's namespace; missing: Knative's defaults.
+    #[arg(long, default_value = "ferry-config-features")]
+    pub features_configmap: String,
+
     /// Base URL of the dispatcher's ingress: a Broker's address is `<base>/<namespace>/<name>`.
     #[arg(
         long,
@@ -131,6 +136,7 @@ mod tests {
             "--contract-secret=ferry-contract",
             "--br-defaults-configmap=ferry-config-br-defaults",
             "--autoscaler-configmap=ferry-config-autoscaler",
+            "--features-configmap=ferry-config-features",
             "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
             "--dispatcher-admin-service=ferry-dispatcher-admin",
             "--kafka-bootstrap-servers=ferry-broker-0.ferry-broker-headless:9092",

@@ -1257,3 +1257,125 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
         None => eprintln!("another tracing subscriber was installed first; log not checked"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn v1_kafka_sources_and_multi_container_services_are_kept_and_reconciled() {
+    use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, PatchParams};
+    use ferry_api::serving::{KnativeService, Revision};
+    use ferry_api::sources::KafkaSource;
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("shop").await;
+    let ferry = Ferry::start_default(&kube).await;
+    let client = kube.admin();
+
+    // A KafkaSource written at sources.knative.dev/v1, as Knative's docs write them. The API
+    // server stores it (v1beta1 is the storage version, same schema) and serves it at both
+    // versions; the operator, which watches v1beta1, reconciles it.
+    let v1 = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("sources.knative.dev", "v1", "KafkaSource"),
+        "kafkasources",
+    );
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &v1);
+    let source = json!({
+        "apiVersion": "sources.knative.dev/v1", "kind": "KafkaSource",
+        "metadata": {"name": "orders-source", "namespace": "shop"},
+        "spec": {
+            "consumerGroup": "orders-group",
+            "bootstrapServers": [ferry.bootstrap.clone()],
+            "topics": ["orders"],
+            "sink": {"uri": "http://sink.shop.svc.cluster.local"}
+        }
+    });
+    dynamic
+        .patch(
+            "orders-source",
+            &PatchParams::apply("e2e").force(),
+            &::kube::api::Patch::Apply(&source),
+        )
+        .await
+        .expect("the API server accepts a v1 KafkaSource");
+    let at_v1 = dynamic.get("orders-source").await.expect("served at v1");
+    assert_eq!(
+        at_v1.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("sources.knative.dev/v1")
+    );
+    let sources: Api<KafkaSource> = Api::namespaced(client.clone(), "shop");
+    let at_v1beta1 = sources
+        .get("orders-source")
+        .await
+        .expect("served at v1beta1");
+    assert_eq!(at_v1beta1.spec.topics, ["orders"]);
+    let reconciled = eventually(
+        "the operator reconciles the v1 source",
+        Duration::from_secs(30),
+        || {
+            let sources = sources.clone();
+            async move {
+                let s = sources.get_opt("orders-source").await.ok()??;
+                let status = s.status.clone()?;
+                (status.status.observed_generation == s.metadata.generation
+                    && status.status.condition("Ready").is_some())
+                .then_some(s)
+            }
+        },
+    )
+    .await;
+    assert!(reconciled.status.is_some());
+
+    // A multi-container Service: the serving container names the port, the sidecar runs
+    // beside it in the same pod.
+    let services: Api<KnativeService> = Api::namespaced(client.clone(), "shop");
+    let revisions: Api<Revision> = Api::namespaced(client.clone(), "shop");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "shop");
+    apply(
+        &services,
+        json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "duo", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": "ghcr.io/ferry-dev/app:1",
+                 "ports": [{"containerPort": 8881}]},
+                {"name": "helper", "image": "ghcr.io/ferry-dev/helper:1"}
+            ]}}}
+        }),
+    )
+    .await;
+    let deployment = eventually(
+        "the multi-container deployment",
+        Duration::from_secs(30),
+        || {
+            let deployments = deployments.clone();
+            async move { deployments.get_opt("duo-00001-deployment").await.ok()? }
+        },
+    )
+    .await;
+    let pod = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod spec");
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app", "helper"]);
+    let port = |c: &k8s_openapi::api::core::v1::Container| {
+        c.env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e.name == "PORT")
+            .and_then(|e| e.value)
+    };
+    assert_eq!(port(&pod.containers[0]).as_deref(), Some("8881"));
+    assert_eq!(port(&pod.containers[1]), None);
+    report_available(&client, "shop", "duo-00001-deployment", 1).await;
+    wait_ready(&revisions, "duo-00001", "True", None, |r| {
+        r.status.clone().map(|s| s.status)
+    })
+    .await;
+    wait_ready(&services, "duo", "True", None, |s| {
+        s.status.clone().map(|s| s.status)
+    })
+    .await;
+}

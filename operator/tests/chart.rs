@@ -1226,6 +1226,7 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         "--contract-secret=ferry-contract",
         "--br-defaults-configmap=ferry-config-br-defaults",
         "--autoscaler-configmap=ferry-config-autoscaler",
+        "--features-configmap=ferry-config-features",
         "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
         "--dispatcher-admin-service=ferry-dispatcher-admin",
         "--cluster-domain=cluster.local",
@@ -1550,6 +1551,19 @@ fn config_maps_hold_knative_defaults() {
     assert_eq!(data["container-concurrency-target-percentage"], "0.7");
     assert_eq!(data["panic-window-percentage"], "10.0");
     assert_eq!(data["initial-scale"], "0");
+
+    // Knative's config-features: empty by default (Knative's defaults), flags as given.
+    let features = find(&render_default(), "ConfigMap", "ferry-config-features").clone();
+    assert!(string_map(features.get("data")).is_empty());
+    let docs = render(&[
+        "--set",
+        "config.features.kubernetes\\.podspec-affinity=enabled",
+        "--set",
+        "config.features.multi-container=Disabled",
+    ]);
+    let data = string_map(find(&docs, "ConfigMap", "ferry-config-features").get("data"));
+    assert_eq!(data["kubernetes.podspec-affinity"], "enabled");
+    assert_eq!(data["multi-container"], "Disabled");
 }
 
 #[test]
@@ -1708,6 +1722,10 @@ fn bad_values_fail_and_name_the_value() {
         (
             &["--set", "config.autoscaler.stable-window=sixty"],
             "config.autoscaler.stable-window",
+        ),
+        (
+            &["--set", "config.features.multi-container=yes"],
+            "config.features.multi-container",
         ),
         (&["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
         (&["--set", "dispatcher.egress.bogus=1"], "bogus"),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BROKER_CLASS_ANNOTATION, FERRY_BROKER_CLASS};
 use crate::duck::{AddressStatus, DeliverySpec, DeliveryStatus, KReference, Status};
-use crate::validation::{FieldErrors, Path, Validate};
+use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate, unsupported};
 
 /// Desired state of a Broker (Knative `BrokerSpec`).
 ///
@@ -105,26 +105,37 @@ impl Broker {
 }
 
 impl Validate for Broker {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, _cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         let spec = path.field("spec");
         if let Some(config) = &self.spec.config {
             let at = spec.field("config");
             config.validate(&at, errs);
-            let api_ok = config.api_version.as_deref().is_none_or(|v| v == "v1");
-            if config.kind != "ConfigMap" || !api_ok {
-                errs.push(
-                    &at,
-                    format!(
-                        "refers to {} {}, but Ferry reads broker settings from a ConfigMap",
-                        config.api_version.as_deref().unwrap_or(""),
-                        config.kind
-                    ),
-                    "point it at a ConfigMap (apiVersion: v1, kind: ConfigMap)",
-                );
-            }
         }
         if let Some(delivery) = &self.spec.delivery {
             delivery.validate(&spec.field("delivery"), errs);
         }
+    }
+}
+
+impl Unsupported for Broker {
+    /// A `spec.config` that is not a ConfigMap (e.g. a RabbitmqBrokerConfig): valid Knative,
+    /// read by other broker classes, but Ferry takes broker settings from a ConfigMap.
+    fn unsupported_fields(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        if let Some(config) = &self.spec.config {
+            let api_ok = config.api_version.as_deref().is_none_or(|v| v == "v1");
+            if config.kind != "ConfigMap" || !api_ok {
+                unsupported(
+                    &mut out,
+                    &Path::root("spec.config"),
+                    &format!(
+                        "it refers to {} {}, but Ferry reads broker settings from a ConfigMap: point it at a ConfigMap (apiVersion: v1, kind: ConfigMap)",
+                        config.api_version.as_deref().unwrap_or(""),
+                        config.kind
+                    ),
+                );
+            }
+        }
+        out
     }
 }

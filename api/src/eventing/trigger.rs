@@ -153,7 +153,7 @@ impl Trigger {
 pub const MAX_FILTERS: usize = 64;
 
 impl Validate for Trigger {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, _cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         if let Err(order) = self.delivery_order_choice() {
             errs.push(
                 &path

@@ -126,7 +126,7 @@ pub mod kafka_channel_conditions {
 }
 
 impl Validate for KafkaChannel {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, _cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         let spec = path.field("spec");
         if self.spec.num_partitions < 1 {
             errs.push(

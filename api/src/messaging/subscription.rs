@@ -94,7 +94,7 @@ pub mod subscription_conditions {
 }
 
 impl Validate for Subscription {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, _cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         let spec = path.field("spec");
         let channel = &self.spec.channel;
         let at = spec.field("channel");

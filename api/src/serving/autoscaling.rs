@@ -99,6 +99,35 @@ pub fn canonical_key(name: &str) -> Option<&'static str> {
         .map(|(kebab, _)| *kebab)
 }
 
+/// Whether the annotations leave the revision to the Knative Pod Autoscaler (no class, or
+/// the KPA class), the only autoscaler Ferry runs.
+fn is_kpa(annotations: &BTreeMap<String, String>) -> bool {
+    annotations
+        .get(&format!("{AUTOSCALING_PREFIX}class"))
+        .is_none_or(|c| c == KPA_CLASS)
+}
+
+/// An autoscaler class other than KPA (e.g. `hpa.autoscaling.knative.dev`, which scales on
+/// CPU or memory): valid in Knative, not run by Ferry.
+pub fn unsupported_class(
+    annotations: &BTreeMap<String, String>,
+    path: &Path,
+    out: &mut Vec<FieldError>,
+) {
+    let key = format!("{AUTOSCALING_PREFIX}class");
+    if let Some(class) = annotations.get(&key)
+        && class != KPA_CLASS
+    {
+        crate::validation::unsupported(
+            out,
+            &path.key(&key),
+            &format!(
+                "Ferry's autoscaler is Knative's KPA; class `{class}` is not run: remove the annotation or use {KPA_CLASS}"
+            ),
+        );
+    }
+}
+
 /// Autoscaling annotations Knative does not read: warnings, not errors (Knative ignores them
 /// too), so a typo is pointed out without refusing the manifest.
 pub fn unknown_keys(annotations: &BTreeMap<String, String>, path: &Path) -> Vec<FieldError> {
@@ -146,11 +175,9 @@ impl AutoscalingAnnotations {
         for (name, key, value) in entries {
             let at = path.key(key);
             match name {
-                "class" if value != KPA_CLASS => errs.push(
-                    &at,
-                    format!("class `{value}` is not supported"),
-                    format!("remove it or use {KPA_CLASS}"),
-                ),
+                // Another class (Knative's HPA, a custom autoscaler) is valid Knative that
+                // Ferry does not run: reported by `unsupported_class`, its metrics unchecked.
+                "metric" if !is_kpa(annotations) => {}
                 "metric" => match value.as_str() {
                     "concurrency" => out.metric = Some(ScalingMetric::Concurrency),
                     "rps" => out.metric = Some(ScalingMetric::Rps),
@@ -350,7 +377,6 @@ mod tests {
             (("window", "2s"), "window\"]: `2s` is out of range"),
             (("window", "60"), "has no unit"),
             (("metric", "cpu"), "metric `cpu` is not supported"),
-            (("class", "hpa.autoscaling.knative.dev"), "is not supported"),
             (("minScale", "x"), "minScale\"]: `x` is not a whole number"),
             (("target-burst-capacity", "-2"), "is not a number ≥ 0 or -1"),
             (

@@ -84,8 +84,9 @@ pub mod configuration_conditions {
 }
 
 impl Validate for Configuration {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         self.spec.template.validate(
+            &cx.features,
             self.metadata.name.as_deref(),
             &path.field("spec").field("template"),
             errs,

@@ -3,6 +3,8 @@
 
 pub mod autoscaling;
 mod configuration;
+pub mod features;
+mod podspec;
 mod revision;
 mod route;
 mod service;

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::autoscaling::AutoscalingAnnotations;
+use super::features::Features;
+use super::podspec;
 use crate::duck::Status;
 use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate, unsupported};
 
@@ -73,7 +75,8 @@ pub struct Container {
     /// Environment from ConfigMaps and Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_from: Vec<EnvFromSource>,
-    /// The one port the container serves on (`PORT` is set to it; default 8080).
+    /// The port the serving container serves on (`PORT` is set to it; default 8080); at most
+    /// one port across all containers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ContainerPort>,
     /// Resource requests and limits.
@@ -98,31 +101,6 @@ pub struct Container {
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
-
-/// Container fields beyond the typed ones that the operator passes through to the Deployment.
-const PASS_THROUGH_CONTAINER_FIELDS: &[&str] = &[
-    "startupProbe",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-];
-
-/// Pod fields the operator passes through to the revision's Deployment.
-const PASS_THROUGH_POD_FIELDS: &[&str] = &[
-    "affinity",
-    "automountServiceAccountToken",
-    "dnsConfig",
-    "dnsPolicy",
-    "enableServiceLinks",
-    "hostAliases",
-    "nodeSelector",
-    "priorityClassName",
-    "runtimeClassName",
-    "schedulerName",
-    "securityContext",
-    "tolerations",
-    "topologySpreadConstraints",
-    "volumes",
-];
 
 /// Desired state of a Revision (Knative `RevisionSpec`: a PodSpec plus serving settings).
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -177,7 +155,8 @@ const PASS_THROUGH_POD_FIELDS: &[&str] = &[
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionSpec {
-    /// The application container (exactly one).
+    /// The containers: the one that lists `ports` serves requests (the only one, when there
+    /// is one); the others run beside it as sidecars (Knative's multi-container revisions).
     #[schemars(length(min = 1))]
     pub containers: Vec<Container>,
     /// Maximum in-flight requests per replica; 0 means unlimited.
@@ -262,58 +241,58 @@ pub mod revision_conditions {
 }
 
 impl RevisionSpec {
-    /// Fills Knative's defaults: container name `user-container`, `timeoutSeconds: 300`,
+    /// Fills Knative's defaults: container names (`user-container` for the only one,
+    /// `user-container-<i>` for unnamed ones of several), `timeoutSeconds: 300`,
     /// `containerConcurrency: 0`.
     pub fn apply_defaults(&mut self) {
-        if self.containers.len() == 1 && self.containers[0].name.is_none() {
-            self.containers[0].name = Some(DEFAULT_CONTAINER_NAME.to_owned());
+        for i in 0..self.containers.len() {
+            if self.containers[i].name.is_none() {
+                let name = self.default_container_name(i);
+                self.containers[i].name = Some(name);
+            }
         }
         self.timeout_seconds.get_or_insert(DEFAULT_TIMEOUT_SECONDS);
         self.container_concurrency.get_or_insert(0);
     }
 
-    /// Checks the spec: one container with an image or a command, at most one port,
-    /// concurrency and timeouts in range.
-    pub fn validate(&self, path: &Path, errs: &mut FieldErrors) {
-        match self.containers.len() {
-            1 => {
-                let c = &self.containers[0];
-                let at = path.field("containers").index(0);
-                if c.image.as_deref().unwrap_or("").is_empty() && c.command.is_empty() {
-                    errs.push(
-                        &at,
-                        "has neither image nor command",
-                        "set image (Kubernetes) and command (local mode runs it)",
-                    );
-                }
-                if c.ports.len() > 1 {
-                    errs.push(
-                        &at.field("ports"),
-                        format!("lists {} ports", c.ports.len()),
-                        "a revision serves on one port; keep one",
-                    );
-                }
-                if let Some(p) = c.ports.first()
-                    && !(1..=65535).contains(&p.container_port)
-                {
-                    errs.push(
-                        &at.field("ports").index(0).field("containerPort"),
-                        format!("{} is not a port", p.container_port),
-                        "use 1-65535",
-                    );
-                }
-            }
-            0 => errs.push(
-                &path.field("containers"),
-                "is empty",
-                "add the application container",
-            ),
-            n => errs.push(
-                &path.field("containers"),
-                format!("has {n} containers"),
-                "Ferry runs one container per revision; remove the sidecars",
-            ),
+    /// Knative's default name of container `i`: `user-container` when it is the only one,
+    /// else `user-container-<i>` (with a further suffix if a named container took that name).
+    fn default_container_name(&self, i: usize) -> String {
+        if self.containers.len() == 1 {
+            return DEFAULT_CONTAINER_NAME.to_owned();
         }
+        let taken = |n: &str| self.containers.iter().any(|c| c.name.as_deref() == Some(n));
+        let mut name = format!("{DEFAULT_CONTAINER_NAME}-{i}");
+        while taken(&name) {
+            name.push_str("-0");
+        }
+        name
+    }
+
+    /// The container that serves requests and its index: the one that lists a port, or the
+    /// only container (Knative: exactly one container of a multi-container revision names the
+    /// port; the others are sidecars).
+    pub fn serving_container(&self) -> Option<(usize, &Container)> {
+        match self.containers.as_slice() {
+            [only] => Some((0, only)),
+            many => many.iter().enumerate().find(|(_, c)| !c.ports.is_empty()),
+        }
+    }
+
+    /// A container's name, defaulted as Knative does when the manifest leaves it out.
+    pub fn container_name(&self, i: usize) -> String {
+        self.containers
+            .get(i)
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| self.default_container_name(i))
+    }
+
+    /// Checks the spec as Knative's webhook does with the `config-features` flags in
+    /// `features`: the containers (one serving port across them, sidecars beside it), the
+    /// PodSpec fields and volumes allowed, concurrency and timeouts in range.
+    pub fn validate(&self, features: &Features, path: &Path, errs: &mut FieldErrors) {
+        podspec::validate_containers(&self.containers, features, path, errs);
+        podspec::validate_pod_fields(&self.pod, features, path, errs);
         if let Some(cc) = self.container_concurrency
             && !(0..=MAX_CONTAINER_CONCURRENCY).contains(&cc)
         {
@@ -342,42 +321,18 @@ impl RevisionSpec {
             }
         }
     }
-
-    /// Records PodSpec and container fields that Ferry neither models nor passes through.
-    pub fn unsupported_fields(&self, path: &Path, out: &mut Vec<FieldError>) {
-        for key in self.pod.keys() {
-            if key == "initContainers" {
-                unsupported(
-                    out,
-                    &path.field(key),
-                    "init containers are not supported; do the setup in the container",
-                );
-            } else if !PASS_THROUGH_POD_FIELDS.contains(&key.as_str()) {
-                unsupported(
-                    out,
-                    &path.field(key),
-                    "this PodSpec field is not allowed in a Knative revision; remove it",
-                );
-            }
-        }
-        for (i, c) in self.containers.iter().enumerate() {
-            for key in c.other.keys() {
-                if !PASS_THROUGH_CONTAINER_FIELDS.contains(&key.as_str()) {
-                    unsupported(
-                        out,
-                        &path.field("containers").index(i).field(key),
-                        "this container field is not allowed in a Knative revision; remove it",
-                    );
-                }
-            }
-        }
-    }
 }
 
 impl RevisionTemplateSpec {
     /// Checks the template: the revision spec, the autoscaling annotations, and a BYO revision
     /// name prefixed with `<parent>-`.
-    pub fn validate(&self, parent_name: Option<&str>, path: &Path, errs: &mut FieldErrors) {
+    pub fn validate(
+        &self,
+        features: &Features,
+        parent_name: Option<&str>,
+        path: &Path,
+        errs: &mut FieldErrors,
+    ) {
         let meta = path.field("metadata");
         if let (Some(name), Some(parent)) = (&self.metadata.name, parent_name)
             && !name.starts_with(&format!("{parent}-"))
@@ -389,11 +344,16 @@ impl RevisionTemplateSpec {
             );
         }
         AutoscalingAnnotations::parse(&self.metadata.annotations, &meta.field("annotations"), errs);
-        self.spec.validate(&path.field("spec"), errs);
+        self.spec.validate(features, &path.field("spec"), errs);
     }
 
     /// Records unsupported fields in the template.
     pub fn unsupported_fields(&self, path: &Path, out: &mut Vec<FieldError>) {
+        super::autoscaling::unsupported_class(
+            &self.metadata.annotations,
+            &path.field("metadata").field("annotations"),
+            out,
+        );
         for key in self.metadata.other.keys() {
             if key != "namespace" && key != "creationTimestamp" {
                 unsupported(
@@ -403,26 +363,31 @@ impl RevisionTemplateSpec {
                 );
             }
         }
-        self.spec.unsupported_fields(&path.field("spec"), out);
     }
 }
 
 impl Validate for Revision {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         let annotations = self.metadata.annotations.clone().unwrap_or_default();
         AutoscalingAnnotations::parse(
             &annotations,
             &path.field("metadata").field("annotations"),
             errs,
         );
-        self.spec.validate(&path.field("spec"), errs);
+        self.spec.validate(&cx.features, &path.field("spec"), errs);
     }
 }
 
 impl Unsupported for Revision {
+    /// An autoscaler class Ferry does not run; every other field is run as Knative runs it
+    /// or refused by validation.
     fn unsupported_fields(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
-        self.spec.unsupported_fields(&Path::root("spec"), &mut out);
+        super::autoscaling::unsupported_class(
+            &self.metadata.annotations.clone().unwrap_or_default(),
+            &Path::root("metadata.annotations"),
+            &mut out,
+        );
         out
     }
 }

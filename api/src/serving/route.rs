@@ -84,7 +84,7 @@ pub mod route_conditions {
 }
 
 impl Validate for Route {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, _cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         validate_traffic(
             &self.spec.traffic,
             TrafficOwner::Route,

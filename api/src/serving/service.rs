@@ -101,11 +101,14 @@ impl KnativeService {
 }
 
 impl Validate for KnativeService {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         let spec = path.field("spec");
-        self.spec
-            .template
-            .validate(self.metadata.name.as_deref(), &spec.field("template"), errs);
+        self.spec.template.validate(
+            &cx.features,
+            self.metadata.name.as_deref(),
+            &spec.field("template"),
+            errs,
+        );
         validate_traffic(
             &self.spec.traffic,
             TrafficOwner::Service,

@@ -377,7 +377,7 @@ impl KafkaSource {
 }
 
 impl Validate for KafkaSource {
-    fn validate_at(&self, path: &Path, errs: &mut FieldErrors) {
+    fn validate_at(&self, _cx: &crate::validation::Context, path: &Path, errs: &mut FieldErrors) {
         if let Err(kt) = self.key_type_choice() {
             errs.push(
                 &path.field("metadata").field("labels").key(KEY_TYPE_LABEL),

@@ -90,6 +90,7 @@ imagePullSecrets:
 {{- define "ferry.contract.name" -}}{{ include "ferry.fullname" . }}-contract{{- end -}}
 {{- define "ferry.brDefaults.name" -}}{{ include "ferry.fullname" . }}-config-br-defaults{{- end -}}
 {{- define "ferry.autoscaler.name" -}}{{ include "ferry.fullname" . }}-config-autoscaler{{- end -}}
+{{- define "ferry.features.name" -}}{{ include "ferry.fullname" . }}-config-features{{- end -}}
 {{- define "ferry.leaseName" -}}{{ .Values.operator.leaderElection.leaseName | default (include "ferry.operator.fullname" .) }}{{- end -}}
 
 {{- define "ferry.operator.serviceAccountName" -}}

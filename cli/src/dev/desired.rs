@@ -14,7 +14,7 @@ use ferry_api::serving::KnativeService;
 use ferry_api::sources::{KafkaSource, SecretData, secret_key_value};
 use kube::ResourceExt;
 
-use super::revisions::process_spec;
+use super::revisions::replica_spec;
 use crate::manifest::{self, Manifest};
 use crate::validate;
 
@@ -147,7 +147,7 @@ fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
             desired.sources.push(s);
         }
         Resource::Service(s) => {
-            process_spec(&s.spec.template.spec).map_err(|e| format!("{at}: {key}: {e}"))?;
+            replica_spec(&s.spec.template.spec).map_err(|e| format!("{at}: {key}: {e}"))?;
             desired.services.push(s);
         }
         Resource::Configuration(_) | Resource::Route(_) => {

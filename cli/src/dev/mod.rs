@@ -1,7 +1,7 @@
 //! `ferry dev`: the whole flow on one machine. It loads Knative manifests, runs the embedded
-//! broker (or uses `--kafka`), the dispatcher and each Service revision as a local process,
-//! compiles the contract with the operator's function whenever something changes, and prints
-//! what runs where.
+//! broker (or uses `--kafka`), the dispatcher and each Service revision as local processes (one
+//! per container of each replica), compiles the contract with the operator's function whenever
+//! something changes, and prints what runs where.
 //!
 //! One reconcile loop does it all, as the operator does in a cluster: it reads the manifests
 //! (again when a file changes), creates revisions for changed templates, supervises their
@@ -16,6 +16,7 @@ mod desired;
 mod observe;
 mod process;
 mod proxy;
+mod replica;
 mod revisions;
 mod row;
 mod runtime;

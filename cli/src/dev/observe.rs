@@ -1,8 +1,8 @@
 //! What `ferry dev`'s runtime shows of each revision, observed into the Revision's status by
 //! the operator's own rule ([`revision_status`]): the runtime plays the Deployment controller,
 //! so a revision is Ready once a replica answered (and stays Ready at zero), or at once when it
-//! is meant to start at zero (`initial-scale: 0`), and a replica that cannot start or exits
-//! makes it `Ready=False` with why.
+//! is meant to start at zero (`initial-scale: 0`), and a replica's container (serving or
+//! sidecar) that cannot start or exits makes it `Ready=False` with why.
 
 use ferry_api::serving::Revision;
 use ferry_control::serving::{RevisionObservation, owner_reference, revision_status};

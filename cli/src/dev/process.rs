@@ -1,6 +1,7 @@
-//! One revision replica as a local process, run from its container's `command`/`args`/`env`
-//! with `PORT` set, supervised like a pod (restarted with backoff when it exits) and probed like
-//! Knative's default readiness probe (a TCP connect).
+//! One container of a revision replica as a local process, run from its `command`/`args`/`env`,
+//! supervised like a pod's container (restarted with backoff when it exits) and probed like
+//! Knative probes it: the serving container with a TCP connect on its `PORT` (Knative's default
+//! readiness probe), a sidecar by running.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -17,28 +18,80 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How long a stopping revision gets between SIGTERM and SIGKILL.
+/// How long a stopping process gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// Longest wait before restarting a revision that keeps exiting.
+/// Longest wait before restarting a process that keeps exiting.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a sidecar (ready while it runs) must run before its restart backoff starts over.
+const SIDECAR_SETTLED: Duration = Duration::from_secs(10);
+/// How often a running process is probed.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
 
-/// What a revision process runs: resolved from the revision's only container.
+/// What a container's process runs: resolved from the container's fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessSpec {
     /// Program and arguments (`command` followed by `args`).
     pub argv: Vec<String>,
-    /// Environment on top of ferry dev's own (`PORT` and `K_*` are added by the runtime).
+    /// Environment on top of ferry dev's own, which never passes its `PORT` on: the runtime
+    /// sets `PORT` for the serving container and `K_*` for all; a sidecar sees a `PORT` only
+    /// when its own `env` lists one.
     pub env: BTreeMap<String, String>,
     /// Working directory (`workingDir`), relative to where ferry dev runs.
     pub working_dir: Option<PathBuf>,
 }
 
-/// What the runtime knows about one revision's process.
+/// How a process shows it is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// It accepts a TCP connection on this address (the serving container).
+    Answers(SocketAddr),
+    /// It runs (a sidecar).
+    Runs,
+}
+
+impl Readiness {
+    /// Whether a process that is running is ready now.
+    async fn probe(self) -> bool {
+        match self {
+            Readiness::Answers(addr) => {
+                tokio::time::timeout(PROBE_EVERY, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .is_ok_and(|c| c.is_ok())
+            }
+            Readiness::Runs => true,
+        }
+    }
+
+    /// Whether a process that has been ready for `ready_for` has shown it starts, so its next
+    /// restart waits the shortest backoff again.
+    fn settled(self, ready_for: Duration) -> bool {
+        match self {
+            Readiness::Answers(_) => true,
+            Readiness::Runs => ready_for >= SIDECAR_SETTLED,
+        }
+    }
+
+    /// What the log says when the process becomes ready.
+    fn ready_message(self) -> String {
+        match self {
+            Readiness::Answers(addr) => format!("ready on http://{addr}"),
+            Readiness::Runs => "running".to_owned(),
+        }
+    }
+
+    /// Why a running process is not ready yet.
+    fn waiting_reason(self) -> &'static str {
+        match self {
+            Readiness::Answers(_) => "not answering on its port yet",
+            Readiness::Runs => "starting",
+        }
+    }
+}
+
+/// What the runtime knows about one container's process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessState {
-    /// `http://127.0.0.1:<port>`: where the revision listens (stable across restarts).
-    pub url: String,
-    /// The process answers on its port.
+    /// The process is ready ([`Readiness`]).
     pub ready: bool,
     /// The running process's id.
     pub pid: Option<u32>,
@@ -46,11 +99,11 @@ pub struct ProcessState {
     pub restarts: u32,
     /// Why it is not ready, when it is not.
     pub reason: Option<String>,
-    /// Why it last failed (could not start, or exited), until it answers again.
+    /// Why it last failed (could not start, or exited), until it is ready again.
     pub failure: Option<String>,
 }
 
-/// A replica under supervision: its state, and how to stop it.
+/// A process under supervision: its state, and how to stop it.
 pub struct Supervised {
     /// What is known of it.
     pub state: Arc<Mutex<ProcessState>>,
@@ -60,115 +113,133 @@ pub struct Supervised {
     pub task: JoinHandle<()>,
 }
 
-/// Starts one supervised replica on a free port.
-pub fn start_replica(name: &str, spec: &ProcessSpec) -> std::io::Result<Supervised> {
-    let port = free_port()?;
-    let state = Arc::new(Mutex::new(ProcessState {
-        url: format!("http://127.0.0.1:{port}"),
-        ready: false,
-        pid: None,
-        restarts: 0,
-        reason: Some("starting".to_owned()),
-        failure: None,
-    }));
-    let mut process = spec.clone();
-    process.env.insert("PORT".into(), port.to_string());
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(supervise(
-        name.to_owned(),
-        process,
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        state.clone(),
-        stopped,
-    ));
-    Ok(Supervised { state, stop, task })
+impl Supervised {
+    /// Starts `spec` under supervision; `name` prefixes its log lines.
+    pub fn start(name: &str, spec: &ProcessSpec, readiness: Readiness) -> Supervised {
+        let state = Arc::new(Mutex::new(ProcessState {
+            ready: false,
+            pid: None,
+            restarts: 0,
+            reason: Some("starting".to_owned()),
+            failure: None,
+        }));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(supervise(
+            name.to_owned(),
+            spec.clone(),
+            readiness,
+            state.clone(),
+            stopped,
+        ));
+        Supervised { state, stop, task }
+    }
 }
 
+/// Locks `m`, also when a panicking holder poisoned it (the state stays usable).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A port that is free now on 127.0.0.1.
-fn free_port() -> std::io::Result<u16> {
+pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
+/// Runs the process until told to stop, restarting it with backoff whenever it exits or
+/// cannot start.
 async fn supervise(
     name: String,
     spec: ProcessSpec,
-    addr: SocketAddr,
+    readiness: Readiness,
     state: Arc<Mutex<ProcessState>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let mut child = match spawn(&name, &spec) {
-            Ok(child) => child,
-            Err(e) => {
-                let reason = format!("cannot start {:?}: {e}", spec.argv.join(" "));
-                eprintln!("[{name}] {reason}");
+        let reason = match spawn(&name, &spec) {
+            Err(e) => format!("cannot start {:?}: {e}", spec.argv.join(" ")),
+            Ok(mut child) => {
                 {
                     let mut s = lock(&state);
-                    s.reason = Some(reason.clone());
-                    s.failure = Some(reason);
+                    s.pid = child.id();
+                    s.reason = Some("starting".to_owned());
                 }
-                if wait_or_stop(&mut stopped, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
-                continue;
-            }
-        };
-        {
-            let mut s = lock(&state);
-            s.pid = child.id();
-            s.reason = Some("starting".to_owned());
-        }
-        let exit = loop {
-            tokio::select! {
-                status = child.wait() => break Some(status),
-                _ = stopped.changed() => break None,
-                () = tokio::time::sleep(Duration::from_millis(200)) => {
-                    let up = tokio::net::TcpStream::connect(addr).await.is_ok();
+                let exit = watch_running(
+                    &name,
+                    &mut child,
+                    readiness,
+                    &state,
+                    &mut stopped,
+                    &mut backoff,
+                )
+                .await;
+                {
                     let mut s = lock(&state);
-                    if up && !s.ready {
-                        eprintln!("[{name}] ready on {}", s.url);
-                        backoff = Duration::from_secs(1);
-                    }
-                    s.ready = up;
-                    s.reason = (!up).then(|| "not answering on its port yet".to_owned());
-                    if up {
-                        s.failure = None;
-                    }
+                    s.ready = false;
+                    s.pid = None;
+                }
+                let Some(status) = exit else {
+                    stop(&name, &mut child).await;
+                    return;
+                };
+                lock(&state).restarts += 1;
+                match status {
+                    Ok(s) => format!("exited ({s}); restarting in {}s", backoff.as_secs()),
+                    Err(e) => format!("could not be waited for ({e})"),
                 }
             }
-        };
-        {
-            let mut s = lock(&state);
-            s.ready = false;
-            s.pid = None;
-        }
-        let Some(status) = exit else {
-            stop(&name, &mut child).await;
-            return;
-        };
-        let reason = match status {
-            Ok(s) => format!("exited ({s}); restarting in {}s", backoff.as_secs()),
-            Err(e) => format!("could not be waited for ({e})"),
         };
         eprintln!("[{name}] {reason}");
         {
             let mut s = lock(&state);
             s.reason = Some(reason.clone());
             s.failure = Some(reason);
-            s.restarts += 1;
         }
         if wait_or_stop(&mut stopped, backoff).await {
             return;
         }
         backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+    }
+}
+
+/// Probes a running process until it exits (`Some`, how) or is told to stop (`None`); once it
+/// has shown it starts ([`Readiness::settled`]) its restart `backoff` starts over.
+async fn watch_running(
+    name: &str,
+    child: &mut Child,
+    readiness: Readiness,
+    state: &Mutex<ProcessState>,
+    stopped: &mut watch::Receiver<bool>,
+    backoff: &mut Duration,
+) -> Option<std::io::Result<std::process::ExitStatus>> {
+    let mut ready_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            status = child.wait() => return Some(status),
+            _ = stopped.changed() => return None,
+            () = tokio::time::sleep(PROBE_EVERY) => {
+                let up = readiness.probe().await;
+                match (up, ready_since) {
+                    (false, _) => ready_since = None,
+                    (true, None) => {
+                        eprintln!("[{name}] {}", readiness.ready_message());
+                        ready_since = Some(Instant::now());
+                    }
+                    (true, Some(_)) => {}
+                }
+                if ready_since.is_some_and(|t| readiness.settled(t.elapsed())) {
+                    *backoff = Duration::from_secs(1);
+                }
+                let mut s = lock(state);
+                s.ready = up;
+                s.reason = (!up).then(|| readiness.waiting_reason().to_owned());
+                if up {
+                    s.failure = None;
+                }
+            }
+        }
     }
 }
 
@@ -188,6 +259,7 @@ fn spawn(name: &str, spec: &ProcessSpec) -> std::io::Result<Child> {
     let mut command = Command::new(program);
     command
         .args(args)
+        .env_remove("PORT")
         .envs(&spec.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -253,5 +325,54 @@ async fn stop(name: &str, child: &mut Child) {
         );
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sidecar is ready as soon as it runs, but a sidecar that keeps exiting soon after is
+    /// restarted with a growing backoff (as a pod's container in CrashLoopBackOff), not every
+    /// second.
+    #[tokio::test]
+    async fn a_sidecar_that_keeps_exiting_backs_off() {
+        let spec = ProcessSpec {
+            argv: vec!["sh".into(), "-c".into(), "sleep 0.5; exit 3".into()],
+            env: BTreeMap::new(),
+            working_dir: None,
+        };
+        let process = Supervised::start("test/sidecar", &spec, Readiness::Runs);
+        let mut was_ready = false;
+        let mut restarted_twice = None;
+        for _ in 0..100 {
+            let s = lock(&process.state).clone();
+            was_ready |= s.ready;
+            if s.restarts == 2 {
+                restarted_twice = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let s = restarted_twice.expect("restarted twice within 5s");
+        assert!(was_ready, "ready while it ran");
+        assert!(!s.ready);
+        assert_eq!(
+            s.failure.as_deref(),
+            Some("exited (exit status: 3); restarting in 2s")
+        );
+        let _ = process.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(10), process.task)
+            .await
+            .expect("stops")
+            .unwrap();
+    }
+
+    #[test]
+    fn only_a_sidecar_that_ran_a_while_has_shown_it_starts() {
+        let port = Readiness::Answers(SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert!(port.settled(Duration::ZERO));
+        assert!(!Readiness::Runs.settled(Duration::from_secs(1)));
+        assert!(Readiness::Runs.settled(SIDECAR_SETTLED));
     }
 }

@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferry_api::serving::{
-    Configuration, KnativeService, Revision, RevisionSpec, RevisionTemplateSpec,
+    Configuration, Container, KnativeService, Revision, RevisionSpec, RevisionTemplateSpec,
 };
 use ferry_control::serving::{configuration_for, revision_for};
 use serde::{Deserialize, Serialize};
 
 use super::process::ProcessSpec;
+use super::replica::{ContainerSpec, ReplicaSpec};
 
 /// One Service's Configuration: its generation, the template of that generation, and the
 /// revisions stamped so far, oldest first.
@@ -136,31 +137,61 @@ impl Revisions {
     }
 }
 
-/// How a revision runs locally: its only container's `command` + `args`, `env` and
-/// `workingDir`.
+/// How a revision's replicas run locally: each container as a process from its `command` +
+/// `args`, `env` and `workingDir`; the container that lists a port
+/// ([`RevisionSpec::serving_container`]) serves, the others run beside it as sidecars.
 ///
 /// # Errors
-/// What the template lacks or uses that a local process cannot honour, as `field: problem;
-/// fix` relative to `spec.template`.
-pub fn process_spec(spec: &RevisionSpec) -> Result<ProcessSpec, String> {
-    let containers = &spec.containers;
-    let [container] = containers.as_slice() else {
-        return Err(format!(
-            "spec.template.spec.containers: has {} containers; ferry dev runs exactly one per revision",
-            containers.len()
-        ));
+/// What the template lacks or uses that local processes cannot honour, as `field: problem;
+/// fix` relative to `spec.template` (Knative's own rules are checked before, by validation).
+pub fn replica_spec(spec: &RevisionSpec) -> Result<ReplicaSpec, String> {
+    if spec.pod.contains_key("initContainers") {
+        return Err("spec.template.spec.initContainers: ferry dev does not run init containers; do their setup in the container's command instead (e.g. [\"sh\", \"-c\", \"setup && exec my-service\"])".to_owned());
+    }
+    let no_serving = || match spec.containers.len() {
+        0 => "spec.template.spec.containers: is empty; add the container that serves".to_owned(),
+        n => format!(
+            "spec.template.spec.containers: none of the {n} containers lists ports, so none serves; list the serving port (ports: [{{containerPort: 8080}}]) on the container requests go to"
+        ),
     };
+    let (serving, _) = spec.serving_container().ok_or_else(no_serving)?;
+    let mut sidecars = Vec::new();
+    let mut serving_container = None;
+    for (i, c) in spec.containers.iter().enumerate() {
+        let container = ContainerSpec {
+            name: spec.container_name(i),
+            process: container_process(i, c)?,
+        };
+        if i == serving {
+            serving_container = Some(container);
+        } else {
+            sidecars.push(container);
+        }
+    }
+    Ok(ReplicaSpec {
+        serving: serving_container.ok_or_else(no_serving)?,
+        sidecars,
+    })
+}
+
+/// Container `i`'s process: `command` + `args`, `env` and `workingDir`.
+fn container_process(i: usize, container: &Container) -> Result<ProcessSpec, String> {
+    let at = format!("spec.template.spec.containers[{i}]");
     if container.command.is_empty() {
-        return Err("spec.template.spec.containers[0].command: is not set; ferry dev runs a revision as a local process, so give the command that starts it (e.g. [\"cargo\", \"run\", \"-p\", \"my-service\"]); the image is only used in a cluster".to_owned());
+        return Err(format!(
+            "{at}.command: is not set; ferry dev runs each container as a local process, so give the command that starts it (e.g. [\"cargo\", \"run\", \"-p\", \"my-service\"]); the image is only used in a cluster"
+        ));
     }
     if !container.env_from.is_empty() {
-        return Err("spec.template.spec.containers[0].envFrom: ConfigMaps and Secrets do not exist locally; list the variables under env".to_owned());
+        return Err(format!(
+            "{at}.envFrom: ConfigMaps and Secrets do not exist locally; list the variables under env"
+        ));
     }
     let mut env = BTreeMap::new();
-    for (i, var) in container.env.iter().enumerate() {
+    for (j, var) in container.env.iter().enumerate() {
         if var.value_from.is_some() {
             return Err(format!(
-                "spec.template.spec.containers[0].env[{i}].valueFrom: ({}) cannot be resolved locally; give a value",
+                "{at}.env[{j}].valueFrom: ({}) cannot be resolved locally; give a value",
                 var.name
             ));
         }
@@ -248,29 +279,123 @@ mod tests {
         assert!(Revisions::load(&path).unwrap_err().contains("delete it"));
     }
 
-    #[test]
-    fn process_spec_takes_command_args_and_env_and_refuses_what_cannot_run_locally() {
-        let spec = process_spec(&service("serve", None).spec.template.spec).unwrap();
-        assert_eq!(spec.argv, ["serve", "a"]);
-        assert_eq!(spec.env["MODE"], "v1");
+    fn revision_spec(json: serde_json::Value) -> RevisionSpec {
+        serde_json::from_value::<RevisionTemplateSpec>(json)
+            .unwrap()
+            .spec
+    }
 
-        let no_command: RevisionTemplateSpec =
-            serde_json::from_value(serde_json::json!({"spec": {"containers": [{"image": "x"}]}}))
-                .unwrap();
+    #[test]
+    fn replica_spec_takes_command_args_and_env_and_refuses_what_cannot_run_locally() {
+        let spec = replica_spec(&service("serve", None).spec.template.spec).unwrap();
+        assert_eq!(spec.serving.name, "user-container");
+        assert_eq!(spec.serving.process.argv, ["serve", "a"]);
+        assert_eq!(spec.serving.process.env["MODE"], "v1");
+        assert!(spec.sidecars.is_empty());
+
+        let no_command =
+            revision_spec(serde_json::json!({"spec": {"containers": [{"image": "x"}]}}));
         assert!(
-            process_spec(&no_command.spec)
+            replica_spec(&no_command)
                 .unwrap_err()
                 .starts_with("spec.template.spec.containers[0].command")
         );
-        let secret: RevisionTemplateSpec = serde_json::from_value(serde_json::json!({
+        let secret = revision_spec(serde_json::json!({
             "spec": {"containers": [{"image": "x", "command": ["a"],
               "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}
-        }))
-        .unwrap();
+        }));
         assert!(
-            process_spec(&secret.spec)
+            replica_spec(&secret)
                 .unwrap_err()
                 .contains("env[0].valueFrom")
+        );
+        let init = revision_spec(serde_json::json!({
+            "spec": {"containers": [{"image": "x", "command": ["a"]}],
+                     "initContainers": [{"name": "setup", "image": "y"}]}
+        }));
+        let err = replica_spec(&init).unwrap_err();
+        assert!(
+            err.starts_with(
+                "spec.template.spec.initContainers: ferry dev does not run init containers"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("in the container's command"), "{err}");
+        let empty = revision_spec(serde_json::json!({"spec": {"containers": []}}));
+        assert!(replica_spec(&empty).unwrap_err().contains("is empty"));
+    }
+
+    #[test]
+    fn the_container_with_a_port_serves_and_the_others_are_named_sidecars() {
+        let spec = replica_spec(&revision_spec(serde_json::json!({"spec": {"containers": [
+            {"image": "l", "command": ["logger"], "env": [{"name": "PORT", "value": "9999"}]},
+            {"name": "app", "image": "a", "command": ["serve"], "args": ["--fast"],
+             "ports": [{"containerPort": 8080}]},
+            {"image": "p", "command": ["proxy"], "workingDir": "/tmp"}
+        ]}})))
+        .unwrap();
+        assert_eq!(spec.serving.name, "app");
+        assert_eq!(spec.serving.process.argv, ["serve", "--fast"]);
+        let sidecars: Vec<(&str, &str)> = spec
+            .sidecars
+            .iter()
+            .map(|c| (c.name.as_str(), c.process.argv[0].as_str()))
+            .collect();
+        assert_eq!(
+            sidecars,
+            [
+                ("user-container-0", "logger"),
+                ("user-container-2", "proxy")
+            ]
+        );
+        // A sidecar keeps the PORT its own env gives it; its working directory is its own.
+        assert_eq!(spec.sidecars[0].process.env["PORT"], "9999");
+        assert_eq!(
+            spec.sidecars[1].process.working_dir.as_deref(),
+            Some(std::path::Path::new("/tmp"))
+        );
+    }
+
+    #[test]
+    fn a_sidecar_that_cannot_run_locally_is_named_by_its_index() {
+        let sidecar = |fields: serde_json::Value| {
+            let mut sidecar = serde_json::json!({"image": "l"});
+            sidecar
+                .as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            revision_spec(serde_json::json!({"spec": {"containers": [
+                {"image": "a", "command": ["serve"], "ports": [{"containerPort": 8080}]},
+                sidecar
+            ]}}))
+        };
+        let cases = [
+            (
+                serde_json::json!({}),
+                "spec.template.spec.containers[1].command: is not set",
+            ),
+            (
+                serde_json::json!({"command": ["l"], "envFrom": [{"configMapRef": {"name": "c"}}]}),
+                "spec.template.spec.containers[1].envFrom:",
+            ),
+            (
+                serde_json::json!({"command": ["l"], "env": [{"name": "A", "value": "1"},
+                    {"name": "K", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}),
+                "spec.template.spec.containers[1].env[1].valueFrom: (K)",
+            ),
+        ];
+        for (fields, want) in cases {
+            let err = replica_spec(&sidecar(fields)).unwrap_err();
+            assert!(err.starts_with(want), "want {want:?}: {err}");
+        }
+        // Invalid for Knative (validation refuses it first), but never a panic here.
+        let portless = revision_spec(serde_json::json!({"spec": {"containers": [
+            {"image": "a", "command": ["a"]}, {"image": "b", "command": ["b"]}
+        ]}}));
+        assert!(
+            replica_spec(&portless)
+                .unwrap_err()
+                .contains("none of the 2 containers lists ports")
         );
     }
 }

@@ -1,11 +1,11 @@
-//! The local revision runtime: each revision is a set of replicas, scaled 0..N, each a
-//! supervised local process (`process.rs`). A replica taken out of service drains before it
-//! stops, as a pod leaves a Service's endpoints before its SIGTERM.
+//! The local revision runtime: each revision is a set of replicas, scaled 0..N, each a pod of
+//! supervised local processes, one per container (`replica.rs`). A replica taken out of service
+//! drains before it stops, as a pod leaves a Service's endpoints before its SIGTERM.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::process::{ProcessSpec, ProcessState, Supervised, lock, start_replica};
+use super::replica::{Replica, ReplicaSpec, ReplicaState};
 
 /// How long a replica taken out of the endpoints keeps running, so deliveries the dispatcher
 /// already sent it finish before it gets SIGTERM.
@@ -13,11 +13,11 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// One revision: what its replicas run, and the replicas.
 struct Revision {
-    /// The command, with `K_*` set (each replica adds its `PORT`).
-    spec: ProcessSpec,
-    replicas: Vec<Supervised>,
+    /// Its containers, with `K_*` set (each replica gives its serving container a `PORT`).
+    spec: ReplicaSpec,
+    replicas: Vec<Replica>,
     /// Replicas out of the endpoints, stopped once `DRAIN` has passed.
-    draining: Vec<(Supervised, Instant)>,
+    draining: Vec<(Replica, Instant)>,
     /// Replica numbers for log prefixes.
     started: u32,
 }
@@ -28,7 +28,7 @@ pub struct Runtime {
     revisions: BTreeMap<String, Revision>,
 }
 
-/// Identity of a revision, passed to its process as Knative does (`K_SERVICE`, …).
+/// Identity of a revision, passed to each of its containers as Knative does (`K_SERVICE`, …).
 pub struct RevisionIdentity<'a> {
     /// Revision name.
     pub revision: &'a str,
@@ -42,7 +42,7 @@ pub struct RevisionIdentity<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RevisionState {
     /// Each replica (not draining).
-    pub replicas: Vec<ProcessState>,
+    pub replicas: Vec<ReplicaState>,
 }
 
 impl RevisionState {
@@ -59,19 +59,16 @@ impl RevisionState {
 impl Runtime {
     /// Registers `id.revision` with what its replicas run (revisions are immutable: one that
     /// is known keeps its spec). It starts with no replica; [`Runtime::scale`] adds them.
-    pub fn define(&mut self, id: &RevisionIdentity<'_>, spec: &ProcessSpec) {
+    pub fn define(&mut self, id: &RevisionIdentity<'_>, spec: &ReplicaSpec) {
         self.revisions
             .entry(id.revision.to_owned())
             .or_insert_with(|| {
-                let mut env = spec.env.clone();
-                env.insert("K_REVISION".into(), id.revision.to_owned());
-                env.insert("K_CONFIGURATION".into(), id.configuration.to_owned());
-                env.insert("K_SERVICE".into(), id.service.to_owned());
+                let mut spec = spec.clone();
+                spec.set_env("K_REVISION", id.revision);
+                spec.set_env("K_CONFIGURATION", id.configuration);
+                spec.set_env("K_SERVICE", id.service);
                 Revision {
-                    spec: ProcessSpec {
-                        env,
-                        ..spec.clone()
-                    },
+                    spec,
                     replicas: Vec::new(),
                     draining: Vec::new(),
                     started: 0,
@@ -92,7 +89,7 @@ impl Runtime {
         while r.replicas.len() < replicas {
             r.started += 1;
             let name = format!("{revision}#{}", r.started);
-            r.replicas.push(start_replica(&name, &r.spec)?);
+            r.replicas.push(Replica::start(&name, &r.spec)?);
         }
         while r.replicas.len() > replicas {
             if let Some(s) = r.replicas.pop() {
@@ -109,8 +106,9 @@ impl Runtime {
                 .into_iter()
                 .partition(|(_, since)| since.elapsed() >= DRAIN);
             r.draining = keep;
-            for (s, _) in done {
-                let _ = s.stop.send(true);
+            for (replica, _) in done {
+                // Its supervising tasks finish on their own once the processes have stopped.
+                drop(replica.stop());
             }
         }
     }
@@ -126,12 +124,12 @@ impl Runtime {
     /// The state of one revision.
     pub fn state(&self, revision: &str) -> Option<RevisionState> {
         let r = self.revisions.get(revision)?;
-        let replicas = r.replicas.iter().map(|s| lock(&s.state).clone()).collect();
+        let replicas = r.replicas.iter().map(Replica::state).collect();
         Some(RevisionState { replicas })
     }
 
-    /// Stops every replica of the revisions not in `keep` (SIGTERM, SIGKILL after a grace
-    /// period) and forgets them.
+    /// Stops every replica of the revisions not in `keep` (all their containers: SIGTERM,
+    /// SIGKILL after a grace period) and forgets them.
     pub async fn retain(&mut self, keep: &dyn Fn(&str) -> bool) {
         let gone: Vec<String> = self
             .revisions
@@ -146,9 +144,8 @@ impl Runtime {
                     .replicas
                     .into_iter()
                     .chain(r.draining.into_iter().map(|(s, _)| s));
-                for s in all {
-                    let _ = s.stop.send(true);
-                    tasks.push(s.task);
+                for replica in all {
+                    tasks.extend(replica.stop());
                 }
             }
         }

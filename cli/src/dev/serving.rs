@@ -33,7 +33,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::proxy::Proxy;
-use super::revisions::{Revisions, process_spec};
+use super::revisions::{Revisions, replica_spec};
 use super::runtime::{RevisionIdentity, Runtime};
 
 /// A Service as the loop last resolved it.
@@ -356,7 +356,7 @@ impl Serving {
             stored.annotations().clone(),
             stored.spec.container_concurrency,
         );
-        let spec = process_spec(&stored.spec).map_err(|e| format!("revision {revision}: {e}"))?;
+        let spec = replica_spec(&stored.spec).map_err(|e| format!("revision {revision}: {e}"))?;
         let proxy = Proxy::start(self.activator.clone())
             .await
             .map_err(|e| format!("revision {revision} cannot get a URL: {e}"))?;

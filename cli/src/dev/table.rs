@@ -78,7 +78,7 @@ fn revision_row(
     let pids: Vec<String> = state
         .replicas
         .iter()
-        .filter_map(|p| p.pid.map(|pid| pid.to_string()))
+        .flat_map(|p| p.pids.iter().map(u32::to_string))
         .collect();
     let restarts: u32 = state.replicas.iter().map(|p| p.restarts).sum();
     let mut detail = format!(

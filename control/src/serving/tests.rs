@@ -365,7 +365,8 @@ fn configuration_status_tracks_latest_created_and_ready() {
         ..ConfigurationStatus::default()
     });
     let unsupported: RevisionTemplateSpec = serde_json::from_value(json!({
-        "spec": {"hostNetwork": true, "containers": [{"image": "cart:v1"}]}
+        "metadata": {"annotations": {"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}},
+        "spec": {"containers": [{"image": "cart:v1"}]}
     }))
     .expect("template");
     let mut with_unsupported = config(1, "v1");
@@ -462,7 +463,7 @@ fn configuration_status_tracks_latest_created_and_ready() {
             created: Some("cart-00001"),
             ready_name: Some("cart-00001"),
             ready: want(False, UNSUPPORTED_FIELD_REASON),
-            message: "spec.template.spec.hostNetwork: is not supported by Ferry",
+            message: "spec.template.metadata.annotations[\"autoscaling.knative.dev/class\"]: is not supported by Ferry",
         },
     ];
     for c in cases {
@@ -520,7 +521,7 @@ fn rich_revision() -> Revision {
             "serviceAccountName": "cart-sa",
             "imagePullSecrets": [{"name": "regcred"}],
             "timeoutSeconds": 120,
-            "hostNetwork": true,
+            "nodeSelector": {"disk": "ssd"},
             "volumes": [{"name": "cache", "emptyDir": {}}],
             "containers": [{
                 "image": "cart:v1",
@@ -528,8 +529,7 @@ fn rich_revision() -> Revision {
                 "env": [{"name": "MODE", "value": "prod"}],
                 "ports": [{"containerPort": 9000, "name": "http1"}],
                 "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
-                "startupProbe": {"httpGet": {"path": "/healthz", "port": 0}},
-                "stdin": true
+                "startupProbe": {"httpGet": {"path": "/healthz", "port": 0}}
             }]
         }
     }))
@@ -582,7 +582,11 @@ fn a_revision_runs_on_a_deployment_shaped_like_knatives() {
         Some("regcred")
     );
     assert_eq!(pod.termination_grace_period_seconds, Some(120));
-    assert_eq!(pod.host_network, None, "unsupported fields are left out");
+    assert_eq!(
+        pod.node_selector,
+        Some(BTreeMap::from([("disk".into(), "ssd".into())])),
+        "PodSpec fields pass through"
+    );
     assert_eq!(
         pod.volumes.as_ref().map(|v| v[0].name.as_str()),
         Some("cache")
@@ -593,7 +597,6 @@ fn a_revision_runs_on_a_deployment_shaped_like_knatives() {
     assert_eq!(c.name, "user-container");
     assert_eq!(c.image.as_deref(), Some("cart:v1"));
     assert_eq!(c.command, Some(vec!["serve".to_owned()]));
-    assert_eq!(c.stdin, None, "unsupported fields are left out");
     assert_eq!(
         c.volume_mounts.as_ref().map(|m| m[0].mount_path.as_str()),
         Some("/cache")
@@ -671,11 +674,13 @@ fn the_user_port_defaults_to_8080() {
             "{name}"
         );
     }
+    // Two containers and neither names the port: no serving container (validation says so
+    // first; the Deployment is never built for such a revision).
     let mut two = stamped(&config(1, "v1"), None);
     two.spec.containers.push(two.spec.containers[0].clone());
     let err = deployment_for(&two, 1).expect_err("two containers");
     assert!(
-        err.starts_with("spec.containers: has 2 containers"),
+        err.starts_with("spec.containers: no container names the serving port"),
         "{err}"
     );
 }
@@ -1385,10 +1390,58 @@ fn service_status_mirrors_its_configuration_and_route() {
 }
 
 #[test]
+fn a_multi_container_revision_runs_its_sidecars_beside_the_serving_container() {
+    let mut cfg = config(1, "v1");
+    cfg.spec.template = serde_json::from_value(json!({
+        "spec": {"containers": [
+            {"image": "logger:v1", "env": [{"name": "LEVEL", "value": "info"}]},
+            {"name": "app", "image": "cart:v1", "ports": [{"containerPort": 8881}]},
+            {"name": "proxy", "image": "proxy:v1"}
+        ]}
+    }))
+    .expect("template");
+    let rev = stamped(&cfg, None);
+    assert_eq!(user_port(&rev), 8881);
+    let d = deployment_for(&rev, 1).expect("deployment");
+    let spec = d.spec.expect("spec");
+    let default = spec
+        .template
+        .metadata
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get(DEFAULT_CONTAINER_ANNOTATION).cloned());
+    assert_eq!(default.as_deref(), Some("app"));
+    let pod = spec.template.spec.expect("pod");
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["app", "user-container-0", "proxy"],
+        "serving container first"
+    );
+    let env = |c: &k8s_openapi::api::core::v1::Container, k: &str| {
+        c.env
+            .as_ref()
+            .and_then(|e| e.iter().find(|v| v.name == k))
+            .and_then(|v| v.value.clone())
+    };
+    let (app, logger) = (&pod.containers[0], &pod.containers[1]);
+    assert_eq!(env(app, "PORT").as_deref(), Some("8881"));
+    assert!(app.readiness_probe.is_some(), "the serving port is probed");
+    assert_eq!(
+        env(logger, "PORT"),
+        None,
+        "only the serving container gets PORT"
+    );
+    assert_eq!(env(logger, "LEVEL").as_deref(), Some("info"));
+    assert_eq!(env(logger, "K_REVISION").as_deref(), Some("cart-00001"));
+    assert!(logger.ports.is_none() && logger.readiness_probe.is_none());
+}
+
+#[test]
 fn unsupported_fields_make_a_service_not_ready() {
     let (mut svc, cfg, route) = owned();
     svc.spec.template = serde_json::from_value(json!({
-        "spec": {"hostNetwork": true, "containers": [{"image": "cart:v1"}]}
+        "metadata": {"annotations": {"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}},
+        "spec": {"containers": [{"image": "cart:v1"}]}
     }))
     .expect("template");
     let st = service_status(&svc, Some(&cfg), Some(&route), &at(10));
@@ -1398,7 +1451,7 @@ fn unsupported_fields_make_a_service_not_ready() {
     );
     assert!(
         message(&st.status, READY)
-            .starts_with("spec.template.spec.hostNetwork: is not supported by Ferry"),
+            .starts_with("spec.template.metadata.annotations[\"autoscaling.knative.dev/class\"]: is not supported by Ferry"),
         "{}",
         message(&st.status, READY)
     );

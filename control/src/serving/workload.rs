@@ -1,10 +1,10 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ferry_api::duck::{ConditionStatus, Status};
 use ferry_api::serving::autoscaling::AUTOSCALING_PREFIX;
 use ferry_api::serving::{
-    CONFIGURATION_LABEL, DEFAULT_CONTAINER_NAME, DEFAULT_TIMEOUT_SECONDS, Revision, RevisionStatus,
-    SERVICE_LABEL, revision_conditions,
+    CONFIGURATION_LABEL, DEFAULT_TIMEOUT_SECONDS, Revision, RevisionStatus, SERVICE_LABEL,
+    revision_conditions,
 };
 use ferry_api::validation::Unsupported;
 use k8s_openapi::api::apps::v1::{
@@ -26,12 +26,11 @@ use super::owned::*;
 // Revision → Deployment + Service
 // ---------------------------------------------------------------------------------------------
 
-/// The port a revision serves on: its container's first `containerPort`, else 8080.
+/// The port a revision serves on: its serving container's `containerPort`, else 8080.
 pub fn user_port(rev: &Revision) -> i32 {
     rev.spec
-        .containers
-        .first()
-        .and_then(|c| c.ports.first())
+        .serving_container()
+        .and_then(|(_, c)| c.ports.first())
         .map(|p| p.container_port)
         .filter(|p| *p != 0)
         .unwrap_or(DEFAULT_USER_PORT)
@@ -99,91 +98,92 @@ fn aim_probe(probe: &mut Probe, port: i32) {
     }
 }
 
-/// The pod's one container: the revision's container (supported fields only), serving on
-/// `port` with `PORT` and Knative's `K_REVISION`, `K_CONFIGURATION`, `K_SERVICE` set.
-fn user_container(
-    rev: &Revision,
-    port: i32,
-    dropped: &BTreeSet<String>,
-) -> Result<PodContainer, String> {
-    let [c] = rev.spec.containers.as_slice() else {
-        return Err(format!(
-            "spec.containers: has {} containers; a revision runs exactly one",
-            rev.spec.containers.len()
-        ));
-    };
-    let mut json = serde_json::to_value(c).map_err(|e| format!("spec.containers[0]: {e}"))?;
+/// Container `i` of the revision as a pod container, named as Knative defaults it, with
+/// Knative's `K_REVISION`, `K_CONFIGURATION`, `K_SERVICE`; the serving container also serves on
+/// `port` with `PORT` set and gets Knative's default readiness probe (a TCP connect to it).
+fn pod_container(rev: &Revision, i: usize, port: i32) -> Result<PodContainer, String> {
+    let at = format!("spec.containers[{i}]");
+    let c = &rev.spec.containers[i];
+    let mut json = serde_json::to_value(c).map_err(|e| format!("{at}: {e}"))?;
     if let Value::Object(fields) = &mut json {
-        fields.retain(|k, _| !dropped.contains(&format!("spec.containers[0].{k}")));
-        let name = c.name.as_deref().unwrap_or(DEFAULT_CONTAINER_NAME);
-        fields.insert("name".to_owned(), Value::String(name.to_owned()));
+        fields.insert("name".to_owned(), Value::String(rev.spec.container_name(i)));
     }
     let mut container: PodContainer = serde_json::from_value(json)
-        .map_err(|e| format!("spec.containers[0]: {e}; fix the container's fields"))?;
-    container.ports = Some(vec![ContainerPort {
-        name: Some(USER_PORT_NAME.to_owned()),
-        container_port: port,
-        ..ContainerPort::default()
-    }]);
+        .map_err(|e| format!("{at}: {e}; fix the container's fields"))?;
+    let serving = rev.spec.serving_container().map(|(s, _)| s) == Some(i);
     let label = |key: &str| rev.labels().get(key).cloned().unwrap_or_default();
-    let env = container.env.get_or_insert_with(Vec::new);
-    for (name, value) in [
-        ("PORT", port.to_string()),
+    let mut env = vec![
         ("K_REVISION", rev.name_any()),
         ("K_CONFIGURATION", label(CONFIGURATION_LABEL)),
         ("K_SERVICE", label(SERVICE_LABEL)),
-    ] {
-        env.push(EnvVar {
+    ];
+    if serving {
+        container.ports = Some(vec![ContainerPort {
+            name: Some(USER_PORT_NAME.to_owned()),
+            container_port: port,
+            ..ContainerPort::default()
+        }]);
+        env.insert(0, ("PORT", port.to_string()));
+        // Knative's default readiness probe is a TCP connect to the user port. Without a
+        // queue-proxy the kubelet runs it, every second, so a scale from zero is seen quickly.
+        container.readiness_probe.get_or_insert_with(|| Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(port),
+                host: None,
+            }),
+            period_seconds: Some(1),
+            success_threshold: Some(1),
+            ..Probe::default()
+        });
+        for probe in [
+            &mut container.readiness_probe,
+            &mut container.liveness_probe,
+            &mut container.startup_probe,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            aim_probe(probe, port);
+        }
+    }
+    container
+        .env
+        .get_or_insert_with(Vec::new)
+        .extend(env.into_iter().map(|(name, value)| EnvVar {
             name: name.to_owned(),
             value: Some(value),
             value_from: None,
-        });
-    }
+        }));
     container
         .termination_message_policy
         .get_or_insert_with(|| "FallbackToLogsOnError".to_owned());
-    // Knative's default readiness probe is a TCP connect to the user port. Without a
-    // queue-proxy the kubelet runs it, every second, so a scale from zero is seen quickly.
-    container.readiness_probe.get_or_insert_with(|| Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::Int(port),
-            host: None,
-        }),
-        period_seconds: Some(1),
-        success_threshold: Some(1),
-        ..Probe::default()
-    });
-    for probe in [
-        &mut container.readiness_probe,
-        &mut container.liveness_probe,
-        &mut container.startup_probe,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        aim_probe(probe, port);
-    }
     Ok(container)
 }
 
-/// The pod spec: the revision's passed-through pod fields, its service account and pull
-/// secrets, the container, and `terminationGracePeriodSeconds = timeoutSeconds`.
-fn pod_spec(
-    rev: &Revision,
-    container: PodContainer,
-    dropped: &BTreeSet<String>,
-) -> Result<PodSpec, String> {
+/// The pod spec: the revision's PodSpec fields, its service account and pull secrets, every
+/// container (the serving one first, as Knative orders them), and
+/// `terminationGracePeriodSeconds = timeoutSeconds`.
+fn pod_spec(rev: &Revision, port: i32) -> Result<PodSpec, String> {
+    let Some((serving, _)) = rev.spec.serving_container() else {
+        return Err(
+            "spec.containers: no container names the serving port; give exactly one container `ports`"
+                .to_owned(),
+        );
+    };
     let mut fields: Map<String, Value> = rev
         .spec
         .pod
         .iter()
-        .filter(|(k, _)| !dropped.contains(&format!("spec.{k}")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     fields.insert("containers".to_owned(), Value::Array(Vec::new()));
     let mut pod: PodSpec = serde_json::from_value(Value::Object(fields))
         .map_err(|e| format!("spec: {e}; fix the pod fields"))?;
-    pod.containers = vec![container];
+    let order =
+        std::iter::once(serving).chain((0..rev.spec.containers.len()).filter(|&i| i != serving));
+    pod.containers = order
+        .map(|i| pod_container(rev, i, port))
+        .collect::<Result<_, _>>()?;
     pod.service_account_name = rev.spec.service_account_name.clone();
     pod.image_pull_secrets =
         (!rev.spec.image_pull_secrets.is_empty()).then(|| rev.spec.image_pull_secrets.clone());
@@ -197,20 +197,14 @@ fn pod_spec(
 /// The Deployment that runs a revision (Knative `MakeDeployment`, without the queue-proxy:
 /// Ferry's dispatcher does its work). Named `<revision>-deployment`, controlled by the
 /// Revision, `replicas` as the autoscaler decided, a rolling update that never takes a ready
-/// pod away first, and a 600 s progress deadline. Fields the revision sets but Ferry does not
-/// support are left out (the revision's status names them).
+/// pod away first, and a 600 s progress deadline. Sidecars run beside the serving container
+/// (Knative's multi-container revisions).
 ///
 /// # Errors
-/// The revision does not have exactly one container, or a passed-through field does not fit
-/// the Kubernetes schema.
+/// No container names the serving port, or a field does not fit the Kubernetes schema.
 pub fn deployment_for(rev: &Revision, replicas: i32) -> Result<Deployment, String> {
     let port = user_port(rev);
-    let dropped: BTreeSet<String> = rev
-        .unsupported_fields()
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
-    let pod = pod_spec(rev, user_container(rev, port, &dropped)?, &dropped)?;
+    let pod = pod_spec(rev, port)?;
     let labels = workload_labels(rev);
     let annotations = workload_annotations(rev);
     let mut pod_annotations = annotations.clone();

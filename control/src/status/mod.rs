@@ -21,6 +21,7 @@ use ferry_api::messaging::{
 };
 use ferry_api::resource::Resource;
 use ferry_api::sources::{KafkaSource, KafkaSourceStatus};
+use ferry_api::validation::Context;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -79,7 +80,12 @@ pub struct Observed {
 /// Problems with the spec itself: validation errors first, then unsupported fields. `None`
 /// when the spec is fine.
 pub fn spec_problem(resource: &Resource) -> Option<(&'static str, String)> {
-    if let Err(errors) = resource.validate() {
+    spec_problem_in(resource, &Context::default())
+}
+
+/// [`spec_problem`] with the cluster's settings in `cx` (`config-features`).
+pub fn spec_problem_in(resource: &Resource, cx: &Context) -> Option<(&'static str, String)> {
+    if let Err(errors) = resource.validate_in(cx) {
         return Some((INVALID_SPEC, errors.to_string().replace('\n', "; ")));
     }
     let unsupported = resource.unsupported_fields();

@@ -270,7 +270,7 @@ fn broker_rows() {
             url: None,
         },
         Row {
-            name: "spec.config is a Secret: InvalidSpec, address withdrawn",
+            name: "spec.config is a Secret: unsupported, address withdrawn",
             spec: json!({"config": {"apiVersion": "v1", "kind": "Secret", "name": "creds"}}),
             prior: Some(json!({
                 "address": {"url": "http://ingress.ferry.svc/ns/orders"},
@@ -278,8 +278,8 @@ fn broker_rows() {
             })),
             obs: obs(APPLIED, topic()),
             ingress: INGRESS,
-            ready: (F, Some(INVALID_SPEC)),
-            message: "spec.config: refers to v1 Secret, but Ferry reads broker settings from a ConfigMap",
+            ready: (F, Some(UNSUPPORTED_FIELD)),
+            message: "spec.config: is not supported by Ferry; it refers to v1 Secret, but Ferry reads broker settings from a ConfigMap",
             conditions: &[],
             url: None,
         },

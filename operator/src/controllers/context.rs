@@ -22,6 +22,9 @@ use crate::args::Args;
 use crate::autoscale::ScaleBoard;
 use crate::error::{Error, Result};
 use crate::http::Metrics;
+use ferry_api::serving::features::Features;
+use ferry_api::validation::Context as ValidationContext;
+
 use crate::publisher::Publisher;
 use crate::tasks::stopped;
 use crate::topics::Topics;
@@ -47,6 +50,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// What the autoscaler loop decided.
     pub scale: Arc<ScaleBoard>,
+    /// The cluster's `config-features` flags (`--features-configmap`).
+    features: Mutex<Features>,
 }
 
 impl Context {
@@ -69,7 +74,29 @@ impl Context {
             metrics,
             failures: Mutex::new(HashMap::new()),
             scale: Arc::default(),
+            features: Mutex::default(),
         }
+    }
+
+    /// What validation depends on in this cluster: its `config-features` flags.
+    pub fn validation(&self) -> ValidationContext {
+        ValidationContext {
+            features: self
+                .features
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
+    /// Replaces the `config-features` flags; `true` when they changed.
+    pub(super) fn set_features(&self, features: Features) -> bool {
+        let mut current = self.features.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == features {
+            return false;
+        }
+        *current = features;
+        true
     }
 
     /// The time conditions are stamped with.

@@ -7,13 +7,12 @@
 //!
 //! The kinds: the eventing ones in `eventing/` (Brokers and KafkaChannels own a topic, Triggers
 //! and Subscriptions a consumer group, KafkaSources read their Secrets), the serving ones in
-//! `serving.rs`. The publisher and the broker-defaults loop wake eventing controllers through
-//! bounded queues (`wake.rs`).
+//! `serving.rs`. The publisher and the settings loop (`config-br-defaults`, `config-features`)
+//! wake controllers through bounded queues (`wake.rs`).
 //!
-//! [`run()`] starts them with the publisher, the dispatcher poll, the broker-defaults loop and
+//! [`run()`] starts them with the publisher, the dispatcher poll, the settings loop and
 //! the autoscaler, and drains them all when told to stop.
 
-mod broker_defaults;
 mod context;
 mod eventing;
 mod reflectors;
@@ -21,6 +20,7 @@ mod run;
 #[cfg(test)]
 mod run_tests;
 mod serving;
+mod settings;
 #[cfg(test)]
 mod tests;
 mod wake;

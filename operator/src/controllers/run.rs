@@ -18,7 +18,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use super::context::Context;
-use super::{broker_defaults, eventing, reflectors, serving, wake};
+use super::{eventing, reflectors, serving, settings, wake};
 use crate::args::Args;
 use crate::autoscale::ScaleLoop;
 use crate::contract_secret::ContractSecret;
@@ -49,10 +49,15 @@ pub async fn run(
     ));
     let (stop_work, stopping) = watch::channel(false);
     let mut work = Tasks::default();
-    let (queues, receivers) = wake::queues();
+    let (queues, receivers, serving_receivers) = wake::queues();
     let controllers = eventing::controllers(&ctx, &reflectors, receivers, &stopping)
         .into_iter()
-        .chain(serving::controllers(&ctx, &reflectors, &stopping));
+        .chain(serving::controllers(
+            &ctx,
+            &reflectors,
+            serving_receivers,
+            &stopping,
+        ));
     for (name, controller) in controllers {
         work.spawn(name, controller);
     }
@@ -110,9 +115,10 @@ fn spawn_loops(
     let poll =
         crate::dispatchers::follow_applied(admins, args.dispatcher_poll, applied, stop.clone());
     work.spawn("dispatcher poll", poll);
-    let defaults =
-        broker_defaults::follow(ctx.clone(), queues.brokers, queues.triggers, stop.clone());
-    work.spawn("broker defaults", defaults);
+    work.spawn(
+        "settings",
+        settings::follow(ctx.clone(), queues, stop.clone()),
+    );
     work.spawn("autoscaler", autoscaler(ctx, stop.clone()));
 }
 

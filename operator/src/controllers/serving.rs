@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use ferry_api::autoscaler::RevisionScaling;
-use ferry_api::duck::{Condition, ConditionStatus, READY};
+use ferry_api::duck::{Condition, ConditionStatus, READY, Status};
 use ferry_api::serving::autoscaling::AutoscalingAnnotations;
 use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use super::context::{Context, Named, apply_status, configured, error_policy, instrumented, named};
 use super::reflectors::Reflectors;
+use super::wake::ServingReceivers;
 use crate::MANAGER;
 use crate::error::{Error, Result};
 use crate::serving;
@@ -27,16 +29,20 @@ use crate::serving;
 pub(super) fn controllers(
     ctx: &Arc<Context>,
     kinds: &Reflectors,
+    queues: ServingReceivers,
     stop: &watch::Receiver<bool>,
 ) -> Vec<Named> {
     let services = configured(kinds.services.controller(), ctx, stop)
+        .reconcile_on(queues.services)
         .owns_shared_stream(kinds.configurations.subscribe())
         .owns_shared_stream(kinds.routes.subscribe())
         .run(reconcile_service, error_policy, ctx.clone());
     let configurations = configured(kinds.configurations.controller(), ctx, stop)
+        .reconcile_on(queues.configurations)
         .owns_shared_stream(kinds.revisions.subscribe())
         .run(reconcile_configuration, error_policy, ctx.clone());
     let revisions = configured(kinds.revisions.controller(), ctx, stop)
+        .reconcile_on(queues.revisions)
         .owns_shared_stream(kinds.deployments.subscribe())
         .run(reconcile_revision, error_policy, ctx.clone());
     let (by_config, by_revision) = (kinds.routes.store.clone(), kinds.routes.store.clone());
@@ -121,8 +127,10 @@ pub(super) async fn reconcile_service(
             // Owner references delete the Configuration and Route with it.
             return Ok(Action::await_change());
         }
-        let problem =
-            crate::status::spec_problem(&ferry_api::resource::Resource::Service((*svc).clone()));
+        let problem = crate::status::spec_problem_in(
+            &ferry_api::resource::Resource::Service((*svc).clone()),
+            &ctx.validation(),
+        );
         if problem.is_none() {
             apply_owned(&ctx, &ns, &serving::configuration_for(&svc)).await?;
             apply_owned(&ctx, &ns, &serving::route_for(&svc)).await?;
@@ -133,7 +141,9 @@ pub(super) async fn reconcile_service(
             .configurations
             .get(&ObjectRef::new(&name).within(&ns));
         let route = ctx.stores.routes.get(&ObjectRef::new(&name).within(&ns));
-        let status = serving::service_status(&svc, cfg.as_deref(), route.as_deref(), &ctx.now());
+        let mut status =
+            serving::service_status(&svc, cfg.as_deref(), route.as_deref(), &ctx.now());
+        mark_problem(&mut status.status, problem, &ctx.now());
         apply_status(&ctx, &*svc, svc.status.as_ref(), &status).await?;
         Ok(Action::await_change())
     })
@@ -216,10 +226,13 @@ pub(super) async fn reconcile_revision(rev: Arc<Revision>, ctx: Arc<Context>) ->
             .deployments
             .get(&ObjectRef::new(&serving::deployment_name(&name)).within(&ns));
         let replicas = desired_replicas(&ctx, &rev, deployment.as_deref());
-        let problem =
-            crate::status::spec_problem(&ferry_api::resource::Resource::Revision((*rev).clone()));
+        let problem = crate::status::spec_problem_in(
+            &ferry_api::resource::Resource::Revision((*rev).clone()),
+            &ctx.validation(),
+        );
         let mut build_error = None;
-        if problem.is_none() {
+        let invalid = problem.is_some();
+        if !invalid {
             match serving::deployment_for(&rev, replicas) {
                 Ok(d) => apply_owned(&ctx, &ns, &d).await?,
                 Err(e) => build_error = Some(e),
@@ -246,21 +259,23 @@ pub(super) async fn reconcile_revision(rev: Arc<Revision>, ctx: Arc<Context>) ->
             desired_replicas: Some(replicas),
         };
         let mut status = serving::revision_status(&rev, &seen, &ctx.now());
-        if let Some(message) = build_error {
-            status.status.set_condition(
-                Condition::new(
-                    READY,
-                    ConditionStatus::False,
-                    Some("InvalidSpec"),
-                    Some(&message),
-                ),
-                &ctx.now(),
-            );
-        }
+        let build_problem = build_error.map(|message| ("InvalidSpec", message));
+        mark_problem(&mut status.status, problem.or(build_problem), &ctx.now());
         apply_status(&ctx, &*rev, rev.status.as_ref(), &status).await?;
         Ok(Action::await_change())
     })
     .await
+}
+
+/// `Ready=False` with the spec's problem (Knative's webhook would have refused the object;
+/// here the status says why nothing runs).
+fn mark_problem(status: &mut Status, problem: Option<(&str, String)>, now: &Time) {
+    if let Some((reason, message)) = problem {
+        status.set_condition(
+            Condition::new(READY, ConditionStatus::False, Some(reason), Some(&message)),
+            now,
+        );
+    }
 }
 
 pub(super) async fn reconcile_route(route: Arc<Route>, ctx: Arc<Context>) -> Result<Action> {

@@ -1259,6 +1259,73 @@ mod serving {
     }
 
     #[tokio::test]
+    async fn a_field_behind_a_disabled_flag_runs_nothing_until_config_features_enables_it() {
+        let mut cluster = Cluster::without_log();
+        let mut rev = revision();
+        rev.spec
+            .pod
+            .insert("nodeSelector".into(), json!({"disk": "ssd"}));
+
+        // Knative's default: kubernetes.podspec-nodeselector is disabled. No Deployment, no
+        // Service; the status names the field and the flag.
+        let run = cluster.reconcile(reconcile_revision, &rev);
+        let (status, _) = cluster
+            .api
+            .status(&format!("{SERVING}/revisions"), &rev)
+            .await;
+        let (ready, reason) = condition(&status, "Ready");
+        assert_eq!((ready, reason), ("False", "InvalidSpec"));
+        let message = status["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("spec.nodeSelector: must not set the field(s)")
+                && message.contains("kubernetes.podspec-nodeselector: enabled"),
+            "{message}"
+        );
+        cluster
+            .api
+            .event("cart-00001", "Warning", "InvalidSpec")
+            .await;
+        assert_eq!(finished(run).await, Action::await_change());
+
+        // The cluster's config-features turns the flag on: the field reaches the pods.
+        let (features, _) = ferry_api::serving::features::Features::from_data(
+            &[(
+                "kubernetes.podspec-nodeselector".to_owned(),
+                "enabled".to_owned(),
+            )]
+            .into(),
+        );
+        assert!(cluster.ctx.set_features(features.clone()));
+        assert!(!cluster.ctx.set_features(features), "unchanged");
+        let run = cluster.reconcile(reconcile_revision, &rev);
+        let deployment = cluster
+            .api
+            .applied(
+                "/apis/apps/v1/namespaces/ns/deployments",
+                "cart-00001-deployment",
+            )
+            .await;
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["nodeSelector"],
+            json!({"disk": "ssd"})
+        );
+        cluster
+            .api
+            .applied("/api/v1/namespaces/ns/services", "cart-00001")
+            .await;
+        cluster
+            .api
+            .status(&format!("{SERVING}/revisions"), &rev)
+            .await;
+        assert_eq!(finished(run).await, Action::await_change());
+    }
+
+    #[tokio::test]
     async fn a_route_sends_its_traffic_to_the_latest_ready_revision() {
         let mut cluster = Cluster::without_log();
         let cfg = with_status(

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use ferry_api::contract::ObjectRef as ContractRef;
 use ferry_api::eventing::{Broker, Trigger};
 use ferry_api::messaging::{KafkaChannel, Subscription};
+use ferry_api::serving::{Configuration, KnativeService, Revision};
 use ferry_api::sources::KafkaSource;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
@@ -70,6 +71,9 @@ pub(super) struct Queues {
     pub channels: Queue<KafkaChannel>,
     pub subscriptions: Queue<Subscription>,
     pub sources: Queue<KafkaSource>,
+    pub services: Queue<KnativeService>,
+    pub configurations: Queue<Configuration>,
+    pub revisions: Queue<Revision>,
 }
 
 /// Their receiving ends, one per controller.
@@ -81,19 +85,29 @@ pub(super) struct Receivers {
     pub sources: Receiver<KafkaSource>,
 }
 
+/// The serving controllers' receiving ends.
+pub(super) struct ServingReceivers {
+    pub services: Receiver<KnativeService>,
+    pub configurations: Receiver<Configuration>,
+    pub revisions: Receiver<Revision>,
+}
+
 /// A queue of `K`, boxed receiver.
 fn queue<K: Resource<DynamicType = ()> + 'static>() -> (Queue<K>, Receiver<K>) {
     let (queue, receiver) = Queue::bounded();
     (queue, Box::pin(receiver))
 }
 
-/// The eventing controllers' queues, and their receiving ends.
-pub(super) fn queues() -> (Queues, Receivers) {
+/// The controllers' queues, and their receiving ends.
+pub(super) fn queues() -> (Queues, Receivers, ServingReceivers) {
     let (brokers, brokers_rx) = queue();
     let (triggers, triggers_rx) = queue();
     let (channels, channels_rx) = queue();
     let (subscriptions, subscriptions_rx) = queue();
     let (sources, sources_rx) = queue();
+    let (services, services_rx) = queue();
+    let (configurations, configurations_rx) = queue();
+    let (revisions, revisions_rx) = queue();
     (
         Queues {
             brokers,
@@ -101,6 +115,9 @@ pub(super) fn queues() -> (Queues, Receivers) {
             channels,
             subscriptions,
             sources,
+            services,
+            configurations,
+            revisions,
         },
         Receivers {
             brokers: brokers_rx,
@@ -108,6 +125,11 @@ pub(super) fn queues() -> (Queues, Receivers) {
             channels: channels_rx,
             subscriptions: subscriptions_rx,
             sources: sources_rx,
+        },
+        ServingReceivers {
+            services: services_rx,
+            configurations: configurations_rx,
+            revisions: revisions_rx,
         },
     )
 }
@@ -201,7 +223,7 @@ mod tests {
         }))
         .expect("subscription");
         writer.apply_watcher_event(&Event::Apply(sub));
-        let (queues, mut rx) = queues();
+        let (queues, mut rx, _) = queues();
         let wakers = Wakers::new(&queues, subs);
         wakers.wake(&ContractRef::new("Broker", "ns", "b")).await;
         wakers
@@ -224,7 +246,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_queue_makes_the_sender_wait_and_loses_nothing() {
-        let (queues, mut rx) = queues();
+        let (queues, mut rx, _) = queues();
         let sender = tokio::spawn(async move {
             for i in 0..QUEUE_CAPACITY + 10 {
                 queues.triggers.send("ns", &format!("t{i}")).await;
