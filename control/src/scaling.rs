@@ -154,6 +154,38 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_created_at_zero_stays_there_until_demand_then_starts() {
+        let settings = Settings::from_config_map(
+            &[
+                ("allow-zero-initial-scale".to_owned(), "true".to_owned()),
+                ("initial-scale".to_owned(), "0".to_owned()),
+            ]
+            .into(),
+        )
+        .expect("valid settings");
+        let mut scalers = Scalers::default();
+        let none = BTreeMap::new();
+        let idle = BTreeMap::new();
+        // Never started, no traffic: it stays at zero tick after tick.
+        for now in [0, 2_000, 4_000] {
+            let d = scalers.tick(now, &settings, &[input("ns/r", &none, 0)], &idle);
+            assert_eq!(d[0].1.desired, 0, "at {now} ms: {:?}", d[0].1);
+        }
+        // A burst is held at the activator: the held requests are demand and start it.
+        let held: BTreeMap<String, RevisionStats> = [(
+            "ns/r".to_owned(),
+            RevisionStats {
+                revision: "ns/r".into(),
+                waiting: 50,
+                ..Default::default()
+            },
+        )]
+        .into();
+        let d = scalers.tick(5_000, &settings, &[input("ns/r", &none, 0)], &held);
+        assert!(d[0].1.desired >= 1, "{:?}", d[0].1);
+    }
+
+    #[test]
     fn ticks_are_due_on_time_or_on_demand_at_zero() {
         let tick = Duration::from_secs(2);
         assert!(tick_due(None, tick, false));

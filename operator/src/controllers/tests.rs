@@ -18,6 +18,7 @@ use ferry_api::messaging::{KafkaChannel, Subscription};
 use ferry_api::serving::{Configuration, Revision};
 use ferry_api::sources::KafkaSource;
 use http::{Method, Request, Response};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::runtime::controller::Action;
@@ -236,6 +237,7 @@ struct Writers {
     sources: Writer<KafkaSource>,
     configurations: Writer<Configuration>,
     revisions: Writer<Revision>,
+    deployments: Writer<Deployment>,
 }
 
 /// A store that has seen its initial (empty) list.
@@ -280,6 +282,7 @@ impl Cluster {
         let (sources, sources_w) = synced();
         let (configurations, configurations_w) = synced();
         let (revisions, revisions_w) = synced();
+        let (deployments, deployments_w) = synced();
         let stores = Stores {
             brokers,
             triggers,
@@ -290,7 +293,7 @@ impl Cluster {
             configurations,
             revisions,
             routes: synced().0,
-            deployments: synced().0,
+            deployments,
             endpoints: synced().0,
         };
         let topics = Topics::new(bootstrap).expect("a Kafka admin client");
@@ -316,6 +319,7 @@ impl Cluster {
                 sources: sources_w,
                 configurations: configurations_w,
                 revisions: revisions_w,
+                deployments: deployments_w,
             },
         }
     }
@@ -1255,6 +1259,66 @@ mod serving {
         );
         assert_eq!(condition(&status, "Ready"), ("Unknown", "Deploying"));
         assert_eq!(status["desiredReplicas"], 1);
+        assert_eq!(finished(run).await, Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn a_revision_created_at_zero_gets_no_pod_and_is_ready() {
+        let mut cluster = Cluster::without_log();
+        cluster.ctx.scale.set_settings(
+            ferry_api::autoscaler::Settings::from_config_map(
+                &[
+                    ("allow-zero-initial-scale".to_owned(), "true".to_owned()),
+                    ("initial-scale".to_owned(), "0".to_owned()),
+                ]
+                .into(),
+            )
+            .expect("valid settings"),
+        );
+        let rev = revision();
+        let run = cluster.reconcile(reconcile_revision, &rev);
+        let deployment = cluster
+            .api
+            .applied(
+                "/apis/apps/v1/namespaces/ns/deployments",
+                "cart-00001-deployment",
+            )
+            .await;
+        assert_eq!(deployment["spec"]["replicas"], 0);
+        cluster
+            .api
+            .applied("/api/v1/namespaces/ns/services", "cart-00001")
+            .await;
+        let (status, _) = cluster
+            .api
+            .status(&format!("{SERVING}/revisions"), &rev)
+            .await;
+        assert_eq!(status["desiredReplicas"], 0);
+        finished(run).await;
+
+        // The Deployment exists at zero replicas and never had a pod: the revision is Ready
+        // (Knative: created at zero, the first request starts it), only Active=False.
+        let d: Deployment = from_json(deployment);
+        put(&mut cluster.put.deployments, &d);
+        let run = cluster.reconcile(reconcile_revision, &rev);
+        cluster
+            .api
+            .applied(
+                "/apis/apps/v1/namespaces/ns/deployments",
+                "cart-00001-deployment",
+            )
+            .await;
+        cluster
+            .api
+            .applied("/api/v1/namespaces/ns/services", "cart-00001")
+            .await;
+        let (status, _) = cluster
+            .api
+            .status(&format!("{SERVING}/revisions"), &rev)
+            .await;
+        assert_eq!(condition(&status, "Ready").0, "True", "{status}");
+        assert_eq!(condition(&status, "Active").0, "False", "{status}");
+        cluster.api.event("cart-00001", "Normal", "Ready").await;
         assert_eq!(finished(run).await, Action::await_change());
     }
 
