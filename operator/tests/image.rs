@@ -18,7 +18,9 @@ fn repo() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} cannot start: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -157,10 +159,7 @@ fn archives_are_valid_run_in_their_root_filesystem_and_load_into_containerd() {
         .arg("--out")
         .arg(out_dir.path()));
     let listed = String::from_utf8_lossy(&built.stdout).into_owned();
-    let archives: Vec<(&str, &str)> = listed
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .collect();
+    let archives: Vec<(&str, &str)> = listed.lines().filter_map(|l| l.split_once('\t')).collect();
     assert_eq!(archives.len(), 2, "{listed}");
 
     for (archive, _) in &archives {
@@ -177,9 +176,12 @@ fn archives_are_valid_run_in_their_root_filesystem_and_load_into_containerd() {
             "import {archive}: {}",
             String::from_utf8_lossy(&imported.stderr)
         );
-        let images = String::from_utf8_lossy(&containerd.ctr(&["images", "ls", "-q"]).stdout)
-            .into_owned();
-        assert!(images.lines().any(|l| l == *reference), "{reference} in {images}");
+        let images =
+            String::from_utf8_lossy(&containerd.ctr(&["images", "ls", "-q"]).stdout).into_owned();
+        assert!(
+            images.lines().any(|l| l == *reference),
+            "{reference} in {images}"
+        );
     }
     // The Ferry image runs from containerd as the chart runs it: read-only root, its user.
     let (_, ferry) = archives[0];
