@@ -195,6 +195,33 @@ pub enum Error {
         /// What failed.
         problem: String,
     },
+    /// A produced batch whose records do not decode into what its header declares (count,
+    /// offset deltas 0, 1, 2, …, lengths inside the batch).
+    #[error("record batch at byte {at} does not hold the records its header declares: {problem}")]
+    BatchRecords {
+        /// Offset of the batch in the buffer.
+        at: usize,
+        /// What does not match.
+        problem: String,
+    },
+    /// A control batch (a transaction marker) sent by a producer.
+    #[error(
+        "record batch at byte {at} is a control batch; clients may not write control records (Ferry's broker has no transactions)"
+    )]
+    ControlBatch {
+        /// Offset of the batch in the buffer.
+        at: usize,
+    },
+    /// A batch with a producer id but no sequence number.
+    #[error(
+        "record batch at byte {at} has producer id {producer_id} but no base sequence; an idempotent producer numbers its batches"
+    )]
+    BatchSequence {
+        /// Offset of the batch in the buffer.
+        at: usize,
+        /// The producer id.
+        producer_id: i64,
+    },
     /// A batch larger than the topic's `max.message.bytes`.
     #[error(
         "a record batch of {size} bytes exceeds max.message.bytes ({max}); send smaller batches or raise the topic's max.message.bytes"
@@ -338,8 +365,12 @@ impl Error {
             Error::OffsetOutOfRange { .. } | Error::DeleteBeyondHighWatermark { .. } => {
                 code::OFFSET_OUT_OF_RANGE
             }
-            Error::BatchCrc { .. } | Error::BatchCodec { .. } => code::CORRUPT_MESSAGE,
+            Error::BatchCrc { .. } | Error::BatchCodec { .. } | Error::BatchRecords { .. } => {
+                code::CORRUPT_MESSAGE
+            }
             Error::BatchTruncated { .. }
+            | Error::ControlBatch { .. }
+            | Error::BatchSequence { .. }
             | Error::BatchLength { .. }
             | Error::BatchMagic { .. }
             | Error::BatchCounts { .. } => code::INVALID_RECORD,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -29,6 +30,9 @@ pub struct Metrics {
     fsync_failures: Counter,
     sasl_authentications: Family<[(&'static str, String); 2], Counter>,
     tls_handshake_failures: Counter,
+    connections_open: Gauge,
+    connections_refused: Family<Labels, Counter>,
+    connections_timed_out: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -45,6 +49,9 @@ impl Default for Metrics {
             fsync_failures: Counter::default(),
             sasl_authentications: Family::default(),
             tls_handshake_failures: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Family::default(),
+            connections_timed_out: Family::default(),
         };
         // `field: help`, one a metric: registers `m.field` as `ferry_broker_<field>`.
         macro_rules! register {
@@ -63,6 +70,9 @@ impl Default for Metrics {
             fsync_failures: "Failed fsyncs of a partition log; each stops (fences) its partition's writes until a restart",
             sasl_authentications: "SASL authentications, per mechanism and result (success or failure)",
             tls_handshake_failures: "TLS handshakes on the Kafka listener that failed or timed out",
+            connections_open: "Open connections on the Kafka listener",
+            connections_refused: "Connections closed at accept, per cap reached (max_connections, max_connections_per_ip)",
+            connections_timed_out: "Connections closed by a deadline: idle, request_read or sasl_login",
         }
         m
     }
@@ -122,6 +132,31 @@ impl Metrics {
         self.tls_handshake_failures.inc();
     }
 
+    /// Counts a connection admitted (open until [`Metrics::connection_closed`]).
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// Counts an admitted connection's end.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// Counts a connection refused at accept because the cap `reason` was reached.
+    pub fn connection_refused(&self, reason: &str) {
+        self.connections_refused
+            .get_or_create(&[("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts a connection closed by the deadline `reason` (`idle`, `request_read`,
+    /// `sasl_login`).
+    pub fn connection_timed_out(&self, reason: &str) {
+        self.connections_timed_out
+            .get_or_create(&[("reason", reason.to_owned())])
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -147,6 +182,9 @@ mod tests {
         m.authenticated("SCRAM-SHA-512", true);
         m.authenticated("PLAIN", false);
         m.tls_handshake_failed();
+        m.connection_opened();
+        m.connection_refused("max_connections");
+        m.connection_timed_out("idle");
         let text = m.render();
         for want in [
             "ferry_broker_bytes_in_total{topic=\"orders\"} 300",
@@ -159,6 +197,9 @@ mod tests {
             "ferry_broker_sasl_authentications_total{mechanism=\"SCRAM-SHA-512\",result=\"success\"} 1",
             "ferry_broker_sasl_authentications_total{mechanism=\"PLAIN\",result=\"failure\"} 1",
             "ferry_broker_tls_handshake_failures_total 1",
+            "ferry_broker_connections_open 1",
+            "ferry_broker_connections_refused_total{reason=\"max_connections\"} 1",
+            "ferry_broker_connections_timed_out_total{reason=\"idle\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -74,6 +74,24 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes` does.
     #[arg(long, default_value_t = 100 << 20)]
     pub max_request_bytes: usize,
+    /// Open connections accepted in all; more are closed at accept.
+    #[arg(long, default_value_t = 1000)]
+    pub max_connections: usize,
+    /// Open connections accepted from one client IP address (Kafka's
+    /// `max.connections.per.ip`); more are closed at accept.
+    #[arg(long, default_value_t = 200)]
+    pub max_connections_per_ip: usize,
+    /// A connection that sends no request for this long is closed (Kafka's
+    /// `connections.max.idle.ms`); one waiting for a response is not idle.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
+    pub connections_max_idle: Duration,
+    /// A request frame must arrive whole within this long of its first byte; a slower one
+    /// closes the connection.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    pub request_read_timeout: Duration,
+    /// With --sasl-users, a connection must authenticate within this long of connecting.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub sasl_login_timeout: Duration,
     /// How long the first rebalance of an empty group waits for more members.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
     pub group_initial_rebalance_delay: Duration,
@@ -216,6 +234,20 @@ impl BrokerConfig {
                 "--max-request-bytes must be ≥ 1024",
             ),
             (
+                self.max_connections == 0 || self.max_connections_per_ip == 0,
+                "--max-connections and --max-connections-per-ip must be ≥ 1",
+            ),
+            (
+                [
+                    self.connections_max_idle,
+                    self.request_read_timeout,
+                    self.sasl_login_timeout,
+                ]
+                .iter()
+                .any(|d| d.is_zero()),
+                "--connections-max-idle, --request-read-timeout and --sasl-login-timeout must be > 0 (e.g. 10m, 30s, 10s)",
+            ),
+            (
                 self.group_min_session_timeout > self.group_max_session_timeout,
                 "--group-min-session-timeout exceeds --group-max-session-timeout",
             ),
@@ -325,6 +357,44 @@ mod tests {
             config.flush,
             FlushPolicy::Interval(Duration::from_millis(5))
         );
+    }
+
+    #[test]
+    fn connection_bounds_default_and_parse() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        let c = BrokerConfig::local(dir, &[]).unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (1000, 200));
+        assert_eq!(c.connections_max_idle, Duration::from_secs(600));
+        assert_eq!(c.request_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.sasl_login_timeout, Duration::from_secs(10));
+        let c = BrokerConfig::local(
+            dir,
+            &[
+                "--max-connections",
+                "5",
+                "--max-connections-per-ip",
+                "2",
+                "--connections-max-idle",
+                "1m30s",
+                "--request-read-timeout",
+                "500ms",
+                "--sasl-login-timeout",
+                "2s",
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (5, 2));
+        assert_eq!(c.connections_max_idle, Duration::from_secs(90));
+        assert_eq!(c.request_read_timeout, Duration::from_millis(500));
+        assert_eq!(c.sasl_login_timeout, Duration::from_secs(2));
+        for flags in [
+            &["--max-connections", "0"][..],
+            &["--request-read-timeout", "0s"],
+        ] {
+            let c = BrokerConfig::local(dir, flags).unwrap();
+            let error = c.validate().unwrap_err().to_string();
+            assert!(error.contains(flags[0]), "{flags:?}: {error}");
+        }
     }
 
     #[test]

@@ -13,22 +13,32 @@
 //! halves, and with `--tls-cert` the accept loop runs the TLS handshake (bounded by
 //! `TLS_HANDSHAKE_TIMEOUT`) first. With `--sasl-users` each connection's [`SaslSession`]
 //! gates requests until the client authenticates.
+//!
+//! Bounds: the accept loop admits a connection only under the connection caps
+//! ([`admission`](super::admission)); frames are read as they arrive, never allocated from the
+//! claimed length ([`frames`](super::frames)); a connection is closed when it sends nothing for
+//! `--connections-max-idle` while no response is due, when a frame takes longer than
+//! `--request-read-timeout`, and, with SASL, when it has not authenticated
+//! `--sasl-login-timeout` after connecting.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::{Admission, Caps, Ticket};
 use super::broker::{Broker, Ctx, Respond};
+use super::frames::{self, Bad, Deadline, Frame};
 use super::sasl::SaslSession;
 use super::{metadata, route, versions};
 use crate::error::{Error, Result};
@@ -42,15 +52,23 @@ pub(super) async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
     let mut shutdown = broker.shutdown.clone();
     let mut conns = JoinSet::new();
     let tls = broker.security.tls.clone().map(TlsAcceptor::from);
+    let caps = Caps {
+        total: broker.config.max_connections,
+        per_ip: broker.config.max_connections_per_ip,
+    };
+    let admission = Admission::new(caps, broker.metrics.clone());
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over a cap: dropping the stream closes it.
+                    let Some(ticket) = admission.admit(peer.ip()) else { continue };
                     let _ = stream.set_nodelay(true);
+                    let b = broker.clone();
                     match &tls {
-                        None => conns.spawn(serve(broker.clone(), stream.into_split(), peer)),
-                        Some(tls) => conns.spawn(serve_tls(broker.clone(), tls.clone(), stream, peer)),
+                        None => conns.spawn(serve(b, stream.into_split(), peer, ticket)),
+                        Some(tls) => conns.spawn(serve_tls(b, tls.clone(), stream, peer, ticket)),
                     };
                 }
                 Err(e) => {
@@ -66,9 +84,15 @@ pub(super) async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
 }
 
 /// Runs the TLS handshake, then serves the connection like any other.
-async fn serve_tls(broker: Arc<Broker>, tls: TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
+async fn serve_tls(
+    broker: Arc<Broker>,
+    tls: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+) {
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-        Ok(Ok(stream)) => serve(broker, tokio::io::split(stream), peer).await,
+        Ok(Ok(stream)) => serve(broker, tokio::io::split(stream), peer, ticket).await,
         Ok(Err(e)) => {
             broker.metrics.tls_handshake_failed();
             tracing::warn!(%peer, error = %e, "TLS handshake failed; closing connection");
@@ -252,53 +276,29 @@ fn api_name(api: ApiKey) -> &'static str {
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send>>;
 
-/// Serves one connection, plaintext or TLS, until the client or shutdown ends it.
+/// Serves one connection, plaintext or TLS, until the client, a deadline or shutdown ends it.
 /// Takes the two halves of the connection: a plaintext socket splits without a lock
-/// (`into_split`), a TLS stream through `tokio::io::split`.
-async fn serve<R, W>(broker: Arc<Broker>, (mut rd, mut wr): (R, W), peer: SocketAddr)
+/// (`into_split`), a TLS stream through `tokio::io::split`. `_ticket` holds the connection's
+/// place under the connection caps until it ends.
+async fn serve<R, W>(broker: Arc<Broker>, (mut rd, wr): (R, W), peer: SocketAddr, _ticket: Ticket)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(async move {
-        while let Some(pending) = rx.recv().await {
-            match pending.await {
-                // acks=0 produce: nothing to send.
-                None => continue,
-                Some(frame) if frame.is_empty() => break,
-                Some(frame) => {
-                    if wr.write_all(&frame).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    // Requests sent to the writer and not yet answered: while any is, the client is not idle.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_responses(rx, wr, in_flight.clone()));
     let mut shutdown = broker.shutdown.clone();
     let mut sasl = SaslSession::new(broker.security.sasl.clone(), peer, broker.metrics.clone());
+    let login_by = tokio::time::Instant::now() + broker.config.sasl_login_timeout;
     loop {
-        let mut len = [0u8; 4];
-        tokio::select! {
+        let frame = tokio::select! {
             _ = shutdown.changed() => break,
-            read = rd.read_exact(&mut len) => if read.is_err() { break },
-        }
-        let size = i32::from_be_bytes(len);
-        let Ok(size) = usize::try_from(size) else {
-            tracing::warn!(%peer, size, "closing connection: negative request size");
-            break;
+            frame = next_frame(&broker, &mut rd, &sasl, login_by, &in_flight, peer) => frame,
         };
-        let max = sasl.max_frame(broker.config.max_request_bytes);
-        if size > max {
-            tracing::warn!(%peer, size, max, "closing connection: request exceeds --max-request-bytes (512 KiB before SASL authentication)");
-            break;
-        }
-        let mut frame = vec![0u8; size];
-        if rd.read_exact(&mut frame).await.is_err() {
-            tracing::debug!(%peer, "connection closed mid-request");
-            break;
-        }
+        let Some(frame) = frame else { break };
+        in_flight.fetch_add(1, Ordering::Relaxed);
         if sasl.expects_raw_token() {
             // After a v0 SaslHandshake the tokens are bare frames, not Kafka requests.
             match sasl.raw_token(&frame) {
@@ -335,6 +335,84 @@ where
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Sends each response in request order, counting it off `in_flight`.
+async fn write_responses<W>(mut rx: mpsc::Receiver<Pending>, mut wr: W, in_flight: Arc<AtomicUsize>)
+where
+    W: AsyncWrite + Unpin,
+{
+    while let Some(pending) = rx.recv().await {
+        let response = pending.await;
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        match response {
+            // acks=0 produce: nothing to send.
+            None => continue,
+            Some(frame) if frame.is_empty() => break,
+            Some(frame) => {
+                if wr.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// The next request frame, or `None` when the connection is to close (logged and, for a
+/// deadline, counted): the client left, a frame was bad or too slow, the client was idle for
+/// `--connections-max-idle` with no response due, or it did not authenticate by `login_by`.
+async fn next_frame<R>(
+    broker: &Broker,
+    rd: &mut R,
+    sasl: &SaslSession,
+    login_by: tokio::time::Instant,
+    in_flight: &AtomicUsize,
+    peer: SocketAddr,
+) -> Option<Vec<u8>>
+where
+    R: AsyncRead + Unpin,
+{
+    let config = &broker.config;
+    let timed_out = |deadline: Deadline| {
+        broker.metrics.connection_timed_out(deadline.label());
+        let (flag, after) = match deadline {
+            Deadline::Idle => ("--connections-max-idle", config.connections_max_idle),
+            Deadline::SaslLogin => ("--sasl-login-timeout", config.sasl_login_timeout),
+        };
+        tracing::debug!(%peer, ?after, "closing connection: {flag} passed");
+        None
+    };
+    let max = sasl.max_frame(config.max_request_bytes);
+    let login_by = (!sasl.is_open()).then_some(login_by);
+    loop {
+        let now = tokio::time::Instant::now();
+        if login_by.is_some_and(|by| now >= by) {
+            return timed_out(Deadline::SaslLogin);
+        }
+        let (due, deadline) = frames::first_byte_due(now, config.connections_max_idle, login_by);
+        match frames::read_frame(rd, max, due, config.request_read_timeout).await {
+            Frame::Body(body) => return Some(body),
+            Frame::Closed => return None,
+            // A response is still due (a long poll, a rebalance): not idle.
+            Frame::Quiet if deadline == Deadline::Idle && in_flight.load(Ordering::Relaxed) > 0 => {
+            }
+            Frame::Quiet => return timed_out(deadline),
+            Frame::Bad(bad @ Bad::TooSlow { .. }) => {
+                broker.metrics.connection_timed_out("request_read");
+                tracing::warn!(%peer, reason = %bad, "closing connection");
+                return None;
+            }
+            Frame::Bad(Bad::Truncated) => {
+                tracing::debug!(%peer, "connection closed mid-request");
+                return None;
+            }
+            Frame::Bad(bad) => {
+                tracing::warn!(%peer, reason = %bad, "closing connection");
+                return None;
+            }
+        }
+    }
 }
 
 impl Broker {

@@ -1,12 +1,14 @@
 //! The Kafka protocol server: starting the [`Broker`] (its state, both listeners, the periodic
 //! work) and stopping it; one module per family of APIs.
 
+mod admission;
 mod authorized;
 mod broker;
 mod configs;
 mod connection;
 mod delete_records;
 mod fetch;
+mod frames;
 mod groups;
 mod metadata;
 mod offset_delete;

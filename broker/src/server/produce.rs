@@ -157,7 +157,10 @@ impl Broker {
         ctx: &Ctx,
     ) -> (PartitionProduceResponse, Option<i64>) {
         let mut bytes = records.to_vec();
-        match log.append(&mut bytes, now, self.config.flush) {
+        // A client's batches are checked record by record before anything is written.
+        let appended = crate::storage::check_produced(&bytes)
+            .and_then(|()| log.append(&mut bytes, now, self.config.flush));
+        match appended {
             Ok(done) => {
                 if !done.duplicate {
                     self.metrics

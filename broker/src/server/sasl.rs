@@ -113,6 +113,11 @@ impl SaslSession {
             )
     }
 
+    /// Whether requests are served: authenticated, or no SASL is configured.
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
     /// The largest request frame accepted now.
     pub(super) fn max_frame(&self, configured: usize) -> usize {
         match self.state {

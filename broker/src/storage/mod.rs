@@ -7,6 +7,7 @@ mod flush;
 mod log_start;
 mod partition;
 mod recompress;
+mod records;
 mod segment;
 
 #[cfg(test)]
@@ -16,4 +17,5 @@ pub use commit::{GroupCommit, Next, Request};
 pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};
 pub use recompress::recompress;
+pub use records::check_produced;
 pub use segment::{INDEX_INTERVAL_BYTES, Segment};

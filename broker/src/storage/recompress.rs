@@ -63,11 +63,7 @@ pub fn recompress(
 
 /// One batch in the `target` codec.
 fn rewrite(batch: &[u8], header: &BatchHeader, target: Compression) -> Result<Vec<u8>, String> {
-    // The codecs' inputs come from the network: a panic inside one is a bad batch.
-    let records = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        decompress(header.compression(), &batch[BATCH_HEADER_LEN..])
-    }))
-    .unwrap_or_else(|_| Err("the decompressor rejected it".into()))?;
+    let records = decompressed_records(header.compression(), &batch[BATCH_HEADER_LEN..])?;
     // Checked before decoding, which reserves room for the declared count up front.
     let count = usize::try_from(header.records_count).unwrap_or(0);
     if count.saturating_mul(MIN_RECORD_LEN) > records.len() {
@@ -119,6 +115,13 @@ fn codec_id(codec: Compression) -> Result<i16, String> {
         Compression::Zstd => Ok(4),
         Compression::Unknown(id) => Err(format!("codec {id} is not one Kafka defines")),
     }
+}
+
+/// The records section of a batch compressed with `codec`, uncompressed; a codec that
+/// panics on its input (which comes from the network) counts as a bad batch.
+pub(super) fn decompressed_records(codec: Compression, section: &[u8]) -> Result<Bytes, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| decompress(codec, section)))
+        .unwrap_or_else(|_| Err("the decompressor rejected it".into()))
 }
 
 /// The records section of a batch compressed with `codec`, uncompressed.

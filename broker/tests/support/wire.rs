@@ -100,6 +100,20 @@ impl Wire {
         Wire { stream, next_id: 1 }
     }
 
+    /// Wraps a connected stream (e.g. one bound to a chosen local address).
+    pub fn from_stream(stream: TcpStream) -> Self {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Wire { stream, next_id: 1 }
+    }
+
+    /// Sends a length-prefixed frame; `false` when the connection is gone.
+    pub fn try_send_frame(&mut self, body: &[u8]) -> bool {
+        let len = i32::try_from(body.len()).expect("len");
+        self.stream.write_all(&len.to_be_bytes()).is_ok() && self.stream.write_all(body).is_ok()
+    }
+
     /// Sends raw bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
