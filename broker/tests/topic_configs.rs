@@ -147,3 +147,36 @@ fn altered_topic_configs_apply_at_once_and_persist() {
     assert_eq!(produce(&mut w, &big), MESSAGE_TOO_LARGE);
     broker.stop();
 }
+
+/// Kafka's topic configs that change nothing on one node without compaction (`flush.ms`,
+/// `delete.retention.ms`, …) are accepted as Kafka accepts them, kept and shown with their
+/// source; a bad value is still refused, naming it, and an unknown name too.
+#[test]
+fn inert_kafka_topic_configs_are_accepted_kept_and_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let bs = broker.bootstrap();
+    support::clients::create_topic_with(&bs, "tuned", 1, &[("delete.retention.ms", "1000")]);
+    assert_eq!(
+        described(&bs, "delete.retention.ms"),
+        (Some("1000".into()), true)
+    );
+    assert_eq!(
+        described(&bs, "flush.ms"),
+        (Some("9223372036854775807".into()), false),
+        "Kafka's default, shown as a default"
+    );
+    assert_eq!(
+        alter(&bs, &[("flush.ms", "1000"), ("preallocate", "true")]),
+        Ok(())
+    );
+    assert_eq!(described(&bs, "flush.ms"), (Some("1000".into()), true));
+    assert_eq!(described(&bs, "preallocate"), (Some("true".into()), true));
+    let mut w = Wire::connect(broker.kafka);
+    let (code, message) = wire_alter(&mut w, "min.cleanable.dirty.ratio", "2");
+    assert_eq!(code, 40, "INVALID_CONFIG");
+    assert!(message.contains("min.cleanable.dirty.ratio"), "{message}");
+    let (code, message) = wire_alter(&mut w, "dummy.doesntexist", "1");
+    assert_eq!(code, 40, "INVALID_CONFIG");
+    assert!(message.contains("unknown topic config"), "{message}");
+}

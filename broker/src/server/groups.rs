@@ -50,6 +50,10 @@ async fn settle<T: Default>(reply: Reply<T>, fallback: T) -> T {
     }
 }
 
+/// The type Kafka 4 gives groups run by the JoinGroup/SyncGroup protocol (KIP-848 calls the
+/// new protocol's groups `consumer`), the only kind this broker runs.
+const CLASSIC_GROUP_TYPE: &str = "classic";
+
 impl Broker {
     pub(super) async fn join_group(
         self: Arc<Self>,
@@ -361,6 +365,7 @@ impl Broker {
         DescribeGroupsResponse::default().with_groups(groups)
     }
 
+    /// ListGroups up to v5: the state and (v5) type filters; each group's type is `classic`.
     pub(super) fn list_groups(&self, req: ListGroupsRequest) -> ListGroupsResponse {
         let groups = self
             .groups
@@ -373,11 +378,20 @@ impl Broker {
                         .iter()
                         .any(|f| f.as_str().eq_ignore_ascii_case(g.state))
             })
+            // ListGroups v5 (KIP-848): every group here is a classic one (JoinGroup/SyncGroup).
+            .filter(|_| {
+                req.types_filter.is_empty()
+                    || req
+                        .types_filter
+                        .iter()
+                        .any(|f| f.as_str().eq_ignore_ascii_case(CLASSIC_GROUP_TYPE))
+            })
             .map(|g| {
                 ListedGroup::default()
                     .with_group_id(GroupId(s(g.group_id)))
                     .with_protocol_type(s(g.protocol_type))
                     .with_group_state(s(g.state))
+                    .with_group_type(s(CLASSIC_GROUP_TYPE))
             })
             .collect();
         ListGroupsResponse::default().with_groups(groups)

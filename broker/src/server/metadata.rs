@@ -283,13 +283,19 @@ impl Broker {
                 let entries: Vec<(&'static str, String, i8)> = match r.resource_type {
                     // TOPIC
                     2 => match self.topics.get(r.resource_name.as_str()) {
-                        Some(t) => t
-                            .config()
-                            .entries()
-                            .into_iter()
-                            // 1 = DYNAMIC_TOPIC_CONFIG, 5 = DEFAULT_CONFIG
-                            .map(|(n, v)| (n, v, if t.overrides(n) { 1 } else { 5 }))
-                            .collect(),
+                        Some(t) => {
+                            let inert = crate::topics::config::INERT.iter().map(|(n, default, _)| {
+                                let set = t.overrides_map().get(*n);
+                                (*n, set.map_or_else(|| (*default).to_owned(), Clone::clone))
+                            });
+                            t.config()
+                                .entries()
+                                .into_iter()
+                                .chain(inert)
+                                // 1 = DYNAMIC_TOPIC_CONFIG, 5 = DEFAULT_CONFIG
+                                .map(|(n, v)| (n, v, if t.overrides(n) { 1 } else { 5 }))
+                                .collect()
+                        }
                         None => {
                             return out.with_error_code(3).with_error_message(Some(s(format!(
                                 "topic `{}` does not exist",

@@ -19,6 +19,50 @@ pub const SUPPORTED: &[&str] = &[
     "segment.ms",
 ];
 
+/// What an inert config's value must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number (Kafka's LONG/INT configs; -1 and -2 are Kafka's sentinels).
+    Long,
+    /// `true` or `false`.
+    Bool,
+    /// A number from 0 to 1.
+    Ratio,
+    /// Any text (Kafka's lists of replicas).
+    Text,
+}
+
+/// Topic configs Kafka has that are accepted, kept and shown but change nothing on this
+/// broker, each with Kafka's default: compaction's (no compaction here), replication's and
+/// tiered storage's (one node, no remote tier), index and file tuning, and `flush.*` (the
+/// broker-wide `--flush` policy decides when the log is synced; the default syncs before
+/// every acknowledgement, more often than any `flush.*` value asks). Kafka accepts them on
+/// every topic, and tools set them (librdkafka's admin tests among them).
+pub const INERT: &[(&str, &str, Kind)] = &[
+    ("delete.retention.ms", "86400000", Kind::Long),
+    ("file.delete.delay.ms", "60000", Kind::Long),
+    ("flush.messages", "9223372036854775807", Kind::Long),
+    ("flush.ms", "9223372036854775807", Kind::Long),
+    ("follower.replication.throttled.replicas", "", Kind::Text),
+    ("index.interval.bytes", "4096", Kind::Long),
+    ("leader.replication.throttled.replicas", "", Kind::Text),
+    ("local.retention.bytes", "-2", Kind::Long),
+    ("local.retention.ms", "-2", Kind::Long),
+    ("max.compaction.lag.ms", "9223372036854775807", Kind::Long),
+    ("message.downconversion.enable", "true", Kind::Bool),
+    ("min.cleanable.dirty.ratio", "0.5", Kind::Ratio),
+    ("min.compaction.lag.ms", "0", Kind::Long),
+    ("preallocate", "false", Kind::Bool),
+    ("segment.index.bytes", "10485760", Kind::Long),
+    ("segment.jitter.ms", "0", Kind::Long),
+    ("unclean.leader.election.enable", "false", Kind::Bool),
+];
+
+/// The inert config `name`, if it is one.
+pub fn inert(name: &str) -> Option<&'static (&'static str, &'static str, Kind)> {
+    INERT.iter().find(|(n, _, _)| *n == name)
+}
+
 /// A topic's `compression.type`: how its batches are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompressionType {
@@ -126,6 +170,23 @@ impl TopicConfig {
                     return Err(invalid("1 (the embedded broker is a single replica)"));
                 }
                 "cleanup.policy" | "message.timestamp.type" | "min.insync.replicas" => {}
+                other if inert(other).is_some() => {
+                    let fits = match inert(other).map(|(_, _, k)| *k) {
+                        Some(Kind::Long) => value.parse::<i64>().is_ok_and(|v| v >= -2),
+                        Some(Kind::Bool) => value == "true" || value == "false",
+                        Some(Kind::Ratio) => {
+                            value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
+                        }
+                        _ => true,
+                    };
+                    if !fits {
+                        return Err(invalid(match inert(other).map(|(_, _, k)| *k) {
+                            Some(Kind::Bool) => "true or false",
+                            Some(Kind::Ratio) => "a number from 0 to 1",
+                            _ => "a whole number",
+                        }));
+                    }
+                }
                 _ => {
                     return Err(Error::UnknownTopicConfig {
                         name: name.clone(),
@@ -232,7 +293,12 @@ mod tests {
                 "`retention.ms` = `soon` is invalid",
             ),
             (vec![("segment.bytes", "1")], "bytes ≥ 14"),
-            (vec![("flush.ms", "1")], "unknown topic config `flush.ms`"),
+            (
+                vec![("flush.msec", "1")],
+                "unknown topic config `flush.msec`",
+            ),
+            (vec![("flush.ms", "soon")], "flush.ms"),
+            (vec![("preallocate", "yes")], "true or false"),
             (vec![("min.insync.replicas", "2")], "single replica"),
             (
                 vec![("compression.type", "brotli")],
