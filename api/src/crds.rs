@@ -53,7 +53,7 @@ fn serve_kafka_source_v1(crd: &mut CustomResourceDefinition) {
     let Some(stored) = crd.spec.versions.iter().find(|v| v.storage).cloned() else {
         return;
     };
-    for name in crate::resource::KAFKA_SOURCE_VERSIONS {
+    for name in crate::sources::KAFKA_SOURCE_VERSIONS {
         if !crd.spec.versions.iter().any(|v| v.name == *name) {
             let mut version = stored.clone();
             version.name = (*name).to_owned();

@@ -48,10 +48,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("serving.knative.dev/v1", "Route"),
 ];
 
-/// The versions a KafkaSource is served at, as eventing-kafka-broker's CRD serves them: `v1`
-/// and `v1beta1` have the same Go types field for field, so one schema serves both (the API
-/// server converts with `conversion: None`) and `v1beta1` stays the storage version.
-pub const KAFKA_SOURCE_VERSIONS: &[&str] = &["v1", "v1beta1"];
+pub use crate::sources::KAFKA_SOURCE_VERSIONS;
 
 /// Why a manifest could not be turned into a [`Resource`].
 #[derive(Debug, Error)]

@@ -99,6 +99,25 @@ pub fn canonical_key(name: &str) -> Option<&'static str> {
         .map(|(kebab, _)| *kebab)
 }
 
+/// `metric-aggregation-algorithm`: `linear` or `weighted-exponential` (Knative also reads
+/// `weightedExponential`).
+fn algorithm(value: &str, at: &Path, errs: &mut FieldErrors) -> Option<AggregationAlgorithm> {
+    match value {
+        "linear" => Some(AggregationAlgorithm::Linear),
+        "weighted-exponential" | "weightedExponential" => {
+            Some(AggregationAlgorithm::WeightedExponential)
+        }
+        _ => {
+            errs.push(
+                at,
+                format!("algorithm `{value}` is not one Knative knows"),
+                "use linear or weighted-exponential",
+            );
+            None
+        }
+    }
+}
+
 /// Whether the annotations leave the revision to the Knative Pod Autoscaler (no class, or
 /// the KPA class), the only autoscaler Ferry runs.
 fn is_kpa(annotations: &BTreeMap<String, String>) -> bool {
@@ -236,20 +255,9 @@ impl AutoscalingAnnotations {
                         }
                     }
                 }
-                "metric-aggregation-algorithm" => match value.as_str() {
-                    "linear" => {
-                        out.metric_aggregation_algorithm = Some(AggregationAlgorithm::Linear)
-                    }
-                    "weighted-exponential" | "weightedExponential" => {
-                        out.metric_aggregation_algorithm =
-                            Some(AggregationAlgorithm::WeightedExponential)
-                    }
-                    _ => errs.push(
-                        &at,
-                        format!("algorithm `{value}` is not one Knative knows"),
-                        "use linear or weighted-exponential",
-                    ),
-                },
+                "metric-aggregation-algorithm" => {
+                    out.metric_aggregation_algorithm = algorithm(value, &at, errs);
+                }
                 // The KPA class; unknown keys are warnings (`unknown_keys`) and never get here.
                 _ => {}
             }

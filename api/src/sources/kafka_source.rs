@@ -13,6 +13,10 @@ use crate::kafka_auth::{Credential, KafkaAuth, SaslAuth, SaslMechanism, TlsAuth}
 use crate::validation::{FieldError, FieldErrors, Path, Unsupported, Validate, metadata_choice};
 use crate::{Error, Result};
 
+/// The versions a KafkaSource is served at, as eventing-kafka-broker's CRD serves them: `v1`
+/// and `v1beta1` have the same Go types field for field, so one schema serves both (the API
+/// server converts with `conversion: None`) and `v1beta1` stays the storage version.
+pub const KAFKA_SOURCE_VERSIONS: &[&str] = &["v1", "v1beta1"];
 /// Label selecting how record keys are decoded (Knative's name and values).
 pub const KEY_TYPE_LABEL: &str = "kafkasources.sources.knative.dev/key-type";
 

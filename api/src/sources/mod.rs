@@ -3,7 +3,7 @@
 mod kafka_source;
 
 pub use kafka_source::{
-    InitialOffset, KEY_TYPE_LABEL, KafkaNetSpec, KafkaSaslSpec, KafkaSource, KafkaSourceSpec,
-    KafkaSourceStatus, KafkaTlsSpec, KeyType, SecretData, SecretValueFromSource,
+    InitialOffset, KAFKA_SOURCE_VERSIONS, KEY_TYPE_LABEL, KafkaNetSpec, KafkaSaslSpec, KafkaSource,
+    KafkaSourceSpec, KafkaSourceStatus, KafkaTlsSpec, KeyType, SecretData, SecretValueFromSource,
     kafka_source_conditions, secret_key_value,
 };
