@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use ferry_api::contract::{Activation, Contract, Target};
+use ferry_api::serving::{DEFAULT_TIMEOUT_SECONDS, RevisionSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 
@@ -23,19 +24,58 @@ pub struct RevisionReplicas {
     pub endpoints: Vec<String>,
     /// `spec.containerConcurrency` (0 or unset: unlimited).
     pub container_concurrency: Option<i64>,
+    /// `spec.timeoutSeconds`, `responseStartTimeoutSeconds`, `idleTimeoutSeconds`.
+    pub timeouts: RequestTimeouts,
 }
 
-/// The URLs of every revision the contract's egresses deliver to.
+/// A revision's HTTP request timeouts, in seconds, as its spec sets them (`None`: unset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestTimeouts {
+    /// `timeoutSeconds`: the whole request (Knative's default 300 s when unset).
+    pub timeout: Option<i64>,
+    /// `responseStartTimeoutSeconds`: until the first byte of the answer (default: `timeout`).
+    pub response_start: Option<i64>,
+    /// `idleTimeoutSeconds`: between bytes of the answer (default: none).
+    pub idle: Option<i64>,
+}
+
+impl RequestTimeouts {
+    /// The timeouts of a revision's spec.
+    pub fn of(spec: &RevisionSpec) -> RequestTimeouts {
+        RequestTimeouts {
+            timeout: spec.timeout_seconds,
+            response_start: spec.response_start_timeout_seconds,
+            idle: spec.idle_timeout_seconds,
+        }
+    }
+
+    /// (`timeout_ms`, `response_start_timeout_ms`, `idle_timeout_ms`) for the contract; 0 is
+    /// no limit, and a response-start limit is never above the whole request's.
+    fn millis(self) -> (u64, u64, u64) {
+        let ms = |s: Option<i64>| s.and_then(|s| u64::try_from(s).ok()).map(|s| s * 1000);
+        let timeout = ms(self.timeout).unwrap_or(DEFAULT_TIMEOUT_SECONDS as u64 * 1000);
+        let start = ms(self.response_start)
+            .filter(|s| *s > 0)
+            .map_or(timeout, |s| if timeout == 0 { s } else { s.min(timeout) });
+        (timeout, start, ms(self.idle).unwrap_or(0))
+    }
+}
+
+/// The URLs of every revision the contract's egresses deliver to and its routes serve.
 pub fn routed_urls(contract: &Contract) -> BTreeSet<String> {
-    contract
+    let delivered = contract
         .resources
         .iter()
         .flat_map(|r| &r.egresses)
         .filter_map(|e| match &e.destination {
-            Target::Revisions(targets) => Some(targets.iter().map(|t| t.url.clone())),
+            Target::Revisions(targets) => Some(targets.as_slice()),
             Target::Url(_) => None,
-        })
+        });
+    let served = contract.routes.iter().map(|r| r.targets.as_slice());
+    delivered
+        .chain(served)
         .flatten()
+        .map(|t| t.url.clone())
         .collect()
 }
 
@@ -51,6 +91,7 @@ pub fn activation(
         .map(|mut r| {
             r.endpoints.sort();
             r.endpoints.dedup();
+            let (timeout_ms, response_start_timeout_ms, idle_timeout_ms) = r.timeouts.millis();
             Activation {
                 url: r.url,
                 revision: r.revision,
@@ -59,6 +100,9 @@ pub fn activation(
                     .container_concurrency
                     .and_then(|c| u32::try_from(c).ok())
                     .unwrap_or(0),
+                timeout_ms,
+                response_start_timeout_ms,
+                idle_timeout_ms,
             }
         })
         .collect();
@@ -110,12 +154,18 @@ mod tests {
                     url: "http://r1".into(),
                     endpoints: vec!["http://b".into(), "http://a".into(), "http://b".into()],
                     container_concurrency: Some(2),
+                    timeouts: RequestTimeouts {
+                        timeout: Some(60),
+                        response_start: Some(90),
+                        idle: Some(5),
+                    },
                 },
                 RevisionReplicas {
                     revision: "ns/r2".into(),
                     url: "http://r2".into(),
                     endpoints: vec![],
                     container_concurrency: None,
+                    timeouts: RequestTimeouts::default(),
                 },
             ],
             &routed,
@@ -123,6 +173,29 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].endpoints, ["http://a", "http://b"]);
         assert_eq!(got[0].container_concurrency, 2);
+        // A response-start limit above the whole request's is the request's.
+        assert_eq!(
+            (
+                got[0].timeout_ms,
+                got[0].response_start_timeout_ms,
+                got[0].idle_timeout_ms
+            ),
+            (60_000, 60_000, 5_000)
+        );
+    }
+
+    #[test]
+    fn unset_timeouts_are_knatives_defaults() {
+        assert_eq!(
+            RequestTimeouts::default().millis(),
+            (300_000, 300_000, 0),
+            "timeoutSeconds 300, response start = timeout, no idle limit"
+        );
+        let start_only = RequestTimeouts {
+            response_start: Some(10),
+            ..RequestTimeouts::default()
+        };
+        assert_eq!(start_only.millis(), (300_000, 10_000, 0));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_api::contract::{
-    self, CompileError, CompileInput, Contract, ObjectRef, Resolved, broker_topic, channel_topic,
+    self, CompileError, CompileInput, Contract, HttpRoute, ObjectRef, Resolved, broker_topic,
+    channel_topic,
 };
 use ferry_api::duck::KReference;
 use ferry_api::eventing::{Broker, BrokerDefaults, Trigger};
@@ -32,7 +33,7 @@ use k8s_openapi::api::core::v1::SecretKeySelector;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Resource, ResourceExt};
 
-use crate::activation::{RevisionReplicas, endpoint_urls, routed_urls};
+use crate::activation::{RequestTimeouts, RevisionReplicas, endpoint_urls, routed_urls};
 use crate::serving::revision_url;
 use crate::status::Topic;
 
@@ -205,6 +206,7 @@ pub fn revision_replicas(
                 endpoints: endpoint_urls(slices.iter().map(|s| &**s), &ns, &name),
                 revision: format!("{ns}/{name}"),
                 container_concurrency: revision.spec.container_concurrency,
+                timeouts: RequestTimeouts::of(&revision.spec),
             }
         })
         .collect()
@@ -222,13 +224,15 @@ pub struct Compiled {
     pub objects: Vec<(ObjectRef, Option<i64>)>,
 }
 
-/// Selects from `declared`, compiles, and adds the activation section: every revision of
-/// `revisions` a destination names.
+/// Selects from `declared`, compiles, adds the Routes served over HTTP (`routes`, from
+/// [`crate::serving::http_routes`]) and the activation section: every revision of
+/// `revisions` a destination or a route names.
 pub fn compile(
     declared: Eventing,
     env: &Environment<'_>,
     resolve: &dyn Fn(&KReference) -> Option<Resolved>,
     revisions: Vec<RevisionReplicas>,
+    routes: Vec<HttpRoute>,
 ) -> Compiled {
     let selected = select(declared, env);
     let secret = |ns: &str, r: &SecretKeySelector| secret_value(env.secrets, ns, r);
@@ -246,6 +250,7 @@ pub fn compile(
         resolve,
         secret: &secret,
     });
+    contract.routes = routes;
     contract.activation = crate::activation::activation(revisions, &routed_urls(&contract));
     Compiled {
         contract,
@@ -360,7 +365,7 @@ mod tests {
             ["Broker/classless", "Trigger/t"]
         );
 
-        let compiled = compile(declared, &env, &|_| None, vec![]);
+        let compiled = compile(declared, &env, &|_| None, vec![], vec![]);
         assert_eq!(compiled.contract.generation, 0);
         assert_eq!(names(&compiled.objects), ["Broker/ours", "Trigger/t"]);
         assert_eq!(compiled.errors, vec![]);

@@ -254,6 +254,7 @@ mod tests {
                 egresses,
             }],
             activation: vec![],
+            routes: vec![],
         }
     }
 

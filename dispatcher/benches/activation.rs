@@ -103,6 +103,7 @@ fn gate(url: &str, name: &str, endpoints: Vec<String>) -> Activation {
         revision: format!("bench/{name}"),
         endpoints,
         container_concurrency: 0,
+        ..Activation::default()
     }
 }
 

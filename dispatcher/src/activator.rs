@@ -39,6 +39,29 @@ struct GateState {
     last_change: Instant,
     since: Instant,
     requests: u64,
+    limits: RequestLimits,
+}
+
+/// An activated revision's HTTP request timeouts (`None`: no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// The whole exchange, waiting for a replica included (`timeoutSeconds`).
+    pub total: Option<Duration>,
+    /// Until the answer starts (`responseStartTimeoutSeconds`).
+    pub response_start: Option<Duration>,
+    /// Between bytes of the answer (`idleTimeoutSeconds`).
+    pub idle: Option<Duration>,
+}
+
+impl RequestLimits {
+    fn of(a: &Activation) -> RequestLimits {
+        let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
+        RequestLimits {
+            total: ms(a.timeout_ms),
+            response_start: ms(a.response_start_timeout_ms),
+            idle: ms(a.idle_timeout_ms),
+        }
+    }
 }
 
 impl GateState {
@@ -80,6 +103,11 @@ impl Drop for Lease {
 impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The revision's HTTP request timeouts.
+    pub fn timeouts(&self) -> RequestLimits {
+        self.lock().limits
     }
 
     /// Deliveries waiting for a replica now (a revision at zero with demand wants one at once).
@@ -153,6 +181,7 @@ impl Activator {
                         last_change: now,
                         since: now,
                         requests: 0,
+                        limits: RequestLimits::default(),
                     }),
                     changed: Notify::new(),
                 })
@@ -162,6 +191,7 @@ impl Activator {
                 s.touch(now);
                 s.revision = a.revision.clone();
                 s.concurrency = a.container_concurrency;
+                s.limits = RequestLimits::of(a);
                 let old = std::mem::take(&mut s.endpoints);
                 s.endpoints = a
                     .endpoints
@@ -227,6 +257,7 @@ mod tests {
             revision: "default/rev".into(),
             endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
             container_concurrency: cc,
+            ..Activation::default()
         }
     }
 

@@ -41,6 +41,10 @@ pub struct DispatcherConfig {
     /// Ingress listener (HTTP/1.1 and h2c).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// External HTTP entry (with ingress): serves only the URLs of Knative Services that are
+    /// not cluster-local, by `Host`; no events. Off when unset.
+    #[arg(long)]
+    pub external_listen: Option<SocketAddr>,
     /// Admin listener: /metrics, /healthz, /readyz.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,

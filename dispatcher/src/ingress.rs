@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cloudevents::Event;
@@ -14,6 +14,7 @@ use ferry_api::contract::Contract;
 use tracing::Instrument;
 
 use crate::binding;
+use crate::gateway::Gateway;
 use crate::journal::{Entry, Journal};
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -72,6 +73,8 @@ pub struct Ingress {
     pub in_flight: tokio::sync::Semaphore,
     /// Where accepted events are recorded for `ferry trace`.
     pub journal: Arc<Journal>,
+    /// Knative Service URLs: requests whose `Host` names a Route go there, not to the log.
+    pub gateway: Arc<Gateway>,
 }
 
 impl Ingress {
@@ -82,6 +85,7 @@ impl Ingress {
             self.log.connect(&route.bootstrap);
         }
         *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
+        self.gateway.apply(contract);
     }
 
     fn route(&self, path: &str) -> Option<Route> {
@@ -94,9 +98,45 @@ impl Ingress {
     }
 }
 
-/// The ingress router: every path goes to one handler.
+/// The ingress router: a request whose `Host` names a Knative Route goes to the
+/// [`Gateway`]; any other is an event post.
 pub fn router(ingress: Arc<Ingress>) -> Router {
-    Router::new().fallback(handle).with_state(ingress)
+    Router::new().fallback(route_or_post).with_state(ingress)
+}
+
+/// The external entry's router: only the hosts of Routes that are not cluster-local.
+pub fn external_router(ingress: Arc<Ingress>) -> Router {
+    Router::new().fallback(external).with_state(ingress)
+}
+
+async fn route_or_post(State(ingress): State<Arc<Ingress>>, request: Request) -> Response {
+    match ingress.gateway.serve(request, false).await {
+        Ok(answered) => answered,
+        Err(request) => {
+            let (parts, body) = request.into_parts();
+            handle(ingress, parts.method, parts.uri, parts.headers, body).await
+        }
+    }
+}
+
+async fn external(State(ingress): State<Arc<Ingress>>, request: Request) -> Response {
+    match ingress.gateway.serve(request, true).await {
+        Ok(answered) => answered,
+        Err(request) => {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("(none)")
+                .to_owned();
+            reject(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no Knative Service answers at host {host} from outside the cluster; use the host of its status.url (cluster-local Services are not served here)"
+                ),
+            )
+        }
+    }
 }
 
 fn reject(status: StatusCode, message: String) -> Response {
@@ -109,7 +149,7 @@ fn reject(status: StatusCode, message: String) -> Response {
 }
 
 async fn handle(
-    State(ingress): State<Arc<Ingress>>,
+    ingress: Arc<Ingress>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

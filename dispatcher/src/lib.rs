@@ -12,6 +12,7 @@ pub mod binding;
 pub mod config;
 pub mod egress;
 mod error;
+pub mod gateway;
 pub mod ingress;
 pub mod journal;
 pub mod kafka;

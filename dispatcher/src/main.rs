@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
     let http = running
         .http_addr
         .map(|a| format!(" http={a}"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &running
+            .external_addr
+            .map(|a| format!(" external={a}"))
+            .unwrap_or_default();
     println!(
         "ferry-dispatcher listening{http} admin={}",
         running.admin_addr

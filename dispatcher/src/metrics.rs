@@ -24,6 +24,7 @@ fn latency() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     ingress: Family<Labels2, Counter>,
+    route_requests: Family<Labels2, Counter>,
     egress: Family<Labels2, Counter>,
     delivery_seconds: Family<Labels1, Histogram>,
     end_to_end_seconds: Family<Labels1, Histogram>,
@@ -110,6 +111,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let m = Metrics {
             ingress: Family::default(),
+            route_requests: Family::default(),
             egress: Family::default(),
             delivery_seconds: Family::new_with_constructor(latency),
             end_to_end_seconds: Family::new_with_constructor(latency),
@@ -129,6 +131,7 @@ impl Default for Metrics {
         }
         register! {
             "ingress_events", "Events posted to ingress, by path and outcome (accepted or the rejection reason)" => m.ingress;
+            "route_requests", "HTTP requests to Knative Service URLs, by route (namespace/name, #tag) and response code class" => m.route_requests;
             "egress_events", "Events handled by an egress, by outcome" => m.egress;
             "delivery_attempt_duration_seconds", "Duration of each delivery attempt, per egress" => m.delivery_seconds;
             "delivery_latency_seconds", "Time from the event's append to the log until it was delivered, per egress" => m.end_to_end_seconds;
@@ -149,6 +152,14 @@ impl Metrics {
         self.ingress
             .get_or_create(&[("path", path.to_owned()), ("outcome", outcome.to_owned())])
             .inc_by(events);
+    }
+
+    /// Counts one request to a Knative Service URL by its answer's class (`2xx`…`5xx`).
+    pub fn route_request(&self, route: &str, status: http::StatusCode) {
+        let class = format!("{}xx", status.as_u16() / 100);
+        self.route_requests
+            .get_or_create(&[("route", route.to_owned()), ("code_class", class)])
+            .inc();
     }
 
     /// The per-egress counters, histograms and gauge, resolved once so the delivery path does

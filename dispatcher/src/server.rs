@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::activator::Activator;
 use crate::config::{DispatcherConfig, Role};
 use crate::egress::EgressSet;
+use crate::gateway::Gateway;
 use crate::ingress::{self, Ingress};
 use crate::journal::Journal;
 use crate::log::Log;
@@ -27,6 +28,7 @@ use crate::{Error, Result};
 
 struct Shared {
     metrics: Arc<Metrics>,
+    gateway: Arc<Gateway>,
     journal: Arc<Journal>,
     activator: Arc<Activator>,
     ingress: Option<Arc<Ingress>>,
@@ -40,6 +42,8 @@ struct Shared {
 pub struct RunningDispatcher {
     /// Ingress address (when the role has ingress).
     pub http_addr: Option<SocketAddr>,
+    /// External entry's address (`--external-listen`, with ingress).
+    pub external_addr: Option<SocketAddr>,
     /// Admin address.
     pub admin_addr: SocketAddr,
     shared: Arc<Shared>,
@@ -56,6 +60,11 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
     let log = Log::new(config.producer_settings());
     let journal = Journal::new(config.journal_settings(), metrics.clone());
     let activator = Arc::new(Activator::default());
+    let gateway = Arc::new(Gateway::new(
+        activator.clone(),
+        metrics.clone(),
+        config.traffic_seed,
+    ));
     let with_ingress = matches!(config.role, Role::Ingress | Role::All);
     let with_egress = matches!(config.role, Role::Egress | Role::All);
     let ingress = with_ingress.then(|| {
@@ -66,6 +75,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
             max_body: config.max_body_bytes,
             in_flight: tokio::sync::Semaphore::new(config.max_ingress_in_flight),
             journal: journal.clone(),
+            gateway: gateway.clone(),
         })
     });
     let egress = with_egress.then(|| {
@@ -79,6 +89,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
     });
     let shared = Arc::new(Shared {
         metrics,
+        gateway,
         journal,
         activator,
         ingress,
@@ -93,7 +104,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
             .map_err(|source| Error::Bind { addr, source })
     };
     let mut tasks = Vec::new();
-    let mut http_addr = None;
+    let (mut http_addr, mut external_addr) = (None, None);
     if let Some(ingress) = &shared.ingress {
         let listener = bind(config.listen).await?;
         http_addr = listener.local_addr().ok();
@@ -103,6 +114,16 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
             shared.stopping.subscribe(),
             "ingress",
         )));
+        if let Some(addr) = config.external_listen {
+            let listener = bind(addr).await?;
+            external_addr = listener.local_addr().ok();
+            tasks.push(tokio::spawn(serve(
+                listener,
+                ingress::external_router(ingress.clone()),
+                shared.stopping.subscribe(),
+                "external",
+            )));
+        }
     }
     let admin = bind(config.admin_listen).await?;
     let admin_addr = admin.local_addr().map_err(|source| Error::Bind {
@@ -128,6 +149,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
     )));
     Ok(RunningDispatcher {
         http_addr,
+        external_addr,
         admin_addr,
         shared,
         tasks,
@@ -152,6 +174,12 @@ impl RunningDispatcher {
     /// The activator (for an in-process autoscaler, and proxies that activate too).
     pub fn activator(&self) -> Arc<Activator> {
         self.shared.activator.clone()
+    }
+
+    /// The HTTP gateway of Knative Routes (for proxies that serve a Service at a URL of their
+    /// own, as `ferry dev`'s do).
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.shared.gateway.clone()
     }
 
     /// The contract generation in force, once one is.

@@ -449,6 +449,7 @@ async fn a_revision_at_zero_holds_events_until_a_replica_is_ready() {
             revision: "default/rev-00001".into(),
             endpoints,
             container_concurrency: 2,
+            ..Activation::default()
         }],
         ..contract(
             generation,

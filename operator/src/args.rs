@@ -86,9 +86,16 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub default_replication_factor: i32,
 
-    /// DNS domain of Routes' external URLs (`http://<route>.<namespace>.<domain>`).
-    #[arg(long, default_value = "example.com")]
+    /// Default DNS domain of Routes' URLs (`http://<route>.<namespace>.<domain>`) while the
+    /// `config-domain` ConfigMap names none; empty: Knative's default, `svc.<cluster domain>`
+    /// (reachable inside the cluster only).
+    #[arg(long, default_value = "")]
     pub domain: String,
+
+    /// Knative Serving `config-domain` ConfigMap (the domain of each Route's URL, by label
+    /// selector), read every 5 s from the Lease's namespace.
+    #[arg(long, default_value = "ferry-config-domain")]
+    pub domain_configmap: String,
 
     /// Cluster DNS domain (revision and core Service URLs).
     #[arg(long, default_value = "cluster.local")]
@@ -137,6 +144,7 @@ mod tests {
             "--br-defaults-configmap=ferry-config-br-defaults",
             "--autoscaler-configmap=ferry-config-autoscaler",
             "--features-configmap=ferry-config-features",
+            "--domain-configmap=ferry-config-domain",
             "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
             "--dispatcher-admin-service=ferry-dispatcher-admin",
             "--kafka-bootstrap-servers=ferry-broker-0.ferry-broker-headless:9092",

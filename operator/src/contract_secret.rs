@@ -135,6 +135,7 @@ mod tests {
                 egresses: vec![egress],
             }],
             activation: vec![],
+            routes: vec![],
         }
     }
 

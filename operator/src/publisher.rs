@@ -20,6 +20,7 @@ use ferry_control::contract_inputs::{
     self, Compiled, Environment, SecretValues, referenced_secrets, revision_replicas,
 };
 use ferry_control::contract_ledger::Ledger;
+use ferry_control::serving::{http_routes, revision_url};
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 
@@ -261,7 +262,18 @@ pub fn compile_stores(stores: &Stores, env: &Environment<'_>, cluster_domain: &s
         &stores.endpoints.state(),
         cluster_domain,
     );
-    contract_inputs::compile(stores.eventing(), env, &resolve, revisions)
+    let routes = stores
+        .routes
+        .state()
+        .iter()
+        .flat_map(|route| {
+            let ns = route.metadata.namespace.as_deref().unwrap_or_default();
+            http_routes(route, cluster_domain, &|r| {
+                Some(revision_url(ns, r, cluster_domain))
+            })
+        })
+        .collect();
+    contract_inputs::compile(stores.eventing(), env, &resolve, revisions, routes)
 }
 
 /// How long to wait before retrying a failed read or write of the contract Secret.

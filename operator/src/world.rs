@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-pub use crate::serving::{REVISION_LABEL, revision_url};
+pub use crate::serving::{REVISION_LABEL, revision_url, traffic_targets};
 
 /// Readers of every store the controllers and the contract share.
 #[derive(Clone)]
@@ -127,32 +127,12 @@ pub fn channel_of(sub: &Subscription) -> &str {
     sub.spec.channel.name.as_deref().unwrap_or_default()
 }
 
-/// A Route's `status.traffic` as contract targets: revisions with a share, one entry per
-/// revision (a revision named by two targets gets their sum).
+/// A Route's `status.traffic` as contract targets at the revisions' in-cluster URLs.
 pub fn route_targets(route: &Route, cluster_domain: &str) -> Vec<RevisionTarget> {
     let ns = route.metadata.namespace.as_deref().unwrap_or_default();
-    let mut targets: Vec<RevisionTarget> = Vec::new();
-    let Some(status) = &route.status else {
-        return targets;
-    };
-    for t in &status.fields.traffic {
-        let (Some(revision), Some(percent)) = (&t.revision_name, t.percent) else {
-            continue;
-        };
-        let percent = u32::try_from(percent).unwrap_or(0);
-        if percent == 0 {
-            continue;
-        }
-        match targets.iter_mut().find(|x| &x.revision == revision) {
-            Some(existing) => existing.percent += percent,
-            None => targets.push(RevisionTarget {
-                revision: revision.clone(),
-                url: revision_url(ns, revision, cluster_domain),
-                percent,
-            }),
-        }
-    }
-    targets
+    route.status.as_ref().map_or_else(Vec::new, |status| {
+        traffic_targets(status, &|r| Some(revision_url(ns, r, cluster_domain)))
+    })
 }
 
 #[cfg(test)]

@@ -84,8 +84,10 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
         Contract {
             generation: input.generation,
             resources: out.resources,
-            // Replicas are the runtime's business: the operator or ferry dev adds them.
+            // Replicas and routes are the runner's business: the operator or ferry dev adds
+            // them.
             activation: Vec::new(),
+            routes: Vec::new(),
         },
         out.errors,
     )

@@ -51,6 +51,31 @@ pub struct Contract {
     /// with room (scale from zero) and go to one of `endpoints`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activation: Vec<Activation>,
+    /// Knative Routes served over HTTP by the ingress: a request whose `Host` names one of an
+    /// entry's hosts goes to its revisions (through activation when they are listed there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<HttpRoute>,
+}
+
+/// One address of a Knative Route: the Route itself (its traffic split) or one of its tags
+/// (the tagged revision alone).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRoute {
+    /// `namespace/name` of the Route.
+    pub route: String,
+    /// The tag this entry serves; `None` for the Route's own address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Host names answered inside the cluster (lowercase, no port): `<name>.<ns>`,
+    /// `<name>.<ns>.svc`, `<name>.<ns>.svc.<cluster domain>` (tags: `<tag>-<name>…`).
+    pub hosts: Vec<String>,
+    /// Host names answered on the external entry too (the `status.url` host under the
+    /// cluster's domain); empty for `cluster-local` Routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_hosts: Vec<String>,
+    /// The revisions, with percents summing to 100 (a tag: one revision at 100).
+    pub targets: Vec<RevisionTarget>,
 }
 
 /// A revision's ready replicas, for activation: the dispatcher never has more deliveries in
@@ -68,6 +93,17 @@ pub struct Activation {
     /// Deliveries at once per replica; 0 is no limit.
     #[serde(default)]
     pub container_concurrency: u32,
+    /// How long an HTTP request routed to the revision may take (its `timeoutSeconds`);
+    /// 0 is no limit.
+    #[serde(default)]
+    pub timeout_ms: u64,
+    /// How long the revision may take to start answering (`responseStartTimeoutSeconds`);
+    /// 0 is `timeout_ms`.
+    #[serde(default)]
+    pub response_start_timeout_ms: u64,
+    /// Longest pause between bytes of an answer (`idleTimeoutSeconds`); 0 is no limit.
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
 }
 
 /// The Kubernetes object a contract entry was compiled from.
@@ -394,6 +430,10 @@ impl Contract {
                 check_url(e, &at.field("endpoints").index(k), &mut errs);
             }
         }
+        let mut hosts = HostsSeen::default();
+        for (i, r) in self.routes.iter().enumerate() {
+            r.validate(&Path::root("routes").index(i), &mut hosts, &mut errs);
+        }
         errs.into_result()
     }
 }
@@ -403,21 +443,7 @@ impl Egress {
         match &self.destination {
             Target::Url(url) => check_url(url, &at.field("destination").field("url"), errs),
             Target::Revisions(revisions) => {
-                let at = at.field("destination").field("revisions");
-                if revisions.is_empty() {
-                    errs.push(&at, "no revision", "list at least one revision");
-                }
-                for (k, r) in revisions.iter().enumerate() {
-                    check_url(&r.url, &at.index(k).field("url"), errs);
-                }
-                let sum: u64 = revisions.iter().map(|r| u64::from(r.percent)).sum();
-                if !revisions.is_empty() && sum != 100 {
-                    errs.push(
-                        &at,
-                        format!("percents sum to {sum}"),
-                        "make the percents sum to 100",
-                    );
-                }
+                check_split(revisions, &at.field("destination").field("revisions"), errs);
             }
         }
         if let Some(Reply::Url(url)) = &self.reply {
@@ -436,6 +462,78 @@ impl Egress {
         for (k, filter) in self.filters.iter().enumerate() {
             filter.validate(&at.field("filters").index(k), errs);
         }
+    }
+}
+
+/// Hosts of the routes checked so far: in-cluster, external.
+type HostsSeen<'a> = (BTreeSet<&'a str>, BTreeSet<&'a str>);
+
+impl HttpRoute {
+    /// Checks one entry; `seen` collects the hosts of the entries before it, since a host
+    /// must lead to one place.
+    fn validate<'a>(&'a self, at: &Path, seen: &mut HostsSeen<'a>, errs: &mut FieldErrors) {
+        let well_formed = self
+            .route
+            .split_once('/')
+            .is_some_and(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'));
+        if !well_formed {
+            errs.push(
+                &at.field("route"),
+                format!("{:?} is not <namespace>/<name>", self.route),
+                "name the Route as <namespace>/<name>",
+            );
+        }
+        if self.hosts.is_empty() {
+            errs.push(&at.field("hosts"), "no host", "list the Route's host names");
+        }
+        let lists = [
+            ("hosts", &self.hosts, &mut seen.0),
+            ("externalHosts", &self.external_hosts, &mut seen.1),
+        ];
+        for (field, list, seen) in lists {
+            for (k, host) in list.iter().enumerate() {
+                let at = at.field(field).index(k);
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && host.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    });
+                if !valid {
+                    errs.push(
+                        &at,
+                        format!("{host:?} is not a lowercase DNS name"),
+                        "use the host name without scheme, port or upper case",
+                    );
+                } else if host.contains('.') && !seen.insert(host.as_str()) {
+                    // A short name may be several namespaces' (the data plane refuses it
+                    // then, naming the full names); a full name leads to one place.
+                    errs.push(
+                        &at,
+                        format!("{host} is served by two routes"),
+                        "give each Route and tag its own host names",
+                    );
+                }
+            }
+        }
+        check_split(&self.targets, &at.field("targets"), errs);
+    }
+}
+
+/// A traffic split: at least one revision, absolute URLs, percents summing to 100.
+fn check_split(revisions: &[RevisionTarget], at: &Path, errs: &mut FieldErrors) {
+    if revisions.is_empty() {
+        errs.push(at, "no revision", "list at least one revision");
+    }
+    for (k, r) in revisions.iter().enumerate() {
+        check_url(&r.url, &at.index(k).field("url"), errs);
+    }
+    let sum: u64 = revisions.iter().map(|r| u64::from(r.percent)).sum();
+    if !revisions.is_empty() && sum != 100 {
+        errs.push(
+            at,
+            format!("percents sum to {sum}"),
+            "make the percents sum to 100",
+        );
     }
 }
 

@@ -428,3 +428,53 @@ fn invalid_contracts_name_every_problem() {
             .contains("unknown field")
     );
 }
+
+#[test]
+fn routes_are_checked_host_by_host() {
+    let route = |name: &str, ns: &str, hosts: &[&str], percent: u32| HttpRoute {
+        route: format!("{ns}/{name}"),
+        tag: None,
+        hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+        external_hosts: vec![format!("{name}.{ns}.example.com")],
+        targets: vec![RevisionTarget {
+            revision: format!("{name}-1"),
+            url: format!("http://{name}-1.{ns}.svc"),
+            percent,
+        }],
+    };
+    let fine = Contract {
+        routes: vec![
+            route("cart", "shop", &["cart", "cart.shop"], 100),
+            route("cart", "outlet", &["cart", "cart.outlet"], 100),
+        ],
+        ..Contract::default()
+    };
+    assert_eq!(
+        fine.validate(),
+        Ok(()),
+        "a short name may be two namespaces'"
+    );
+    let bad = Contract {
+        routes: vec![
+            route("cart", "shop", &["cart.shop", "Cart.Shop:80"], 100),
+            route("cart", "shop", &["cart.shop"], 60),
+            HttpRoute {
+                route: "no-namespace".into(),
+                hosts: vec![],
+                ..route("x", "y", &[], 100)
+            },
+        ],
+        ..Contract::default()
+    };
+    let text = bad.validate().unwrap_err().to_string();
+    for expected in [
+        "routes[0].hosts[1]: \"Cart.Shop:80\" is not a lowercase DNS name",
+        "routes[1].hosts[0]: cart.shop is served by two routes",
+        "routes[1].externalHosts[0]: cart.shop.example.com is served by two routes",
+        "routes[1].targets: percents sum to 60",
+        "routes[2].route: \"no-namespace\" is not <namespace>/<name>",
+        "routes[2].hosts: no host",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

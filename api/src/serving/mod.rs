@@ -3,6 +3,7 @@
 
 pub mod autoscaling;
 mod configuration;
+pub mod domain;
 pub mod features;
 mod podspec;
 mod revision;

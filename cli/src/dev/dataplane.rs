@@ -172,6 +172,7 @@ impl DataPlane {
         }
         if contract.resources == self.contract.resources
             && contract.activation == self.contract.activation
+            && contract.routes == self.contract.routes
         {
             return;
         }

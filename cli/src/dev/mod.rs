@@ -226,6 +226,7 @@ impl Dev {
             autoscaling,
             tick,
             plane.dispatcher.activator(),
+            plane.dispatcher.gateway(),
         )
         .map_err(Error::DevStart)?;
         let dev = Dev {
@@ -260,6 +261,7 @@ impl Dev {
         self.serving.reconcile(&self.desired.services).await;
         self.serving.autoscale();
         let (mut contract, errors) = self.compile();
+        contract.routes = self.serving.http_routes();
         let mut routed = activation::routed_urls(&contract);
         routed.extend(self.serving.routed_urls());
         contract.activation = activation::activation(self.serving.replicas(), &routed);

@@ -87,6 +87,7 @@ impl Serving {
                 url: live.proxy.url.clone(),
                 endpoints: states.get(name).map(|s| s.endpoints()).unwrap_or_default(),
                 container_concurrency: live.container_concurrency,
+                timeouts: live.timeouts,
             })
             .collect()
     }

@@ -18,18 +18,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_api::autoscaler::{Decision, Settings};
-use ferry_api::contract::RevisionTarget;
+use ferry_api::contract::{HttpRoute, RevisionTarget};
 use ferry_api::duck::{READY, Status};
 use ferry_api::serving::{
-    ConfigurationStatus, KnativeService, Revision, RevisionStatus, RouteStatus,
+    ConfigurationStatus, KnativeService, Revision, RevisionStatus, Route, RouteSpec, RouteStatus,
 };
+use ferry_control::activation::RequestTimeouts;
 use ferry_control::scaling::Scalers;
 use ferry_control::serving::{
-    DEFAULT_CLUSTER_DOMAIN, configuration_status, default_domain, route_for, route_status,
-    service_status,
+    DEFAULT_CLUSTER_DOMAIN, configuration_status, default_domain, http_routes, route_for,
+    route_status, service_status, traffic_targets,
 };
 use ferry_dispatcher::activator::Activator;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use ferry_dispatcher::gateway::Gateway;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 
 use super::proxy::Proxy;
@@ -61,6 +63,8 @@ pub struct LiveRevision {
     pub annotations: BTreeMap<String, String>,
     /// `spec.containerConcurrency`.
     pub container_concurrency: Option<i64>,
+    /// Its HTTP request timeouts.
+    pub timeouts: RequestTimeouts,
     /// The autoscaler's last decision.
     pub decision: Option<Decision>,
 }
@@ -87,6 +91,7 @@ pub struct Serving {
     pub(super) settings: Settings,
     pub(super) tick: Duration,
     pub(super) activator: Arc<Activator>,
+    gateway: Arc<Gateway>,
     pub(super) started: Instant,
     pub(super) last_tick: Option<Instant>,
 }
@@ -135,6 +140,7 @@ impl Serving {
         settings: Settings,
         tick: Duration,
         activator: Arc<Activator>,
+        gateway: Arc<Gateway>,
     ) -> Result<Serving, String> {
         Ok(Serving {
             registry: Revisions::load(&registry_path)?,
@@ -150,6 +156,7 @@ impl Serving {
             settings,
             tick,
             activator,
+            gateway,
             started: Instant::now(),
             last_tick: None,
         })
@@ -262,7 +269,7 @@ impl Serving {
 
     async fn ensure_proxy(&mut self, key: &str) -> std::io::Result<()> {
         if !self.proxies.contains_key(key) {
-            let proxy = Proxy::start(self.activator.clone()).await?;
+            let proxy = Proxy::start(self.gateway.clone(), key).await?;
             self.proxies.insert(key.to_owned(), proxy);
         }
         Ok(())
@@ -276,21 +283,10 @@ impl Serving {
                 ..ServiceState::default()
             };
         }
-        let mut merged: Vec<(String, u32)> = Vec::new();
-        for t in &route.fields.traffic {
-            let (Some(r), Some(p)) = (&t.revision_name, t.percent) else {
-                continue;
-            };
-            let p = u32::try_from(p).unwrap_or(0);
-            match merged.iter_mut().find(|(x, _)| x == r) {
-                Some((_, q)) => *q += p,
-                None => merged.push((r.clone(), p)),
-            }
-        }
-        let targets: Vec<RevisionTarget> = merged
-            .iter()
-            .filter(|(_, p)| *p > 0)
-            .filter_map(|(r, p)| self.target(r, *p))
+        let targets = traffic_targets(route, &|r| self.live.get(r).map(|l| l.proxy.url.clone()));
+        let merged: Vec<(String, u32)> = traffic_targets(route, &|r| Some(r.to_owned()))
+            .into_iter()
+            .map(|t| (t.revision, t.percent))
             .collect();
         let ready_targets = (!targets.is_empty()).then_some(targets);
         if let Some(proxy) = self.proxies.get(key) {
@@ -352,12 +348,13 @@ impl Serving {
             .registry
             .get(ns, revision)
             .ok_or_else(|| format!("revision {revision} is not known"))?;
-        let (annotations, container_concurrency) = (
+        let (annotations, container_concurrency, timeouts) = (
             stored.annotations().clone(),
             stored.spec.container_concurrency,
+            RequestTimeouts::of(&stored.spec),
         );
         let spec = replica_spec(&stored.spec).map_err(|e| format!("revision {revision}: {e}"))?;
-        let proxy = Proxy::start(self.activator.clone())
+        let proxy = Proxy::start(self.gateway.clone(), &format!("{ns}/{revision}"))
             .await
             .map_err(|e| format!("revision {revision} cannot get a URL: {e}"))?;
         proxy.set_targets(vec![RevisionTarget {
@@ -378,10 +375,33 @@ impl Serving {
                 proxy,
                 annotations,
                 container_concurrency,
+                timeouts,
                 decision: None,
             },
         );
         Ok(())
+    }
+
+    /// Every Service's Route as the ingress serves it by `Host` (the names it would have in
+    /// a cluster), its revisions at their local URLs.
+    pub fn http_routes(&self) -> Vec<HttpRoute> {
+        self.routes
+            .iter()
+            .flat_map(|(key, status)| {
+                let (ns, name) = key.split_once('/').unwrap_or(("", key));
+                let route = Route {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_owned()),
+                        namespace: Some(ns.to_owned()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: RouteSpec::default(),
+                    status: Some(status.clone()),
+                };
+                let url_of = |revision: &str| self.live.get(revision).map(|l| l.proxy.url.clone());
+                http_routes(&route, DEFAULT_CLUSTER_DOMAIN, &url_of)
+            })
+            .collect()
     }
 
     /// A Service's targets while all of them answer.

@@ -21,7 +21,8 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 /// The Kubernetes cluster domain when none is configured.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
-pub(super) const ROUTE_LABEL: &str = "serving.knative.dev/route";
+/// Label on the objects a Route owns (its placeholder Services) naming it.
+pub const ROUTE_LABEL: &str = "serving.knative.dev/route";
 pub(super) const ROUTING_STATE_LABEL: &str = "serving.knative.dev/routingState";
 pub(super) const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 pub(super) const ROLLOUT_DURATION_ANNOTATIONS: &[&str] = &[

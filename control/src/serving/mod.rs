@@ -14,16 +14,18 @@
 //! `pkg/reconciler/revision/resources` (the Deployment), `pkg/reconciler/route/traffic` (target
 //! resolution) and `pkg/apis/serving/v1/*_lifecycle.go` (conditions, reasons and messages).
 
+mod address;
 mod labels;
 mod owned;
 mod route;
 mod service;
 mod workload;
 
+pub use address::*;
 pub use labels::{
     APP_LABEL, CONFIGURATION_UID_LABEL, DEFAULT_CLUSTER_DOMAIN, DEFAULT_PROGRESS_DEADLINE_SECONDS,
-    DEFAULT_USER_PORT, REVISION_LABEL, REVISION_UID_LABEL, SERVICE_UID_LABEL, USER_PORT_NAME,
-    reasons,
+    DEFAULT_USER_PORT, REVISION_LABEL, REVISION_UID_LABEL, ROUTE_LABEL, SERVICE_UID_LABEL,
+    USER_PORT_NAME, reasons,
 };
 pub use owned::*;
 pub use route::*;

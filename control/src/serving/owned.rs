@@ -33,7 +33,7 @@ pub fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferen
 
 /// `metav1.IsControlledBy`: `meta` has a controller reference to `owner` (by uid, or by kind
 /// and name when `owner` has no uid yet).
-pub(super) fn controlled_by<K: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner: &K) -> bool {
+pub fn controlled_by<K: Resource<DynamicType = ()>>(meta: &ObjectMeta, owner: &K) -> bool {
     let uid = owner.meta().uid.as_deref();
     meta.owner_references.iter().flatten().any(|r| {
         r.controller == Some(true)

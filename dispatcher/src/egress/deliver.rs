@@ -10,7 +10,6 @@ use cloudevents::{AttributesReader, Event};
 use ferry_api::contract::{DeliveryPolicy, Egress, Reply};
 use ferry_api::duck::DeliveryFormat;
 use http::HeaderMap;
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tracing::Instrument;
 
@@ -141,16 +140,11 @@ impl Deliverer {
             http,
             log,
             metrics,
-            rng: Deliverer::rng(seed),
+            rng: super::traffic::seeded_rng(seed),
             journal,
             activator,
             egress,
         })
-    }
-
-    /// A deliverer whose traffic-split choices follow `seed` (random when `None`).
-    pub fn rng(seed: Option<u64>) -> std::sync::Mutex<SmallRng> {
-        std::sync::Mutex::new(seed.map_or_else(SmallRng::from_os_rng, SmallRng::seed_from_u64))
     }
 
     /// Delivers `event`: to the destination with retries, its reply onwards, and on failure to

@@ -1,15 +1,27 @@
 //! Traffic splitting: each event goes to one revision, picked by weight.
 
 use ferry_api::contract::{RevisionTarget, Target};
-use rand::Rng;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// The generator of traffic-split draws: following `seed` (`--traffic-seed`, reproducible
+/// tests), random when `None`.
+pub fn seeded_rng(seed: Option<u64>) -> std::sync::Mutex<SmallRng> {
+    std::sync::Mutex::new(seed.map_or_else(SmallRng::from_os_rng, SmallRng::seed_from_u64))
+}
 
 /// Picks the URL for one event: the target's URL, or a revision drawn with probability
 /// `percent / 100`.
 pub fn choose<'a>(target: &'a Target, rng: &mut impl Rng) -> &'a str {
     match target {
         Target::Url(url) => url,
-        Target::Revisions(revisions) => pick(revisions, rng.random_range(0..100)),
+        Target::Revisions(revisions) => choose_revision(revisions, rng),
     }
+}
+
+/// Picks one revision of a split, drawn with probability `percent / 100`.
+pub fn choose_revision<'a>(revisions: &'a [RevisionTarget], rng: &mut impl Rng) -> &'a str {
+    pick(revisions, rng.random_range(0..100))
 }
 
 /// The revision whose cumulative percent range holds `roll` (0..100).
@@ -27,8 +39,6 @@ fn pick(revisions: &[RevisionTarget], roll: u32) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand::rngs::SmallRng;
 
     #[test]
     fn split_follows_percents() {

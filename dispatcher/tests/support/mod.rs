@@ -322,6 +322,7 @@ pub fn contract(generation: u64, resources: Vec<ContractResource>) -> Contract {
         generation,
         resources,
         activation: Vec::new(),
+        routes: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::args::Args;
 use crate::autoscale::ScaleBoard;
 use crate::error::{Error, Result};
 use crate::http::Metrics;
+use ferry_api::serving::domain::Domains;
 use ferry_api::serving::features::Features;
 use ferry_api::validation::Context as ValidationContext;
 
@@ -52,6 +53,18 @@ pub struct Context {
     pub scale: Arc<ScaleBoard>,
     /// The cluster's `config-features` flags (`--features-configmap`).
     features: Mutex<Features>,
+    /// The cluster's `config-domain` (`--domain-configmap`, else `--domain`).
+    domains: Mutex<Domains>,
+}
+
+/// Puts `value` in `slot`; `true` when it differs from what was there.
+fn replace<T: PartialEq>(slot: &Mutex<T>, value: T) -> bool {
+    let mut current = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if *current == value {
+        return false;
+    }
+    *current = value;
+    true
 }
 
 impl Context {
@@ -75,7 +88,15 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             scale: Arc::default(),
             features: Mutex::default(),
+            domains: Mutex::new(Domains::default()),
         }
+        .with_domains_fallback()
+    }
+
+    /// `--domain` as the default domain until `config-domain` names one.
+    fn with_domains_fallback(self) -> Self {
+        self.set_domains(Domains::default());
+        self
     }
 
     /// What validation depends on in this cluster: its `config-features` flags.
@@ -91,12 +112,26 @@ impl Context {
 
     /// Replaces the `config-features` flags; `true` when they changed.
     pub(super) fn set_features(&self, features: Features) -> bool {
-        let mut current = self.features.lock().unwrap_or_else(|e| e.into_inner());
-        if *current == features {
-            return false;
-        }
-        *current = features;
-        true
+        replace(&self.features, features)
+    }
+
+    /// Replaces the `config-domain` domains (none: `--domain` when set); `true` when they
+    /// changed.
+    pub(super) fn set_domains(&self, domains: Domains) -> bool {
+        let domains = if domains.is_empty() && !self.args.domain.is_empty() {
+            Domains::with_default(&self.args.domain)
+        } else {
+            domains
+        };
+        replace(&self.domains, domains)
+    }
+
+    /// The domain of a Route's external URL (`config-domain`, visibility label).
+    pub fn route_domain(&self, labels: &std::collections::BTreeMap<String, String>) -> String {
+        self.domains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .domain_for(labels, &self.args.cluster_domain)
     }
 
     /// The time conditions are stamped with.

@@ -47,6 +47,7 @@ pub(super) fn controllers(
         .run(reconcile_revision, error_policy, ctx.clone());
     let (by_config, by_revision) = (kinds.routes.store.clone(), kinds.routes.store.clone());
     let routes = configured(kinds.routes.controller(), ctx, stop)
+        .reconcile_on(queues.routes)
         .watches_shared_stream(
             kinds.configurations.subscribe(),
             move |c: Arc<Configuration>| routes_in(&by_config, c.namespace().as_deref()),
@@ -281,18 +282,97 @@ fn mark_problem(status: &mut Status, problem: Option<(&str, String)>, now: &Time
 pub(super) async fn reconcile_route(route: Arc<Route>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(route.clone(), ctx.clone(), async move {
         let ns = route.namespace().unwrap_or_default();
+        if route.metadata.deletion_timestamp.is_some() {
+            // Owner references delete its placeholder Services with it.
+            return Ok(Action::await_change());
+        }
         let cfgs = in_namespace(&ctx.stores.configurations, &ns);
         let revisions = in_namespace(&ctx.stores.revisions, &ns);
-        let status = serving::route_status(
+        let mut status = serving::route_status(
             &route,
             &cfgs,
             &revisions,
-            &ctx.args.domain,
+            &ctx.route_domain(route.labels()),
             &ctx.args.cluster_domain,
             &ctx.now(),
         );
+        let mut with_status = (*route).clone();
+        with_status.status = Some(status.clone());
+        if let Some(problem) = placeholder_services(&ctx, &with_status).await? {
+            status.status.set_condition(
+                Condition::new(
+                    ferry_api::serving::route_conditions::INGRESS_READY,
+                    ConditionStatus::False,
+                    Some(serving::reasons::NOT_OWNED),
+                    Some(&problem),
+                ),
+                &ctx.now(),
+            );
+            status.status.set_condition(
+                Condition::new(
+                    READY,
+                    ConditionStatus::False,
+                    Some(serving::reasons::NOT_OWNED),
+                    Some(&problem),
+                ),
+                &ctx.now(),
+            );
+        }
         apply_status(&ctx, &*route, route.status.as_ref(), &status).await?;
         Ok(Action::await_change())
     })
     .await
+}
+
+/// Applies the Route's placeholder Services (`<route>`, `<tag>-<route>`: ExternalNames to the
+/// ingress) and deletes those of tags it no longer has. A Service of that name that the Route
+/// does not own is left alone and named in the answer (Knative's `NotOwned`).
+async fn placeholder_services(ctx: &Context, route: &Route) -> Result<Option<String>> {
+    let ns = route.namespace().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let entry = entry_host(&ctx.args.ingress_url);
+    let wanted = serving::route_services(route, &entry);
+    let mut problem = None;
+    for svc in &wanted {
+        let name = svc.name_any();
+        match api.get_opt(&name).await? {
+            Some(existing) if !serving::controlled_by(&existing.metadata, route) => {
+                problem = Some(format!(
+                    "There is an existing placeholder Service {name:?} that we do not own."
+                ));
+            }
+            _ => apply_owned(ctx, &ns, svc).await?,
+        }
+    }
+    let owned = api
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            serving::ROUTE_LABEL,
+            route.name_any()
+        )))
+        .await?;
+    for stale in owned.items.iter().filter(|s| {
+        serving::controlled_by(&s.metadata, route)
+            && !wanted.iter().any(|w| w.metadata.name == s.metadata.name)
+    }) {
+        match api.delete(&stale.name_any(), &Default::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(problem)
+}
+
+/// The host of `--ingress-url`: what placeholder Services resolve to.
+fn entry_host(ingress_url: &str) -> String {
+    let rest = ingress_url
+        .split_once("://")
+        .map_or(ingress_url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host)
+        .to_owned()
 }

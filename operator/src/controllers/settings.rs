@@ -8,12 +8,15 @@
 //!   Triggers: every Broker and Trigger is woken.
 //! - `config-features` (`--features-configmap`): which flag-gated PodSpec fields a revision may
 //!   set: every Service, Configuration and Revision is woken.
+//! - `config-domain` (`--domain-configmap`): the domain of each Route's URL: every Route is
+//!   woken.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_api::eventing::{BrokerDefaults, DEFAULTS_KEY};
+use ferry_api::serving::domain::Domains;
 use ferry_api::serving::features::Features;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -39,7 +42,7 @@ struct Followed<T> {
     what: &'static str,
 }
 
-/// Follows `config-br-defaults` and `config-features` until `stop` turns `true`.
+/// Follows `config-br-defaults`, `config-features` and `config-domain` until `stop` turns `true`.
 pub(super) async fn follow(ctx: Arc<Context>, queues: Queues, stop: watch::Receiver<bool>) {
     let (c, q) = (ctx.clone(), queues.clone());
     let defaults = Followed {
@@ -61,7 +64,7 @@ pub(super) async fn follow(ctx: Arc<Context>, queues: Queues, stop: watch::Recei
         }),
         what: "broker defaults changed; reconciling every Broker and Trigger",
     };
-    let (c, q) = (ctx.clone(), queues);
+    let (c, q) = (ctx.clone(), queues.clone());
     let features = Followed {
         name: ctx.args.features_configmap.clone(),
         parse: |data| {
@@ -85,9 +88,24 @@ pub(super) async fn follow(ctx: Arc<Context>, queues: Queues, stop: watch::Recei
         }),
         what: "config-features changed; reconciling every Service, Configuration and Revision",
     };
+    let (c, q) = (ctx.clone(), queues.clone());
+    let domains = Followed {
+        name: ctx.args.domain_configmap.clone(),
+        parse: Domains::from_data,
+        apply: {
+            let c = ctx.clone();
+            Box::new(move |d| c.set_domains(d))
+        },
+        wake: Box::new(move || {
+            let (c, q) = (c.clone(), q.clone());
+            Box::pin(async move { wake_all(&c.stores.routes, &q.routes).await })
+        }),
+        what: "config-domain changed; reconciling every Route",
+    };
     tokio::join!(
         follow_one(&ctx, defaults, stop.clone()),
-        follow_one(&ctx, features, stop),
+        follow_one(&ctx, features, stop.clone()),
+        follow_one(&ctx, domains, stop),
     );
 }
 

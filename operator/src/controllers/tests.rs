@@ -114,12 +114,50 @@ impl ApiServer {
         send.send_response(Response::new(Body::from(body)));
     }
 
+    /// Answers the request last expected with `code` and a Kubernetes `Status` saying `reason`.
+    fn reply_error(&mut self, code: u16, reason: &str) {
+        let send = self.pending.take().expect("a request to answer");
+        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                          "reason": reason, "code": code, "message": reason});
+        let mut response = Response::new(Body::from(serde_json::to_vec(&body).expect("JSON")));
+        *response.status_mut() = http::StatusCode::from_u16(code).expect("a status code");
+        send.send_response(response);
+    }
+
     /// Asserts that no request arrives for a while.
     async fn expect_nothing(&mut self) {
         let next = tokio::time::timeout(Duration::from_millis(200), self.handle.next_request());
         if let Ok(Some((request, _))) = next.await {
             panic!("unexpected {} {}", request.method(), request.uri());
         }
+    }
+
+    /// Expects a Route's placeholder Service `name` to be read (answered with `existing`, or
+    /// 404) and then applied; returns what was applied.
+    async fn placeholder(
+        &mut self,
+        collection: &str,
+        name: &str,
+        existing: Option<Value>,
+    ) -> Value {
+        self.expect(Method::GET, &format!("{collection}/{name}"))
+            .await;
+        match existing {
+            Some(v) => self.reply(v),
+            None => self.reply_error(404, "NotFound"),
+        }
+        self.applied(collection, name).await
+    }
+
+    /// Expects the list of a Route's placeholder Services and answers with `items`.
+    async fn placeholders_listed(&mut self, collection: &str, route: &str, items: Value) {
+        self.expect(
+            Method::GET,
+            &format!("{collection}?&labelSelector=serving.knative.dev%2Froute%3D{route}"),
+        )
+        .await;
+        self.reply(json!({"apiVersion": "v1", "kind": "ServiceList",
+                          "metadata": {"resourceVersion": "1"}, "items": items}));
     }
 
     /// Expects kube's `finalizer()` adding `finalizer` to `obj` (which has none) by JSON patch
@@ -1409,6 +1447,21 @@ mod serving {
         route.metadata.generation = Some(1);
 
         let run = cluster.reconcile(reconcile_route, &route);
+        let services = "/api/v1/namespaces/ns/services";
+        let placeholder = cluster.api.placeholder(services, "cart", None).await;
+        assert_eq!(placeholder["spec"]["type"], "ExternalName");
+        assert_eq!(
+            placeholder["spec"]["externalName"], "ingress.test",
+            "the host of --ingress-url"
+        );
+        assert_eq!(
+            placeholder["metadata"]["ownerReferences"],
+            owner("Route", "cart", "cart-route-uid")
+        );
+        cluster
+            .api
+            .placeholders_listed(services, "cart", json!([]))
+            .await;
         let (status, _) = cluster
             .api
             .status(&format!("{SERVING}/routes"), &route)
@@ -1417,12 +1470,118 @@ mod serving {
             status["traffic"],
             json!([{"revisionName": "cart-00001", "latestRevision": true, "percent": 100}])
         );
-        assert_eq!(status["url"], "http://cart.ns.example.com");
+        // No config-domain: Knative's default domain, the route's in-cluster name.
+        assert_eq!(status["url"], "http://cart.ns.svc.cluster.local");
         assert_eq!(status["address"]["url"], "http://cart.ns.svc.cluster.local");
         assert_eq!(condition(&status, "AllTrafficAssigned"), ("True", ""));
         assert_eq!(condition(&status, "Ready"), ("True", ""));
         assert_eq!(status["observedGeneration"], 1);
         cluster.api.event("cart", "Normal", "Ready").await;
+        assert_eq!(finished(run).await, Action::await_change());
+    }
+
+    /// A Route with a tag: `latest` at 100 %, tagged `current`.
+    fn tagged_route() -> Route {
+        let mut svc = service();
+        svc.spec.traffic = vec![
+            serde_json::from_value(
+                json!({"latestRevision": true, "percent": 100, "tag": "current"}),
+            )
+            .expect("a traffic target"),
+        ];
+        let mut route: Route = crate::serving::route_for(&svc);
+        route.metadata.uid = Some("cart-route-uid".into());
+        route.metadata.generation = Some(1);
+        route
+    }
+
+    fn ready_configuration(cluster: &mut Cluster) {
+        let cfg = with_status(
+            &configuration(),
+            json!({"observedGeneration": 1,
+                   "conditions": [{"type": "Ready", "status": "True"}],
+                   "latestCreatedRevisionName": "cart-00001",
+                   "latestReadyRevisionName": "cart-00001"}),
+        );
+        put(&mut cluster.put.configurations, &cfg);
+        put(
+            &mut cluster.put.revisions,
+            &with_status(&revision(), ready_status()),
+        );
+    }
+
+    #[tokio::test]
+    async fn config_domain_names_the_url_and_each_tag_gets_a_service_and_stale_ones_go() {
+        let mut cluster = Cluster::without_log();
+        ready_configuration(&mut cluster);
+        let data = BTreeMap::from([("example.com".to_owned(), String::new())]);
+        assert!(
+            cluster
+                .ctx
+                .set_domains(ferry_api::serving::domain::Domains::from_data(&data).expect("valid"))
+        );
+        let route = tagged_route();
+        let run = cluster.reconcile(reconcile_route, &route);
+        let services = "/api/v1/namespaces/ns/services";
+        // Sorted by name: the Route's Service, then the tag's.
+        cluster.api.placeholder(services, "cart", None).await;
+        cluster
+            .api
+            .placeholder(services, "current-cart", None)
+            .await;
+        let stale = json!({"metadata": {"name": "old-cart", "namespace": "ns",
+            "labels": {"serving.knative.dev/route": "cart"},
+            "ownerReferences": owner("Route", "cart", "cart-route-uid")}});
+        cluster
+            .api
+            .placeholders_listed(services, "cart", json!([stale]))
+            .await;
+        cluster
+            .api
+            .expect(Method::DELETE, &format!("{services}/old-cart?"))
+            .await;
+        cluster.api.reply(stale);
+        let (status, _) = cluster
+            .api
+            .status(&format!("{SERVING}/routes"), &route)
+            .await;
+        assert_eq!(status["url"], "http://cart.ns.example.com");
+        assert_eq!(
+            status["traffic"][0]["url"],
+            "http://current-cart.ns.example.com"
+        );
+        assert_eq!(condition(&status, "Ready"), ("True", ""));
+        cluster.api.event("cart", "Normal", "Ready").await;
+        assert_eq!(finished(run).await, Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn a_service_of_the_routes_name_owned_by_someone_else_is_left_alone() {
+        let mut cluster = Cluster::without_log();
+        ready_configuration(&mut cluster);
+        let mut route: Route = crate::serving::route_for(&service());
+        route.metadata.uid = Some("cart-route-uid".into());
+        route.metadata.generation = Some(1);
+        let run = cluster.reconcile(reconcile_route, &route);
+        let services = "/api/v1/namespaces/ns/services";
+        let theirs = json!({"metadata": {"name": "cart", "namespace": "ns"},
+                            "spec": {"type": "ClusterIP"}});
+        cluster
+            .api
+            .expect(Method::GET, &format!("{services}/cart"))
+            .await;
+        cluster.api.reply(theirs);
+        cluster
+            .api
+            .placeholders_listed(services, "cart", json!([]))
+            .await;
+        let (status, _) = cluster
+            .api
+            .status(&format!("{SERVING}/routes"), &route)
+            .await;
+        assert_eq!(condition(&status, "IngressReady"), ("False", "NotOwned"));
+        assert_eq!(condition(&status, "Ready"), ("False", "NotOwned"));
+        cluster.api.event("cart", "Warning", "NotOwned").await;
         assert_eq!(finished(run).await, Action::await_change());
     }
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use ferry_api::contract::ObjectRef as ContractRef;
 use ferry_api::eventing::{Broker, Trigger};
 use ferry_api::messaging::{KafkaChannel, Subscription};
-use ferry_api::serving::{Configuration, KnativeService, Revision};
+use ferry_api::serving::{Configuration, KnativeService, Revision, Route};
 use ferry_api::sources::KafkaSource;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
@@ -74,6 +74,7 @@ pub(super) struct Queues {
     pub services: Queue<KnativeService>,
     pub configurations: Queue<Configuration>,
     pub revisions: Queue<Revision>,
+    pub routes: Queue<Route>,
 }
 
 /// Their receiving ends, one per controller.
@@ -90,6 +91,7 @@ pub(super) struct ServingReceivers {
     pub services: Receiver<KnativeService>,
     pub configurations: Receiver<Configuration>,
     pub revisions: Receiver<Revision>,
+    pub routes: Receiver<Route>,
 }
 
 /// A queue of `K`, boxed receiver.
@@ -108,6 +110,7 @@ pub(super) fn queues() -> (Queues, Receivers, ServingReceivers) {
     let (services, services_rx) = queue();
     let (configurations, configurations_rx) = queue();
     let (revisions, revisions_rx) = queue();
+    let (routes, routes_rx) = queue();
     (
         Queues {
             brokers,
@@ -118,6 +121,7 @@ pub(super) fn queues() -> (Queues, Receivers, ServingReceivers) {
             services,
             configurations,
             revisions,
+            routes,
         },
         Receivers {
             brokers: brokers_rx,
@@ -130,6 +134,7 @@ pub(super) fn queues() -> (Queues, Receivers, ServingReceivers) {
             services: services_rx,
             configurations: configurations_rx,
             revisions: revisions_rx,
+            routes: routes_rx,
         },
     )
 }
