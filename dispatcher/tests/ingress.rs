@@ -222,3 +222,38 @@ async fn unavailable_log_answers_503_with_retry_after() {
         "{body}"
     );
 }
+
+/// `FERRY_LOG_FORMAT=json`: each log line is one JSON object with the level and the message.
+#[test]
+fn logs_are_json_lines_on_request() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("contract.json");
+    std::fs::write(&contract, b"{not a contract").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-dispatcher"))
+        .args(["--contract", &contract.display().to_string()])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("FERRY_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let line = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("contract rejected"))
+        .expect("the bad contract is logged");
+    let _ = child.kill();
+    let _ = child.wait();
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(entry["level"], "ERROR", "{line}");
+    assert!(
+        entry["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("contract rejected")),
+        "{line}"
+    );
+    assert!(!line.contains('\u{1b}'), "no terminal colour codes: {line}");
+}

@@ -56,6 +56,11 @@ impl Replica {
         let port = free_port()?;
         let mut serving = spec.serving.process.clone();
         serving.env.insert("PORT".into(), port.to_string());
+        // Locally, replicas answer on loopback only (in a pod they listen on every interface).
+        serving
+            .env
+            .entry("LISTEN_HOST".into())
+            .or_insert_with(|| "127.0.0.1".into());
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut containers = vec![(
             spec.serving.name.clone(),

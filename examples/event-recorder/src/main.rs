@@ -5,8 +5,8 @@
 //! recorded events (the last 10,000) in arrival order. Dead-lettered events keep Knative's
 //! `knativeerrordest`, `knativeerrorcode` and `knativeerrordata` extensions as attributes.
 //!
-//! Environment: `PORT` (default 8080), `LISTEN_HOST` (default `127.0.0.1`), `K_REVISION`
-//! (optional), `EVENTS_FILE` (optional: also append each event as one JSON line to this file) and
+//! Environment: `PORT` (default 8080), `LISTEN_HOST` (default `0.0.0.0`; `ferry dev` sets
+//! `127.0.0.1`), `K_REVISION` (optional), `EVENTS_FILE` (optional: also append each event as one JSON line to this file) and
 //! `REPLY_TYPE` (optional: answer each event with a reply event of this type carrying the same
 //! data, id `<id>-reply` — what a Subscription's `reply` or a Trigger's broker then receives)
 //! and `DELAY_MS` (optional: answer each event this much later, to play a slow service).

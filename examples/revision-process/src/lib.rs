@@ -3,8 +3,9 @@
 //! stop on SIGTERM or Ctrl-C ([`shutdown_signal`], for axum's graceful shutdown, which drains
 //! in-flight requests), and exit non-zero with a one-line message on failure ([`exit`]).
 //!
-//! Environment: `PORT` (default 8080), `LISTEN_HOST` (default `127.0.0.1`), `K_REVISION`
-//! (optional). An empty variable counts as unset.
+//! Environment: `PORT` (default 8080), `LISTEN_HOST` (default `0.0.0.0`, every interface, as
+//! Knative's runtime contract asks; `ferry dev` sets `127.0.0.1`), `K_REVISION` (optional). An
+//! empty variable counts as unset.
 
 use std::io;
 use std::process::ExitCode;
@@ -46,7 +47,8 @@ impl Listen {
             .parse()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("PORT: {e}")))?;
         Ok(Listen {
-            host: lookup("LISTEN_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            // Knative's runtime contract: every interface, so the pod's IP answers.
+            host: lookup("LISTEN_HOST").unwrap_or_else(|| "0.0.0.0".into()),
             port,
             revision: lookup("K_REVISION"),
         })
@@ -115,12 +117,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_serve_locally_on_8080() {
+    fn defaults_serve_every_interface_on_8080() {
         let listen = Listen::from_lookup(lookup(&[])).unwrap();
         assert_eq!(
             listen,
             Listen {
-                host: "127.0.0.1".into(),
+                host: "0.0.0.0".into(),
                 port: 8080,
                 revision: None
             }
