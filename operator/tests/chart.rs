@@ -1227,6 +1227,7 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         "--br-defaults-configmap=ferry-config-br-defaults",
         "--autoscaler-configmap=ferry-config-autoscaler",
         "--features-configmap=ferry-config-features",
+        "--domain-configmap=ferry-config-domain",
         "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
         "--dispatcher-admin-service=ferry-dispatcher-admin",
         "--cluster-domain=cluster.local",
@@ -1564,6 +1565,86 @@ fn config_maps_hold_knative_defaults() {
     let data = string_map(find(&docs, "ConfigMap", "ferry-config-features").get("data"));
     assert_eq!(data["kubernetes.podspec-affinity"], "enabled");
     assert_eq!(data["multi-container"], "Disabled");
+
+    // Knative's config-domain: empty by default (svc.<cluster domain>); as given, in the form
+    // the operator reads.
+    let domain = find(&render_default(), "ConfigMap", "ferry-config-domain").clone();
+    assert!(string_map(domain.get("data")).is_empty());
+    let docs = render(&[
+        "--set-json",
+        r#"config.domain={"example.com":"","example.org":{"selector":{"app":"public"}}}"#,
+    ]);
+    let data = string_map(find(&docs, "ConfigMap", "ferry-config-domain").get("data"));
+    let domains = ferry_api::serving::domain::Domains::from_data(&data)
+        .unwrap_or_else(|e| panic!("the operator reads {data:?}: {e}"));
+    let labels = |app: &str| BTreeMap::from([("app".to_owned(), app.to_owned())]);
+    assert_eq!(
+        domains.domain_for(&labels("public"), "cluster.local"),
+        "example.org"
+    );
+    assert_eq!(
+        domains.domain_for(&labels("other"), "cluster.local"),
+        "example.com"
+    );
+}
+
+#[test]
+fn knative_service_urls_have_an_entry_inside_and_one_from_outside() {
+    let docs = render_default();
+    let ingress = args(container(&docs, "Deployment", "ferry-dispatcher-ingress"));
+    assert!(
+        ingress.contains(&"--external-listen=0.0.0.0:8081"),
+        "{ingress:?}"
+    );
+    let ports: Vec<&str> = seq_at(
+        container(&docs, "Deployment", "ferry-dispatcher-ingress"),
+        "ports",
+    )
+    .iter()
+    .filter_map(|p| p.get("name").and_then(Value::as_str))
+    .collect();
+    assert!(ports.contains(&"external"), "{ports:?}");
+    // Placeholder Services are ExternalNames to the ingress Service: clients call port 80.
+    let internal = find(&docs, "Service", "ferry-dispatcher-ingress");
+    assert_eq!(
+        get(internal, "spec.ports")
+            .and_then(|p| p[0].get("port"))
+            .and_then(Value::as_u64),
+        Some(80)
+    );
+    let external = find(&docs, "Service", "ferry-external");
+    assert_eq!(str_at(external, "spec.type"), "ClusterIP");
+    let port = &seq_at(external, "spec.ports")[0];
+    assert_eq!(
+        port.get("targetPort").and_then(Value::as_str),
+        Some("external")
+    );
+    assert!(port.get("nodePort").is_none());
+
+    let docs = render(&[
+        "--set",
+        "dispatcher.ingress.external.service.type=NodePort",
+        "--set",
+        "dispatcher.ingress.external.service.nodePort=30080",
+    ]);
+    let external = find(&docs, "Service", "ferry-external");
+    assert_eq!(str_at(external, "spec.type"), "NodePort");
+    assert_eq!(
+        seq_at(external, "spec.ports")[0]
+            .get("nodePort")
+            .and_then(Value::as_u64),
+        Some(30080)
+    );
+
+    let docs = render(&["--set", "dispatcher.ingress.external.enabled=false"]);
+    assert!(
+        !of_kind(&docs, "Service")
+            .iter()
+            .any(|s| name(s) == "ferry-external"),
+        "no external Service when disabled"
+    );
+    let ingress = args(container(&docs, "Deployment", "ferry-dispatcher-ingress"));
+    assert!(!ingress.iter().any(|a| a.starts_with("--external-listen")));
 }
 
 #[test]
@@ -1726,6 +1807,17 @@ fn bad_values_fail_and_name_the_value() {
         (
             &["--set", "config.features.multi-container=yes"],
             "config.features.multi-container",
+        ),
+        (
+            &[
+                "--set-json",
+                r#"config.domain={"example.com":{"selektor":{}}}"#,
+            ],
+            "config.domain",
+        ),
+        (
+            &["--set", "dispatcher.ingress.external.service.type=Ingress"],
+            "dispatcher.ingress.external.service.type",
         ),
         (&["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
         (&["--set", "dispatcher.egress.bogus=1"], "bogus"),

@@ -90,6 +90,8 @@ imagePullSecrets:
 {{- define "ferry.contract.name" -}}{{ include "ferry.fullname" . }}-contract{{- end -}}
 {{- define "ferry.brDefaults.name" -}}{{ include "ferry.fullname" . }}-config-br-defaults{{- end -}}
 {{- define "ferry.autoscaler.name" -}}{{ include "ferry.fullname" . }}-config-autoscaler{{- end -}}
+{{- define "ferry.domain.name" -}}{{ include "ferry.fullname" . }}-config-domain{{- end -}}
+{{- define "ferry.external.fullname" -}}{{ include "ferry.fullname" . }}-external{{- end -}}
 {{- define "ferry.features.name" -}}{{ include "ferry.fullname" . }}-config-features{{- end -}}
 {{- define "ferry.leaseName" -}}{{ .Values.operator.leaderElection.leaseName | default (include "ferry.operator.fullname" .) }}{{- end -}}
 
