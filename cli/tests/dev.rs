@@ -277,6 +277,25 @@ fn cart_walkthrough_replay_and_traffic_split() {
     for _ in 0..10 {
         assert!(cart(&service, "s1").is_some());
     }
+    // The ingress answers the names the Service and its tags have in a cluster, by Host.
+    let ingress_addr = ingress.trim_start_matches("http://").parse().unwrap();
+    for (host, revision) in [
+        ("first-cart-projection.default", "cart-projection-00001"),
+        (
+            "latest-cart-projection.default.svc.cluster.local",
+            "cart-projection-00002",
+        ),
+        ("cart-projection.default.svc", "cart-projection-0000"),
+    ] {
+        let response = ferry_testkit::process::http_get_host(ingress_addr, host, "/carts/s1");
+        assert!(
+            response.starts_with("HTTP/1.1 200")
+                && response
+                    .to_ascii_lowercase()
+                    .contains(&format!("x-revision: {revision}")),
+            "{host}: {response}"
+        );
+    }
 }
 
 #[test]

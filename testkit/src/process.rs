@@ -136,13 +136,21 @@ impl Drop for Process {
 /// # Panics
 /// When the connection fails or the response takes more than 5 s.
 pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    http_get_host(addr, &addr.to_string(), path)
+}
+
+/// [`http_get`] with `host` as the `Host` header (a Knative Service's name, say).
+///
+/// # Panics
+/// When the connection fails or the response takes more than 5 s.
+pub fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .expect("write request");
     let mut response = String::new();
