@@ -570,7 +570,8 @@ async fn services_stamp_revisions_deployments_and_routes() {
     let st = service.status.expect("status");
     assert_eq!(
         st.route.url.as_deref(),
-        Some("http://cart.shop.example.com")
+        Some("http://cart.shop.svc.cluster.local"),
+        "no config-domain: Knative's default domain"
     );
 
     // A template change stamps cart-00002; traffic follows the latest ready revision.

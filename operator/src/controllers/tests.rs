@@ -1430,21 +1430,8 @@ mod serving {
     #[tokio::test]
     async fn a_route_sends_its_traffic_to_the_latest_ready_revision() {
         let mut cluster = Cluster::without_log();
-        let cfg = with_status(
-            &configuration(),
-            json!({"observedGeneration": 1,
-                   "conditions": [{"type": "Ready", "status": "True"}],
-                   "latestCreatedRevisionName": "cart-00001",
-                   "latestReadyRevisionName": "cart-00001"}),
-        );
-        put(&mut cluster.put.configurations, &cfg);
-        put(
-            &mut cluster.put.revisions,
-            &with_status(&revision(), ready_status()),
-        );
-        let mut route: Route = crate::serving::route_for(&service());
-        route.metadata.uid = Some("cart-route-uid".into());
-        route.metadata.generation = Some(1);
+        ready_configuration(&mut cluster);
+        let route = route_of(&service());
 
         let run = cluster.reconcile(reconcile_route, &route);
         let services = "/api/v1/namespaces/ns/services";
@@ -1489,7 +1476,12 @@ mod serving {
             )
             .expect("a traffic target"),
         ];
-        let mut route: Route = crate::serving::route_for(&svc);
+        route_of(&svc)
+    }
+
+    /// The Route of `svc` as the API server holds it.
+    fn route_of(svc: &KnativeService) -> Route {
+        let mut route: Route = crate::serving::route_for(svc);
         route.metadata.uid = Some("cart-route-uid".into());
         route.metadata.generation = Some(1);
         route
@@ -1559,9 +1551,7 @@ mod serving {
     async fn a_service_of_the_routes_name_owned_by_someone_else_is_left_alone() {
         let mut cluster = Cluster::without_log();
         ready_configuration(&mut cluster);
-        let mut route: Route = crate::serving::route_for(&service());
-        route.metadata.uid = Some("cart-route-uid".into());
-        route.metadata.generation = Some(1);
+        let route = route_of(&service());
         let run = cluster.reconcile(reconcile_route, &route);
         let services = "/api/v1/namespaces/ns/services";
         let theirs = json!({"metadata": {"name": "cart", "namespace": "ns"},
