@@ -43,6 +43,16 @@ pub struct SecretManifest {
     pub data: SecretData,
 }
 
+impl SecretManifest {
+    /// Its data as text (a ConfigMap's settings; bytes that are not UTF-8 are replaced).
+    pub fn text_data(&self) -> std::collections::BTreeMap<String, String> {
+        self.data
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+}
+
 /// A document that could not be read or parsed, located by file and document.
 #[derive(Debug)]
 pub struct LoadError {

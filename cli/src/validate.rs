@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use ferry_api::serving::domain::{CONFIG_DOMAIN, Domains};
 use ferry_api::serving::features::{CONFIG_FEATURES, Features};
 use ferry_api::validation::Context;
 
@@ -52,6 +55,9 @@ pub struct Outcome {
     pub resources: Vec<Report>,
     /// Documents that did not parse (file, document and reason).
     pub load_errors: Vec<String>,
+    /// Worth a look in Knative's settings ConfigMaps (a `config-features` value Knative
+    /// ignores).
+    pub notes: Vec<String>,
 }
 
 /// Exit code of `ferry validate` when some manifest is invalid (Knative refuses it too) or
@@ -93,31 +99,15 @@ pub fn command(validate: &Validate) -> ExitCode {
     }
 }
 
-/// Loads and checks every manifest under `paths`, with the `config-features` ConfigMap among
-/// them (if any) deciding which flag-gated revision fields are allowed, as Knative's webhook
-/// reads it from the cluster.
+/// Loads and checks every manifest under `paths`, with Knative's settings ConfigMaps among them
+/// (if any): `config-features` decides which flag-gated revision fields are allowed, as
+/// Knative's webhook reads it from the cluster, and `config-domain` must be readable.
 pub fn run(paths: &[PathBuf]) -> Outcome {
     let (manifests, config_maps, load_errors) = manifest::load_with_secrets(paths);
     let mut load_errors: Vec<String> = load_errors.iter().map(ToString::to_string).collect();
     let mut cx = Context::default();
     let mut notes = Vec::new();
-    let features: Vec<_> = config_maps
-        .iter()
-        .filter(|c| c.kind == "ConfigMap" && c.name == CONFIG_FEATURES)
-        .collect();
-    if let [one, _, ..] = features.as_slice() {
-        load_errors.push(format!(
-            "{}, document {}: a second {CONFIG_FEATURES} ConfigMap; keep one",
-            one.file.display(),
-            one.document
-        ));
-    }
-    if let Some(c) = features.first() {
-        let data = c
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
+    if let Some(data) = settings(&config_maps, CONFIG_FEATURES, &mut load_errors) {
         let (parsed, ignored) = Features::from_data(&data);
         cx.features = parsed;
         notes.extend(ignored.into_iter().map(|(key, value)| {
@@ -126,14 +116,36 @@ pub fn run(paths: &[PathBuf]) -> Outcome {
             )
         }));
     }
-    let mut resources: Vec<Report> = manifests.iter().map(|m| report(m, &cx)).collect();
-    if let Some(first) = resources.first_mut() {
-        first.warnings.extend(notes);
+    if let Some(data) = settings(&config_maps, CONFIG_DOMAIN, &mut load_errors)
+        && let Err(e) = Domains::from_data(&data)
+    {
+        load_errors.push(e);
     }
     Outcome {
-        resources,
+        resources: manifests.iter().map(|m| report(m, &cx)).collect(),
         load_errors,
+        notes,
     }
+}
+
+/// The data of the one ConfigMap called `name` among `config_maps` (a second one is an error).
+fn settings(
+    config_maps: &[manifest::SecretManifest],
+    name: &str,
+    errors: &mut Vec<String>,
+) -> Option<BTreeMap<String, String>> {
+    let found: Vec<_> = config_maps
+        .iter()
+        .filter(|c| c.kind == "ConfigMap" && c.name == name)
+        .collect();
+    if let [_, second, ..] = found.as_slice() {
+        errors.push(format!(
+            "{}, document {}: a second {name} ConfigMap; keep one",
+            second.file.display(),
+            second.document
+        ));
+    }
+    found.first().map(|c| c.text_data())
 }
 
 fn report(m: &Manifest, cx: &Context) -> Report {
@@ -183,6 +195,7 @@ pub fn problems(outcome: &Outcome) -> Vec<String> {
         }
     }
     lines.extend(outcome.load_errors.iter().map(|e| format!("error: {e}")));
+    lines.extend(outcome.notes.iter().map(|n| format!("warning: {n}")));
     lines
 }
 

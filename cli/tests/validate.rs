@@ -154,6 +154,40 @@ fn config_features_in_the_manifests_decide_flag_gated_fields() {
     .expect("write");
     let out = ferry(&["validate", "-f", dir.path().to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The note about an ignored value is shown when the ConfigMap is the only document too.
+    let out = ferry(&["validate", "-f", features.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning: config-features `kubernetes.podspec-tolerations`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn config_domain_in_the_manifests_must_be_readable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let domain = dir.path().join("domain.yaml");
+    let write = |data: &str| {
+        std::fs::write(
+            &domain,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config-domain, namespace: knative-serving}}\ndata:\n{data}"
+            ),
+        )
+        .expect("write")
+    };
+    write("  example.com: \"\"\n  example.org: |\n    selector:\n      app: public\n");
+    let out = ferry(&["validate", "-f", domain.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    write("  example.org: |\n    selektor:\n      app: public\n");
+    let out = ferry(&["validate", "-f", domain.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("error: config-domain example.org:"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -255,6 +255,7 @@ mod tests {
             }],
             activation: vec![],
             routes: vec![],
+            tag_header_routing: false,
         }
     }
 

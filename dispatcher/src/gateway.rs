@@ -12,6 +12,9 @@
 //! - The revision's timeouts apply: `responseStartTimeoutSeconds` until the answer starts (then
 //!   `504`), `timeoutSeconds` for the whole exchange, `idleTimeoutSeconds` between bytes of the
 //!   answer (past those the answer is cut).
+//! - With Knative's `tag-header-based-routing` on (the contract says), a request to a Route's own
+//!   host carrying `Knative-Serving-Tag: <tag>` goes to that tag's revision; an unknown tag gets
+//!   the split.
 //! - A host without a dot (`http://cart` from a pod of the Route's namespace) is served when one
 //!   namespace has that Route; when several do, the answer names the full names to use.
 //!
@@ -41,6 +44,9 @@ use crate::activator::{Activator, Lease};
 use crate::egress::traffic;
 use crate::metrics::Metrics;
 
+/// Knative's header naming the tag a request wants (with `tag-header-based-routing`).
+const TAG_HEADER: &str = "knative-serving-tag";
+
 /// How long a request waits for a replica when its revision sets no timeout.
 const UNLIMITED_WAIT: Duration = Duration::from_secs(600);
 
@@ -49,6 +55,10 @@ const UNLIMITED_WAIT: Duration = Duration::from_secs(600);
 struct Served {
     /// `namespace/name` (and `#tag`), for metrics and messages.
     label: String,
+    /// `namespace/name` of the Route.
+    route: String,
+    /// The tag, for a tag's address.
+    tag: Option<String>,
     targets: Vec<RevisionTarget>,
 }
 
@@ -62,6 +72,10 @@ enum Lookup {
 
 #[derive(Default)]
 struct Hosts {
+    /// `Knative-Serving-Tag` picks a tag of the Route a request names.
+    tag_header: bool,
+    /// (route, tag) → the tag's address.
+    tags: HashMap<(String, String), Arc<Served>>,
     cluster: HashMap<String, Arc<Served>>,
     external: HashMap<String, Arc<Served>>,
     /// Short names (no dot) → the `<name>.<namespace>` hosts that claim them.
@@ -70,7 +84,10 @@ struct Hosts {
 
 impl Hosts {
     fn from_contract(contract: &Contract) -> Hosts {
-        let mut hosts = Hosts::default();
+        let mut hosts = Hosts {
+            tag_header: contract.tag_header_routing,
+            ..Hosts::default()
+        };
         for route in &contract.routes {
             let label = match &route.tag {
                 Some(tag) => format!("{}#{tag}", route.route),
@@ -78,8 +95,15 @@ impl Hosts {
             };
             let served = Arc::new(Served {
                 label,
+                route: route.route.clone(),
+                tag: route.tag.clone(),
                 targets: route.targets.clone(),
             });
+            if let Some(tag) = &route.tag {
+                hosts
+                    .tags
+                    .insert((route.route.clone(), tag.clone()), served.clone());
+            }
             let qualified = route
                 .hosts
                 .iter()
@@ -102,6 +126,23 @@ impl Hosts {
             }
         }
         hosts
+    }
+
+    /// With tag-header routing on, the tag a request to a Route's own host names
+    /// (`Knative-Serving-Tag`), when the Route has it; else `served` itself.
+    fn by_tag_header(&self, served: Arc<Served>, headers: &HeaderMap) -> Arc<Served> {
+        if !self.tag_header || served.tag.is_some() {
+            return served;
+        }
+        headers
+            .get(TAG_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|tag| {
+                self.tags
+                    .get(&(served.route.clone(), tag.trim().to_owned()))
+            })
+            .cloned()
+            .unwrap_or(served)
     }
 
     fn lookup(&self, host: &str, external: bool) -> Lookup {
@@ -163,6 +204,7 @@ impl Gateway {
         let hosts = self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone();
         match hosts.lookup(&host, external) {
             Lookup::Found(served) => {
+                let served = hosts.by_tag_header(served, request.headers());
                 Ok(self.forward(&served.targets, &served.label, request).await)
             }
             Lookup::Ambiguous(names) => Ok(plain(

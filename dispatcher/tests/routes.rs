@@ -524,3 +524,53 @@ async fn the_revisions_timeouts_apply() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knative_serving_tag_picks_the_tag_only_when_tag_header_routing_is_on() {
+    let (a, b) = (Revision::start("a").await, Revision::start("b").await);
+    let routes = || {
+        vec![
+            route("shop", "cart", None, vec![target("cart-1", &a.url(), 100)]),
+            route(
+                "shop",
+                "cart",
+                Some("canary"),
+                vec![target("cart-2", &b.url(), 100)],
+            ),
+        ]
+    };
+    let d = Dispatcher::start(&with_routes(1, routes(), Vec::new()), &[]);
+    let client = reqwest::Client::new();
+    let tagged = |tag: &'static str| {
+        let (client, base) = (client.clone(), d.http.clone());
+        async move {
+            client
+                .get(format!("{base}/"))
+                .header(header::HOST, "cart.shop")
+                .header("Knative-Serving-Tag", tag)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // Off (Knative's default): the header is an ordinary header.
+    assert!(tagged("canary").await.starts_with("a "));
+    d.write_contract(&Contract {
+        tag_header_routing: true,
+        ..with_routes(2, routes(), Vec::new())
+    });
+    d.wait_for_generation(2);
+    assert!(
+        tagged("canary").await.starts_with("b "),
+        "the tag's revision"
+    );
+    assert!(
+        tagged("nope").await.starts_with("a "),
+        "an unknown tag: the split"
+    );
+    let (_, body) = get(&client, &d.http, "cart.shop", "/").await;
+    assert!(body.starts_with("a "), "no header: the split");
+}

@@ -136,6 +136,7 @@ mod tests {
             }],
             activation: vec![],
             routes: vec![],
+            tag_header_routing: false,
         }
     }
 

@@ -41,6 +41,8 @@ struct State {
     broker_defaults: Arc<BrokerDefaults>,
     /// The Secrets KafkaSources' `spec.net` reference, as their controller last read them.
     secrets: Arc<SecretValues>,
+    /// `config-features`' `tag-header-based-routing`, for the contract.
+    tag_header_routing: bool,
 }
 
 /// The contract as the controllers see it, shared between them and [`run`].
@@ -121,6 +123,14 @@ impl Publisher {
         drop(state);
         self.poke();
         true
+    }
+
+    /// Follows `config-features`' `tag-header-based-routing`.
+    pub fn set_tag_header_routing(&self, on: bool) {
+        let changed = std::mem::replace(&mut self.lock().tag_header_routing, on) != on;
+        if changed {
+            self.poke();
+        }
     }
 
     /// `broker` as the operator reconciles it: `config-br-defaults` applied.
@@ -212,12 +222,13 @@ impl Publisher {
     /// Compiles `stores` with what the reconciles reported, then forgets the Secrets no source
     /// needs any more.
     fn compile(&self, stores: &Stores, config: &PublisherConfig) -> Compiled {
-        let (topics, defaults, secrets) = {
+        let (topics, defaults, secrets, tag_header_routing) = {
             let state = self.lock();
             (
                 state.topics.clone(),
                 state.broker_defaults.clone(),
                 state.secrets.clone(),
+                state.tag_header_routing,
             )
         };
         let env = Environment {
@@ -227,7 +238,8 @@ impl Publisher {
             bootstrap_servers: &config.bootstrap_servers,
             claim_classless: config.claim_classless,
         };
-        let compiled = compile_stores(stores, &env, &config.cluster_domain);
+        let mut compiled = compile_stores(stores, &env, &config.cluster_domain);
+        compiled.contract.tag_header_routing = tag_header_routing;
         drop(secrets);
         self.forget_unreferenced_secrets(stores);
         compiled

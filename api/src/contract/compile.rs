@@ -88,6 +88,7 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             // them.
             activation: Vec::new(),
             routes: Vec::new(),
+            tag_header_routing: false,
         },
         out.errors,
     )

@@ -55,6 +55,10 @@ pub struct Contract {
     /// entry's hosts goes to its revisions (through activation when they are listed there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<HttpRoute>,
+    /// Knative's `tag-header-based-routing`: a request to a Route's own host with
+    /// `Knative-Serving-Tag: <tag>` goes to that tag's revision (an unknown tag: the split).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tag_header_routing: bool,
 }
 
 /// One address of a Knative Route: the Route itself (its traffic split) or one of its tags

@@ -38,6 +38,9 @@ impl Flag {
 
 /// `multi-container`: more than one container per revision.
 pub const MULTI_CONTAINER: &str = "multi-container";
+/// `tag-header-based-routing`: a request carrying `Knative-Serving-Tag: <tag>` to a Route's own
+/// host goes to that tag's revision.
+pub const TAG_HEADER_ROUTING: &str = "tag-header-based-routing";
 /// `multi-container-probing`: probes on sidecars.
 pub const MULTI_CONTAINER_PROBING: &str = "multi-container-probing";
 /// `kubernetes.podspec-fieldref`: `env[].valueFrom.fieldRef` / `resourceFieldRef`.

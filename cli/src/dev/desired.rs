@@ -11,6 +11,8 @@ use ferry_api::eventing::{BROKER_CLASS_ANNOTATION, Broker, FERRY_BROKER_CLASS, T
 use ferry_api::messaging::{KafkaChannel, Subscription};
 use ferry_api::resource::Resource;
 use ferry_api::serving::KnativeService;
+use ferry_api::serving::domain::{CONFIG_DOMAIN, Domains};
+use ferry_api::serving::features::{CONFIG_FEATURES, Features};
 use ferry_api::sources::{KafkaSource, SecretData, secret_key_value};
 use kube::ResourceExt;
 
@@ -65,16 +67,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<String>> {
     let (manifests, secrets, _) = manifest::load_with_secrets(paths);
     let mut desired = Desired::default();
     for s in secrets {
-        let key = (s.namespace, s.name);
         if s.kind == "ConfigMap" {
-            let text = s
-                .data
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                .collect();
-            desired.config_maps.insert(key, text);
+            let text = s.text_data();
+            desired.config_maps.insert((s.namespace, s.name), text);
         } else {
-            desired.secrets.insert(key, s.data);
+            desired.secrets.insert((s.namespace, s.name), s.data);
         }
     }
     let mut problems = Vec::new();
@@ -166,6 +163,30 @@ fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
 }
 
 impl Desired {
+    /// The data of Knative's settings ConfigMap `name` (`config-features`, `config-domain`)
+    /// among the manifests, in whatever namespace.
+    fn knative_settings(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.config_maps
+            .iter()
+            .find(|((_, n), _)| n == name)
+            .map(|(_, data)| data)
+    }
+
+    /// `config-features` among the manifests, else Knative's defaults.
+    pub fn features(&self) -> Features {
+        self.knative_settings(CONFIG_FEATURES)
+            .map(|data| Features::from_data(data).0)
+            .unwrap_or_default()
+    }
+
+    /// `config-domain` among the manifests (checked when loaded), else none: Knative's
+    /// default domain.
+    pub fn domains(&self) -> Domains {
+        self.knative_settings(CONFIG_DOMAIN)
+            .and_then(|data| Domains::from_data(data).ok())
+            .unwrap_or_default()
+    }
+
     /// The ConfigMap a Broker's `spec.config` names: `None` when it names none,
     /// `Some(None)` when the manifests lack it.
     pub fn config_map_of(&self, broker: &Broker) -> Option<Option<&BTreeMap<String, String>>> {

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use ferry_api::autoscaler::Settings;
 use ferry_api::contract::{CompileError, Contract, Resolved};
 use ferry_api::duck::KReference;
+use ferry_api::serving::features::TAG_HEADER_ROUTING;
 use ferry_control::activation;
 
 use crate::Error;
@@ -258,10 +259,12 @@ impl Dev {
     }
 
     async fn reconcile(&mut self) {
+        self.serving.domains = self.desired.domains();
         self.serving.reconcile(&self.desired.services).await;
         self.serving.autoscale();
         let (mut contract, errors) = self.compile();
         contract.routes = self.serving.http_routes();
+        contract.tag_header_routing = self.desired.features().enabled(TAG_HEADER_ROUTING);
         let mut routed = activation::routed_urls(&contract);
         routed.extend(self.serving.routed_urls());
         contract.activation = activation::activation(self.serving.replicas(), &routed);

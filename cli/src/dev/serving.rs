@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 use ferry_api::autoscaler::{Decision, Settings};
 use ferry_api::contract::{HttpRoute, RevisionTarget};
 use ferry_api::duck::{READY, Status};
+use ferry_api::serving::domain::Domains;
 use ferry_api::serving::{
     ConfigurationStatus, KnativeService, Revision, RevisionStatus, Route, RouteSpec, RouteStatus,
 };
 use ferry_control::activation::RequestTimeouts;
 use ferry_control::scaling::Scalers;
 use ferry_control::serving::{
-    DEFAULT_CLUSTER_DOMAIN, configuration_status, default_domain, http_routes, route_for,
-    route_status, service_status, traffic_targets,
+    DEFAULT_CLUSTER_DOMAIN, configuration_status, http_routes, route_for, route_status,
+    service_status, traffic_targets,
 };
 use ferry_dispatcher::activator::Activator;
 use ferry_dispatcher::gateway::Gateway;
@@ -92,6 +93,8 @@ pub struct Serving {
     pub(super) tick: Duration,
     pub(super) activator: Arc<Activator>,
     gateway: Arc<Gateway>,
+    /// `config-domain` among the manifests (the domain of each Route's URL).
+    pub domains: Domains,
     pub(super) started: Instant,
     pub(super) last_tick: Option<Instant>,
 }
@@ -157,6 +160,7 @@ impl Serving {
             tick,
             activator,
             gateway,
+            domains: Domains::default(),
             started: Instant::now(),
             last_tick: None,
         })
@@ -229,7 +233,9 @@ impl Serving {
         self.configurations.insert(key.clone(), cfg_status.clone());
         let mut route = route_for(service);
         route.status = self.routes.get(&key).cloned();
-        let domain = default_domain(DEFAULT_CLUSTER_DOMAIN);
+        let domain = self
+            .domains
+            .domain_for(route.labels(), DEFAULT_CLUSTER_DOMAIN);
         let route_st = route_status(
             &route,
             std::slice::from_ref(&cfg),

@@ -13,12 +13,6 @@ use super::owned::*;
 // Route
 // ---------------------------------------------------------------------------------------------
 
-/// Knative's default route domain since 1.11: `svc.<cluster_domain>`, so a route's URL is its
-/// in-cluster name unless a domain is configured (older Knative used `example.com`).
-pub fn default_domain(cluster_domain: &str) -> String {
-    format!("svc.{cluster_domain}")
-}
-
 /// Why a route's traffic is not assigned: `Unknown` while a target is on its way, `False` when
 /// one is missing or failed (Knative's `TargetError`).
 struct TrafficProblem {
@@ -184,8 +178,8 @@ fn assign_traffic(
 /// is missing (`RevisionMissing`, `ConfigurationMissing`, `RevisionNotOwned`) and the previous
 /// `traffic` stays. `CertificateProvisioned` is `True` (`TLSNotEnabled`): Ferry manages no TLS.
 ///
-/// `cfgs` and `revisions` hold the objects of the route's namespace; [`default_domain`] is
-/// Knative's `domain`.
+/// `cfgs` and `revisions` hold the objects of the route's namespace; `domain` is the Route's
+/// from `config-domain` ([`ferry_api::serving::domain::Domains::domain_for`]).
 pub fn route_status(
     route: &Route,
     cfgs: &[Configuration],

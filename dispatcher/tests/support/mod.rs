@@ -323,6 +323,7 @@ pub fn contract(generation: u64, resources: Vec<ContractResource>) -> Contract {
         resources,
         activation: Vec::new(),
         routes: Vec::new(),
+        tag_header_routing: false,
     }
 }
 

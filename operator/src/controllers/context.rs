@@ -23,7 +23,7 @@ use crate::autoscale::ScaleBoard;
 use crate::error::{Error, Result};
 use crate::http::Metrics;
 use ferry_api::serving::domain::Domains;
-use ferry_api::serving::features::Features;
+use ferry_api::serving::features::{Features, TAG_HEADER_ROUTING};
 use ferry_api::validation::Context as ValidationContext;
 
 use crate::publisher::Publisher;
@@ -112,6 +112,8 @@ impl Context {
 
     /// Replaces the `config-features` flags; `true` when they changed.
     pub(super) fn set_features(&self, features: Features) -> bool {
+        self.publisher
+            .set_tag_header_routing(features.enabled(TAG_HEADER_ROUTING));
         replace(&self.features, features)
     }
 
