@@ -51,9 +51,20 @@ pub struct DispatcherConfig {
     /// Largest accepted request body; larger ones get 413.
     #[arg(long, default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
-    /// Ingress requests handled at once; beyond this, requests get 503 with Retry-After.
+    /// Event posts being appended at once (a post takes a slot once its body has arrived);
+    /// beyond this, posts get 503 with Retry-After.
     #[arg(long, default_value_t = 1024)]
     pub max_ingress_in_flight: usize,
+    /// How long a request's headers may take to arrive (every listener); a slower client is
+    /// disconnected.
+    #[arg(long, value_parser = duration::parse, default_value = "30s")]
+    pub header_read_timeout: Duration,
+    /// How long an event post's body may take to arrive; a slower one gets 408.
+    #[arg(long, value_parser = duration::parse, default_value = "30s")]
+    pub body_read_timeout: Duration,
+    /// Most events in one batched-mode post; more get 413.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_batch_events: usize,
     /// How often the contract file is checked for changes.
     #[arg(long, value_parser = duration::parse, default_value = "1s")]
     pub contract_poll: Duration,
@@ -206,6 +217,15 @@ impl DispatcherConfig {
             ("--contract-poll", self.contract_poll.as_millis() > 0),
             ("--max-in-flight", self.max_in_flight > 0),
             ("--max-ingress-in-flight", self.max_ingress_in_flight > 0),
+            (
+                "--header-read-timeout",
+                self.header_read_timeout.as_millis() > 0,
+            ),
+            (
+                "--body-read-timeout",
+                self.body_read_timeout.as_millis() > 0,
+            ),
+            ("--max-batch-events", self.max_batch_events > 0),
             ("--session-timeout", self.session_timeout.as_millis() > 0),
             ("--commit-interval", self.commit_interval.as_millis() > 0),
         ];

@@ -28,6 +28,8 @@ pub struct Route {
     pub topic: String,
     /// `Broker namespace/name` (or KafkaChannel), for the delivery journal.
     pub label: String,
+    /// The resource's ingress path (`/<namespace>/<name>`), as metrics name it.
+    pub path: String,
 }
 
 /// Ingress paths → topics, rebuilt from each contract.
@@ -50,6 +52,7 @@ impl Routes {
                             bootstrap: r.bootstrap_servers.clone(),
                             topic,
                             label: r.reference.to_string(),
+                            path: ingress.path.clone(),
                         },
                     ))
                 })
@@ -68,8 +71,12 @@ pub struct Ingress {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body in bytes.
     pub max_body: usize,
-    /// Requests being handled; when none is left, new ones get 503 at once (load shedding
-    /// instead of an unbounded queue).
+    /// How long a post's body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
+    /// Most events in one batched-mode post.
+    pub max_batch_events: usize,
+    /// Posts being appended (taken once the body has arrived, so slow uploads hold none); when
+    /// none is left, new ones get 503 at once (load shedding instead of an unbounded queue).
     pub in_flight: tokio::sync::Semaphore,
     /// Where accepted events are recorded for `ferry trace`.
     pub journal: Arc<Journal>,
@@ -165,8 +172,11 @@ async fn handle(
             ),
         );
     };
+    // Metrics name the resource's own path, never the raw request path: one series per
+    // Broker or KafkaChannel, whatever clients send.
+    let path = route.path.as_str();
     if method != Method::POST {
-        ingress.metrics.ingress(&path, "method", 1);
+        ingress.metrics.ingress(path, "method", 1);
         let mut response = reject(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not accepted; POST CloudEvents to {path}"),
@@ -176,12 +186,6 @@ async fn handle(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    let Ok(_slot) = ingress.in_flight.try_acquire() else {
-        ingress.metrics.ingress(&path, "overloaded", 1);
-        return unavailable(
-            "too many requests in flight; retry after the Retry-After delay".into(),
-        );
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -193,15 +197,35 @@ async fn handle(
         )
     };
     if declared.is_some_and(|n| n > ingress.max_body) {
-        ingress.metrics.ingress(&path, "too_large", 1);
+        ingress.metrics.ingress(path, "too_large", 1);
         return too_large();
     }
-    let body = match to_bytes(body, ingress.max_body).await {
-        Ok(b) => b,
-        Err(_) => {
-            ingress.metrics.ingress(&path, "too_large", 1);
-            return too_large();
-        }
+    let body =
+        match tokio::time::timeout(ingress.body_read_timeout, to_bytes(body, ingress.max_body))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                ingress.metrics.ingress(path, "too_large", 1);
+                return too_large();
+            }
+            Err(_) => {
+                ingress.metrics.ingress(path, "body_timeout", 1);
+                return reject(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the body did not arrive within {} ms; send it at once",
+                        ingress.body_read_timeout.as_millis()
+                    ),
+                );
+            }
+        };
+    // The slot is taken only now: a slow upload holds none.
+    let Ok(_slot) = ingress.in_flight.try_acquire() else {
+        ingress.metrics.ingress(path, "overloaded", 1);
+        return unavailable(
+            "too many requests in flight; retry after the Retry-After delay".into(),
+        );
     };
     let batch = headers
         .get(header::CONTENT_TYPE)
@@ -215,10 +239,21 @@ async fn handle(
     let mut events = match parsed {
         Ok(events) => events,
         Err(e) => {
-            ingress.metrics.ingress(&path, "invalid", 1);
+            ingress.metrics.ingress(path, "invalid", 1);
             return reject(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    if events.len() > ingress.max_batch_events {
+        ingress.metrics.ingress(path, "too_large", 1);
+        return reject(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} events in one batch; at most {} (--max-batch-events): split the batch",
+                events.len(),
+                ingress.max_batch_events
+            ),
+        );
+    }
     if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
         for event in &mut events {
             if event.extension("traceparent").is_none() {
@@ -229,11 +264,11 @@ async fn handle(
     let count = events.len() as u64;
     match append_all(&ingress, &route, &events).await {
         Ok(()) => {
-            ingress.metrics.ingress(&path, "accepted", count);
+            ingress.metrics.ingress(path, "accepted", count);
             StatusCode::ACCEPTED.into_response()
         }
         Err(e) => {
-            ingress.metrics.ingress(&path, "unavailable", count);
+            ingress.metrics.ingress(path, "unavailable", count);
             unavailable(e.to_string())
         }
     }

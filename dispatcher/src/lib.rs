@@ -13,6 +13,7 @@ pub mod config;
 pub mod egress;
 mod error;
 pub mod gateway;
+mod http_server;
 pub mod ingress;
 pub mod journal;
 pub mod kafka;

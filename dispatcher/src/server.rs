@@ -20,6 +20,7 @@ use crate::activator::Activator;
 use crate::config::{DispatcherConfig, Role};
 use crate::egress::EgressSet;
 use crate::gateway::Gateway;
+use crate::http_server::serve;
 use crate::ingress::{self, Ingress};
 use crate::journal::Journal;
 use crate::log::Log;
@@ -73,6 +74,8 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
             log: log.clone(),
             metrics: metrics.clone(),
             max_body: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
+            max_batch_events: config.max_batch_events,
             in_flight: tokio::sync::Semaphore::new(config.max_ingress_in_flight),
             journal: journal.clone(),
             gateway: gateway.clone(),
@@ -112,6 +115,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
             listener,
             ingress::router(ingress.clone()),
             shared.stopping.subscribe(),
+            config.header_read_timeout,
             "ingress",
         )));
         if let Some(addr) = config.external_listen {
@@ -121,6 +125,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
                 listener,
                 ingress::external_router(ingress.clone()),
                 shared.stopping.subscribe(),
+                config.header_read_timeout,
                 "external",
             )));
         }
@@ -140,6 +145,7 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
         admin,
         admin_app,
         shared.stopping.subscribe(),
+        config.header_read_timeout,
         "admin",
     )));
     tasks.push(tokio::spawn(watch_contract(
@@ -193,22 +199,6 @@ impl RunningDispatcher {
 async fn autoscaler_stats(State(shared): State<Arc<Shared>>) -> axum::response::Response {
     let body = serde_json::to_string(&shared.activator.stats()).unwrap_or_else(|_| "[]".into());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-async fn serve(
-    listener: TcpListener,
-    app: Router,
-    mut stopping: watch::Receiver<bool>,
-    what: &'static str,
-) {
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stopping.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "{what} server failed");
-    }
 }
 
 async fn render_metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

@@ -257,3 +257,125 @@ fn logs_are_json_lines_on_request() {
     );
     assert!(!line.contains('\u{1b}'), "no terminal colour codes: {line}");
 }
+
+/// Sends `head` (and maybe part of a body) on a new connection and returns the stream.
+fn stalled(addr: std::net::SocketAddr, head: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// What the server sends before it closes the connection.
+fn until_closed(mut s: std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_hold_no_slot() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let d = Dispatcher::start(
+        &contract(1, vec![broker("orders", &log.bootstrap, vec![])]),
+        &[
+            "--header-read-timeout",
+            "1s",
+            "--body-read-timeout",
+            "1s",
+            "--max-ingress-in-flight",
+            "2",
+            "--max-batch-events",
+            "3",
+        ],
+    );
+    let addr: std::net::SocketAddr = d.http.trim_start_matches("http://").parse().unwrap();
+
+    // Headers that never end: the connection is closed after the header deadline.
+    let headers = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let answer = until_closed(stalled(
+            addr,
+            "POST /default/orders HTTP/1.1\r\nHost: x\r\n",
+        ));
+        (answer, started.elapsed())
+    });
+    // Bodies that never end: 408 after the body deadline; meanwhile they hold no slot.
+    let bodies: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::task::spawn_blocking(move || {
+                until_closed(stalled(
+                    addr,
+                    "POST /default/orders HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\n\
+                     ce-id: slow\r\nce-source: /t\r\nce-type: t\r\nContent-Length: 100\r\n\r\n0123456789",
+                ))
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::new();
+    let (status, body) =
+        post_event(&client, &d.url("/default/orders"), "fast", "t", &[], "{}").await;
+    assert_eq!(
+        status, 202,
+        "four stalled uploads and a two-slot limit: {body}"
+    );
+    for b in bodies {
+        let answer = b.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive within 1000 ms"), "{answer}");
+    }
+    let (answer, took) = headers.await.unwrap();
+    assert!(
+        !answer.contains("202"),
+        "the headers never completed: {answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed at the 1 s header deadline (the read timeout is 10 s): {took:?}"
+    );
+    assert_eq!(
+        log.records("orders", 1),
+        1,
+        "only the fast event was written"
+    );
+
+    // A batch over --max-batch-events: 413 naming the flag, nothing written.
+    let batch = r#"[{"specversion":"1.0","id":"1","source":"/t","type":"t"},
+                    {"specversion":"1.0","id":"2","source":"/t","type":"t"},
+                    {"specversion":"1.0","id":"3","source":"/t","type":"t"},
+                    {"specversion":"1.0","id":"4","source":"/t","type":"t"}]"#;
+    let response = client
+        .post(d.url("/default/orders"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("4 events in one batch; at most 3 (--max-batch-events)"),
+        "{text}"
+    );
+    assert_eq!(log.records("orders", 1), 1);
+
+    // Metric labels name the Broker's path, whatever the request path looked like.
+    let (status, _) =
+        post_event(&client, &d.url("/default/orders/"), "slash", "t", &[], "{}").await;
+    assert_eq!(status, 202);
+    let metrics = d.admin_get("/metrics");
+    let paths: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("ferry_dispatcher_ingress_events_total{"))
+        .filter_map(|l| l.split("path=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        paths,
+        std::collections::BTreeSet::from(["/default/orders"]),
+        "{metrics}"
+    );
+}
