@@ -181,6 +181,15 @@ impl BoundedRead {
             .sum()
     }
 
+    /// Reads past the ends found at open: from now on records keep coming as they are
+    /// written, and [`Read::Done`] never comes.
+    pub fn keep_reading(&mut self) {
+        for range in &mut self.ranges {
+            range.3 = i64::MAX;
+        }
+        self.open = self.ranges.len();
+    }
+
     /// Polls once (blocking up to `wait`).
     ///
     /// # Errors

@@ -2,7 +2,13 @@
 //!
 //! Ingress journals where it stored the event; each egress how it settled it. This reads the
 //! journal topic from the start of its retention (or `--since`) up to its end and prints the
-//! entries for one event id, in time order.
+//! entries for one event id, in time order. Dispatchers write the journal in batches (every
+//! 100 ms or so), so when nothing is there yet it keeps reading for `--wait` (right after
+//! `ferry send`, the entry is on its way); `--follow` then prints each new entry as it is
+//! written, until interrupted.
+//!
+//! It needs only the log's bootstrap servers: in Kubernetes, the embedded broker's Service
+//! through `kubectl port-forward` (or any address that reaches the Kafka cluster).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -34,6 +40,14 @@ pub struct Trace {
     /// Read the journal from here: earliest, an offset, or an RFC 3339 time.
     #[arg(long, default_value = "earliest")]
     pub since: StartAt,
+    /// When the journal has nothing for the event yet, keep reading this long before saying
+    /// it was never accepted (the journal is written in batches, every 100 ms or so).
+    #[arg(long, value_parser = ferry_runtime::duration::parse, default_value = "2s")]
+    pub wait: Duration,
+    /// After what is there, print each new entry for the event as it is written (one line, or
+    /// one JSON object per line with `-o json`), until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -49,11 +63,31 @@ pub fn command(trace: &Trace) -> ExitCode {
 }
 
 fn trace_and_print(trace: &Trace) -> Result<()> {
-    let entries = run(trace)?;
+    let (entries, mut read) = run(trace)?;
     match trace.output {
-        Output::Json => crate::print_json(&entries)?,
+        Output::Json if !trace.follow => crate::print_json(&entries)?,
+        Output::Json => {
+            for e in &entries {
+                print_json_line(e)?;
+            }
+        }
         Output::Table if !entries.is_empty() => crate::print(&table(&entries))?,
         Output::Table => {}
+    }
+    if trace.follow {
+        read.keep_reading();
+        loop {
+            let m = match read.next(Duration::from_millis(500))? {
+                Read::Record(m) => m,
+                Read::Nothing | Read::Done => continue,
+            };
+            for e in matching(trace, m.payload()) {
+                match trace.output {
+                    Output::Json => print_json_line(&e)?,
+                    Output::Table => crate::print(&(cells(&e).join("  ") + "\n"))?,
+                }
+            }
+        }
     }
     if entries.is_empty() {
         return Err(Error::NotJournaled {
@@ -65,66 +99,91 @@ fn trace_and_print(trace: &Trace) -> Result<()> {
     Ok(())
 }
 
-/// Reads the journal entries of the event, oldest first.
+fn print_json_line(e: &Entry) -> Result<()> {
+    let line = serde_json::to_string(e).map_err(|e| Error::Output(std::io::Error::other(e)))?;
+    crate::print(&(line + "\n"))
+}
+
+/// The entries of one journal record that are about the traced event.
+fn matching(trace: &Trace, payload: Option<&[u8]>) -> Vec<Entry> {
+    payload
+        .map(|value| {
+            Journal::entries(value)
+                .filter(|e| {
+                    e.event_id == trace.event_id
+                        && trace.source.as_ref().is_none_or(|s| *s == e.source)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads the journal entries of the event, oldest first, and the reader, positioned after
+/// them. When the journal has none up to its end, reads on for `--wait` as it is written.
 ///
 /// # Errors
 /// The log cannot be reached or has no journal topic.
-pub fn run(trace: &Trace) -> Result<Vec<Entry>> {
+pub fn run(trace: &Trace) -> Result<(Vec<Entry>, BoundedRead)> {
+    let started = Instant::now();
     let topics = [trace.journal_topic.clone()];
     let mut read = BoundedRead::open(&trace.kafka, "ferry-trace", &topics, &trace.since)?;
     let mut entries = Vec::new();
-    let deadline = Instant::now() + READ_DEADLINE;
+    let deadline = started + READ_DEADLINE;
+    let mut waiting = false;
     loop {
         if Instant::now() > deadline {
             return Err(Error::JournalTooSlow {
                 kafka: trace.kafka.clone(),
             });
         }
-        let m = match read.next(Duration::from_millis(500))? {
+        if waiting && (!entries.is_empty() || started.elapsed() >= trace.wait) {
+            break;
+        }
+        let m = match read.next(Duration::from_millis(100))? {
             Read::Record(m) => m,
             Read::Nothing => continue,
+            Read::Done if entries.is_empty() && !trace.wait.is_zero() => {
+                read.keep_reading();
+                waiting = true;
+                continue;
+            }
             Read::Done => break,
         };
-        let Some(value) = m.payload() else {
-            continue;
-        };
-        entries.extend(Journal::entries(value).filter(|e| {
-            e.event_id == trace.event_id && trace.source.as_ref().is_none_or(|s| *s == e.source)
-        }));
+        entries.extend(matching(trace, m.payload()));
     }
     // Where it was stored first (an egress may settle it before ingress has its ack), then
     // the settlements in time order.
     entries.sort_by_key(|e| (e.outcome != "accepted", e.at_ms));
-    Ok(entries)
+    Ok((entries, read))
 }
 
 /// One line per entry: when, where, outcome, and the details.
 pub fn table(entries: &[Entry]) -> String {
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            let time = DateTime::<Utc>::from_timestamp_millis(e.at_ms)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                .unwrap_or_default();
-            let mut detail = vec![format!("{} p{} @{}", e.topic, e.partition, e.offset)];
-            if let Some(d) = &e.destination {
-                detail.push(format!("→ {d}"));
-            }
-            if let Some(code) = e.code {
-                detail.push(format!("status {code}"));
-            }
-            if e.attempts > 0 {
-                let s = if e.attempts == 1 { "" } else { "s" };
-                detail.push(format!("{} attempt{s}", e.attempts));
-            }
-            if let Some(ms) = e.took_ms {
-                detail.push(format!("{ms} ms"));
-            }
-            if let Some(dls) = &e.dead_letter_sink {
-                detail.push(format!("dead-letter sink {dls}"));
-            }
-            vec![time, e.by.clone(), e.outcome.clone(), detail.join(", ")]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = entries.iter().map(cells).collect();
     crate::table(&["TIME", "WHERE", "OUTCOME", "DETAIL"], &rows)
+}
+
+/// An entry's cells: time, where, outcome, details.
+fn cells(e: &Entry) -> Vec<String> {
+    let time = DateTime::<Utc>::from_timestamp_millis(e.at_ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default();
+    let mut detail = vec![format!("{} p{} @{}", e.topic, e.partition, e.offset)];
+    if let Some(d) = &e.destination {
+        detail.push(format!("→ {d}"));
+    }
+    if let Some(code) = e.code {
+        detail.push(format!("status {code}"));
+    }
+    if e.attempts > 0 {
+        let s = if e.attempts == 1 { "" } else { "s" };
+        detail.push(format!("{} attempt{s}", e.attempts));
+    }
+    if let Some(ms) = e.took_ms {
+        detail.push(format!("{ms} ms"));
+    }
+    if let Some(dls) = &e.dead_letter_sink {
+        detail.push(format!("dead-letter sink {dls}"));
+    }
+    vec![time, e.by.clone(), e.outcome.clone(), detail.join(", ")]
 }

@@ -203,6 +203,53 @@ fn cart_walkthrough_replay_and_traffic_split() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("default/cart-items"), "{}", stderr(&o));
 
+    // Right after `ferry send`, `ferry trace` waits for the journal instead of answering
+    // "never accepted"; `--follow` prints the deliveries as they are written.
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "trace", "fresh-1", "--kafka", &kafka, "-o", "json", "--follow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("ferry trace --follow starts");
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    send_id(
+        &ingress,
+        "com.example.cart.item.added",
+        r#"{"cart":"c7","item":"C"}"#,
+        "fresh-1",
+    );
+    let o = trace("fresh-1");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let entries: Vec<Value> = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert!(
+        entries.iter().any(|e| e["outcome"] == "accepted"),
+        "at once after send: {entries:?}"
+    );
+    let mut followed = Vec::new();
+    while !followed.iter().any(|e: &Value| e["outcome"] == "delivered") {
+        let line = rx
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("--follow printed no delivery; got {followed:?}"));
+        followed.push(serde_json::from_str(&line).expect("one JSON object per line"));
+    }
+    assert!(followed.iter().all(|e| e["event_id"] == "fresh-1"));
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "--follow keeps running"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
     // A template change cuts revision 00002; the Service's traffic then splits 50/50.
     let services = manifests.join("services.yaml");
     let text = std::fs::read_to_string(&services).unwrap();
