@@ -119,6 +119,37 @@ fn only_the_first_batch_of_the_first_partition_may_exceed_the_limits() {
 }
 
 #[test]
+fn the_brokers_fetch_max_bytes_bounds_every_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(
+        dir.path(),
+        &["--flush", "always", "--fetch-max-bytes", "2500"],
+    );
+    create_topic(&broker.bootstrap(), "limits", 2);
+    let mut w = Wire::connect(broker.kafka);
+    for _ in 0..3 {
+        produce_batch(&mut w, 0);
+        produce_batch(&mut w, 1);
+    }
+    // Each batch is about 970 bytes: two fit in 2,500, whatever the client asks.
+    let unbounded = |w: &mut Wire, version| {
+        support::wire::fetch_version(w, version, "limits", &[(0, 0), (1, 0)], i32::MAX, 1 << 20)
+            .iter()
+            .map(|r| batches_of(r).len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        unbounded(&mut w, 4),
+        [2, 0],
+        "v4, the oldest served, asks for 2 GiB"
+    );
+    assert_eq!(unbounded(&mut w, 12), [2, 0], "v12 asks for 2 GiB");
+    // A smaller request limit still wins.
+    assert_eq!(fetched(&mut w, 10, 1 << 20), vec![vec![0], vec![]]);
+    broker.stop();
+}
+
+#[test]
 fn librdkafka_with_tiny_fetch_sizes_consumes_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = BrokerProcess::start(dir.path(), &["--flush", "interval:5"]);

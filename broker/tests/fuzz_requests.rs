@@ -160,6 +160,8 @@ fn fixture() -> Fixture {
         data_dir: dir.path().to_owned(),
         flush: "os".parse().expect("policy"),
         default_partitions: 1,
+        max_partitions: 1000,
+        fetch_max_bytes: 1 << 20,
         auto_create_topics: true,
         retention: Retention::Forever,
         retention_bytes: -1,

@@ -43,6 +43,14 @@ pub struct BrokerConfig {
     /// Partitions of topics created without a count (and auto-created ones).
     #[arg(long, default_value_t = 1)]
     pub default_partitions: i32,
+    /// Most partitions the broker holds across all topics (each keeps three files open);
+    /// CreateTopics and CreatePartitions past it fail with INVALID_PARTITIONS.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_partitions: usize,
+    /// Most bytes one Fetch response carries across partitions, whatever the request asks
+    /// (Kafka's `fetch.max.bytes`; the first batch may exceed it so consumers progress).
+    #[arg(long, default_value_t = 55 << 20)]
+    pub fetch_max_bytes: usize,
     /// Create topics on first use by a producer or a metadata request that allows it.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     pub auto_create_topics: bool,
@@ -222,6 +230,10 @@ impl BrokerConfig {
         }
         let checks = [
             (
+                self.max_partitions == 0 || self.fetch_max_bytes == 0,
+                "--max-partitions and --fetch-max-bytes must be positive",
+            ),
+            (
                 self.retention_bytes < -1,
                 "--retention-bytes takes -1 (no limit) or a value ≥ 0",
             ),
@@ -280,6 +292,7 @@ impl BrokerConfig {
     pub fn topic_defaults(&self) -> TopicDefaults {
         TopicDefaults {
             partitions: self.default_partitions,
+            max_total_partitions: self.max_partitions,
             config: TopicConfig {
                 log: LogConfig {
                     segment_bytes: self.segment_bytes,

@@ -29,14 +29,14 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 impl Broker {
-    pub(super) async fn fetch(self: Arc<Self>, req: FetchRequest, ctx: &Ctx) -> FetchResponse {
+    pub(super) async fn fetch(self: Arc<Self>, req: FetchRequest) -> FetchResponse {
         let mut rx = self.data_version.subscribe();
         let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
         let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(60));
         let mut shutdown = self.shutdown.clone();
         loop {
             rx.borrow_and_update();
-            let (response, bytes, errors) = self.fetch_once(&req, ctx);
+            let (response, bytes, errors) = self.fetch_once(&req);
             let enough = bytes >= usize::try_from(req.min_bytes).unwrap_or(0).max(1);
             if enough || errors || self.stopping() || tokio::time::Instant::now() >= deadline {
                 self.count_fetched(&response);
@@ -66,14 +66,14 @@ impl Broker {
 
     /// One pass over the requested partitions: the response, bytes returned, and whether
     /// any partition answered with an error (which ends a long poll, as in Kafka).
-    fn fetch_once(&self, req: &FetchRequest, ctx: &Ctx) -> (FetchResponse, usize, bool) {
+    fn fetch_once(&self, req: &FetchRequest) -> (FetchResponse, usize, bool) {
         let mut total = 0usize;
         let mut errors = false;
-        let max_total = if ctx.version >= 3 {
-            usize::try_from(req.max_bytes).unwrap_or(0)
-        } else {
-            usize::MAX
-        };
+        // The broker's fetch.max.bytes bounds whatever the request asks (Fetch v4+ always
+        // carries a total).
+        let max_total = usize::try_from(req.max_bytes)
+            .unwrap_or(0)
+            .min(self.config.fetch_max_bytes);
         let mut responses = Vec::with_capacity(req.topics.len());
         for t in &req.topics {
             let topic = self.topics.get(t.topic.as_str());

@@ -18,7 +18,7 @@ pub(super) fn route(broker: &Arc<Broker>, req: RequestKind, ctx: Ctx) -> Respond
     }
     match req {
         RequestKind::Produce(r) => broker.produce(r, &ctx),
-        RequestKind::Fetch(r) => later!(b.fetch(r, &ctx).await),
+        RequestKind::Fetch(r) => later!(b.fetch(r).await),
         RequestKind::ListOffsets(r) => later!(b.list_offsets(r, &ctx)),
         RequestKind::Metadata(r) => later!(b.metadata(r, &ctx)),
         RequestKind::ApiVersions(_) => later!(metadata::api_versions(0)),

@@ -104,6 +104,8 @@ impl Topic {
 pub struct TopicDefaults {
     /// Partitions for new topics that do not say.
     pub partitions: i32,
+    /// Most partitions across all topics (`--max-partitions`).
+    pub max_total_partitions: usize,
     /// Config for topics without overrides.
     pub config: TopicConfig,
 }
@@ -292,6 +294,7 @@ impl Topics {
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));
         }
+        self.check_room(partitions)?;
         if !matches!(replication_factor, -1 | 1) {
             return Err(Error::InvalidReplicationFactor(replication_factor));
         }
@@ -376,6 +379,25 @@ impl Topics {
         Ok(())
     }
 
+    /// Refuses `more` partitions when they would take the broker past `--max-partitions`.
+    fn check_room(&self, more: i32) -> Result<()> {
+        let held: usize = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|t| usize::try_from(t.partition_count()).unwrap_or(0))
+            .sum();
+        let more = usize::try_from(more).unwrap_or(0);
+        let max = self.defaults.max_total_partitions;
+        if held + more > max {
+            return Err(Error::InvalidPartitions(format!(
+                "the broker holds {held} partitions; {more} more would pass its limit of {max} (--max-partitions): delete topics or raise the limit"
+            )));
+        }
+        Ok(())
+    }
+
     /// Grows `name` to `count` partitions.
     ///
     /// # Errors
@@ -392,6 +414,7 @@ impl Topics {
                 "topic `{name}` has {current} partitions; the new count must be larger (and at most {MAX_PARTITIONS}), got {count}"
             )));
         }
+        self.check_room(count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -419,8 +442,34 @@ mod tests {
     fn defaults() -> TopicDefaults {
         TopicDefaults {
             partitions: 2,
+            max_total_partitions: 8,
             config: TopicConfig::default(),
         }
+    }
+
+    #[test]
+    fn the_broker_holds_at_most_max_partitions_across_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path(), defaults(), Arc::new(watch::channel(0).0)).unwrap();
+        topics.create("a", 5, 1, BTreeMap::new(), false).unwrap();
+        let e = topics
+            .create("b", 4, 1, BTreeMap::new(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "the broker holds 5 partitions; 4 more would pass its limit of 8 (--max-partitions)"
+            ),
+            "{e}"
+        );
+        assert!(topics.get("b").is_none(), "nothing created");
+        topics.create("b", 3, 1, BTreeMap::new(), false).unwrap();
+        let e = topics
+            .add_partitions("a", 6, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--max-partitions"), "{e}");
+        assert_eq!(topics.get("a").unwrap().partition_count(), 5);
     }
 
     #[test]

@@ -190,6 +190,18 @@ pub fn fetch(
     max_bytes: i32,
     partition_max_bytes: i32,
 ) -> Vec<Bytes> {
+    fetch_version(w, 12, topic, partitions, max_bytes, partition_max_bytes)
+}
+
+/// [`fetch`] at `version` (the broker serves v4 to v12).
+pub fn fetch_version(
+    w: &mut Wire,
+    version: i16,
+    topic: &str,
+    partitions: &[(i32, i64)],
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> Vec<Bytes> {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
     let resp = w.call(
@@ -214,7 +226,7 @@ pub fn fetch(
                             .collect(),
                     ),
             ]),
-        12,
+        version,
     );
     resp.responses[0]
         .partitions
