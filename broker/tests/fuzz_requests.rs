@@ -161,6 +161,7 @@ fn fixture() -> Fixture {
         flush: "os".parse().expect("policy"),
         default_partitions: 1,
         max_partitions: 1000,
+        failed_authentication_delay: Duration::from_millis(100),
         fetch_max_bytes: 1 << 20,
         auto_create_topics: true,
         retention: Retention::Forever,

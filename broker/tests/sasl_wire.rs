@@ -16,12 +16,15 @@ const USER: &str = "alice";
 const PASSWORD: &str = "alice-s3cret";
 
 fn start(dir: &std::path::Path) -> BrokerProcess {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &std::path::Path, extra: &[&str]) -> BrokerProcess {
     let users = dir.join("users.txt");
     std::fs::write(&users, format!("{USER}:{PASSWORD}\n")).expect("users file");
-    BrokerProcess::start(
-        &dir.join("data"),
-        &["--sasl-users", users.to_str().expect("utf-8")],
-    )
+    let mut args = vec!["--sasl-users", users.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    BrokerProcess::start(&dir.join("data"), &args)
 }
 
 fn handshake(w: &mut Wire, mechanism: &'static str, version: i16) -> (i16, Vec<String>) {
@@ -123,6 +126,29 @@ fn handshake_and_authenticate_v1_with_plain() {
     // After authentication a second handshake is ILLEGAL_SASL_STATE; the connection stays.
     assert_eq!(handshake(&mut w, "PLAIN", 1).0, 34);
     metadata_works(&mut w);
+    broker.stop();
+}
+
+#[test]
+fn a_failed_login_is_answered_only_after_the_delay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start_with(dir.path(), &["--failed-authentication-delay", "600ms"]);
+    let timed = |password: &str| {
+        let mut w = Wire::connect(broker.kafka);
+        assert_eq!(handshake(&mut w, "PLAIN", 1).0, 0);
+        let started = std::time::Instant::now();
+        let (code, _, _) = authenticate(&mut w, &plain_token(USER, password));
+        (code, started.elapsed())
+    };
+    let (code, took) = timed("wrong");
+    assert_eq!(code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert!(took >= std::time::Duration::from_millis(600), "{took:?}");
+    let (code, took) = timed(PASSWORD);
+    assert_eq!(code, 0);
+    assert!(
+        took < std::time::Duration::from_millis(600),
+        "success is not held: {took:?}"
+    );
     broker.stop();
 }
 

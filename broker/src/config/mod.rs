@@ -43,6 +43,10 @@ pub struct BrokerConfig {
     /// Partitions of topics created without a count (and auto-created ones).
     #[arg(long, default_value_t = 1)]
     pub default_partitions: i32,
+    /// How long the answer to a failed SASL authentication is held back before the connection
+    /// closes (Kafka's `connection.failed.authentication.delay.ms`): slows password guessing.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = duration::parse)]
+    pub failed_authentication_delay: Duration,
     /// Most partitions the broker holds across all topics (each keeps three files open);
     /// CreateTopics and CreatePartitions past it fail with INVALID_PARTITIONS.
     #[arg(long, default_value_t = 10_000)]

@@ -39,7 +39,7 @@ use tokio_rustls::TlsAcceptor;
 use super::admission::{Admission, Caps, Ticket};
 use super::broker::{Broker, Ctx, Respond};
 use super::frames::{self, Bad, Deadline, Frame};
-use super::sasl::SaslSession;
+use super::sasl::{SASL_AUTHENTICATION_FAILED, SaslSession};
 use super::{metadata, route, versions};
 use crate::error::{Error, Result};
 
@@ -209,8 +209,17 @@ pub(super) fn dispatch(
         }
         RequestKind::SaslAuthenticate(req) => {
             let (response, close) = sasl.authenticate(&req);
+            let delay = if response.error_code == SASL_AUTHENTICATION_FAILED {
+                broker.config.failed_authentication_delay
+            } else {
+                Duration::ZERO
+            };
             then_close = close;
-            (ready(response.into()), version)
+            let held: Respond = Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Some(response.into())
+            });
+            (held, version)
         }
         body => {
             let ctx = Ctx {
@@ -310,6 +319,7 @@ where
                 }
                 Err(why) => {
                     tracing::warn!(%peer, reason = %why, "closing connection");
+                    tokio::time::sleep(broker.config.failed_authentication_delay).await;
                     break;
                 }
             }

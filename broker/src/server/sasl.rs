@@ -29,7 +29,7 @@ use crate::security::{Mechanism, SaslUsers};
 /// Kafka's error codes for the SASL APIs.
 const ILLEGAL_SASL_STATE: i16 = 34;
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub(super) const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
 /// The largest frame accepted before authentication (Kafka's limit for unauthenticated
 /// clients), so an anonymous peer cannot make the broker allocate `--max-request-bytes`.
@@ -69,6 +69,16 @@ pub(super) struct SaslSession {
     state: State,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
+}
+
+/// Runs CPU-heavy work (PLAIN's 4,096 PBKDF2 rounds, milliseconds) without holding up other
+/// connections: on the multi-threaded runtime the worker first hands its other tasks to the
+/// rest (`block_in_place`); elsewhere (a test's single-threaded runtime) it runs inline.
+fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 fn invalid_credentials(mechanism: Mechanism) -> String {
@@ -270,7 +280,7 @@ impl SaslSession {
                 mechanism: Mechanism::Plain,
                 ..
             } => match PlainMessage::parse(token) {
-                Ok(m) if users.verify_plain(&m.username, &m.password) => {
+                Ok(m) if off_the_workers(|| users.verify_plain(&m.username, &m.password)) => {
                     self.succeed(Mechanism::Plain, &m.username)
                 }
                 Ok(m) => self.fail(
