@@ -53,11 +53,18 @@ impl std::str::FromStr for StartAt {
 /// # Errors
 /// [`Error::Log`]: the client could not be created (a malformed `kafka`).
 pub fn consumer(kafka: &str, group: &str) -> Result<BaseConsumer> {
-    Ok(ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", kafka)
         .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?)
+        .set("enable.auto.commit", "false");
+    // The same `FERRY_KAFKA_*` variables Ferry's components read (SASL, TLS): a log that
+    // requires authentication is read with them.
+    let settings = ferry_api::contract::log_client_settings(|var| std::env::var(var).ok());
+    for (key, value) in settings.iter() {
+        config.set(key, value);
+    }
+    Ok(config.create()?)
 }
 
 /// The partitions of `topic`.

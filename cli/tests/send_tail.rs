@@ -215,3 +215,75 @@ async fn send_then_tail_round_trips_through_the_log() {
     dispatcher.shutdown().await;
     broker.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+/// The log tools read a broker that requires SASL with the `FERRY_KAFKA_*` variables Ferry's
+/// components use.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_tools_authenticate_with_ferry_kafka_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "ferry:s3cret\n").unwrap();
+    let config = BrokerConfig::local(
+        &dir.path().join("log"),
+        &[
+            "--sasl-users",
+            users.to_str().unwrap(),
+            "--auto-create-topics",
+            "true",
+        ],
+    )
+    .expect("flags");
+    let broker = Broker::start(config).await.expect("broker");
+    let kafka = broker.kafka_addr.to_string();
+    let sasl = [
+        ("FERRY_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ("FERRY_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("FERRY_KAFKA_SASL_USERNAME", "ferry"),
+        ("FERRY_KAFKA_SASL_PASSWORD", "s3cret"),
+    ];
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &kafka)
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", "ferry")
+            .set("sasl.password", "s3cret")
+            .create()
+            .unwrap();
+    let journal = rdkafka::admin::NewTopic::new(
+        ferry_dispatcher::journal::DEFAULT_TOPIC,
+        1,
+        rdkafka::admin::TopicReplication::Fixed(1),
+    );
+    for r in admin
+        .create_topics([&journal], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let trace = move |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["trace", "some-id", "--kafka", &kafka, "--wait", "0s"])
+            .envs(env.iter().copied())
+            .output()
+            .expect("ferry runs")
+    };
+    let anonymous = tokio::task::spawn_blocking({
+        let trace = trace.clone();
+        move || trace(&[])
+    })
+    .await
+    .unwrap();
+    assert_eq!(anonymous.status.code(), Some(3), "{:?}", text(&anonymous));
+    let signed_in = tokio::task::spawn_blocking(move || trace(&sasl))
+        .await
+        .unwrap();
+    let (_, stderr) = text(&signed_in);
+    assert_eq!(signed_in.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no journal entry"),
+        "read the journal: {stderr}"
+    );
+    broker.shutdown(Duration::from_secs(5)).await.unwrap();
+}
