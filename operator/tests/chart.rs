@@ -735,9 +735,93 @@ fn default_values_run_the_embedded_log_on_a_persistent_volume() {
         );
         assert_eq!(
             env_value(c, "FERRY_KAFKA_SECURITY_PROTOCOL"),
-            Some("PLAINTEXT")
+            Some("SASL_PLAINTEXT"),
+            "{k} {n}: the embedded log requires SASL by default"
         );
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_SASL_MECHANISM"),
+            Some("SCRAM-SHA-512")
+        );
+        for (var, key) in [
+            ("FERRY_KAFKA_SASL_USERNAME", "username"),
+            ("FERRY_KAFKA_SASL_PASSWORD", "password"),
+        ] {
+            let from = env(c, var).and_then(|e| get(e, "valueFrom.secretKeyRef"));
+            assert_eq!(
+                from.and_then(|r| r.get("name")).and_then(Value::as_str),
+                Some("ferry-broker-credentials"),
+                "{k} {n} {var}"
+            );
+            assert_eq!(
+                from.and_then(|r| r.get("key")).and_then(Value::as_str),
+                Some(key)
+            );
+        }
     }
+    // Closed by default: generated SCRAM credentials the broker's users file holds too, no
+    // topic auto-creation, and a NetworkPolicy that admits only Ferry's pods to 9092.
+    for flag in [
+        "--auto-create-topics=false",
+        "--sasl-users=/etc/ferry/sasl/users.txt",
+        "--sasl-mechanisms=SCRAM-SHA-512",
+    ] {
+        assert!(a.contains(&flag), "broker args {a:?} lack {flag}");
+    }
+    let creds = string_map(find(&docs, "Secret", "ferry-broker-credentials").get("data"));
+    let decoded = |k: &str| String::from_utf8(base64_decode(&creds[k])).expect("UTF-8");
+    let password = decoded("password");
+    assert_eq!(password.len(), 32, "a random password");
+    assert_eq!(decoded("username"), "ferry");
+    assert_eq!(decoded("users.txt"), format!("ferry:{password}\n"));
+    assert!(
+        seq_at(c, "volumeMounts")
+            .iter()
+            .any(|m| m.get("mountPath").and_then(Value::as_str) == Some("/etc/ferry/sasl")),
+        "the users file is mounted"
+    );
+    let policy = find(&docs, "NetworkPolicy", "ferry-broker");
+    let kafka_rule = seq_at(policy, "spec.ingress")
+        .iter()
+        .find(|r| {
+            get(r, "ports")
+                .and_then(|p| p[0].get("port"))
+                .and_then(Value::as_u64)
+                == Some(9092)
+        })
+        .expect("a rule for 9092");
+    assert_eq!(
+        seq_at(kafka_rule, "from").len(),
+        2,
+        "the operator and the dispatchers only"
+    );
+    // Opened up on request.
+    let docs = render(&[
+        "--set",
+        "broker.auth.enabled=false",
+        "--set",
+        "networkPolicy.broker=false",
+        "--set",
+        "broker.autoCreateTopics=true",
+    ]);
+    assert!(of_kind(&docs, "NetworkPolicy").is_empty());
+    assert!(
+        !of_kind(&docs, "Secret")
+            .iter()
+            .any(|s| name(s) == "ferry-broker-credentials")
+    );
+    let open = args(container(&docs, "StatefulSet", "ferry-broker"));
+    assert!(
+        !open.iter().any(|a| a.starts_with("--sasl-users")),
+        "{open:?}"
+    );
+    assert!(open.contains(&"--auto-create-topics=true"));
+    assert_eq!(
+        env_value(
+            container(&docs, "Deployment", "ferry-operator"),
+            "FERRY_KAFKA_SECURITY_PROTOCOL"
+        ),
+        Some("PLAINTEXT")
+    );
     // The operator's memory bound (docs/benchmarks.md) is measured with this allocator setting.
     assert_eq!(
         env_value(
@@ -1650,9 +1734,19 @@ fn knative_service_urls_have_an_entry_inside_and_one_from_outside() {
 #[test]
 fn optional_objects_follow_their_values() {
     let docs = render_default();
-    for k in ["ServiceMonitor", "NetworkPolicy"] {
-        assert!(of_kind(&docs, k).is_empty(), "no {k} by default");
-    }
+    assert!(
+        of_kind(&docs, "ServiceMonitor").is_empty(),
+        "no ServiceMonitor by default"
+    );
+    let policies: Vec<&str> = of_kind(&docs, "NetworkPolicy")
+        .into_iter()
+        .map(name)
+        .collect();
+    assert_eq!(
+        policies,
+        ["ferry-broker"],
+        "only the log's NetworkPolicy by default"
+    );
     assert!(
         !of_kind(&docs, "ConfigMap")
             .iter()

@@ -110,6 +110,16 @@ imagePullSecrets:
 {{- if not .Values.kafka.bootstrapServers -}}true{{- end -}}
 {{- end -}}
 
+{{/* "true" when the embedded log requires SASL (broker.auth.enabled). */}}
+{{- define "ferry.broker.auth" -}}
+{{- if and (include "ferry.embeddedBroker" .) .Values.broker.auth.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the embedded log's credentials. */}}
+{{- define "ferry.broker.credentials" -}}
+{{- .Values.broker.auth.existingSecret | default (printf "%s-broker-credentials" (include "ferry.fullname" .)) -}}
+{{- end -}}
+
 {{/* The bootstrap servers every Kafka client of the chart uses. */}}
 {{- define "ferry.bootstrapServers" -}}
 {{- if include "ferry.embeddedBroker" . -}}
@@ -132,7 +142,7 @@ imagePullSecrets:
 
 {{/* Kafka security.protocol from the SASL and TLS values. */}}
 {{- define "ferry.kafka.securityProtocol" -}}
-{{- $sasl := .Values.kafka.sasl.secretName -}}
+{{- $sasl := or .Values.kafka.sasl.secretName (include "ferry.broker.auth" .) -}}
 {{- $tls := .Values.kafka.tls.secretName -}}
 {{- if and $sasl $tls -}}SASL_SSL
 {{- else if $sasl -}}SASL_PLAINTEXT
@@ -150,6 +160,20 @@ authenticate. Secrets are referenced, never copied.
   value: {{ include "ferry.bootstrapServers" . | quote }}
 - name: FERRY_KAFKA_SECURITY_PROTOCOL
   value: {{ include "ferry.kafka.securityProtocol" . | quote }}
+{{- if include "ferry.broker.auth" . }}
+- name: FERRY_KAFKA_SASL_MECHANISM
+  value: SCRAM-SHA-512
+- name: FERRY_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ferry.broker.credentials" . | quote }}
+      key: username
+- name: FERRY_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ferry.broker.credentials" . | quote }}
+      key: password
+{{- end }}
 {{- with .Values.kafka.sasl }}
 {{- if .secretName }}
 - name: FERRY_KAFKA_SASL_MECHANISM
