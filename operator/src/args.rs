@@ -33,6 +33,13 @@ pub struct Args {
     #[arg(long, default_value = "ferry-contract")]
     pub contract_secret: String,
 
+    /// Secret that receives the ingress role's contract ([`Contract::for_ingress`]: no
+    /// KafkaSources, so no credentials); empty: ingress dispatchers read `--contract-secret`.
+    ///
+    /// [`Contract::for_ingress`]: ferry_api::contract::Contract::for_ingress
+    #[arg(long, default_value = "")]
+    pub ingress_contract_secret: String,
+
     /// Knative `config-br-defaults` ConfigMap (broker class, config and delivery defaults),
     /// read every 5 s from the Lease's namespace.
     #[arg(long, default_value = "ferry-config-br-defaults")]
@@ -141,6 +148,7 @@ mod tests {
             "--leader-election-namespace=ferry-system",
             "--leader-election-lease=ferry-operator",
             "--contract-secret=ferry-contract",
+            "--ingress-contract-secret=ferry-contract-ingress",
             "--br-defaults-configmap=ferry-config-br-defaults",
             "--autoscaler-configmap=ferry-config-autoscaler",
             "--features-configmap=ferry-config-features",

@@ -63,6 +63,8 @@ pub fn contract_in(secret: &Secret) -> Result<Option<Contract>> {
 pub struct ContractSecret {
     api: Api<Secret>,
     name: String,
+    /// Where the ingress role's contract goes, when it has its own Secret.
+    ingress: Option<String>,
 }
 
 impl ContractSecret {
@@ -71,7 +73,15 @@ impl ContractSecret {
         ContractSecret {
             api: Api::namespaced(client, namespace),
             name: name.to_owned(),
+            ingress: None,
         }
+    }
+
+    /// Also writes [`Contract::for_ingress`] to the Secret `name` ingress dispatchers mount
+    /// (none when `name` is empty).
+    pub fn with_ingress(mut self, name: &str) -> Self {
+        self.ingress = (!name.is_empty()).then(|| name.to_owned());
+        self
     }
 
     /// Its name, for logs.
@@ -95,15 +105,30 @@ impl ContractSecret {
     /// # Errors
     /// [`Error::Kube`]: the API server refused both.
     pub async fn write(&self, contract: &Contract) -> Result<()> {
+        // The ingress Secret first: once the full one carries a generation, the operator
+        // waits for every dispatcher to report it, so neither may lag behind.
+        self.write_ingress(contract).await?;
+        self.write_to(&self.name, contract).await
+    }
+
+    /// Writes [`Contract::for_ingress`] of `contract` to the ingress Secret, when there is one.
+    pub async fn write_ingress(&self, contract: &Contract) -> Result<()> {
+        match &self.ingress {
+            Some(ingress) => self.write_to(ingress, &contract.for_ingress()).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn write_to(&self, name: &str, contract: &Contract) -> Result<()> {
         let patch = secret_patch(contract);
         match self
             .api
-            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 self.api
-                    .create(&PostParams::default(), &new_secret(&self.name, contract))
+                    .create(&PostParams::default(), &new_secret(name, contract))
                     .await?;
                 Ok(())
             }
@@ -177,5 +202,54 @@ mod tests {
         let e = contract_in(&bad).expect_err("not a contract").to_string();
         assert!(e.contains("/ferry-contract holds no valid contract"), "{e}");
         assert!(!e.contains("not json"), "the content is never quoted: {e}");
+    }
+
+    #[tokio::test]
+    async fn the_ingress_secret_gets_the_credential_free_contract_first() {
+        use http::{Method, Request, Response};
+        use kube::client::Body;
+        use tower_test::mock;
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let secrets =
+            ContractSecret::new(Client::new(service, "default"), "ferry", "ferry-contract")
+                .with_ingress("ferry-contract-ingress");
+        let mut full = contract(3);
+        full.resources[0].ingress = Some(ferry_api::contract::Ingress {
+            path: "/ns/b".into(),
+        });
+        let source = ContractResource {
+            uid: "k".into(),
+            reference: ObjectRef::new("KafkaSource", "ns", "k"),
+            ingress: None,
+            auth: Some(
+                serde_json::from_value(serde_json::json!({"sasl": {
+                "mechanism": "PLAIN", "username": "u", "password": "secret-pw"}}))
+                .expect("auth"),
+            ),
+            egresses: Vec::new(),
+            ..full.resources[0].clone()
+        };
+        full.resources.push(source);
+        let expected = [
+            ("ferry-contract-ingress", full.for_ingress()),
+            ("ferry-contract", full.clone()),
+        ];
+        let writing = tokio::spawn(async move { secrets.write(&full).await });
+        for (name, want) in expected {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), Method::PATCH);
+            assert_eq!(
+                request.uri().path(),
+                format!("/api/v1/namespaces/ferry/secrets/{name}")
+            );
+            let body = request.into_body().collect_bytes().await.expect("body");
+            let patch: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            let written = read(&secret(Some(patch["data"].clone())));
+            assert_eq!(written.as_ref(), Some(&want), "{name}");
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&serde_json::json!({"metadata": {"name": name}})).expect("JSON"),
+            )));
+        }
+        writing.await.expect("joined").expect("written");
     }
 }

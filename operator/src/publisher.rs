@@ -259,6 +259,14 @@ impl Publisher {
                 None
             }
         };
+        // The ingress Secret follows the contract resumed from: it may be new (an upgrade
+        // from a chart without it) while the contract needs no new generation.
+        if let Some(contract) = &existing
+            && let Err(e) = secret.write_ingress(contract).await
+        {
+            tracing::warn!(error = %e, "cannot write the ingress contract Secret; retrying");
+            return false;
+        }
         self.lock().ledger.resume(existing);
         true
     }

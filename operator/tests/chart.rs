@@ -1179,7 +1179,7 @@ fn operator_rbac_is_least_privilege() {
         "Role",
         "",
         "secrets",
-        "ferry-contract",
+        "ferry-contract,ferry-contract-ingress",
         &["get", "update", "patch"],
     );
 
@@ -1220,7 +1220,7 @@ fn operator_rbac_is_least_privilege() {
         assert!(
             (g.scope == "ClusterRole" && g.names.is_empty() && only_get)
                 || (g.scope == "Role"
-                    && (g.names == "ferry-contract"
+                    && (g.names == "ferry-contract,ferry-contract-ingress"
                         || *v == BTreeSet::from(["create".to_owned()]))),
             "{} secrets [{}] {v:?}: cluster-wide only get (KafkaSource spec.net); writes only \
              the contract Secret in the release namespace",
@@ -1279,7 +1279,7 @@ fn operator_rbac_is_least_privilege() {
     assert!(
         renamed.iter().any(|(g, v)| g.scope == "Role"
             && g.resource == "secrets"
-            && g.names == "other-contract"
+            && g.names == "other-contract,other-contract-ingress"
             && v.contains("patch")),
         "the Role names the contract Secret: {renamed:?}"
     );
@@ -1308,6 +1308,7 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         "--leader-election-namespace=ferry-system",
         "--leader-election-lease=ferry-operator",
         "--contract-secret=ferry-contract",
+        "--ingress-contract-secret=ferry-contract-ingress",
         "--br-defaults-configmap=ferry-config-br-defaults",
         "--autoscaler-configmap=ferry-config-autoscaler",
         "--features-configmap=ferry-config-features",
@@ -1369,10 +1370,16 @@ fn operator_dispatcher_and_contract_are_wired_together() {
             a.contains(&"--admin-listen=0.0.0.0:9090"),
             "{n}: admin listener"
         );
+        // Ingress pods mount the credential-free ingress contract, egress pods the full one.
+        let secret = if role == "ingress" {
+            "ferry-contract-ingress"
+        } else {
+            "ferry-contract"
+        };
         let volume = seq_at(d, "spec.template.spec.volumes")
             .iter()
-            .find(|v| get(v, "secret.secretName").and_then(Value::as_str) == Some("ferry-contract"))
-            .unwrap_or_else(|| panic!("{n} has no volume of the contract Secret"));
+            .find(|v| get(v, "secret.secretName").and_then(Value::as_str) == Some(secret))
+            .unwrap_or_else(|| panic!("{n} has no volume of the Secret {secret}"));
         let mount = seq_at(c, "volumeMounts")
             .iter()
             .find(|m| m.get("name") == volume.get("name"))

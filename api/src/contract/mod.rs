@@ -300,6 +300,28 @@ pub struct SourceMapping {
 }
 
 impl Contract {
+    /// What a dispatcher of the ingress role needs: the same generation, the resources that
+    /// take events over HTTP (Brokers, KafkaChannels) without their egresses, the routes and
+    /// the activation section — and nothing of KafkaSources, whose `auth` carries
+    /// credentials an ingress pod has no use for.
+    pub fn for_ingress(&self) -> Contract {
+        Contract {
+            generation: self.generation,
+            resources: self
+                .resources
+                .iter()
+                .filter(|r| r.ingress.is_some())
+                .map(|r| ContractResource {
+                    egresses: Vec::new(),
+                    ..r.clone()
+                })
+                .collect(),
+            activation: self.activation.clone(),
+            routes: self.routes.clone(),
+            tag_header_routing: self.tag_header_routing,
+        }
+    }
+
     /// Reads a contract as the operator stores it (gzip-compressed JSON, so that tens of
     /// thousands of Triggers fit in one ConfigMap) or as plain JSON (`ferry dev`, hand-written
     /// files): gzip is recognised by its magic bytes.

@@ -478,3 +478,36 @@ fn routes_are_checked_host_by_host() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn the_ingress_contract_holds_no_kafka_source_and_no_egress() {
+    let (contract, _) = compile_all(&[]);
+    assert!(
+        contract
+            .resources
+            .iter()
+            .any(|r| r.reference.kind == "KafkaSource"),
+        "the full contract has the source"
+    );
+    let ingress = contract.for_ingress();
+    assert_eq!(ingress.generation, contract.generation);
+    let kinds: Vec<&str> = ingress
+        .resources
+        .iter()
+        .map(|r| r.reference.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["Broker", "KafkaChannel"]);
+    assert!(
+        ingress
+            .resources
+            .iter()
+            .all(|r| r.egresses.is_empty() && r.auth.is_none())
+    );
+    assert!(ingress.resources.iter().all(|r| r.ingress.is_some()));
+    assert_eq!(ingress.validate(), Ok(()));
+    let text = serde_json::to_string(&ingress).unwrap();
+    assert!(
+        !text.contains("kafka-a:9092"),
+        "nothing of the source: {text}"
+    );
+}

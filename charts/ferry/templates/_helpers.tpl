@@ -88,6 +88,7 @@ imagePullSecrets:
 {{- define "ferry.dispatcherAdmin.fullname" -}}{{ include "ferry.fullname" . }}-dispatcher-admin{{- end -}}
 {{- define "ferry.broker.fullname" -}}{{ include "ferry.fullname" . }}-broker{{- end -}}
 {{- define "ferry.contract.name" -}}{{ include "ferry.fullname" . }}-contract{{- end -}}
+{{- define "ferry.ingressContract.name" -}}{{ include "ferry.fullname" . }}-contract-ingress{{- end -}}
 {{- define "ferry.brDefaults.name" -}}{{ include "ferry.fullname" . }}-config-br-defaults{{- end -}}
 {{- define "ferry.autoscaler.name" -}}{{ include "ferry.fullname" . }}-config-autoscaler{{- end -}}
 {{- define "ferry.domain.name" -}}{{ include "ferry.fullname" . }}-config-domain{{- end -}}

@@ -98,7 +98,8 @@ fn spawn_loops(
         ctx.client.clone(),
         &args.leader_election_namespace,
         &args.contract_secret,
-    );
+    )
+    .with_ingress(&args.ingress_contract_secret);
     let config = PublisherConfig::from_args(args);
     let (publisher, stores, metrics) = (
         ctx.publisher.clone(),
