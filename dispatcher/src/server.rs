@@ -101,53 +101,35 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
         stopping: watch::channel(false).0,
     });
 
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })
-    };
+    // Binds `addr` and serves `app` there until stopped; the bound address.
     let mut tasks = Vec::new();
+    let mut listen = async |addr: SocketAddr, app: Router, what: &'static str| {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let stopping = shared.stopping.subscribe();
+        let timeout = config.header_read_timeout;
+        tasks.push(tokio::spawn(serve(listener, app, stopping, timeout, what)));
+        Ok::<_, Error>(bound)
+    };
     let (mut http_addr, mut external_addr) = (None, None);
     if let Some(ingress) = &shared.ingress {
-        let listener = bind(config.listen).await?;
-        http_addr = listener.local_addr().ok();
-        tasks.push(tokio::spawn(serve(
-            listener,
-            ingress::router(ingress.clone()),
-            shared.stopping.subscribe(),
-            config.header_read_timeout,
-            "ingress",
-        )));
+        http_addr = Some(listen(config.listen, ingress::router(ingress.clone()), "ingress").await?);
         if let Some(addr) = config.external_listen {
-            let listener = bind(addr).await?;
-            external_addr = listener.local_addr().ok();
-            tasks.push(tokio::spawn(serve(
-                listener,
-                ingress::external_router(ingress.clone()),
-                shared.stopping.subscribe(),
-                config.header_read_timeout,
-                "external",
-            )));
+            let app = ingress::external_router(ingress.clone());
+            external_addr = Some(listen(addr, app, "external").await?);
         }
     }
-    let admin = bind(config.admin_listen).await?;
-    let admin_addr = admin.local_addr().map_err(|source| Error::Bind {
-        addr: config.admin_listen,
-        source,
-    })?;
     let admin_app = Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(ferry_api::reports::READY_PATH, get(ready))
         .route(ferry_api::reports::STATS_PATH, get(autoscaler_stats))
         .with_state(shared.clone());
-    tasks.push(tokio::spawn(serve(
-        admin,
-        admin_app,
-        shared.stopping.subscribe(),
-        config.header_read_timeout,
-        "admin",
-    )));
+    let admin_addr = listen(config.admin_listen, admin_app, "admin").await?;
     tasks.push(tokio::spawn(watch_contract(
         shared.clone(),
         config.contract.clone(),
