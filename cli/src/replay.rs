@@ -197,7 +197,7 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
     let journal = Journal::new(config.journal_settings(), metrics.clone());
     let mut deliverer = Deliverer::new(
         egress.clone(),
-        (&bootstrap, &resource.topics),
+        (&resource.reference, &bootstrap, &resource.topics),
         Services {
             http: reqwest::Client::new(),
             log: Log::new(config.producer_settings()),

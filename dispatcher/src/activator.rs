@@ -116,10 +116,14 @@ impl Gate {
     }
 
     /// Waits up to `timeout` for a ready replica with room and takes a slot on the least busy.
-    /// `None`: none became available in time.
+    /// `None`: none became available in time. A wait that is given up (the caller's future
+    /// dropped: an HTTP client that went away) stops counting as demand at once.
     pub async fn acquire(self: &Arc<Self>, timeout: Duration) -> Option<Lease> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut counted = false;
+        let mut waiting = Waiting {
+            gate: self,
+            counted: false,
+        };
         loop {
             // Register for wake-ups before checking, so a release in between is not missed.
             let notified = self.changed.notified();
@@ -138,26 +142,45 @@ impl Gate {
                 if let Some(i) = pick {
                     s.touch(Instant::now());
                     s.endpoints[i].1 += 1;
-                    if counted {
-                        s.waiting -= 1;
-                    }
+                    waiting.stop(&mut s);
                     return Some(Lease {
                         gate: self.clone(),
                         endpoint: s.endpoints[i].0.clone(),
                     });
                 }
-                if !counted {
+                if !waiting.counted {
                     s.touch(Instant::now());
                     s.waiting += 1;
-                    counted = true;
+                    waiting.counted = true;
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let mut s = self.lock();
-                s.touch(Instant::now());
-                s.waiting -= 1;
                 return None;
             }
+        }
+    }
+}
+
+/// A wait counted in a gate's `waiting` (demand); uncounted when it ends, however it ends.
+struct Waiting<'a> {
+    gate: &'a Gate,
+    counted: bool,
+}
+
+impl Waiting<'_> {
+    fn stop(&mut self, s: &mut GateState) {
+        if std::mem::take(&mut self.counted) {
+            s.touch(Instant::now());
+            s.waiting -= 1;
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            let mut s = self.gate.lock();
+            self.stop(&mut s);
         }
     }
 }
@@ -279,6 +302,28 @@ mod tests {
         a.apply(&[activation(&["http://r1"], 1)]);
         assert_eq!(waiting.await.unwrap().as_deref(), Some("http://r1"));
         assert_eq!(a.stats()[0].waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_is_no_longer_demand() {
+        let a = Arc::new(Activator::default());
+        a.apply(&[activation(&[], 1)]);
+        let gate = a.gate("http://rev").unwrap();
+        let held = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.acquire(Duration::from_secs(30)).await.is_some() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.waiting(), 1);
+        held.abort();
+        let _ = held.await;
+        assert_eq!(
+            gate.waiting(),
+            0,
+            "the client went away: no demand left behind"
+        );
+        assert!(gate.acquire(Duration::from_millis(10)).await.is_none());
+        assert_eq!(gate.waiting(), 0, "a timed-out wait is uncounted too");
     }
 
     #[tokio::test]

@@ -120,8 +120,34 @@ async fn route_or_post(State(ingress): State<Arc<Ingress>>, request: Request) ->
     match ingress.gateway.serve(request, false).await {
         Ok(answered) => answered,
         Err(request) => {
+            let started = std::time::Instant::now();
             let (parts, body) = request.into_parts();
-            handle(ingress, parts.method, parts.uri, parts.headers, body).await
+            let route = ingress.route(parts.uri.path());
+            let mut types = Vec::new();
+            let response = handle(
+                ingress.clone(),
+                parts.method,
+                parts.uri,
+                parts.headers,
+                body,
+                &mut types,
+            )
+            .await;
+            if let Some((namespace, name)) =
+                route.as_ref().and_then(|r| r.path[1..].split_once('/'))
+            {
+                if types.is_empty() {
+                    types.push("unknown".to_owned());
+                }
+                let status = response.status().as_u16();
+                for ty in &types {
+                    ingress
+                        .metrics
+                        .knative
+                        .ingress(namespace, name, ty, status, started.elapsed());
+                }
+            }
+            response
         }
     }
 }
@@ -155,12 +181,14 @@ fn reject(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// Takes an event post; the types of the events it read go to `types` (for Knative's metrics).
 async fn handle(
     ingress: Arc<Ingress>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
+    types: &mut Vec<String>,
 ) -> Response {
     let path = uri.path().to_owned();
     let Some(route) = ingress.route(&path) else {
@@ -243,6 +271,11 @@ async fn handle(
             return reject(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    types.extend(
+        events
+            .iter()
+            .map(|e| cloudevents::AttributesReader::ty(e).to_owned()),
+    );
     if events.len() > ingress.max_batch_events {
         ingress.metrics.ingress(path, "too_large", 1);
         return reject(

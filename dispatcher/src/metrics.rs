@@ -1,5 +1,11 @@
 //! The dispatcher's Prometheus metrics, served as text on the admin port's `/metrics`.
+//!
+//! Ferry's own are prefixed `ferry_dispatcher_`. Beside them, the broker ingress and trigger
+//! dispatcher metrics Knative's Kafka broker data plane exports, with its names, units and
+//! labels, so dashboards and alerts written for Knative find them ([`Knative`]).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -13,6 +19,116 @@ use prometheus_client::registry::Registry;
 type Labels2 = [(&'static str, String); 2];
 type Labels1 = [(&'static str, String); 1];
 type Labels3 = [(&'static str, String); 3];
+/// Knative's label sets differ between ingress and dispatch: one family holds both.
+type KnativeLabels = Vec<(&'static str, String)>;
+
+/// Knative's latency buckets (milliseconds), its `LATENCY_SLOs`.
+const KNATIVE_BUCKETS_MS: [f64; 6] = [50.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0];
+/// Distinct `event_type` values kept per resource; later ones are counted as `other`, so a
+/// client cannot create unbounded series.
+const MAX_EVENT_TYPES: usize = 100;
+
+/// The metrics of Knative's Kafka broker data plane (receiver and dispatcher):
+/// `event_count_1_total`, `event_dispatch_latencies_ms` and `event_processing_latencies_ms`,
+/// labelled `name` and `namespace_name` (the Broker or channel), `event_type`,
+/// `response_code`, `response_code_class`, and `consumer_name` (the Trigger or Subscription)
+/// for deliveries.
+#[derive(Debug)]
+pub struct Knative {
+    event_count: Family<KnativeLabels, Counter>,
+    dispatch_ms: Family<KnativeLabels, Histogram>,
+    processing_ms: Family<KnativeLabels, Histogram>,
+    /// Event types seen per resource (`namespace/name`).
+    types: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+fn knative_histogram() -> Histogram {
+    Histogram::new(KNATIVE_BUCKETS_MS)
+}
+
+impl Default for Knative {
+    fn default() -> Self {
+        Knative {
+            event_count: Family::default(),
+            dispatch_ms: Family::new_with_constructor(knative_histogram),
+            processing_ms: Family::new_with_constructor(knative_histogram),
+            types: Mutex::default(),
+        }
+    }
+}
+
+/// Whose deliveries a [`Knative`] observation is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnativeConsumer {
+    /// Namespace of the resource (and of the consumer).
+    pub namespace: String,
+    /// The Broker's or channel's name.
+    pub name: String,
+    /// The Trigger's, Subscription's or source's name.
+    pub consumer: String,
+}
+
+impl Knative {
+    /// `ty`, or `other` once the resource has [`MAX_EVENT_TYPES`] other types.
+    fn event_type(&self, resource: &str, ty: &str) -> String {
+        let mut types = self.types.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = types.entry(resource.to_owned()).or_default();
+        if seen.contains(ty) || (seen.len() < MAX_EVENT_TYPES && seen.insert(ty.to_owned())) {
+            ty.to_owned()
+        } else {
+            "other".to_owned()
+        }
+    }
+
+    fn labels(&self, namespace: &str, name: &str, ty: &str, status: Option<u16>) -> KnativeLabels {
+        let mut labels = vec![
+            ("name", name.to_owned()),
+            ("namespace_name", namespace.to_owned()),
+            (
+                "event_type",
+                self.event_type(&format!("{namespace}/{name}"), ty),
+            ),
+        ];
+        if let Some(code) = status {
+            labels.push(("response_code", code.to_string()));
+            labels.push(("response_code_class", format!("{}xx", code / 100)));
+        }
+        labels
+    }
+
+    /// One event answered by the ingress (its type, or `unknown` when it was not read), and
+    /// how long the request took.
+    pub fn ingress(&self, namespace: &str, name: &str, ty: &str, status: u16, took: Duration) {
+        let labels = self.labels(namespace, name, ty, Some(status));
+        self.event_count.get_or_create(&labels).inc();
+        self.dispatch_ms
+            .get_or_create(&labels)
+            .observe(millis(took));
+    }
+
+    /// One delivery attempt answered with `status`, and how long it took.
+    pub fn dispatch(&self, to: &KnativeConsumer, ty: &str, status: u16, took: Duration) {
+        let mut labels = self.labels(&to.namespace, &to.name, ty, Some(status));
+        labels.push(("consumer_name", to.consumer.clone()));
+        self.event_count.get_or_create(&labels).inc();
+        self.dispatch_ms
+            .get_or_create(&labels)
+            .observe(millis(took));
+    }
+
+    /// One event settled by a consumer, from when it was read to when it was settled.
+    pub fn processing(&self, to: &KnativeConsumer, ty: &str, took: Duration) {
+        let mut labels = self.labels(&to.namespace, &to.name, ty, None);
+        labels.push(("consumer_name", to.consumer.clone()));
+        self.processing_ms
+            .get_or_create(&labels)
+            .observe(millis(took));
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
 
 fn latency() -> Histogram {
     // 100 µs .. ~52 s
@@ -23,6 +139,8 @@ fn latency() -> Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// Knative's names and labels for the same events.
+    pub knative: Knative,
     ingress: Family<Labels2, Counter>,
     route_requests: Family<Labels2, Counter>,
     egress: Family<Labels2, Counter>,
@@ -121,8 +239,25 @@ impl Default for Metrics {
             contract_rejected: Counter::default(),
             journal_dropped: Counter::default(),
             registry: Registry::default(),
+            knative: Knative::default(),
         };
-        let mut registry = Registry::with_prefix("ferry_dispatcher");
+        let mut root = Registry::default();
+        root.register(
+            "event_count_1",
+            "Knative: events received (ingress) or dispatch attempts answered (consumers), by response code",
+            m.knative.event_count.clone(),
+        );
+        root.register(
+            "event_dispatch_latencies_ms",
+            "Knative: how long an ingress request or a dispatch attempt took, in milliseconds",
+            m.knative.dispatch_ms.clone(),
+        );
+        root.register(
+            "event_processing_latencies_ms",
+            "Knative: from an event read by a consumer until it was settled, in milliseconds",
+            m.knative.processing_ms.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("ferry_dispatcher");
         // A table: one line a metric, `name, help => handle`.
         macro_rules! register {
             ($($name:literal, $help:literal => $metric:expr;)*) => {
@@ -141,7 +276,10 @@ impl Default for Metrics {
             "contract_rejected", "Contract files rejected (the previous one stays in force)" => m.contract_rejected;
             "journal_dropped", "Delivery-journal entries not written (producer buffer full or log unreachable)" => m.journal_dropped;
         }
-        Metrics { registry, ..m }
+        Metrics {
+            registry: root,
+            ..m
+        }
     }
 }
 
@@ -213,5 +351,21 @@ impl Metrics {
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_beyond_the_cap_are_counted_as_other() {
+        let k = Knative::default();
+        for i in 0..MAX_EVENT_TYPES {
+            assert_eq!(k.event_type("ns/b", &format!("t{i}")), format!("t{i}"));
+        }
+        assert_eq!(k.event_type("ns/b", "one-too-many"), "other");
+        assert_eq!(k.event_type("ns/b", "t7"), "t7", "known types keep their name");
+        assert_eq!(k.event_type("ns/other", "new"), "new", "the cap is per resource");
     }
 }

@@ -98,6 +98,72 @@ async fn retries_dead_letters_and_drops_follow_knatives_rules() {
     assert_eq!(gone.received().len(), 1, "retry 0 = one attempt");
     assert_eq!(d.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/flaky\",outcome=\"retried\"}"), 2.0);
     assert_eq!(d.metric("ferry_dispatcher_egress_events_total{egress=\"Trigger default/broken\",outcome=\"dead_lettered\"}"), 1.0);
+
+    // The same events under Knative's Kafka-broker names and labels.
+    let metrics = d.admin_get("/metrics");
+    let knative = |metric: &str, labels: &[(&str, &str)]| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .filter(|l| {
+                // An empty value: the label must be absent.
+                labels.iter().all(|(k, v)| match *v {
+                    "" => !l.contains(&format!("{k}=")),
+                    v => l.contains(&format!("{k}=\"{v}\"")),
+                })
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let broker = [("name", "orders"), ("namespace_name", "default")];
+    let ingress = [
+        broker[0],
+        broker[1],
+        ("response_code", "202"),
+        ("response_code_class", "2xx"),
+        ("consumer_name", ""),
+    ];
+    assert_eq!(
+        knative(
+            "event_count_1_total",
+            &[&ingress[..], &[("event_type", "flaky")]].concat()
+        ),
+        1.0,
+        "{metrics}"
+    );
+    let flaky_503 = [
+        broker[0],
+        broker[1],
+        ("consumer_name", "flaky"),
+        ("response_code", "503"),
+    ];
+    assert_eq!(knative("event_count_1_total", &flaky_503), 2.0, "{metrics}");
+    let flaky_2xx = [
+        broker[0],
+        broker[1],
+        ("consumer_name", "flaky"),
+        ("response_code_class", "2xx"),
+    ];
+    assert_eq!(knative("event_count_1_total", &flaky_2xx), 1.0, "{metrics}");
+    assert_eq!(
+        knative(
+            "event_dispatch_latencies_ms_count",
+            &[("consumer_name", "broken"), ("response_code", "500")]
+        ),
+        3.0,
+        "three attempts timed"
+    );
+    assert!(
+        metrics.contains("event_dispatch_latencies_ms_bucket{") && metrics.contains("le=\"50.0\""),
+        "Knative's buckets in ms: {metrics}"
+    );
+    assert_eq!(
+        knative(
+            "event_processing_latencies_ms_count",
+            &[("consumer_name", "refuses"), ("event_type", "refuses")]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use base64::Engine;
 use bytes::Bytes;
 use cloudevents::{AttributesReader, Event};
-use ferry_api::contract::{DeliveryPolicy, Egress, Reply};
+use ferry_api::contract::{DeliveryPolicy, Egress, ObjectRef, Reply};
 use ferry_api::duck::DeliveryFormat;
 use http::HeaderMap;
 use rand::rngs::SmallRng;
@@ -20,7 +20,7 @@ use crate::activator::Activator;
 use crate::binding;
 use crate::journal::{Entry, Journal};
 use crate::log::Log;
-use crate::metrics::{EgressMetrics, EgressOutcome, Metrics};
+use crate::metrics::{EgressMetrics, EgressOutcome, KnativeConsumer, Metrics};
 use crate::{Error, Result};
 
 /// Longest `knativeerrordata` value (Knative truncates the response body to 1024 bytes).
@@ -46,6 +46,8 @@ pub struct Deliverer {
     pub metrics: Arc<Metrics>,
     /// This egress's counters and histograms.
     pub counters: EgressMetrics,
+    /// Whose deliveries these are, in Knative's metrics.
+    pub knative: KnativeConsumer,
     /// Traffic-split choices; seedable for tests.
     pub rng: std::sync::Mutex<SmallRng>,
     /// Where settlements are recorded for `ferry trace`.
@@ -102,14 +104,14 @@ pub struct Services {
 }
 
 impl Deliverer {
-    /// The deliverer for `egress` of a resource whose log is `(bootstrap servers, topics)`.
+    /// The deliverer for `egress` of a resource (`(reference, bootstrap servers, topics)`).
     ///
     /// # Errors
     /// [`Error::Filter`]: a filter that does not compile (contracts are validated first, so
     /// this names a bug).
     pub fn new(
         egress: Egress,
-        (bootstrap, topics): (&str, &[String]),
+        (resource, bootstrap, topics): (&ObjectRef, &str, &[String]),
         services: Services,
         seed: Option<u64>,
     ) -> Result<Self> {
@@ -130,6 +132,11 @@ impl Deliverer {
             })?;
         Ok(Deliverer {
             counters: metrics.for_egress(&label),
+            knative: KnativeConsumer {
+                namespace: resource.namespace.clone(),
+                name: resource.name.clone(),
+                consumer: egress.reference.name.clone(),
+            },
             label,
             // A Trigger's reply goes back into its Broker's (only) topic.
             reply_log: (
@@ -169,6 +176,9 @@ impl Deliverer {
             None => (EgressOutcome::Delivered, None),
             Some((dest, failure)) => self.dead_letter(event, &dest, failure).await,
         };
+        self.metrics
+            .knative
+            .processing(&self.knative, event.ty(), started.elapsed());
         Settled {
             outcome,
             attempts,
@@ -298,6 +308,11 @@ impl Deliverer {
                 .await;
             self.counters.attempt(started.elapsed());
             let (outcome, answer) = result;
+            if let Attempt::Status { code, .. } = outcome {
+                self.metrics
+                    .knative
+                    .dispatch(&self.knative, event.ty(), code, started.elapsed());
+            }
             match decide(policy, attempt, &outcome, SystemTime::now()) {
                 Verdict::Delivered => {
                     let code = match outcome {

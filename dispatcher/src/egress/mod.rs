@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::contract::{Contract, Egress, KafkaAuth};
+use ferry_api::contract::{Contract, Egress, KafkaAuth, ObjectRef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +60,8 @@ pub struct EgressSettings {
 /// What an egress runs from; a change in any part restarts it.
 #[derive(Clone, Debug, PartialEq)]
 struct Spec {
+    /// The Broker, channel or source the egress reads for.
+    resource: ObjectRef,
     bootstrap: String,
     /// The cluster's connection settings (`None`: Ferry's own log); a change restarts the
     /// egress, so rotated credentials take effect.
@@ -123,6 +125,7 @@ impl EgressSet {
         for resource in &contract.resources {
             for egress in &resource.egresses {
                 let spec = Spec {
+                    resource: resource.reference.clone(),
                     bootstrap: resource.bootstrap_servers.clone(),
                     auth: resource.auth.clone(),
                     topics: resource.topics.clone(),
@@ -178,7 +181,7 @@ impl EgressSet {
     fn start(&self, spec: Spec) -> crate::Result<Started> {
         let deliverer = Deliverer::new(
             spec.egress.clone(),
-            (&spec.bootstrap, &spec.topics),
+            (&spec.resource, &spec.bootstrap, &spec.topics),
             self.services.clone(),
             self.settings.seed,
         )?;
