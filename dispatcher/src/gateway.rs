@@ -145,6 +145,10 @@ impl Hosts {
             .unwrap_or(served)
     }
 
+    fn is_empty(&self) -> bool {
+        self.cluster.is_empty() && self.external.is_empty() && self.short.is_empty()
+    }
+
     fn lookup(&self, host: &str, external: bool) -> Lookup {
         if external {
             return self
@@ -198,10 +202,14 @@ impl Gateway {
     /// `external`: the request came in on the external listener, where only the hosts of
     /// Routes that are not cluster-local are served.
     pub async fn serve(&self, request: Request, external: bool) -> Result<Response, Request> {
+        let hosts = self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone();
+        // No Route: every request is an event post (the common case costs one lock read).
+        if hosts.is_empty() {
+            return Err(request);
+        }
         let Some(host) = request_host(request.headers(), request.uri()) else {
             return Err(request);
         };
-        let hosts = self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone();
         match hosts.lookup(&host, external) {
             Lookup::Found(served) => {
                 let served = hosts.by_tag_header(served, request.headers());
