@@ -365,7 +365,15 @@ mod tests {
             assert_eq!(k.event_type("ns/b", &format!("t{i}")), format!("t{i}"));
         }
         assert_eq!(k.event_type("ns/b", "one-too-many"), "other");
-        assert_eq!(k.event_type("ns/b", "t7"), "t7", "known types keep their name");
-        assert_eq!(k.event_type("ns/other", "new"), "new", "the cap is per resource");
+        assert_eq!(
+            k.event_type("ns/b", "t7"),
+            "t7",
+            "known types keep their name"
+        );
+        assert_eq!(
+            k.event_type("ns/other", "new"),
+            "new",
+            "the cap is per resource"
+        );
     }
 }
