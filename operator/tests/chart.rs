@@ -794,6 +794,40 @@ fn default_values_run_the_embedded_log_on_a_persistent_volume() {
         2,
         "the operator and the dispatchers only"
     );
+    // TLS on the log's port when a certificate is given: clients switch to SASL_SSL and trust
+    // the Secret's CA.
+    let docs = render(&["--set", "broker.tls.secretName=log-tls"]);
+    let tls = args(container(&docs, "StatefulSet", "ferry-broker"));
+    for flag in [
+        "--tls-cert=/etc/ferry/broker-tls/tls.crt",
+        "--tls-key=/etc/ferry/broker-tls/tls.key",
+    ] {
+        assert!(tls.contains(&flag), "broker args {tls:?} lack {flag}");
+    }
+    for (k, n) in [
+        ("Deployment", "ferry-operator"),
+        ("Deployment", "ferry-dispatcher-ingress"),
+        ("Deployment", "ferry-dispatcher-egress"),
+    ] {
+        let c = container(&docs, k, n);
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_SECURITY_PROTOCOL"),
+            Some("SASL_SSL"),
+            "{n}"
+        );
+        assert_eq!(
+            env_value(c, "FERRY_KAFKA_TLS_CA_FILE"),
+            Some("/etc/ferry/kafka-tls/ca.crt"),
+            "{n}"
+        );
+        let d = find(&docs, k, n);
+        assert!(
+            seq_at(d, "spec.template.spec.volumes")
+                .iter()
+                .any(|v| get(v, "secret.secretName").and_then(Value::as_str) == Some("log-tls")),
+            "{n} mounts the CA"
+        );
+    }
     // Opened up on request.
     let docs = render(&[
         "--set",

@@ -142,9 +142,17 @@ imagePullSecrets:
 {{- end -}}
 
 {{/* Kafka security.protocol from the SASL and TLS values. */}}
+{{/* The Secret holding the CA Ferry's clients trust for the log: kafka.tls.secretName with an
+external Kafka, broker.tls.secretName for the embedded log; "" for plaintext. */}}
+{{- define "ferry.kafka.tlsSecret" -}}
+{{- if .Values.kafka.tls.secretName -}}{{ .Values.kafka.tls.secretName }}
+{{- else if include "ferry.embeddedBroker" . -}}{{ .Values.broker.tls.secretName }}
+{{- end -}}
+{{- end -}}
+
 {{- define "ferry.kafka.securityProtocol" -}}
 {{- $sasl := or .Values.kafka.sasl.secretName (include "ferry.broker.auth" .) -}}
-{{- $tls := .Values.kafka.tls.secretName -}}
+{{- $tls := include "ferry.kafka.tlsSecret" . -}}
 {{- if and $sasl $tls -}}SASL_SSL
 {{- else if $sasl -}}SASL_PLAINTEXT
 {{- else if $tls -}}SSL
@@ -191,10 +199,13 @@ authenticate. Secrets are referenced, never copied.
       key: {{ .passwordKey | quote }}
 {{- end }}
 {{- end }}
+{{- if include "ferry.kafka.tlsSecret" . }}
+{{- $caKey := ternary .Values.kafka.tls.caKey .Values.broker.tls.caKey (not (empty .Values.kafka.tls.secretName)) }}
+- name: FERRY_KAFKA_TLS_CA_FILE
+  value: {{ printf "/etc/ferry/kafka-tls/%s" $caKey | quote }}
+{{- end }}
 {{- with .Values.kafka.tls }}
 {{- if .secretName }}
-- name: FERRY_KAFKA_TLS_CA_FILE
-  value: {{ printf "/etc/ferry/kafka-tls/%s" .caKey | quote }}
 {{- if .certKey }}
 - name: FERRY_KAFKA_TLS_CERT_FILE
   value: {{ printf "/etc/ferry/kafka-tls/%s" .certKey | quote }}
@@ -209,15 +220,15 @@ authenticate. Secrets are referenced, never copied.
 
 {{/* The TLS Secret's volume (a list item), when kafka.tls.secretName is set. */}}
 {{- define "ferry.kafka.volumes" -}}
-{{- if .Values.kafka.tls.secretName }}
+{{- with include "ferry.kafka.tlsSecret" . }}
 - name: kafka-tls
   secret:
-    secretName: {{ .Values.kafka.tls.secretName | quote }}
+    secretName: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
 {{- define "ferry.kafka.volumeMounts" -}}
-{{- if .Values.kafka.tls.secretName }}
+{{- if include "ferry.kafka.tlsSecret" . }}
 - name: kafka-tls
   mountPath: /etc/ferry/kafka-tls
   readOnly: true
