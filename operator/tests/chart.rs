@@ -679,6 +679,13 @@ fn selectors_and_references_resolve_within_the_release() {
     }
 }
 
+/// The workloads whose containers are Kafka clients of the log.
+const KAFKA_CLIENTS: [(&str, &str); 3] = [
+    ("Deployment", "ferry-operator"),
+    ("Deployment", "ferry-dispatcher-ingress"),
+    ("Deployment", "ferry-dispatcher-egress"),
+];
+
 #[test]
 fn default_values_run_the_embedded_log_on_a_persistent_volume() {
     let docs = render_default();
@@ -722,11 +729,7 @@ fn default_values_run_the_embedded_log_on_a_persistent_volume() {
             .any(|p| p.get("port").and_then(Value::as_u64) == Some(9092)),
         "the broker Service serves 9092"
     );
-    for (k, n) in [
-        ("Deployment", "ferry-operator"),
-        ("Deployment", "ferry-dispatcher-ingress"),
-        ("Deployment", "ferry-dispatcher-egress"),
-    ] {
+    for (k, n) in KAFKA_CLIENTS {
         let c = container(&docs, k, n);
         assert_eq!(
             env_value(c, "FERRY_KAFKA_BOOTSTRAP_SERVERS"),
@@ -804,11 +807,7 @@ fn default_values_run_the_embedded_log_on_a_persistent_volume() {
     ] {
         assert!(tls.contains(&flag), "broker args {tls:?} lack {flag}");
     }
-    for (k, n) in [
-        ("Deployment", "ferry-operator"),
-        ("Deployment", "ferry-dispatcher-ingress"),
-        ("Deployment", "ferry-dispatcher-egress"),
-    ] {
+    for (k, n) in KAFKA_CLIENTS {
         let c = container(&docs, k, n);
         assert_eq!(
             env_value(c, "FERRY_KAFKA_SECURITY_PROTOCOL"),
