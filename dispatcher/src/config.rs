@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use ferry_runtime::duration;
 
+use crate::contract_feed::SecretRef;
 use crate::egress::EgressSettings;
 use crate::journal::{JournalSettings, Retention};
 use crate::log::ProducerSettings;
@@ -68,6 +69,12 @@ pub struct DispatcherConfig {
     /// How often the contract file is checked for changes.
     #[arg(long, value_parser = duration::parse, default_value = "1s")]
     pub contract_poll: Duration,
+    /// In a cluster: also watch the contract Secret itself, `NAME` (in the service account's
+    /// namespace) or `NAMESPACE/NAME`, through the API server, so a new contract applies within
+    /// moments instead of on the kubelet's next sync of the mounted file. Needs get, list and
+    /// watch on that Secret. The file stays the start and the fallback.
+    #[arg(long, env = "FERRY_CONTRACT_SECRET")]
+    pub contract_secret: Option<SecretRef>,
     /// Events in flight per egress (consumed, not settled).
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,

@@ -23,6 +23,16 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// `--contract-secret` was given but no Kubernetes client could be made.
+    #[error(
+        "--contract-secret {secret} needs the Kubernetes API, but no client could be configured: {reason}; run in a pod with a service-account token or set KUBECONFIG, or leave the flag out to read only the contract file"
+    )]
+    KubeClient {
+        /// The flag's value.
+        secret: String,
+        /// Why.
+        reason: String,
+    },
     /// Bytes that are not a valid CloudEvent; the text is what a client is told, and says
     /// what to fix.
     #[error("{0}")]

@@ -10,6 +10,7 @@
 pub mod activator;
 pub mod binding;
 pub mod config;
+pub mod contract_feed;
 pub mod egress;
 mod error;
 pub mod gateway;
@@ -22,4 +23,4 @@ pub mod metrics;
 mod server;
 
 pub use error::{Error, Result};
-pub use server::{RunningDispatcher, start};
+pub use server::{RunningDispatcher, start, start_with_kube};

@@ -2,7 +2,6 @@
 //! watcher that feeds both.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +12,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use ferry_api::contract::{Contract, KafkaAuth};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::activator::Activator;
 use crate::config::{DispatcherConfig, Role};
+use crate::contract_feed::{self, Gate, Offer, Source};
 use crate::egress::EgressSet;
 use crate::gateway::Gateway;
 use crate::http_server::serve;
@@ -51,12 +51,47 @@ pub struct RunningDispatcher {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Starts a dispatcher.
+/// Starts a dispatcher; with `--contract-secret`, its Kubernetes client is the one the
+/// environment gives (in a pod: the service account's).
 ///
 /// # Errors
-/// Invalid flags or a listener that cannot bind.
+/// Invalid flags, a listener that cannot bind, or `--contract-secret` with no Kubernetes
+/// client to be had.
 pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
+    let kube = match &config.contract_secret {
+        Some(secret) => Some(
+            kube::Client::try_default()
+                .await
+                .map_err(|e| Error::KubeClient {
+                    secret: secret.to_string(),
+                    reason: e.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    start_with_kube(config, kube).await
+}
+
+/// [`start`] with the Kubernetes client that watches `--contract-secret` given (unused
+/// without the flag).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_kube(
+    config: DispatcherConfig,
+    kube: Option<kube::Client>,
+) -> Result<RunningDispatcher> {
     config.validate()?;
+    let secret_watch = match (&config.contract_secret, kube) {
+        (Some(secret), Some(client)) => Some((client, secret.clone())),
+        (Some(secret), None) => {
+            return Err(Error::KubeClient {
+                secret: secret.to_string(),
+                reason: "none was given".into(),
+            });
+        }
+        (None, _) => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let log = Log::new(config.producer_settings());
     let journal = Journal::new(config.journal_settings(), metrics.clone());
@@ -130,11 +165,22 @@ pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
         .route(ferry_api::reports::STATS_PATH, get(autoscaler_stats))
         .with_state(shared.clone());
     let admin_addr = listen(config.admin_listen, admin_app, "admin").await?;
-    tasks.push(tokio::spawn(watch_contract(
-        shared.clone(),
+    let (offers, offered) = mpsc::channel(4);
+    tasks.push(tokio::spawn(apply_offers(shared.clone(), offered)));
+    tasks.push(tokio::spawn(contract_feed::poll_file(
         config.contract.clone(),
         config.contract_poll,
+        offers.clone(),
+        shared.stopping.subscribe(),
     )));
+    if let Some((client, secret)) = secret_watch {
+        tasks.push(tokio::spawn(contract_feed::watch_secret(
+            client,
+            secret,
+            offers,
+            shared.stopping.subscribe(),
+        )));
+    }
     Ok(RunningDispatcher {
         http_addr,
         external_addr,
@@ -209,39 +255,31 @@ async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     }
 }
 
-/// Polls the contract file (a ConfigMap mount is swapped through a symlink, which file
-/// notifications miss) and applies each new valid version; an invalid one is logged, counted
-/// and ignored, and the last good contract stays in force.
-async fn watch_contract(shared: Arc<Shared>, path: PathBuf, every: Duration) {
-    let mut last: Option<Vec<u8>> = None;
-    let mut stopping = shared.stopping.subscribe();
-    loop {
-        match tokio::fs::read(&path).await {
-            Ok(bytes) if last.as_ref() != Some(&bytes) => {
-                match Contract::from_bytes(&bytes) {
-                    Ok(contract) => apply(&shared, &contract).await,
-                    Err(reason) => {
-                        shared.metrics.contract_rejected();
-                        tracing::error!(path = %path.display(), %reason, "contract rejected; the previous one stays in force");
-                    }
-                }
-                last = Some(bytes);
+/// Applies what the contract sources offer ([`contract_feed`]): a valid contract the gate
+/// admits; an invalid one is logged, counted and ignored, and the last good contract stays in
+/// force.
+async fn apply_offers(shared: Arc<Shared>, mut offers: mpsc::Receiver<Offer>) {
+    let mut gate = Gate::default();
+    while let Some(Offer { source, bytes }) = offers.recv().await {
+        match Contract::from_bytes(&bytes) {
+            Ok(contract) if gate.admits(source, contract.generation) => {
+                apply(&shared, &contract, source).await;
+                gate.applied(source, contract.generation);
             }
-            Ok(_) => {}
-            Err(e) => {
-                if last.is_some() {
-                    tracing::warn!(path = %path.display(), error = %e, "contract file unreadable; the previous one stays in force");
-                }
+            Ok(contract) => tracing::debug!(
+                %source,
+                generation = contract.generation,
+                "contract not newer than the one in force; ignored"
+            ),
+            Err(reason) => {
+                shared.metrics.contract_rejected();
+                tracing::error!(%source, %reason, "contract rejected; the previous one stays in force");
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopping.wait_for(|s| *s) => return,
         }
     }
 }
 
-async fn apply(shared: &Shared, contract: &Contract) {
+async fn apply(shared: &Shared, contract: &Contract, source: Source) {
     // The journal topic is created in the background: an unreachable log must not hold up
     // the contract (its events get 503s meanwhile, and journal entries wait or are dropped).
     let logs: std::collections::BTreeMap<String, Option<KafkaAuth>> = contract
@@ -265,6 +303,7 @@ async fn apply(shared: &Shared, contract: &Contract) {
     shared.generation.send_replace(Some(contract.generation));
     tracing::info!(
         generation = contract.generation,
+        %source,
         resources = contract.resources.len(),
         "contract applied"
     );

@@ -137,15 +137,7 @@ async fn brokers_triggers_channels_and_subscriptions_deliver_events() {
         |t| t.status.clone().map(|s| s.status),
     )
     .await;
-    apply(
-        &brokers,
-        json!({
-            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
-            "metadata": {"name": "default", "namespace": "demo",
-                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
-        }),
-    )
-    .await;
+    apply_ferry_broker(&brokers, "demo").await;
     let broker = wait_ready(&brokers, "default", "True", None, |b| {
         b.status.clone().map(|s| s.status)
     })
@@ -694,23 +686,19 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
         &kube,
         FerryOptions {
             namespace: "ferry-system".into(),
-            client: chart_operator_client(&kube).await,
+            client: chart_client(&kube, "ferry-operator").await,
             args: vec![],
+            // The dispatcher follows the contract by its watch alone, with the chart's egress
+            // ServiceAccount.
+            mount_sync: None,
+            dispatcher_client: Some(chart_client(&kube, "ferry-dispatcher").await),
         },
     )
     .await;
     let sink = Sink::start().await;
     let brokers: Api<Broker> = Api::namespaced(admin.clone(), "demo");
     let triggers: Api<Trigger> = Api::namespaced(admin.clone(), "demo");
-    apply(
-        &brokers,
-        json!({
-            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
-            "metadata": {"name": "default", "namespace": "demo",
-                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
-        }),
-    )
-    .await;
+    apply_ferry_broker(&brokers, "demo").await;
     apply(
         &triggers,
         json!({
@@ -782,17 +770,46 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
         "the chart's RBAC denied something:\n{metrics}"
     );
     assert!(metrics.contains("ferry_operator_leader 1"), "{metrics}");
+
+    // An ingress pod's token reads its own contract, by name, and no other Secret: not the full
+    // contract, which carries KafkaSource credentials.
+    use k8s_openapi::api::core::v1::Secret;
+    let ingress = chart_client(&kube, "ferry-dispatcher-ingress").await;
+    let secrets: Api<Secret> = Api::namespaced(ingress, "ferry-system");
+    secrets
+        .get("ferry-contract-ingress")
+        .await
+        .expect("the ingress contract");
+    let by_name = ::kube::api::ListParams::default().fields("metadata.name=ferry-contract-ingress");
+    assert_eq!(
+        secrets
+            .list(&by_name)
+            .await
+            .expect("list by name")
+            .items
+            .len(),
+        1
+    );
+    for denied in [
+        secrets.get("ferry-contract").await.err(),
+        secrets.list(&Default::default()).await.err(),
+    ] {
+        assert!(
+            matches!(&denied, Some(::kube::Error::Api(e)) if e.code == 403),
+            "{denied:?}"
+        );
+    }
 }
 
-/// A client with a token of the chart's `ferry-operator` ServiceAccount (after [`apply_chart`]):
-/// what the chart's RBAC grants, and nothing more.
-async fn chart_operator_client(kube: &KubeApi) -> ::kube::Client {
+/// A client with a token of one of the chart's ServiceAccounts (after [`apply_chart`]): what the
+/// chart's RBAC grants, and nothing more.
+async fn chart_client(kube: &KubeApi, service_account: &str) -> ::kube::Client {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::ServiceAccount;
     let sa: Api<ServiceAccount> = Api::namespaced(kube.admin(), "ferry-system");
     let token = sa
         .create_token_request(
-            "ferry-operator",
+            service_account,
             &PostParams::default(),
             &TokenRequest {
                 spec: TokenRequestSpec {
@@ -884,6 +901,8 @@ async fn events_reach_ready_revision_endpoints_and_idle_revisions_scale_to_zero(
             namespace: "ferry-system".into(),
             client: admin.clone(),
             args: vec![],
+            mount_sync: Some(Duration::from_millis(100)),
+            dispatcher_client: None,
         },
     )
     .await;
@@ -922,15 +941,7 @@ async fn events_reach_ready_revision_endpoints_and_idle_revisions_scale_to_zero(
 
     let brokers: Api<Broker> = Api::namespaced(admin.clone(), "shop");
     let triggers: Api<Trigger> = Api::namespaced(admin.clone(), "shop");
-    apply(
-        &brokers,
-        json!({
-            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
-            "metadata": {"name": "default", "namespace": "shop",
-                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
-        }),
-    )
-    .await;
+    apply_ferry_broker(&brokers, "shop").await;
     apply(&triggers, json!({
         "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
         "metadata": {"name": "to-cart", "namespace": "shop"},
@@ -1070,8 +1081,10 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
         &kube,
         FerryOptions {
             namespace: "ferry-system".into(),
-            client: chart_operator_client(&kube).await,
+            client: chart_client(&kube, "ferry-operator").await,
             args: vec![],
+            mount_sync: Some(Duration::from_millis(100)),
+            dispatcher_client: None,
         },
     )
     .await;
@@ -1379,4 +1392,110 @@ async fn v1_kafka_sources_and_multi_container_services_are_kept_and_reconciled()
         s.status.clone().map(|s| s.status)
     })
     .await;
+}
+
+/// Applies the Ferry-class Broker `default` in `ns`.
+async fn apply_ferry_broker(brokers: &Api<Broker>, ns: &str) {
+    apply(
+        brokers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+            "metadata": {"name": "default", "namespace": ns,
+                         "annotations": {"eventing.knative.dev/broker.class": "Ferry"}},
+        }),
+    )
+    .await;
+}
+
+/// Waits for Broker `name` to be Ready; its address.
+async fn ready_broker_address(brokers: &Api<Broker>, name: &str) -> String {
+    let broker = wait_ready(brokers, name, "True", None, |b| {
+        b.status.clone().map(|s| s.status)
+    })
+    .await;
+    broker
+        .status
+        .and_then(|s| s.address.address)
+        .and_then(|a| a.url)
+        .expect("address")
+}
+
+/// Posts `type_` events to `address` every 20 ms until `sink` has `count` in all; the time from
+/// the first post to that delivery.
+async fn post_until_delivered(address: &str, sink: &Sink, count: usize, id: &str) -> Duration {
+    let start = std::time::Instant::now();
+    for attempt in 0..500 {
+        let _ = post_event(address, &format!("{id}-{attempt}"), "order.created").await;
+        if sink.accepted().len() >= count {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no delivery for {id} within 500 posts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn contract_changes_reach_the_dispatcher_by_watch_and_outlive_the_api_server() {
+    let mut kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("demo").await;
+    let client = kube.admin();
+    // The mounted file never changes: a kubelet that has not synced the Secret yet (it does so
+    // only on its sync period, a minute or more). Every change must come by the watch.
+    let ferry = Ferry::start(
+        &kube,
+        FerryOptions {
+            namespace: "ferry-system".into(),
+            client: client.clone(),
+            args: vec![],
+            mount_sync: None,
+            dispatcher_client: None,
+        },
+    )
+    .await;
+    let sink = Sink::start().await;
+    let brokers: Api<Broker> = Api::namespaced(client.clone(), "demo");
+    let triggers: Api<Trigger> = Api::namespaced(client.clone(), "demo");
+    apply_ferry_broker(&brokers, "demo").await;
+    let address = ready_broker_address(&brokers, "default").await;
+
+    // Apply → Ready → first delivery, with the file still the empty contract.
+    let applied = std::time::Instant::now();
+    apply(
+        &triggers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": "orders", "namespace": "demo"},
+            "spec": {"broker": "default", "subscriber": {"uri": sink.url()}}
+        }),
+    )
+    .await;
+    wait_ready(&triggers, "orders", "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+    let ready = applied.elapsed();
+    post_until_delivered(&address, &sink, 1, "first").await;
+    let delivered = applied.elapsed();
+    // The file never changed, so the watch carried the contract.
+    eprintln!("Trigger applied → Ready {ready:?} → first delivery {delivered:?}");
+    let generation = ferry.dispatcher.generation().expect("a contract in force");
+    assert!(generation > 0, "generation {generation}");
+
+    // The API server goes away: the contract in force keeps delivering.
+    let before = sink.accepted().len();
+    kube.stop_apiserver();
+    for i in 0..5 {
+        assert_eq!(
+            post_event(&address, &format!("outage-{i}"), "order.created").await,
+            202
+        );
+    }
+    let got = sink
+        .wait_for_accepted(before + 5, Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), before + 5);
+    assert_eq!(ferry.dispatcher.generation(), Some(generation));
 }

@@ -306,6 +306,10 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+fn names(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
 fn strings(v: Option<&Value>) -> BTreeSet<String> {
     v.and_then(Value::as_sequence)
         .map(|s| {
@@ -1316,13 +1320,21 @@ fn operator_rbac_is_least_privilege() {
             && v.contains("patch")),
         "the Role names the contract Secret: {renamed:?}"
     );
-    // Only the operator is bound to anything.
+    // Only the operator is bound to anything but the dispatchers' watch of their own contract
+    // (operator_dispatcher_and_contract_are_wired_together checks those).
     for binding in of_kind(&docs, "ClusterRoleBinding")
         .into_iter()
         .chain(of_kind(&docs, "RoleBinding"))
     {
         for subject in seq_at(binding, "subjects") {
-            assert_eq!(str_at(subject, "name"), "ferry-operator");
+            let who = str_at(subject, "name");
+            assert!(
+                who == "ferry-operator"
+                    || (["ferry-dispatcher", "ferry-dispatcher-ingress"].contains(&who)
+                        && str_at(binding, "roleRef.name").starts_with("ferry-dispatcher-")),
+                "{} binds {who}",
+                describe(binding)
+            );
         }
     }
 }
@@ -1430,12 +1442,73 @@ fn operator_dispatcher_and_contract_are_wired_together() {
             format!("{}/contract.json", str_at(mount, "mountPath")),
             "{n} reads the mounted contract"
         );
+        // Its token serves one thing: watching its own contract Secret, by name.
+        let watched = format!("--contract-secret={NAMESPACE}/{secret}");
+        assert!(
+            a.contains(&watched.as_str()),
+            "{n} args {a:?} lack {watched}"
+        );
+        assert_eq!(
+            get(d, "spec.template.spec.automountServiceAccountToken").and_then(Value::as_bool),
+            Some(true),
+            "{n} watches its contract Secret"
+        );
+        let sa = str_at(d, "spec.template.spec.serviceAccountName");
+        let bindings: Vec<&Value> = of_kind(&docs, "RoleBinding")
+            .into_iter()
+            .chain(of_kind(&docs, "ClusterRoleBinding"))
+            .filter(|b| {
+                seq_at(b, "subjects")
+                    .iter()
+                    .any(|s| str_at(s, "name") == sa)
+            })
+            .collect();
+        assert_eq!(
+            bindings.len(),
+            1,
+            "{n}'s ServiceAccount {sa} has one binding"
+        );
+        assert_eq!(str_at(bindings[0], "roleRef.kind"), "Role");
+        let role = find(&docs, "Role", str_at(bindings[0], "roleRef.name"));
+        let rules = seq_at(role, "rules");
+        assert_eq!(rules.len(), 1, "{n}: one rule");
+        assert_eq!(strings(rules[0].get("apiGroups")), names(&[""]));
+        assert_eq!(strings(rules[0].get("resources")), names(&["secrets"]));
+        assert_eq!(
+            strings(rules[0].get("resourceNames")),
+            names(&[secret]),
+            "{n} may read its own contract only"
+        );
+        assert_eq!(
+            strings(rules[0].get("verbs")),
+            names(&["get", "list", "watch"])
+        );
+        find(&docs, "PodDisruptionBudget", &n);
+    }
+    // Without the watch: no token, no Role, the mounted file only.
+    let unwatched = render(&["--set", "dispatcher.contractWatch=false"]);
+    for role in ["ingress", "egress"] {
+        let n = format!("ferry-dispatcher-{role}");
+        let d = find(&unwatched, "Deployment", &n);
         assert_eq!(
             get(d, "spec.template.spec.automountServiceAccountToken").and_then(Value::as_bool),
             Some(false),
-            "{n} needs no API token"
+            "{n} needs no API token without contractWatch"
         );
-        find(&docs, "PodDisruptionBudget", &n);
+        let c = container(&unwatched, "Deployment", &n);
+        assert!(
+            !args(c).iter().any(|a| a.starts_with("--contract-secret")),
+            "{n} watches nothing without contractWatch"
+        );
+        let sa = str_at(d, "spec.template.spec.serviceAccountName");
+        assert!(
+            !of_kind(&unwatched, "RoleBinding")
+                .iter()
+                .any(|b| seq_at(b, "subjects")
+                    .iter()
+                    .any(|s| str_at(s, "name") == sa)),
+            "{n}'s ServiceAccount is bound to nothing without contractWatch"
+        );
     }
     let ingress = container(&docs, "Deployment", "ferry-dispatcher-ingress");
     assert!(args(ingress).contains(&"--listen=0.0.0.0:8080"));

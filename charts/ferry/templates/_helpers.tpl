@@ -99,8 +99,16 @@ imagePullSecrets:
 {{- define "ferry.operator.serviceAccountName" -}}
 {{- .Values.operator.serviceAccount.name | default (include "ferry.operator.fullname" .) -}}
 {{- end -}}
+{{/* The ServiceAccount of one dispatcher role: (dict "ctx" $ "role" "ingress"|"egress"). Each
+role has its own, so that each may read only its own contract Secret. */}}
 {{- define "ferry.dispatcher.serviceAccountName" -}}
-{{- .Values.dispatcher.serviceAccount.name | default (printf "%s-dispatcher" (include "ferry.fullname" .)) -}}
+{{- $base := .ctx.Values.dispatcher.serviceAccount.name | default (printf "%s-dispatcher" (include "ferry.fullname" .ctx)) -}}
+{{- if eq .role "ingress" }}{{ $base }}-ingress{{ else }}{{ $base }}{{ end -}}
+{{- end -}}
+{{/* The contract Secret of one dispatcher role: (dict "ctx" $ "role" ...). Ingress pods get the
+ingress contract: no KafkaSource credentials. */}}
+{{- define "ferry.dispatcher.contractName" -}}
+{{- include (ternary "ferry.ingressContract.name" "ferry.contract.name" (eq .role "ingress")) .ctx -}}
 {{- end -}}
 {{- define "ferry.broker.serviceAccountName" -}}
 {{- .Values.broker.serviceAccount.name | default (include "ferry.broker.fullname" .) -}}

@@ -160,6 +160,12 @@ impl KubeApi {
         (self.etcd.id(), self.apiserver.id())
     }
 
+    /// Kills kube-apiserver (etcd stays), as an outage of the control plane.
+    pub fn stop_apiserver(&mut self) {
+        let _ = self.apiserver.kill();
+        let _ = self.apiserver.wait();
+    }
+
     /// The admin client.
     pub fn admin(&self) -> Client {
         self.client(ADMIN_TOKEN)
@@ -281,6 +287,12 @@ pub struct FerryOptions {
     pub client: Client,
     /// Extra operator arguments.
     pub args: Vec<String>,
+    /// How often the test plays the kubelet, copying the contract Secret into the dispatcher's
+    /// mounted file; `None`: never (a kubelet that has not synced yet), so the dispatcher has
+    /// only its watch of the Secret.
+    pub mount_sync: Option<Duration>,
+    /// The dispatcher's client for its watch of the contract Secret; `None`: the admin.
+    pub dispatcher_client: Option<Client>,
 }
 
 impl Ferry {
@@ -293,13 +305,16 @@ impl Ferry {
                 namespace: "ferry-system".into(),
                 client: kube.admin(),
                 args: vec![],
+                mount_sync: Some(Duration::from_millis(100)),
+                dispatcher_client: None,
             },
         )
         .await
     }
 
-    /// Starts the embedded log, a dispatcher whose contract file follows the contract
-    /// Secret, and the operator.
+    /// Starts the embedded log, a dispatcher that watches the contract Secret (as the chart's
+    /// do) and whose contract file follows it as [`FerryOptions::mount_sync`] says, and the
+    /// operator.
     pub async fn start(kube: &KubeApi, options: FerryOptions) -> Ferry {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = ferry_broker::Broker::start(
@@ -321,15 +336,24 @@ impl Ferry {
         );
         config.role = ferry_dispatcher::config::Role::All;
         config.contract_poll = Duration::from_millis(100);
-        let dispatcher = ferry_dispatcher::start(config)
-            .await
-            .expect("dispatcher starts");
+        config.contract_secret = Some(
+            format!("{}/ferry-contract", options.namespace)
+                .parse()
+                .expect("secret reference"),
+        );
+        let dispatcher = ferry_dispatcher::start_with_kube(
+            config,
+            Some(options.dispatcher_client.unwrap_or_else(|| kube.admin())),
+        )
+        .await
+        .expect("dispatcher starts");
         let ingress = dispatcher.http_addr.expect("ingress listens");
         let admin = dispatcher.admin_addr;
 
         let sync = tokio::spawn(mount_contract(
             Api::namespaced(kube.admin(), &options.namespace),
             contract_path,
+            options.mount_sync,
         ));
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -390,8 +414,10 @@ impl Drop for Ferry {
 }
 
 /// Plays the kubelet: copies the contract Secret's `contract.json` (gzip or plain JSON, as
-/// bytes) into the dispatcher's contract file whenever it changes.
-async fn mount_contract(api: Api<Secret>, path: PathBuf) {
+/// bytes) into the dispatcher's contract file whenever it changes, checking `every` (never when
+/// `None`).
+async fn mount_contract(api: Api<Secret>, path: PathBuf, every: Option<Duration>) {
+    let Some(every) = every else { return };
     let mut last: Option<Vec<u8>> = None;
     loop {
         if let Ok(Some(secret)) = api.get_opt("ferry-contract").await {
@@ -407,7 +433,7 @@ async fn mount_contract(api: Api<Secret>, path: PathBuf) {
                 last = Some(bytes);
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

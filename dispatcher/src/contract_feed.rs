@@ -1,0 +1,262 @@
+//! Where the contract comes from.
+//!
+//! Two sources offer contract bytes to one applier ([`crate::server`]):
+//! - the mounted file, polled. In a cluster it is the contract Secret as the kubelet mounts it,
+//!   and the kubelet refreshes a Secret volume only on its sync period (a minute or more), so
+//!   alone it makes every new Trigger and every new revision endpoint wait that long;
+//! - the contract Secret itself, watched through the API server (`--contract-secret`): the
+//!   operator's write reaches the dispatcher within milliseconds, as Knative's activator learns
+//!   endpoints from watches.
+//!
+//! The file is what a dispatcher starts from and what it keeps when the API server is away; the
+//! watch is what makes changes fast. Both carry contracts the operator compiled: the data plane
+//! makes no Kubernetes decisions of its own and needs only `get`/`list`/`watch` on one Secret.
+//! The applier takes a valid contract from either, unless the other source already applied a
+//! newer or equal generation, so a stale mount never rolls a watched contract back.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::{mpsc, watch};
+
+/// The key of the contract in the Secret (and the file name in its mount).
+pub const CONTRACT_KEY: &str = "contract.json";
+
+/// Where an offered contract was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The mounted contract file.
+    File,
+    /// The contract Secret, watched.
+    Secret,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::File => "file",
+            Source::Secret => "secret",
+        })
+    }
+}
+
+/// Contract bytes as one source read them.
+pub struct Offer {
+    /// Where they were read.
+    pub source: Source,
+    /// JSON or gzip JSON.
+    pub bytes: Vec<u8>,
+}
+
+/// Which contract to take: the applier's memory of what is in force.
+#[derive(Debug, Default)]
+pub struct Gate {
+    in_force: Option<(Source, u64)>,
+}
+
+impl Gate {
+    /// Whether a valid contract of `generation` from `source` should be applied: always from
+    /// the source of the contract in force (its own order is the operator's), and from the
+    /// other one only when it is newer.
+    pub fn admits(&self, source: Source, generation: u64) -> bool {
+        match self.in_force {
+            Some((s, g)) => s == source || generation > g,
+            None => true,
+        }
+    }
+
+    /// Records the contract now in force.
+    pub fn applied(&mut self, source: Source, generation: u64) {
+        self.in_force = Some((source, generation));
+    }
+}
+
+/// The contract Secret to watch: `--contract-secret [NAMESPACE/]NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    /// `None`: the namespace of the dispatcher's own service account.
+    pub namespace: Option<String>,
+    /// The Secret's name.
+    pub name: String,
+}
+
+impl std::str::FromStr for SecretRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (namespace, name) = match s.split_once('/') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, s),
+        };
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 253
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        };
+        if !valid(name) || namespace.is_some_and(|ns| !valid(ns)) {
+            return Err(format!(
+                "{s:?} is not a Secret reference: give NAME or NAMESPACE/NAME in lowercase DNS form, e.g. ferry/ferry-contract"
+            ));
+        }
+        Ok(SecretRef {
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Polls the contract file (a Secret or ConfigMap mount is swapped through a symlink, which
+/// file notifications miss) and offers each new version.
+pub async fn poll_file(
+    path: PathBuf,
+    every: Duration,
+    offers: mpsc::Sender<Offer>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        match tokio::fs::read(&path).await {
+            Ok(bytes) if last.as_ref() != Some(&bytes) => {
+                last = Some(bytes.clone());
+                let offer = Offer {
+                    source: Source::File,
+                    bytes,
+                };
+                if offers.send(offer).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if last.is_some() {
+                    tracing::warn!(path = %path.display(), error = %e, "contract file unreadable; the previous contract stays in force");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Watches the contract Secret and offers each new version of its `contract.json`. A failed
+/// watch is retried with backoff (logged once per outage); meanwhile the contract in force
+/// stays, as does the file's.
+pub async fn watch_secret(
+    client: Client,
+    secret: SecretRef,
+    offers: mpsc::Sender<Offer>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let namespace = secret
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", secret.name));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut last: Option<Vec<u8>> = None;
+    let mut failing = false;
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        let Some(event) = event else { return };
+        let secret_object = match event {
+            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s,
+            Ok(watcher::Event::Delete(_)) => {
+                tracing::warn!(secret = %namespace_name(&namespace, &secret.name), "contract Secret deleted; the previous contract stays in force");
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(secret = %namespace_name(&namespace, &secret.name), error = %e, "contract Secret watch failed; retrying, the contract in force stays");
+                }
+                failing = true;
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!(secret = %namespace_name(&namespace, &secret.name), "contract Secret watch resumed");
+            failing = false;
+        }
+        let Some(bytes) = secret_object
+            .data
+            .and_then(|mut d| d.remove(CONTRACT_KEY))
+            .map(|b| b.0)
+        else {
+            tracing::warn!(secret = %namespace_name(&namespace, &secret.name), key = CONTRACT_KEY, "contract Secret has no contract key; the previous contract stays in force");
+            continue;
+        };
+        if last.as_ref() == Some(&bytes) {
+            continue;
+        }
+        last = Some(bytes.clone());
+        let offer = Offer {
+            source: Source::Secret,
+            bytes,
+        };
+        if offers.send(offer).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn namespace_name(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_takes_the_same_source_in_any_order_and_the_other_only_when_newer() {
+        let mut gate = Gate::default();
+        assert!(gate.admits(Source::File, 3));
+        gate.applied(Source::File, 3);
+        // The operator restarted its count: the file is still the file.
+        assert!(gate.admits(Source::File, 1));
+        assert!(!gate.admits(Source::Secret, 3));
+        assert!(gate.admits(Source::Secret, 4));
+        gate.applied(Source::Secret, 4);
+        // A mount a minute behind offers generation 3, then catches up with 4.
+        assert!(!gate.admits(Source::File, 3));
+        assert!(!gate.admits(Source::File, 4));
+        assert!(gate.admits(Source::File, 5));
+        assert!(gate.admits(Source::Secret, 5));
+    }
+
+    #[test]
+    fn secret_references_name_a_secret_and_maybe_its_namespace() {
+        let r: SecretRef = "ferry-contract".parse().unwrap();
+        assert_eq!(r.namespace, None);
+        assert_eq!(r.name, "ferry-contract");
+        let r: SecretRef = "ferry/ferry-contract".parse().unwrap();
+        assert_eq!(r.namespace.as_deref(), Some("ferry"));
+        assert_eq!(r.to_string(), "ferry/ferry-contract");
+        for bad in ["", "/x", "ns/", "Ferry", "a/b/c", "x y"] {
+            let err = bad.parse::<SecretRef>().unwrap_err();
+            assert!(err.contains("NAMESPACE/NAME"), "{bad}: {err}");
+        }
+    }
+}
