@@ -75,6 +75,11 @@ pub struct DispatcherConfig {
     /// watch on that Secret. The file stays the start and the fallback.
     #[arg(long, env = "FERRY_CONTRACT_SECRET")]
     pub contract_secret: Option<SecretRef>,
+    /// This dispatcher's pod IP, as the contract's `activators` list it: with several
+    /// dispatchers, each replica's containerConcurrency is split among them. Unset: it takes
+    /// every slot (one dispatcher, or outside Kubernetes).
+    #[arg(long, env = "FERRY_POD_IP")]
+    pub pod_ip: Option<String>,
     /// Events in flight per egress (consumed, not settled).
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::activator::Activator;
+use crate::activator::{Activator, Share};
 use crate::config::{DispatcherConfig, Role};
 use crate::contract_feed::{self, Gate, Offer, Source};
 use crate::egress::EgressSet;
@@ -28,6 +28,8 @@ use crate::metrics::Metrics;
 use crate::{Error, Result};
 
 struct Shared {
+    /// `--pod-ip`: this dispatcher among the contract's `activators`.
+    pod_ip: Option<String>,
     metrics: Arc<Metrics>,
     gateway: Arc<Gateway>,
     journal: Arc<Journal>,
@@ -126,6 +128,7 @@ pub async fn start_with_kube(
         ))
     });
     let shared = Arc::new(Shared {
+        pod_ip: config.pod_ip.clone(),
         metrics,
         gateway,
         journal,
@@ -292,7 +295,8 @@ async fn apply(shared: &Shared, contract: &Contract, source: Source) {
         tokio::spawn(async move { journal.prepare(&bootstrap, auth.as_ref()).await });
     }
     // Replicas first: a new egress may deliver to them at once.
-    shared.activator.apply(&contract.activation);
+    let share = Share::among(&contract.activators, shared.pod_ip.as_deref());
+    shared.activator.apply(&contract.activation, share);
     if let Some(ingress) = &shared.ingress {
         ingress.apply(contract);
     }

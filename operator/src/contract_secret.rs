@@ -162,6 +162,7 @@ mod tests {
             activation: vec![],
             routes: vec![],
             tag_header_routing: false,
+            activators: vec![],
         }
     }
 

@@ -110,33 +110,63 @@ pub fn http_client() -> reqwest::Client {
         .expect("an HTTP client with a timeout builds")
 }
 
-/// Asks the dispatchers every `every` which generation they all applied, and hands it to
-/// `applied`, until `stop` turns `true`.
+/// What the dispatchers report at one poll.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// The generation they all applied ([`in_force`]).
+    pub applied: Option<u64>,
+    /// The hosts (pod IPs) of the ready dispatchers, sorted: the contract's `activators`.
+    /// `None` when they could not be listed (the last list stands).
+    pub hosts: Option<Vec<String>>,
+}
+
+/// Asks the dispatchers every `every` which generation they all applied and who they are, and
+/// hands it to `report`, until `stop` turns `true`.
 pub async fn follow_applied(
     admins: Admins,
     every: Duration,
-    applied: impl Fn(Option<u64>) + Send,
+    report: impl Fn(Poll) + Send,
     mut stop: watch::Receiver<bool>,
 ) {
     let http = http_client();
     let mut tick = tokio::time::interval(every);
     while unless_stopped(&mut stop, tick.tick()).await.is_some() {
         match unless_stopped(&mut stop, self::applied(&admins, &http)).await {
-            Some(generation) => applied(generation),
+            Some(poll) => report(poll),
             None => return,
         }
     }
 }
 
+/// The host of an admin base URL (`http://10.0.0.7:9090` → `10.0.0.7`).
+fn host_of(url: &str) -> String {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_owned(),
+    }
+}
+
 /// Asks every dispatcher for the generation it applied.
-pub async fn applied(admins: &Admins, http: &reqwest::Client) -> Option<u64> {
+pub async fn applied(admins: &Admins, http: &reqwest::Client) -> Poll {
     let urls = match admins.urls().await {
         Ok(urls) => urls,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the dispatchers");
-            return None;
+            return Poll::default();
         }
     };
+    let mut hosts: Vec<String> = urls.iter().map(|u| host_of(u)).collect();
+    hosts.sort();
+    hosts.dedup();
     let mut reports = Vec::with_capacity(urls.len());
     for url in urls {
         let report = match http
@@ -155,12 +185,22 @@ pub async fn applied(admins: &Admins, http: &reqwest::Client) -> Option<u64> {
         };
         reports.push(report);
     }
-    in_force(&reports)
+    Poll {
+        applied: in_force(&reports),
+        hosts: Some(hosts),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_urls_give_the_dispatchers_hosts() {
+        assert_eq!(host_of("http://10.244.0.7:9090"), "10.244.0.7");
+        assert_eq!(host_of("http://[fd00::7]:9090/"), "fd00::7");
+        assert_eq!(host_of("http://127.0.0.1"), "127.0.0.1");
+    }
 
     #[test]
     fn the_generation_in_force_is_the_smallest_reported() {

@@ -43,6 +43,8 @@ struct State {
     secrets: Arc<SecretValues>,
     /// `config-features`' `tag-header-based-routing`, for the contract.
     tag_header_routing: bool,
+    /// The ready dispatchers' pod IPs, for the contract's `activators`.
+    activators: Vec<String>,
 }
 
 /// The contract as the controllers see it, shared between them and [`run`].
@@ -171,6 +173,20 @@ impl Publisher {
         }
     }
 
+    /// Records the ready dispatchers (their pod IPs, sorted), among which each revision
+    /// replica's containerConcurrency is split; a change recompiles.
+    pub fn set_activators(&self, hosts: Vec<String>) {
+        let changed = {
+            let mut state = self.lock();
+            let changed = state.activators != hosts;
+            state.activators = hosts;
+            changed
+        };
+        if changed {
+            self.poke();
+        }
+    }
+
     /// Records the generation every dispatcher has applied.
     pub fn set_applied(&self, generation: Option<u64>) {
         if self.lock().ledger.set_applied(generation) {
@@ -222,13 +238,14 @@ impl Publisher {
     /// Compiles `stores` with what the reconciles reported, then forgets the Secrets no source
     /// needs any more.
     fn compile(&self, stores: &Stores, config: &PublisherConfig) -> Compiled {
-        let (topics, defaults, secrets, tag_header_routing) = {
+        let (topics, defaults, secrets, tag_header_routing, activators) = {
             let state = self.lock();
             (
                 state.topics.clone(),
                 state.broker_defaults.clone(),
                 state.secrets.clone(),
                 state.tag_header_routing,
+                state.activators.clone(),
             )
         };
         let env = Environment {
@@ -240,6 +257,10 @@ impl Publisher {
         };
         let mut compiled = compile_stores(stores, &env, &config.cluster_domain);
         compiled.contract.tag_header_routing = tag_header_routing;
+        // A lone dispatcher takes every slot: no list needed.
+        if activators.len() > 1 {
+            compiled.contract.activators = activators;
+        }
         drop(secrets);
         self.forget_unreferenced_secrets(stores);
         compiled

@@ -59,6 +59,11 @@ pub struct Contract {
     /// `Knative-Serving-Tag: <tag>` goes to that tag's revision (an unknown tag: the split).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tag_header_routing: bool,
+    /// The pod IPs of every dispatcher that activates, in one order for all. A replica's
+    /// `containerConcurrency` is split among them so that together they never send it more;
+    /// empty: one dispatcher, which takes it all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activators: Vec<String>,
 }
 
 /// One address of a Knative Route: the Route itself (its traffic split) or one of its tags
@@ -319,6 +324,7 @@ impl Contract {
             activation: self.activation.clone(),
             routes: self.routes.clone(),
             tag_header_routing: self.tag_header_routing,
+            activators: self.activators.clone(),
         }
     }
 
@@ -375,6 +381,16 @@ impl Contract {
         let mut uids = BTreeSet::new();
         let mut paths = BTreeSet::new();
         let mut groups = BTreeSet::new();
+        let mut activators = BTreeSet::new();
+        for (i, host) in self.activators.iter().enumerate() {
+            if host.trim().is_empty() || !activators.insert(host.as_str()) {
+                errs.push(
+                    &Path::root("activators").index(i),
+                    "empty or duplicate dispatcher address",
+                    "list each dispatcher's pod IP once",
+                );
+            }
+        }
         let root = Path::root("resources");
         for (i, resource) in self.resources.iter().enumerate() {
             let at = root.index(i);

@@ -511,3 +511,26 @@ fn the_ingress_contract_holds_no_kafka_source_and_no_egress() {
         "nothing of the source: {text}"
     );
 }
+
+#[test]
+fn activators_are_listed_once_each() {
+    let fine = Contract {
+        activators: vec!["10.0.0.1".into(), "10.0.0.2".into()],
+        ..Contract::default()
+    };
+    assert_eq!(fine.validate(), Ok(()));
+    let bad = Contract {
+        activators: vec!["10.0.0.1".into(), "10.0.0.1".into(), " ".into()],
+        ..Contract::default()
+    };
+    let text = bad.validate().unwrap_err().to_string();
+    for i in [1, 2] {
+        assert!(
+            text.contains(&format!(
+                "activators[{i}]: empty or duplicate dispatcher address"
+            )),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("activators[0]"), "{text}");
+}

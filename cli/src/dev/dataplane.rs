@@ -190,7 +190,9 @@ impl DataPlane {
     }
 
     fn apply_replicas(&self, activation: &[Activation]) {
-        self.dispatcher.activator().apply(activation);
+        // One dispatcher: it takes every slot of each replica.
+        let share = ferry_dispatcher::activator::Share::default();
+        self.dispatcher.activator().apply(activation, share);
     }
 
     /// Drains the dispatcher, stops the revisions, then syncs and stops the log.

@@ -321,9 +321,7 @@ pub fn contract(generation: u64, resources: Vec<ContractResource>) -> Contract {
     Contract {
         generation,
         resources,
-        activation: Vec::new(),
-        routes: Vec::new(),
-        tag_header_routing: false,
+        ..Contract::default()
     }
 }
 

@@ -112,7 +112,12 @@ fn spawn_loops(
         publisher::run(publisher, secret, stores, config, &wakers, &on_write, s).await;
     });
     let (publisher, admins) = (ctx.publisher.clone(), Admins::from_args(&ctx.client, args));
-    let applied = move |g| publisher.set_applied(g);
+    let applied = move |poll: crate::dispatchers::Poll| {
+        if let Some(hosts) = poll.hosts {
+            publisher.set_activators(hosts);
+        }
+        publisher.set_applied(poll.applied);
+    };
     let poll =
         crate::dispatchers::follow_applied(admins, args.dispatcher_poll, applied, stop.clone());
     work.spawn("dispatcher poll", poll);
