@@ -113,6 +113,10 @@ pub async fn run_with_lease_client(
         std::env::var("HOSTNAME")
             .unwrap_or_else(|_| format!("ferry-operator-{}", std::process::id()))
     });
+    // In the Lease, this process: the pod name plus a mark of this start (as client-go's
+    // `<host>_<uuid>`), so a container restarted in the same pod after a crash waits for the
+    // Lease to expire like any other candidate instead of renewing its predecessor's term.
+    let identity = incarnation(&identity);
     let (leading_tx, mut leading) = watch::channel(false);
     let elector = LeaderElector::new(
         lease_client,
@@ -201,5 +205,23 @@ async fn lead(
     match lost_rx.await {
         Ok(()) => Err(Error::LostLease),
         Err(_) => Ok(()),
+    }
+}
+
+/// `name` marked with this process's start: `<name>_<8 hex digits>`.
+fn incarnation(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
+    format!("{name}_{:08x}", nanos ^ std::process::id().rotate_left(16))
+}
+
+#[cfg(test)]
+mod incarnation_tests {
+    #[test]
+    fn each_start_holds_the_lease_under_a_name_of_its_own() {
+        let a = super::incarnation("ferry-operator-abc");
+        assert!(a.starts_with("ferry-operator-abc_"), "{a}");
+        assert_eq!(a.len(), "ferry-operator-abc_".len() + 8);
     }
 }
