@@ -46,6 +46,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("coordination.k8s.io/v1", "Lease"),
 ];
 const CLUSTER_SCOPED: &[&str] = &[
     "CustomResourceDefinition",
@@ -381,6 +382,11 @@ impl FakeApiServer {
                 "monitoring.coreos.com",
                 "v1",
                 vec![resource("servicemonitors", "ServiceMonitor", true)],
+            ),
+            (
+                "coordination.k8s.io",
+                "v1",
+                vec![resource("leases", "Lease", true)],
             ),
             (
                 "apiextensions.k8s.io",
@@ -2141,4 +2147,31 @@ fn every_value_in_values_yaml_is_commented() {
         "values.yaml has values without a `# --` comment:\n{}",
         undocumented.join("\n")
     );
+}
+
+#[test]
+fn uninstall_leaves_only_the_crds_unless_the_log_is_kept() {
+    let docs = render_default();
+    // The Lease is the chart's (empty: the operators fill it in), so uninstall removes it.
+    let lease = find(&docs, "Lease", "ferry-operator");
+    assert!(
+        get(lease, "spec")
+            .and_then(Value::as_mapping)
+            .is_some_and(|m| m.is_empty()),
+        "the chart sets no field of the Lease's spec: {lease:?}"
+    );
+    let keep = |docs: &[Value]| {
+        let sts = find(docs, "StatefulSet", "ferry-broker");
+        let policy =
+            str_at(sts, "spec.persistentVolumeClaimRetentionPolicy.whenDeleted").to_owned();
+        let secret = find(docs, "Secret", "ferry-broker-credentials");
+        let annotation = get(secret, "metadata.annotations")
+            .and_then(|a| a.get("helm.sh/resource-policy"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        (policy, annotation)
+    };
+    assert_eq!(keep(&docs), ("Delete".to_owned(), None));
+    let kept = render(&["--set", "broker.persistence.keepOnUninstall=true"]);
+    assert_eq!(keep(&kept), ("Retain".to_owned(), Some("keep".to_owned())));
 }
