@@ -3,36 +3,56 @@
 
 Library (Python 3.11, standard library only; run as root):
 
-    from kubenode import Node
-    with Node(kube_bin="/work/kube-build/bin", workdir=None, log=print) as node:
-        node.kubectl("apply", "-f", "-", input=manifest)       # kubectl with the admin kubeconfig
-        node.import_image("target/images/ferry-dev.tar")        # ctr -n k8s.io images import
-        image = node.build_image("localhost/kubenode/webtool:1", WEBTOOL_C)   # test image
-        node.create_local_pv("data-0", size="2Gi")              # for PVCs of StorageClass "local"
-        node.kill_container("ferry", "ferry-broker-0")           # SIGKILL through containerd
-        node.node_ip, node.kubeconfig, node.workdir
+    from kubenode import Node, WEBTOOL_C
+    with Node(kube_bin="/path/to/kube/bin", workdir=None, log=print) as node:  # up() ... down()
+        node.kubeconfig, node.node_ip, node.workdir               # admin kubeconfig, 10.244.0.1
+        node.kubectl("apply", "-f", "-", input=manifest)         # -> stdout; KubeNodeError if rc != 0
+        node.import_image("target/images/ferry-0.1.0.tar")          # ctr -n k8s.io images import
+        node.build_image("localhost/kubenode/webtool:1", WEBTOOL_C)   # C source or static binary
+        node.create_local_pv("data-0", size="2Gi")                # for PVCs (StorageClass "local")
+        node.kill_container("ferry", "ferry-broker-0")             # SIGKILL through containerd
+        node.resolve("ferry-broker.ferry.svc.cluster.local")      # what the cluster DNS answers
+        node.api("GET", "/api/v1/nodes")                          # (status, JSON), admin cert
+        node.ctr("images", "ls")                                  # ctr on the node's containerd
+    Node.attach(workdir)      # a Node for a cluster that `kubenode.py up` runs (kubectl, down)
+
+    Node(...) keywords: kube_bin, workdir (default: a new /tmp/kubenode-*), log (callable; None:
+    silent), timeout (each wait, 120 s), logs_dir (down() copies every log there first),
+    verbosity (components' --v), dns_log_queries, bridge/pod_cidr/service_cidr (cni0,
+    10.244.0.0/24, 10.96.0.0/16), kubectl (path).
 
 CLI:
 
-    scripts/kubenode.py up --kube-bin DIR [--workdir DIR]   # stays up until Ctrl-C / SIGTERM
-    scripts/kubenode.py down --workdir DIR                  # idempotent cleanup, also after a crash
+    scripts/kubenode.py up [--kube-bin DIR] [--workdir DIR] [--logs-dir DIR]
+        # prints "kubeconfig: PATH" and "export KUBECONFIG=PATH"; stays up until Ctrl-C/SIGTERM
+    scripts/kubenode.py down --workdir DIR [--logs-dir DIR]
+        # idempotent cleanup of a previous run, also after a crash (kill -9 of anything)
 
-What runs (every process started in its own session, its pid recorded in WORKDIR/kubenode.json,
-its output in WORKDIR/<component>.log):
+Test programs (compiled on demand with gcc -static): PAUSE_C (the sandbox image,
+localhost/kubenode/pause:1, built and imported by up()) and WEBTOOL_C, a one-binary HTTP
+server/client: `webtool serve [PORT]` (8080, answers 200 "hello from HOSTNAME"), `webtool get
+[-r N] HOST:PORT [PATH]`, `webtool resolve NAME`, `webtool sleep`, `webtool write FILE TEXT`,
+`webtool cat FILE`. build_image() puts the binary at /bin/<name> (entrypoint by default), with
+/etc/passwd naming uid 65532 "nonroot" and a writable /tmp.
+
+What runs (each process in its own session, its pid and start time recorded in
+WORKDIR/kubenode.json, its output in WORKDIR/<component>.log):
 
     etcd                     127.0.0.1, two free ports, data in WORKDIR/etcd
-    kube-apiserver           https://NODE_IP:6443, RBAC + Node authorization, client certs
+    kube-apiserver           https://NODE_IP:6443, Node+RBAC authorization, client certificates
+                             (openssl-made CA; admin cert in O=system:masters), front proxy set up
     kube-controller-manager  service-account credentials, no node IPAM (the kubelet has a podCIDR)
     kube-scheduler
     containerd               its own root/state/socket under WORKDIR/containerd (never the host's
                              /run/containerd/containerd.sock), CRI plugin, runc, overlayfs
     kubelet                  node "kubenode", cgroupfs driver (cgroup v1 allowed), anonymous
-                             authentication + AlwaysAllow (a test node), image GC disabled
-    kube-proxy               iptables mode
+                             authentication + AlwaysAllow (a test node), image GC off (imported
+                             images cannot be pulled again), eviction thresholds at 1 %
+    kube-proxy               iptables mode (the distribution's iptables if it works, else legacy)
     dnsmasq                  the cluster DNS, on NODE_IP:53 (see "DNS" below)
 
-Network: a bridge (default cni0) with NODE_IP = 10.244.0.1/24 is created first; the API server,
-the kubelet (--node-ip) and dnsmasq bind that address, so it is reachable from the host and from
+Network: a bridge (cni0) with NODE_IP = 10.244.0.1/24 is created first; the API server, the
+kubelet (--node-ip) and dnsmasq bind that address, so it is reachable from the host and from
 pods (through the `kubernetes` Service, 10.96.0.1:443, which kube-proxy DNATs to it). Pods get
 10.244.0.0/24 addresses from the CNI bridge + host-local + portmap plugins; Services get
 10.96.0.0/16 ClusterIPs, reachable from pods and from the host (a route for the service range
@@ -48,25 +68,34 @@ change (polled every second through the API):
     <svc>.<ns>.svc.cluster.local            A  for ExternalName Services whose externalName is
                                                one of the names above: the target's addresses
                                                (no CNAME record: that would need a dnsmasq restart)
-Everything else is NXDOMAIN (nothing is forwarded: there is no network). The kubelet gives pods
-`nameserver NODE_IP` and the search path `<ns>.svc.cluster.local svc.cluster.local
-cluster.local`, so `svc`, `svc.ns` and the full name all resolve. New names appear within about
-a second; `node.resolve(name)` asks dnsmasq directly.
+Everything else is NXDOMAIN (nothing is forwarded: there is no network), so resolvers walk their
+search path. The kubelet gives pods `nameserver NODE_IP`, `search <ns>.svc.cluster.local
+svc.cluster.local cluster.local`, `options ndots:5`, so `svc`, `svc.ns` and the full name all
+resolve. New names appear within about a second. No SRV records, no pod A records
+(<a-b-c-d>.<ns>.pod), no kube-dns Service.
 
 Storage: StorageClass `local` (kubernetes.io/no-provisioner, WaitForFirstConsumer, the default
-class); `create_local_pv()` adds `local` PersistentVolumes backed by directories in WORKDIR/pv.
+class); create_local_pv() adds `local` PersistentVolumes backed by WORKDIR/pv/<name> (0777).
 
-Teardown (down(), also run when up() fails halfway, and by `down --workdir` from another process):
-kubelet first; every container task SIGKILLed and deleted through containerd; containerd; its
-shims and anything left in the containers' cgroups; kube-proxy, scheduler, controller manager,
-API server, etcd, dnsmasq; every mount under WORKDIR (reverse order, lazily if needed); the
-KUBE-* and CNI-* iptables chains (IPv4 and IPv6, nat/filter/mangle/raw), nftables tables that
-only iptables-nft had created for us and that are empty again; the bridge and its veths;
-conntrack entries of the pod and service ranges; the kubelet's /var/log/containers symlinks and
-the CNI result cache files of our network; host directories that did not exist before up()
-(when empty); the sysctls changed (restored to the recorded values); WORKDIR itself.
+Teardown (down(); also run when up() fails halfway, and by `down --workdir` from another process):
+the kubelet first; every container task SIGKILLed and deleted through containerd; containerd;
+its shims, and whatever is left in the containers' cgroups (after a crash); kube-proxy,
+scheduler, controller manager, dnsmasq, then the API server, then etcd; every mount under
+WORKDIR (reverse order, lazily if needed; this also frees the pods' network namespaces and so
+their veths); conntrack entries of the pod and service ranges; the KUBE-* and CNI-* iptables
+chains (IPv4 and IPv6, every table) and the nftables tables iptables-nft created for us (when
+empty again); the bridge and its veths; the kubelet's /var/log/containers symlinks, libcni's
+result cache files of our sandboxes, the shims' sockets in /run/containerd/s, kubectl's
+discovery cache of this server; the host directories and cgroups (…/k8s.io) that did not exist
+before up(), when empty; the sysctls changed (restored to the values recorded before up()); and
+WORKDIR itself (only once nothing is mounted under it).
 
 Only one node at a time per machine (fixed bridge, addresses and component ports).
+
+Workaround, Node._openapi_served: a kube-apiserver built with Go >= 1.27 (encoding/json/v2 on by
+default) serves broken OpenAPI documents, and kubectl apply/create cannot validate; up() detects
+it, warns, and kubectl() then adds --validate=false to apply/create/replace. The fix is to build
+the apiserver with GOEXPERIMENT=nojsonv2.
 
 Missing Debian packages (etcd-server, containerd, runc, containernetworking-plugins, iptables,
 conntrack, dnsmasq-base, openssl, gcc, libc6-dev, iproute2) are installed with apt-get.
@@ -75,7 +104,6 @@ conntrack, dnsmasq-base, openssl, gcc, libc6-dev, iproute2) are installed with a
 import argparse
 import base64
 import contextlib
-import errno
 import fcntl
 import gzip
 import hashlib
@@ -99,7 +127,7 @@ import time
 import urllib.error
 import urllib.request
 
-DEFAULT_KUBE_BIN = "/work/kube-build/bin"
+DEFAULT_KUBE_BIN = os.environ.get("FERRY_KUBE_BIN", "")
 NODE_NAME = "kubenode"
 CNI_NETWORK = "kubenode"
 PAUSE_IMAGE = "localhost/kubenode/pause:1"
@@ -741,6 +769,9 @@ class Node:
                     return cand
             raise KubeNodeError("kubectl not found (give Node(kubectl=...) or put it on PATH)")
         if name in KUBE_COMPONENTS:
+            if not self.kube_bin:
+                raise KubeNodeError("no folder of Kubernetes binaries: give Node(kube_bin=...), "
+                                    "--kube-bin or FERRY_KUBE_BIN")
             p = os.path.join(self.kube_bin, name)
             if not os.access(p, os.X_OK):
                 raise KubeNodeError(f"{name} not found in {self.kube_bin}")
@@ -1609,7 +1640,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         step("stopping containerd", self._kill, ["containerd"], 15)
         step("killing leftover container processes", self._kill_leftovers, container_ids)
         for group in CONTROL_PLANE_STOP_ORDER:
-            step(f"stopping {', '.join(group)}", self._kill, group, 15)
+            # Everything is thrown away: no point waiting long for graceful shutdowns (the API
+            # server's can take 10 s and more).
+            step(f"stopping {', '.join(group)}", self._kill, group, 5)
         step("killing leftover component processes", self._kill_component_strays)
         step("removing shim sockets", self._remove_shim_sockets, container_ids)
         step("removing container cgroups", self._remove_cgroups, container_ids)
@@ -1884,10 +1917,12 @@ def _cli_up(args):
     node = Node(kube_bin=args.kube_bin, workdir=args.workdir, timeout=args.timeout,
                 verbosity=args.v, dns_log_queries=args.log_dns_queries, logs_dir=args.logs_dir)
 
-    def on_sigterm(signum, frame):
+    def on_signal(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Explicitly: a background job of a non-interactive shell starts with SIGINT ignored.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     rc = 0
     try:
         node.up()

@@ -19,10 +19,23 @@ fn text(o: &Output) -> String {
 }
 
 #[test]
-fn the_cart_example_is_valid() {
+fn the_cart_example_is_valid_locally_and_for_a_cluster() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cart");
-    let out = ferry(&["validate", "-f", dir.to_str().expect("utf-8 path")]);
-    let t = text(&out);
+    let local = [dir.to_str().expect("utf-8 path").to_owned()];
+    // In a cluster: the shared Broker and Triggers, and the Services running the example image.
+    let cluster = ["broker.yaml", "triggers.yaml", "kubernetes/services.yaml"]
+        .map(|f| dir.join(f).to_str().expect("utf-8 path").to_owned());
+    for files in [&local[..], &cluster[..]] {
+        let mut args = vec!["validate"];
+        for f in files {
+            args.extend(["-f", f.as_str()]);
+        }
+        check_cart(&ferry(&args));
+    }
+}
+
+fn check_cart(out: &std::process::Output) {
+    let t = text(out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     for row in [
         "Broker",

@@ -135,9 +135,13 @@ where
 
     fn synced(&self) -> BoxFuture<'static, ()> {
         let store = self.store.clone();
+        let kind = K::kind(&()).into_owned();
         async move {
             // Fails only when the writer is gone, i.e. the operator is stopping.
-            let _ = store.wait_until_ready().await;
+            if store.wait_until_ready().await.is_ok() {
+                // Which caches synced, so a readiness that never comes names the one that did not.
+                tracing::debug!(%kind, objects = store.len(), "cache synced");
+            }
         }
         .boxed()
     }

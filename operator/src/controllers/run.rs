@@ -65,6 +65,7 @@ pub async fn run(
     let synced = reflectors.synced();
     let synced = async move {
         synced.await;
+        tracing::info!("every cache synced: ready");
         ready();
     };
     work.spawn("cache sync", until_stopped(synced, stopping));
