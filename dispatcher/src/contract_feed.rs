@@ -18,14 +18,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_api::contract::CONTRACT_KEY;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::{mpsc, watch};
-
-/// The key of the contract in the Secret (and the file name in its mount).
-pub const CONTRACT_KEY: &str = "contract.json";
 
 /// Where an offered contract was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,6 +49,37 @@ pub struct Offer {
     pub source: Source,
     /// JSON or gzip JSON.
     pub bytes: Vec<u8>,
+}
+
+/// One source's side of the channel: offers only what differs from its previous offer.
+struct Feed {
+    source: Source,
+    offers: mpsc::Sender<Offer>,
+    last: Option<Vec<u8>>,
+}
+
+impl Feed {
+    fn new(source: Source, offers: mpsc::Sender<Offer>) -> Feed {
+        Feed {
+            source,
+            offers,
+            last: None,
+        }
+    }
+
+    /// Offers `bytes` unless they are what this source offered last; `false` once the applier
+    /// is gone (the dispatcher stopping).
+    async fn offer(&mut self, bytes: Vec<u8>) -> bool {
+        if self.last.as_ref() == Some(&bytes) {
+            return true;
+        }
+        self.last = Some(bytes.clone());
+        let offer = Offer {
+            source: self.source,
+            bytes,
+        };
+        self.offers.send(offer).await.is_ok()
+    }
 }
 
 /// Which contract to take: the applier's memory of what is in force.
@@ -129,22 +158,16 @@ pub async fn poll_file(
     offers: mpsc::Sender<Offer>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut last: Option<Vec<u8>> = None;
+    let mut feed = Feed::new(Source::File, offers);
     loop {
         match tokio::fs::read(&path).await {
-            Ok(bytes) if last.as_ref() != Some(&bytes) => {
-                last = Some(bytes.clone());
-                let offer = Offer {
-                    source: Source::File,
-                    bytes,
-                };
-                if offers.send(offer).await.is_err() {
+            Ok(bytes) => {
+                if !feed.offer(bytes).await {
                     return;
                 }
             }
-            Ok(_) => {}
             Err(e) => {
-                if last.is_some() {
+                if feed.last.is_some() {
                     tracing::warn!(path = %path.display(), error = %e, "contract file unreadable; the previous contract stays in force");
                 }
             }
@@ -169,10 +192,11 @@ pub async fn watch_secret(
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
+    let shown = format!("{namespace}/{}", secret.name);
     let api: Api<Secret> = Api::namespaced(client, &namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", secret.name));
     let mut events = watcher(api, config).default_backoff().boxed();
-    let mut last: Option<Vec<u8>> = None;
+    let mut feed = Feed::new(Source::Secret, offers);
     let mut failing = false;
     loop {
         let event = tokio::select! {
@@ -183,20 +207,20 @@ pub async fn watch_secret(
         let secret_object = match event {
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s,
             Ok(watcher::Event::Delete(_)) => {
-                tracing::warn!(secret = %namespace_name(&namespace, &secret.name), "contract Secret deleted; the previous contract stays in force");
+                tracing::warn!(secret = %shown, "contract Secret deleted; the previous contract stays in force");
                 continue;
             }
             Ok(_) => continue,
             Err(e) => {
                 if !failing {
-                    tracing::warn!(secret = %namespace_name(&namespace, &secret.name), error = %e, "contract Secret watch failed; retrying, the contract in force stays");
+                    tracing::warn!(secret = %shown, error = %e, "contract Secret watch failed; retrying, the contract in force stays");
                 }
                 failing = true;
                 continue;
             }
         };
         if failing {
-            tracing::info!(secret = %namespace_name(&namespace, &secret.name), "contract Secret watch resumed");
+            tracing::info!(secret = %shown, "contract Secret watch resumed");
             failing = false;
         }
         let Some(bytes) = secret_object
@@ -204,25 +228,13 @@ pub async fn watch_secret(
             .and_then(|mut d| d.remove(CONTRACT_KEY))
             .map(|b| b.0)
         else {
-            tracing::warn!(secret = %namespace_name(&namespace, &secret.name), key = CONTRACT_KEY, "contract Secret has no contract key; the previous contract stays in force");
+            tracing::warn!(secret = %shown, key = CONTRACT_KEY, "contract Secret has no contract key; the previous contract stays in force");
             continue;
         };
-        if last.as_ref() == Some(&bytes) {
-            continue;
-        }
-        last = Some(bytes.clone());
-        let offer = Offer {
-            source: Source::Secret,
-            bytes,
-        };
-        if offers.send(offer).await.is_err() {
+        if !feed.offer(bytes).await {
             return;
         }
     }
-}
-
-fn namespace_name(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@ use kube::{Api, Client};
 
 use crate::error::{Error, Result};
 
-/// The key the contract is stored under in its Secret (the file name the dispatcher reads).
-pub const CONTRACT_KEY: &str = "contract.json";
+pub use ferry_api::contract::CONTRACT_KEY;
 
 /// The contract Secret's content as a JSON merge patch: `data` holds the gzip (replacing the
 /// chart's initial plain JSON under the same key).

@@ -274,6 +274,9 @@ pub struct DeliveryPolicy {
 
 /// Per-attempt timeout when the delivery spec sets none.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// The key the contract is stored under in its Secret, and so the file name a dispatcher reads
+/// from the Secret's mount: written by the operator, read by dispatchers' watches.
+pub const CONTRACT_KEY: &str = "contract.json";
 /// Base backoff delay when the delivery spec sets none (Knative's documented example value).
 pub const DEFAULT_BACKOFF_DELAY_MS: u64 = 200;
 
