@@ -32,8 +32,9 @@ pub enum Role {
 /// names: [`DispatcherFlags`]).
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct DispatcherConfig {
-    /// The contract file (JSON, or gzip JSON; the operator's contract Secret, mounted). Reloaded
-    /// when it changes.
+    /// The contract file (JSON, or gzip JSON), or the operator's contract Secret's mounted
+    /// directory (its `contract.gz` once the operator wrote it, else the chart's seed
+    /// `contract.json`). Reloaded when it changes.
     #[arg(long, env = "FERRY_CONTRACT")]
     pub contract: PathBuf,
     /// Which halves to run.

@@ -15,10 +15,10 @@
 //! newer or equal generation, so a stale mount never rolls a watched contract back.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_api::contract::CONTRACT_KEY;
+use ferry_api::contract::{CONTRACT_KEY, SEED_KEY, key_in_force};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -150,8 +150,25 @@ impl fmt::Display for SecretRef {
     }
 }
 
+/// The file to read the contract from: `path` itself, or, when it is a directory (a contract
+/// Secret's mount), the file of the key in force there (the operator's, else the chart's seed;
+/// [`key_in_force`]).
+async fn contract_file(path: &Path) -> PathBuf {
+    if !tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
+        return path.to_owned();
+    }
+    let mut present = Vec::new();
+    for key in [CONTRACT_KEY, SEED_KEY] {
+        if tokio::fs::try_exists(path.join(key)).await.unwrap_or(false) {
+            present.push(key);
+        }
+    }
+    path.join(key_in_force(|k| present.contains(&k)).unwrap_or(SEED_KEY))
+}
+
 /// Polls the contract file (a Secret or ConfigMap mount is swapped through a symlink, which
-/// file notifications miss) and offers each new version.
+/// file notifications miss) and offers each new version. `path` may be a file or a contract
+/// Secret's mounted directory.
 pub async fn poll_file(
     path: PathBuf,
     every: Duration,
@@ -160,6 +177,7 @@ pub async fn poll_file(
 ) {
     let mut feed = Feed::new(Source::File, offers);
     loop {
+        let path = contract_file(&path).await;
         match tokio::fs::read(&path).await {
             Ok(bytes) => {
                 if !feed.offer(bytes).await {
@@ -179,7 +197,8 @@ pub async fn poll_file(
     }
 }
 
-/// Watches the contract Secret and offers each new version of its `contract.json`. A failed
+/// Watches the contract Secret and offers each new version of the contract in force in it
+/// ([`key_in_force`]). A failed
 /// watch is retried with backoff (logged once per outage); meanwhile the contract in force
 /// stays, as does the file's.
 pub async fn watch_secret(
@@ -194,7 +213,9 @@ pub async fn watch_secret(
         .unwrap_or_else(|| client.default_namespace().to_owned());
     let shown = format!("{namespace}/{}", secret.name);
     let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", secret.name));
+    let config = watcher::Config::default()
+        .fields(&format!("metadata.name={}", secret.name))
+        .timeout(ferry_runtime::kube_client::WATCH_TIMEOUT_SECS);
     let mut events = watcher(api, config).default_backoff().boxed();
     let mut feed = Feed::new(Source::Secret, offers);
     let mut failing = false;
@@ -223,12 +244,12 @@ pub async fn watch_secret(
             tracing::info!(secret = %shown, "contract Secret watch resumed");
             failing = false;
         }
-        let Some(bytes) = secret_object
-            .data
-            .and_then(|mut d| d.remove(CONTRACT_KEY))
+        let mut data = secret_object.data.unwrap_or_default();
+        let Some(bytes) = key_in_force(|k| data.contains_key(k))
+            .and_then(|k| data.remove(k))
             .map(|b| b.0)
         else {
-            tracing::warn!(secret = %shown, key = CONTRACT_KEY, "contract Secret has no contract key; the previous contract stays in force");
+            tracing::warn!(secret = %shown, keys = ?[CONTRACT_KEY, SEED_KEY], "contract Secret has no contract key; the previous contract stays in force");
             continue;
         };
         if !feed.offer(bytes).await {
@@ -256,6 +277,48 @@ mod tests {
         assert!(!gate.admits(Source::File, 4));
         assert!(gate.admits(Source::File, 5));
         assert!(gate.admits(Source::Secret, 5));
+    }
+
+    #[tokio::test]
+    async fn a_mounted_secret_offers_the_operators_key_once_written_else_the_seed() {
+        let dir = tempfile::tempdir().expect("dir");
+        // As the kubelet swaps a mount: never a half-written file.
+        let put = |key: &str, bytes: &[u8]| {
+            let tmp = dir.path().join(".tmp");
+            std::fs::write(&tmp, bytes).expect("write");
+            std::fs::rename(&tmp, dir.path().join(key)).expect("swap");
+        };
+        put(SEED_KEY, b"seed");
+        let (offers, mut offered) = mpsc::channel(4);
+        let (stop, stopping) = watch::channel(false);
+        let poll = tokio::spawn(poll_file(
+            dir.path().to_owned(),
+            Duration::from_millis(10),
+            offers,
+            stopping,
+        ));
+        async fn next(offered: &mut mpsc::Receiver<Offer>) -> Vec<u8> {
+            tokio::time::timeout(Duration::from_secs(5), offered.recv())
+                .await
+                .expect("an offer within 5 s")
+                .expect("the poll runs")
+                .bytes
+        }
+        assert_eq!(next(&mut offered).await, b"seed");
+        // The kubelet adds the operator's key beside the seed.
+        put(CONTRACT_KEY, b"operator");
+        assert_eq!(next(&mut offered).await, b"operator");
+        // A seed that changes later (an upgrade copying it) is not the contract in force.
+        put(SEED_KEY, b"seed again");
+        put(CONTRACT_KEY, b"operator 2");
+        assert_eq!(next(&mut offered).await, b"operator 2");
+        // A plain file path is read as it is.
+        stop.send_replace(true);
+        poll.await.expect("poll stops");
+        assert_eq!(
+            contract_file(&dir.path().join(SEED_KEY)).await,
+            dir.path().join(SEED_KEY)
+        );
     }
 
     #[test]

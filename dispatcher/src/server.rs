@@ -62,11 +62,11 @@ pub struct RunningDispatcher {
 pub async fn start(config: DispatcherConfig) -> Result<RunningDispatcher> {
     let kube = match &config.contract_secret {
         Some(secret) => Some(
-            kube::Client::try_default()
+            ferry_runtime::kube_client::client()
                 .await
-                .map_err(|e| Error::KubeClient {
+                .map_err(|reason| Error::KubeClient {
                     secret: secret.to_string(),
-                    reason: e.to_string(),
+                    reason,
                 })?,
         ),
         None => None,

@@ -322,7 +322,7 @@ async fn main() {
     let stored = contract
         .data
         .as_ref()
-        .and_then(|d| d.get("contract.json"))
+        .and_then(|d| d.get(ferry_api::contract::CONTRACT_KEY))
         .map_or(0, |b| b.0.len());
     let generation = ferry_operator::contract_secret::contract_in(&contract)
         .ok()

@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// Secret whose key `contract.json` receives the compiled contract (a Secret because the
+    /// Secret whose key `contract.gz` receives the compiled contract (a Secret because the
     /// contract carries KafkaSources' SASL and TLS credentials).
     #[arg(long, default_value = "ferry-contract")]
     pub contract_secret: String,

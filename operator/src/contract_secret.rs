@@ -2,9 +2,11 @@
 //! back and written.
 //!
 //! A Secret, not a ConfigMap, because the contract carries the credentials of KafkaSources'
-//! `spec.net`. It holds the contract gzip-compressed under `data`, which keeps tens of thousands
-//! of egresses within Kubernetes' 1 MiB object limit; the dispatcher reads gzip and plain JSON
-//! (the chart's initial empty contract) alike.
+//! `spec.net`. The operator writes the contract gzip-compressed under `data.contract.gz`
+//! ([`CONTRACT_KEY`]), which keeps tens of thousands of egresses within Kubernetes' 1 MiB object
+//! limit; the chart seeds `data.contract.json` ([`SEED_KEY`], plain JSON, generation 0) and
+//! never renders the operator's key, so Helm and the operator never own the same field. Readers
+//! take the operator's key when present, else the seed ([`key_in_force`]).
 
 use std::collections::BTreeMap;
 
@@ -16,10 +18,10 @@ use kube::{Api, Client};
 
 use crate::error::{Error, Result};
 
-pub use ferry_api::contract::CONTRACT_KEY;
+pub use ferry_api::contract::{CONTRACT_KEY, SEED_KEY, key_in_force};
 
-/// The contract Secret's content as a JSON merge patch: `data` holds the gzip (replacing the
-/// chart's initial plain JSON under the same key).
+/// The contract Secret's content as a JSON merge patch: the gzip under the operator's key (the
+/// chart's seed is left as it is).
 pub fn secret_patch(contract: &Contract) -> serde_json::Value {
     let gz = ByteString(contract.to_gzip());
     serde_json::json!({"data": {CONTRACT_KEY: gz}})
@@ -37,13 +39,16 @@ fn new_secret(name: &str, contract: &Contract) -> Secret {
     secret
 }
 
-/// Reads the contract a Secret holds, gzip or plain JSON; `None` when it holds none.
+/// Reads the contract in force in a Secret (the operator's key, else the chart's seed), gzip
+/// or plain JSON; `None` when it holds neither key.
 ///
 /// # Errors
 /// [`Error::Secret`]: the Secret holds something that is not a contract (the message never
 /// quotes the content).
 pub fn contract_in(secret: &Secret) -> Result<Option<Contract>> {
-    match secret.data.as_ref().and_then(|d| d.get(CONTRACT_KEY)) {
+    let data = secret.data.as_ref();
+    let key = key_in_force(|k| data.is_some_and(|d| d.contains_key(k)));
+    match key.and_then(|k| data.and_then(|d| d.get(k))) {
         Some(bytes) => Contract::from_bytes(&bytes.0)
             .map(Some)
             .map_err(|reason| Error::Secret {
@@ -192,12 +197,28 @@ mod tests {
         assert_eq!(created.type_.as_deref(), Some("Opaque"));
         assert!(created.string_data.is_none());
         assert_eq!(read(&created), Some(c));
-        // The chart's initial contract: plain JSON bytes under data.
-        let plain = secret(Some(serde_json::json!({
-            CONTRACT_KEY: base64("{\"generation\":0,\"resources\":[]}"),
-        })));
+        assert_eq!(
+            patch["data"]
+                .as_object()
+                .map(|d| d.keys().collect::<Vec<_>>()),
+            Some(vec![&CONTRACT_KEY.to_owned()]),
+            "the operator never writes the chart's seed"
+        );
+        // The chart's seed: plain JSON bytes under its own key.
+        let seed = base64("{\"generation\":0,\"resources\":[]}");
+        let plain = secret(Some(serde_json::json!({SEED_KEY: seed.clone()})));
         assert_eq!(read(&plain).map(|c| c.generation), Some(0));
+        // Once the operator has written, its key is the contract in force, whatever the seed.
+        let both = secret(Some(serde_json::json!({
+            SEED_KEY: seed,
+            CONTRACT_KEY: patch["data"][CONTRACT_KEY].clone(),
+        })));
+        assert_eq!(read(&both).map(|c| c.generation), Some(7));
         assert_eq!(read(&secret(None)), None);
+        assert_eq!(
+            read(&secret(Some(serde_json::json!({"other": "eA=="})))),
+            None
+        );
         let bad = secret(Some(serde_json::json!({CONTRACT_KEY: base64("not json")})));
         let e = contract_in(&bad).expect_err("not a contract").to_string();
         assert!(e.contains("/ferry-contract holds no valid contract"), "{e}");

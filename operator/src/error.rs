@@ -30,8 +30,8 @@ pub enum Error {
     },
     /// The contract Secret holds something that is not a contract.
     #[error(
-        "the contract Secret {secret} holds no valid contract ({reason}); delete its key \
-         contract.json and the operator writes a new one"
+        "the contract Secret {secret} holds no valid contract ({reason}); delete its keys \
+         contract.gz and contract.json and the operator writes a new contract"
     )]
     Secret {
         /// `namespace/name` of the Secret.

@@ -34,8 +34,8 @@ async fn main() -> ExitCode {
     // Two clients, two connections: a burst of reconcile requests cannot delay a renewal of
     // the Lease.
     let (client, lease_client) = match (
-        kube::Client::try_default().await,
-        kube::Client::try_default().await,
+        ferry_runtime::kube_client::client().await,
+        ferry_runtime::kube_client::client().await,
     ) {
         (Ok(c), Ok(l)) => (c, l),
         (Err(e), _) | (_, Err(e)) => {

@@ -595,7 +595,10 @@ async fn services_stamp_revisions_deployments_and_routes() {
 
 /// Renders the chart with `FERRY_HELM` and applies every object to the API server, the way
 /// `helm template | kubectl apply -f -` would; returns the kinds applied.
-async fn apply_chart(client: &::kube::Client, namespace: &str) -> Vec<String> {
+/// Renders the chart and applies every object server-side as the field manager `helm`, as
+/// Helm 4 does; `force` takes fields other managers own (an install), without it a field
+/// another manager owns with a different value is a conflict (Helm 4's upgrade).
+async fn apply_chart(client: &::kube::Client, namespace: &str, force: bool) -> Vec<String> {
     use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind};
     use ::kube::discovery::{Discovery, Scope};
     let helm = std::env::var("FERRY_HELM")
@@ -636,13 +639,11 @@ async fn apply_chart(client: &::kube::Client, namespace: &str) -> Vec<String> {
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
         let name = obj.metadata.name.clone().expect("named");
-        api.patch(
-            &name,
-            &PatchParams::apply("helm").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{} {name} rejected: {e}", types.kind));
+        let params = PatchParams::apply("helm");
+        let params = if force { params.force() } else { params };
+        api.patch(&name, &params, &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("{} {name} rejected: {e}", types.kind));
         let _: &ApiResource = &resource;
         kinds.push(types.kind);
     }
@@ -660,7 +661,7 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
     kube.namespace("ferry-system").await;
     kube.namespace("demo").await;
     let admin = kube.admin();
-    let kinds = apply_chart(&admin, "ferry-system").await;
+    let kinds = apply_chart(&admin, "ferry-system", true).await;
     for kind in [
         "ClusterRole",
         "ClusterRoleBinding",
@@ -724,6 +725,60 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
     assert_eq!(post_event(&address, "chart-1", "any").await, 202);
     sink.wait_for_accepted(1, Duration::from_secs(20)).await;
 
+    // An upgrade after the operator wrote its contract: Helm 4 applies the chart server-side
+    // without forcing. The chart never renders the operator's key, so nothing conflicts, and
+    // the contract in force is not reset.
+    use k8s_openapi::api::core::v1::Secret;
+    let contract_secrets: Api<Secret> = Api::namespaced(admin.clone(), "ferry-system");
+    let written = ferry_operator::contract_secret::contract_in(
+        &contract_secrets
+            .get("ferry-contract")
+            .await
+            .expect("contract Secret"),
+    )
+    .expect("a contract")
+    .expect("the operator wrote one");
+    assert!(written.generation > 0, "generation {}", written.generation);
+    apply_chart(&admin, "ferry-system", false).await;
+    let after = contract_secrets
+        .get("ferry-contract")
+        .await
+        .expect("contract Secret");
+    assert_eq!(
+        ferry_operator::contract_secret::contract_in(&after)
+            .expect("a contract")
+            .map(|c| c.generation),
+        Some(written.generation),
+        "the upgrade kept the operator's contract"
+    );
+    let owners: Vec<(String, String)> = after
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1.as_ref().is_some_and(|f| {
+                f.0.pointer(&format!(
+                    "/f:data/f:{}",
+                    ferry_operator::contract_secret::CONTRACT_KEY
+                ))
+                .is_some()
+            })
+        })
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        !owners.is_empty() && owners.iter().all(|(manager, _)| manager != "helm"),
+        "only the operator owns its key: {owners:?}"
+    );
+    assert_eq!(post_event(&address, "chart-2", "any").await, 202);
+    sink.wait_for_accepted(2, Duration::from_secs(20)).await;
+
     let services: Api<KnativeService> = Api::namespaced(admin.clone(), "demo");
     apply(
         &services,
@@ -773,7 +828,6 @@ async fn the_chart_installs_and_its_service_account_is_enough() {
 
     // An ingress pod's token reads its own contract, by name, and no other Secret: not the full
     // contract, which carries KafkaSource credentials.
-    use k8s_openapi::api::core::v1::Secret;
     let ingress = chart_client(&kube, "ferry-dispatcher-ingress").await;
     let secrets: Api<Secret> = Api::namespaced(ingress, "ferry-system");
     secrets
@@ -1076,7 +1130,7 @@ async fn kafka_source_net_secrets_reach_the_contract_secret_and_never_the_log() 
     let admin = kube.admin();
     // The chart's objects and the operator with the chart's ServiceAccount: its RBAC (get on
     // Secrets by name; the contract Secret written in the release namespace) is enough.
-    apply_chart(&admin, "ferry-system").await;
+    apply_chart(&admin, "ferry-system", true).await;
     let ferry = Ferry::start(
         &kube,
         FerryOptions {

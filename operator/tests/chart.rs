@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_api::contract::{CONTRACT_KEY, SEED_KEY};
 use serde_yaml::Value;
 
 const RELEASE: &str = "ferry";
@@ -1392,9 +1393,15 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         Some("Opaque")
     );
     let encoded = get(contract, "data")
-        .and_then(|d| d.get("contract.json"))
+        .and_then(|d| d.get(SEED_KEY))
         .and_then(Value::as_str)
-        .expect("the contract Secret has data.contract.json");
+        .expect("the contract Secret has the seed data.contract.json");
+    assert!(
+        get(contract, "data")
+            .and_then(|d| d.get(CONTRACT_KEY))
+            .is_none(),
+        "the chart never renders the operator's key, so Helm never owns it"
+    );
     let text = String::from_utf8(base64_decode(encoded)).expect("the contract is UTF-8 JSON");
     let parsed: Value = serde_yaml::from_str(&text).expect("the contract is JSON");
     assert_eq!(
@@ -1445,8 +1452,8 @@ fn operator_dispatcher_and_contract_are_wired_together() {
             .unwrap_or_else(|| panic!("{n} has no --contract"));
         assert_eq!(
             path,
-            format!("{}/contract.json", str_at(mount, "mountPath")),
-            "{n} reads the mounted contract"
+            str_at(mount, "mountPath"),
+            "{n} reads the mounted contract directory (the operator's key, else the seed)"
         );
         // Its token serves one thing: watching its own contract Secret, by name.
         let watched = format!("--contract-secret={NAMESPACE}/{secret}");
@@ -1595,7 +1602,15 @@ fn an_upgrade_keeps_the_live_contract() {
     }
     let cases = [
         Case {
-            name: "the operator's gzip",
+            name: "the operator's key beside the seed: the seed as it is",
+            secret: Some(
+                serde_json::json!({"data": {"contract.json": empty, "contract.gz": GZIP}}),
+            ),
+            configmap: None,
+            data: empty.clone(),
+        },
+        Case {
+            name: "the gzip an earlier operator wrote under the seed's key",
             secret: Some(serde_json::json!({"data": {"contract.json": GZIP}})),
             configmap: None,
             data: GZIP.into(),
@@ -1684,9 +1699,16 @@ fn an_upgrade_keeps_the_live_contract() {
         );
         let secret = find(&docs, "Secret", "ferry-contract");
         let rendered = get(secret, "data")
-            .and_then(|d| d.get("contract.json"))
+            .and_then(|d| d.get(SEED_KEY))
             .and_then(Value::as_str);
         assert_eq!(rendered, Some(data.as_str()), "{case}: {secret:?}");
+        assert!(
+            get(secret, "data")
+                .and_then(|d| d.get(CONTRACT_KEY))
+                .is_none(),
+            "{case}: the operator's key is never rendered, so an upgrade never conflicts with \
+             the operator's writes: {secret:?}"
+        );
         assert!(
             secret.get("stringData").is_none() && secret.get("binaryData").is_none(),
             "{case}: only data: {secret:?}"

@@ -274,9 +274,24 @@ pub struct DeliveryPolicy {
 
 /// Per-attempt timeout when the delivery spec sets none.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-/// The key the contract is stored under in its Secret, and so the file name a dispatcher reads
-/// from the Secret's mount: written by the operator, read by dispatchers' watches.
-pub const CONTRACT_KEY: &str = "contract.json";
+/// The key the operator writes each generation of the contract under in its Secret (gzip JSON),
+/// and so a file name in the Secret's mount.
+///
+/// The chart never renders this key, so Helm never owns it: with Helm 4's server-side apply a
+/// chart-rendered value the operator also writes conflicts whenever the operator writes
+/// between the chart's `lookup` and the apply.
+pub const CONTRACT_KEY: &str = "contract.gz";
+/// The key the chart seeds the Secret with: generation 0 at install (kept as it is across
+/// upgrades), so dispatchers have a contract to start from before the operator first writes.
+/// Earlier operators wrote their contract under this key too; [`key_in_force`] still reads it.
+pub const SEED_KEY: &str = "contract.json";
+
+/// Which key of a contract Secret (or file of its mount) holds the contract in force, given
+/// which keys are present: the operator's once written, else the chart's seed. The operator
+/// continues numbering from whichever it finds, so its key always carries the newer contract.
+pub fn key_in_force(has: impl Fn(&str) -> bool) -> Option<&'static str> {
+    [CONTRACT_KEY, SEED_KEY].into_iter().find(|k| has(k))
+}
 /// Base backoff delay when the delivery spec sets none (Knative's documented example value).
 pub const DEFAULT_BACKOFF_DELAY_MS: u64 = 200;
 

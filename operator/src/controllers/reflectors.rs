@@ -27,6 +27,13 @@ use crate::world::{REVISION_LABEL, Stores};
 /// Events a subscriber may lag behind its reflector before the reflector waits for it.
 const FAN_OUT_BUFFER: usize = 1024;
 
+/// How often the kinds whose caches have not synced yet are named in the log.
+const SYNC_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Which changes of a kind poke the publisher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Pokes {
@@ -166,9 +173,11 @@ impl Reflectors {
     /// The table of watches: which objects of each kind, and which changes poke the publisher.
     pub fn new(client: &Client) -> Self {
         use Pokes::{EveryChange, SpecChanges};
-        let all = watcher::Config::default;
+        // Watches end on the server's side before the client's read timeout would cut them.
+        let all =
+            || watcher::Config::default().timeout(ferry_runtime::kube_client::WATCH_TIMEOUT_SECS);
         // Only the Deployments and EndpointSlices of revisions, not every one in the cluster.
-        let of_revisions = || watcher::Config::default().labels(REVISION_LABEL);
+        let of_revisions = || all().labels(REVISION_LABEL);
         Reflectors {
             brokers: Shared::new(client, all(), EveryChange),
             triggers: Shared::new(client, all(), SpecChanges),
@@ -217,10 +226,36 @@ impl Reflectors {
         ]
     }
 
-    /// Resolves once every store holds its initial list.
+    /// Resolves once every store holds its initial list. While some do not, says which every
+    /// [`SYNC_WARN_EVERY`], so a readiness that never comes names its cause.
     pub fn synced(&mut self) -> impl Future<Output = ()> + Send + 'static {
-        let all: Vec<_> = self.each().iter().map(|r| r.synced()).collect();
-        futures::future::join_all(all).map(|_| ())
+        let waiting = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let all: Vec<_> = self
+            .each()
+            .iter()
+            .map(|r| {
+                let (kind, synced, waiting) = (r.kind(), r.synced(), waiting.clone());
+                lock(&waiting).insert(kind.clone());
+                synced.map(move |()| {
+                    lock(&waiting).remove(&kind);
+                })
+            })
+            .collect();
+        async move {
+            let all = futures::future::join_all(all);
+            tokio::pin!(all);
+            let started = tokio::time::Instant::now();
+            let mut every = tokio::time::interval_at(started + SYNC_WARN_EVERY, SYNC_WARN_EVERY);
+            loop {
+                tokio::select! {
+                    _ = &mut all => return,
+                    _ = every.tick() => {
+                        let kinds: Vec<String> = lock(&waiting).iter().cloned().collect();
+                        tracing::warn!(?kinds, waited = ?started.elapsed(), "caches still waiting for their initial list; not ready yet");
+                    }
+                }
+            }
+        }
     }
 
     /// Spawns every watch into `tasks`; each ends when `stop` turns `true`. Call after every

@@ -323,9 +323,12 @@ impl Ferry {
         .await
         .expect("log starts");
         let bootstrap = log.kafka_addr.to_string();
-        let contract_path = dir.path().join("contract.json");
+        // The contract Secret's mount as the chart's dispatchers see it: a directory holding
+        // the chart's seed until the operator's key appears.
+        let contract_path = dir.path().join("contract");
+        std::fs::create_dir(&contract_path).expect("contract mount");
         std::fs::write(
-            &contract_path,
+            contract_path.join(ferry_api::contract::SEED_KEY),
             serde_json::to_vec(&Contract::default()).expect("json"),
         )
         .expect("contract file");
@@ -413,24 +416,19 @@ impl Drop for Ferry {
     }
 }
 
-/// Plays the kubelet: copies the contract Secret's `contract.json` (gzip or plain JSON, as
-/// bytes) into the dispatcher's contract file whenever it changes, checking `every` (never when
-/// `None`).
-async fn mount_contract(api: Api<Secret>, path: PathBuf, every: Option<Duration>) {
+/// Plays the kubelet: copies each key of the contract Secret (gzip or plain JSON, as bytes) into
+/// a file of that name in the dispatcher's contract directory whenever it changes, checking
+/// `every` (never when `None`).
+async fn mount_contract(api: Api<Secret>, dir: PathBuf, every: Option<Duration>) {
     let Some(every) = every else { return };
-    let mut last: Option<Vec<u8>> = None;
+    let mut last = std::collections::BTreeMap::new();
     loop {
         if let Ok(Some(secret)) = api.get_opt("ferry-contract").await {
-            let bytes = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get("contract.json"))
-                .map(|b| b.0.clone());
-            if let Some(bytes) = bytes
-                && last.as_ref() != Some(&bytes)
-            {
-                write_atomically(&path, &bytes);
-                last = Some(bytes);
+            for (key, bytes) in secret.data.unwrap_or_default() {
+                if last.get(&key) != Some(&bytes.0) {
+                    write_atomically(&dir.join(&key), &bytes.0);
+                    last.insert(key, bytes.0);
+                }
             }
         }
         tokio::time::sleep(every).await;
