@@ -8,7 +8,10 @@ mod log_start;
 mod partition;
 mod recompress;
 mod records;
+mod recovery;
 mod segment;
+#[cfg(test)]
+pub(crate) mod small_disk;
 
 #[cfg(test)]
 pub(crate) use batch::testing;
@@ -18,4 +21,5 @@ pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};
 pub use recompress::recompress;
 pub use records::check_produced;
+pub use recovery::{Recovery, Truncated};
 pub use segment::{INDEX_INTERVAL_BYTES, Segment};

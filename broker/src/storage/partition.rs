@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use super::batch::{BatchHeader, assign_offsets, batches};
 use super::log_start;
+use super::recovery::{Recovery, Truncated};
 use super::segment::Segment;
 use crate::error::{Error, Result, io_at};
 
@@ -60,16 +61,20 @@ pub struct PartitionLog {
     /// First readable offset: the recorded start ([`log_start`]) or the oldest segment's
     /// base, whichever is later.
     start_offset: i64,
+    /// What recovery cut off the segments when the log was opened.
+    truncated: Vec<Truncated>,
 }
 
 impl PartitionLog {
     /// Opens the partition in `dir` (created if absent): older segments are indexed, the
-    /// active one is recovered (CRCs verified, torn tail truncated), and the recorded log
-    /// start offset applied ([`PartitionLog::load_start`]).
+    /// active one is recovered (CRCs verified, a torn tail truncated; damage that valid data
+    /// follows is handled by `policy`, see [`super::recovery`]), and the recorded log start
+    /// offset applied ([`PartitionLog::load_start`]).
     ///
     /// # Errors
-    /// I/O errors, with the path; a damaged `log-start-offset` file.
-    pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
+    /// I/O errors, with the path; a damaged `log-start-offset` file;
+    /// [`Error::CorruptSegment`].
+    pub fn open(dir: &Path, config: LogConfig, policy: Recovery) -> Result<Self> {
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
@@ -86,7 +91,7 @@ impl PartitionLog {
         let segments = bases
             .iter()
             .enumerate()
-            .map(|(i, &base)| Segment::open(dir, base, i == last))
+            .map(|(i, &base)| Segment::open(dir, base, i == last, policy))
             .collect::<Result<Vec<_>, _>>()?;
         // New files and directories must survive power loss before anything in them is
         // acknowledged: fsync the directories whose entries changed.
@@ -96,11 +101,13 @@ impl PartitionLog {
         if let Some(parent) = dir.parent().filter(|_| created_dir) {
             sync_dir(parent)?;
         }
+        let truncated = segments.iter().filter_map(Segment::truncated).collect();
         let mut log = PartitionLog {
             dir: dir.to_owned(),
             config,
             segments,
             start_offset: 0,
+            truncated,
         };
         log.load_start()?;
         Ok(log)
@@ -123,7 +130,7 @@ impl PartitionLog {
                 seg.delete(&self.dir)?;
             }
             self.segments
-                .push(Segment::open(&self.dir, recorded, true)?);
+                .push(Segment::open(&self.dir, recorded, true, Recovery::Refuse)?);
             sync_dir(&self.dir)?;
         } else {
             self.delete_below(recorded)?;
@@ -175,10 +182,13 @@ impl PartitionLog {
     }
 
     /// Appends batches already validated by [`batches`] (`found` is its result for
-    /// `records`), assigning their offsets (written into `found` and into `records`).
+    /// `records`), assigning their offsets (written into `found` and into `records`). All
+    /// or nothing ([`Segment::append`]).
     ///
     /// # Errors
-    /// I/O errors.
+    /// [`Error::WriteRolledBack`] when a write failed and was undone (nothing appended; a
+    /// roll that happened first stays, an empty active segment); [`Error::Io`] when it could
+    /// not be undone, or a roll failed: the disk then holds more than the log knows.
     pub fn append_batches(
         &mut self,
         records: &mut [u8],
@@ -195,9 +205,7 @@ impl PartitionLog {
         if self.should_roll(records.len() as u64, now_ms) {
             self.roll()?;
         }
-        for (header, range) in found.iter() {
-            self.active().append(&records[range.clone()], header)?;
-        }
+        self.active().append(records, found)?;
         Ok(Appended {
             base_offset,
             last_offset: next - 1,
@@ -223,7 +231,7 @@ impl PartitionLog {
     pub fn roll(&mut self) -> Result<()> {
         let next = self.next_offset();
         self.active().sync()?;
-        let seg = Segment::open(&self.dir, next, true)?;
+        let seg = Segment::open(&self.dir, next, true, Recovery::Refuse)?;
         self.segments.push(seg);
         // The new files' directory entries must survive power loss too.
         sync_dir(&self.dir)
@@ -336,6 +344,11 @@ impl PartitionLog {
         self.segments[self.segments.len() - 1].next_offset()
     }
 
+    /// What recovery cut off the segments when the log was opened (each logged then).
+    pub fn truncated(&self) -> &[Truncated] {
+        &self.truncated
+    }
+
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -359,7 +372,7 @@ mod tests {
     #[test]
     fn offsets_roll_and_reads_span_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         for i in 0..40 {
             let mut two = batch(3, i, i, &[1u8; 100]);
             two.extend(batch(1, i, i, &[2u8; 20]));
@@ -396,7 +409,7 @@ mod tests {
         ));
         assert_eq!(log.offset_for_timestamp(25).expect("ts"), Some(100));
 
-        let reopened = PartitionLog::open(dir.path(), small()).expect("reopen");
+        let reopened = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!(
             (reopened.next_offset(), reopened.segment_count()),
             (160, log.segment_count())
@@ -406,7 +419,7 @@ mod tests {
     #[test]
     fn the_log_start_moves_forward_durably() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         for i in 0..30 {
             log.append(&mut batch(2, i, i, &[1u8; 100]), 0)
                 .expect("append");
@@ -438,7 +451,8 @@ mod tests {
         );
 
         let kept = log.segment_count();
-        let mut reopened = PartitionLog::open(dir.path(), small()).expect("reopen");
+        let mut reopened =
+            PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!(
             (reopened.start_offset(), reopened.segment_count()),
             (41, kept),
@@ -452,12 +466,12 @@ mod tests {
     #[test]
     fn a_start_past_the_end_restarts_the_log_there() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         log.append(&mut batch(3, 0, 0, b"x"), 0).expect("append");
         drop(log);
         // As after records acknowledged under `--flush os` were lost in a crash.
         log_start::write(dir.path(), 10).expect("record");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("reopen");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!((log.start_offset(), log.next_offset()), (10, 10));
         let appended = log.append(&mut batch(1, 0, 0, b"y"), 0).expect("append");
         assert_eq!(appended.base_offset, 10);
@@ -466,7 +480,7 @@ mod tests {
     #[test]
     fn invalid_batches_write_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         let mut bad = batch(1, 0, 0, b"x");
         let last = bad.len() - 1;
         bad[last] ^= 1;
@@ -488,7 +502,7 @@ mod tests {
             retention_ms: Some(10_000),
             retention_bytes: Some(250),
         };
-        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
+        let mut log = PartitionLog::open(dir.path(), cfg, Recovery::Refuse).expect("open");
         for t in [0, 500, 1_500, 3_000, 20_000] {
             log.append(&mut batch(1, t, t, &[0u8; 64]), t)
                 .expect("append");
@@ -517,7 +531,8 @@ mod tests {
             segment_ms: 1,
             ..cfg
         };
-        let mut sized = PartitionLog::open(sized_dir.path(), sized_cfg).expect("open");
+        let mut sized =
+            PartitionLog::open(sized_dir.path(), sized_cfg, Recovery::Refuse).expect("open");
         for t in 0..5 {
             sized
                 .append(&mut batch(1, t * 10, t * 10, &[0u8; 64]), t * 10)
