@@ -108,6 +108,15 @@ pub enum Error {
         /// The partition index.
         partition: i32,
     },
+    /// The offset store takes no writes since a write or fsync of its file failed.
+    #[error(
+        "committed offsets cannot be stored: a write or fsync of {} failed earlier; check the disk under --data-dir (the broker log names the error), then restart the broker",
+        path.display()
+    )]
+    OffsetsFenced {
+        /// The store's file.
+        path: PathBuf,
+    },
     /// A segment damaged before valid data: recovery will not drop acknowledged records
     /// silently ([`crate::storage::Recovery`]).
     #[error(
@@ -387,6 +396,7 @@ impl Error {
             Error::Io { .. }
             | Error::WriteRolledBack { .. }
             | Error::CorruptSegment { .. }
+            | Error::OffsetsFenced { .. }
             | Error::Damaged { .. }
             | Error::PartitionFenced { .. } => code::KAFKA_STORAGE_ERROR,
             Error::OffsetOutOfRange { .. } | Error::DeleteBeyondHighWatermark { .. } => {

@@ -128,7 +128,7 @@ impl Broker {
             config.recovery(),
             metrics.clone(),
         )?;
-        let offsets = OffsetStore::open(dir, config.flush != FlushPolicy::Os)?;
+        let offsets = OffsetStore::open(dir, config.flush != FlushPolicy::Os, metrics.clone())?;
         let groups = ConsumerGroupCoordinator::new(config.group_config(), offsets, metrics.clone());
         let advertised = match &config.advertised_listener {
             Some(a) => {
@@ -177,16 +177,19 @@ impl Broker {
         if self.stopping() {
             return Some("shutting down".to_owned());
         }
-        let fenced: Vec<String> = self
+        let mut fenced: Vec<String> = self
             .topics
             .all_partitions()
             .iter()
             .filter(|p| p.fenced())
-            .map(|p| format!("{}-{}", p.topic(), p.index()))
+            .map(|p| format!("partition {}-{}", p.topic(), p.index()))
             .collect();
+        if self.groups.offsets_fenced() {
+            fenced.push("the committed-offsets store".to_owned());
+        }
         (!fenced.is_empty()).then(|| {
             format!(
-                "partitions fenced after a disk write or fsync failed: {}; check the disk under --data-dir (the log names the error), then restart the broker",
+                "fenced after a disk write or fsync failed: {}; check the disk under --data-dir (the log names the error), then restart the broker",
                 fenced.join(", ")
             )
         })

@@ -3,6 +3,7 @@
 
 mod batch;
 mod commit;
+mod fail_stop;
 mod flush;
 mod log_start;
 mod partition;
@@ -17,6 +18,7 @@ pub(crate) mod small_disk;
 pub(crate) use batch::testing;
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, Compression, assign_offsets, batches};
 pub use commit::{GroupCommit, Next, Request};
+pub use fail_stop::fences;
 pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};
 pub use recompress::recompress;

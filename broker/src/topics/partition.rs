@@ -1,7 +1,6 @@
 //! One partition as the server sees it: the log, its producers' sequence state, and the high
 //! watermark — the end of what is durable under the flush policy and so visible to consumers.
 
-use std::io::ErrorKind;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,7 +14,7 @@ use super::timestamps;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::storage::{
-    BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Recovery, Request, batches,
+    BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Recovery, Request, batches, fences,
     recompress,
 };
 
@@ -82,26 +81,6 @@ fn stored_form(
             *records = rewritten;
             fits(batches(records)?)
         }
-    }
-}
-
-/// Whether a failed append stops the partition's writes, decided from the error alone.
-///
-/// Only a write that was undone ([`Error::WriteRolledBack`]: the files are cut back to where
-/// they were and memory never counted it) because the disk or the quota is full is retried
-/// safely: once space is freed the same append succeeds, and nothing acknowledged is at
-/// stake. Every other storage failure fences, as a failed fsync does: an undone write that
-/// failed with EIO says the device is failing (and the kernel may have dropped other dirty
-/// pages of the file); a write that could not be undone leaves bytes on disk the log does not
-/// know; a failed roll includes an fsync.
-fn fences(e: &Error) -> bool {
-    match e {
-        Error::WriteRolledBack { source, .. } => !matches!(
-            source.kind(),
-            ErrorKind::StorageFull | ErrorKind::QuotaExceeded
-        ),
-        Error::Io { .. } => true,
-        _ => false,
     }
 }
 
@@ -751,53 +730,6 @@ mod tests {
         assert_eq!(p.read(3, 100).expect("readable").log_start_offset, 3);
         assert_eq!(p.delete_records(1).expect("no-op"), 3, "never backwards");
         assert_eq!(p.delete_records(DELETE_TO_HIGH_WATERMARK).expect("all"), 6);
-    }
-
-    #[test]
-    fn only_an_undone_write_on_a_full_disk_is_retriable() {
-        let undone = |source| Error::WriteRolledBack {
-            path: "l".into(),
-            source,
-        };
-        let kind = std::io::Error::from;
-        for (case, error, fenced) in [
-            (
-                "disk full, undone",
-                undone(kind(ErrorKind::StorageFull)),
-                false,
-            ),
-            (
-                "quota, undone",
-                undone(kind(ErrorKind::QuotaExceeded)),
-                false,
-            ),
-            ("EIO, undone", undone(std::io::Error::other("EIO")), true),
-            (
-                "disk full, not undone",
-                Error::Io {
-                    path: "l".into(),
-                    source: kind(ErrorKind::StorageFull),
-                },
-                true,
-            ),
-            (
-                "invalid batch",
-                Error::BatchCrc {
-                    at: 0,
-                    stored: 1,
-                    computed: 2,
-                },
-                false,
-            ),
-        ] {
-            assert_eq!(fences(&error), fenced, "{case}");
-        }
-        let enospc = std::io::Error::from_raw_os_error(28);
-        assert_eq!(
-            enospc.kind(),
-            ErrorKind::StorageFull,
-            "ENOSPC as std maps it"
-        );
     }
 
     #[test]
