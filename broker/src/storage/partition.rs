@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::batch::{BatchHeader, assign_offsets, batches};
 use super::log_start;
 use super::recovery::{Recovery, Truncated};
-use super::segment::Segment;
+use super::segment::{Segment, file_name};
 use crate::error::{Error, Result, io_at};
 
 /// How a partition rolls and retains segments.
@@ -227,14 +227,38 @@ impl PartitionLog {
     /// Starts a new active segment at the next offset (the old one is fsynced first).
     ///
     /// # Errors
-    /// I/O errors.
+    /// [`Error::WriteRolledBack`] when the new segment's files could not be created (a full
+    /// disk, no inodes left) and what was created is removed again: the log is as before.
+    /// [`Error::Io`] otherwise, a failed fsync among them.
     pub fn roll(&mut self) -> Result<()> {
         let next = self.next_offset();
         self.active().sync()?;
-        let seg = Segment::open(&self.dir, next, true, Recovery::Refuse)?;
+        let seg = match Segment::open(&self.dir, next, true, Recovery::Refuse) {
+            Ok(seg) => seg,
+            Err(failed) => return Err(self.undo_roll(next, failed)),
+        };
         self.segments.push(seg);
         // The new files' directory entries must survive power loss too.
         sync_dir(&self.dir)
+    }
+
+    /// Removes the files of a segment at `base` whose creation failed with `failed`; the
+    /// roll is undone when none is left.
+    fn undo_roll(&self, base: i64, failed: Error) -> Error {
+        let Error::Io { path, source } = failed else {
+            return failed;
+        };
+        let removed = ["log", "index", "timeindex"].iter().all(|ext| {
+            match std::fs::remove_file(self.dir.join(file_name(base, ext))) {
+                Ok(()) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            }
+        });
+        if removed {
+            Error::WriteRolledBack { path, source }
+        } else {
+            Error::Io { path, source }
+        }
     }
 
     /// Calls `f` with every batch header of every segment, oldest first.
@@ -475,6 +499,37 @@ mod tests {
         assert_eq!((log.start_offset(), log.next_offset()), (10, 10));
         let appended = log.append(&mut batch(1, 0, 0, b"y"), 0).expect("append");
         assert_eq!(appended.base_offset, 10);
+    }
+
+    #[test]
+    fn a_roll_without_inodes_left_is_undone_and_retried() {
+        // Inodes: the root, the partition directory and its three files, and few to spare.
+        let Some(disk) = super::super::small_disk::SmallDisk::mount_with(1 << 20, 16) else {
+            return;
+        };
+        let dir = disk.path().join("p");
+        let mut log = PartitionLog::open(&dir, small(), Recovery::Refuse).expect("open");
+        log.append(&mut batch(1, 0, 0, &[1u8; 600]), 0)
+            .expect("append");
+        let fillers = disk.fill_inodes();
+        // 600 more bytes pass segment_bytes (1000): this append rolls first.
+        let err = log
+            .append(&mut batch(1, 0, 0, &[2u8; 600]), 0)
+            .expect_err("no inodes");
+        assert!(matches!(err, Error::WriteRolledBack { .. }), "{err}");
+        assert!(!crate::storage::fences(&err), "retriable");
+        assert_eq!((log.segment_count(), log.next_offset()), (1, 1));
+        let files = std::fs::read_dir(&dir).expect("dir").count();
+        assert_eq!(files, 3, "no half-created segment left");
+
+        for f in fillers {
+            std::fs::remove_file(f).expect("free");
+        }
+        let appended = log
+            .append(&mut batch(1, 0, 0, &[2u8; 600]), 0)
+            .expect("retry");
+        assert_eq!(appended.base_offset, 1);
+        assert_eq!(log.segment_count(), 2);
     }
 
     #[test]

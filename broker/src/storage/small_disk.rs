@@ -16,9 +16,18 @@ impl SmallDisk {
     /// Mounts a tmpfs of `bytes` bytes; `None` (after printing why) where that is not
     /// permitted.
     pub(crate) fn mount(bytes: u64) -> Option<Self> {
+        Self::mount_options(bytes, &format!("size={bytes}"))
+    }
+
+    /// Mounts a tmpfs of `bytes` bytes and at most `inodes` files and directories.
+    pub(crate) fn mount_with(bytes: u64, inodes: u64) -> Option<Self> {
+        Self::mount_options(bytes, &format!("size={bytes},nr_inodes={inodes}"))
+    }
+
+    fn mount_options(bytes: u64, options: &str) -> Option<Self> {
         let dir = tempfile::tempdir().expect("tempdir");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir.path())
             .status();
         match status {
@@ -44,6 +53,16 @@ impl SmallDisk {
         let page = [0u8; 4096];
         while f.write_all(&page).is_ok() {}
         path
+    }
+}
+
+impl SmallDisk {
+    /// Takes every free inode with empty files (returned; delete them to free the inodes).
+    pub(crate) fn fill_inodes(&self) -> Vec<PathBuf> {
+        (0..100_000)
+            .map(|i| self.path().join(format!("inode-{i}")))
+            .take_while(|p| File::create(p).is_ok())
+            .collect()
     }
 }
 
