@@ -3,6 +3,7 @@
 
 mod batch;
 mod commit;
+mod disk;
 mod fail_stop;
 mod flush;
 mod log_start;
@@ -18,6 +19,7 @@ pub(crate) mod small_disk;
 pub(crate) use batch::testing;
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, Compression, assign_offsets, batches};
 pub use commit::{GroupCommit, Next, Request};
+pub use disk::{Disk, DiskFile, RealDisk};
 pub use fail_stop::fences;
 pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};

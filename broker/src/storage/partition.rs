@@ -1,11 +1,10 @@
 //! A partition's log: an ordered list of segments, the last one active.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use std::fs::File;
-use std::ops::Range;
-
 use super::batch::{BatchHeader, assign_offsets, batches};
+use super::disk::{Disk, RealDisk};
 use super::log_start;
 use super::recovery::{Recovery, Truncated};
 use super::segment::{Segment, file_name};
@@ -45,19 +44,13 @@ pub struct Appended {
     pub last_offset: i64,
 }
 
-/// Fsyncs a directory, making the entries created in it durable.
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
-}
-
-/// One partition on disk.
+/// One partition on disk (the machine's, unless a test gives another [`Disk`]).
 #[derive(Debug)]
-pub struct PartitionLog {
+pub struct PartitionLog<D: Disk = RealDisk> {
+    disk: D,
     dir: PathBuf,
     config: LogConfig,
-    segments: Vec<Segment>,
+    segments: Vec<Segment<D>>,
     /// First readable offset: the recorded start ([`log_start`]) or the oldest segment's
     /// base, whichever is later.
     start_offset: i64,
@@ -66,7 +59,22 @@ pub struct PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens the partition in `dir` (created if absent): older segments are indexed, the
+    /// [`PartitionLog::open_on`] the machine's disk.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::open_on`].
+    pub fn open(dir: &Path, config: LogConfig, policy: Recovery) -> Result<Self> {
+        Self::open_on(RealDisk, dir, config, policy)
+    }
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// Fsyncs a directory, making the entries created in it durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.disk.sync_dir(dir).map_err(io_at(dir))
+    }
+
+    /// Opens the partition in `dir` on `disk` (created if absent): older segments are indexed, the
     /// active one is recovered (CRCs verified, a torn tail truncated; damage that valid data
     /// follows is handled by `policy`, see [`super::recovery`]), and the recorded log start
     /// offset applied ([`PartitionLog::load_start`]).
@@ -74,13 +82,14 @@ impl PartitionLog {
     /// # Errors
     /// I/O errors, with the path; a damaged `log-start-offset` file;
     /// [`Error::CorruptSegment`].
-    pub fn open(dir: &Path, config: LogConfig, policy: Recovery) -> Result<Self> {
-        let created_dir = !dir.exists();
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+    pub fn open_on(disk: D, dir: &Path, config: LogConfig, policy: Recovery) -> Result<Self> {
+        let created_dir = !disk.dir_exists(dir);
+        disk.create_dir_all(dir).map_err(io_at(dir))?;
+        let mut bases: Vec<i64> = disk
+            .list(dir)
             .map_err(io_at(dir))?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+            .iter()
+            .filter_map(|name| name.strip_suffix(".log")?.parse().ok())
             .collect();
         bases.sort_unstable();
         let created_segment = bases.is_empty();
@@ -91,24 +100,25 @@ impl PartitionLog {
         let segments = bases
             .iter()
             .enumerate()
-            .map(|(i, &base)| Segment::open(dir, base, i == last, policy))
+            .map(|(i, &base)| Segment::open(&disk, dir, base, i == last, policy))
             .collect::<Result<Vec<_>, _>>()?;
-        // New files and directories must survive power loss before anything in them is
-        // acknowledged: fsync the directories whose entries changed.
-        if created_segment {
-            sync_dir(dir)?;
-        }
-        if let Some(parent) = dir.parent().filter(|_| created_dir) {
-            sync_dir(parent)?;
-        }
         let truncated = segments.iter().filter_map(Segment::truncated).collect();
         let mut log = PartitionLog {
+            disk,
             dir: dir.to_owned(),
             config,
             segments,
             start_offset: 0,
             truncated,
         };
+        // New files and directories must survive power loss before anything in them is
+        // acknowledged: fsync the directories whose entries changed.
+        if created_segment {
+            log.sync_dir(dir)?;
+        }
+        if let Some(parent) = dir.parent().filter(|_| created_dir) {
+            log.sync_dir(parent)?;
+        }
         log.load_start()?;
         Ok(log)
     }
@@ -118,7 +128,7 @@ impl PartitionLog {
     /// log end — records acknowledged under `--flush os`, then lost in a crash — empties the
     /// log and restarts it there, as Kafka's log loader does.
     fn load_start(&mut self) -> Result<()> {
-        let recorded = log_start::read(&self.dir)?.unwrap_or(0);
+        let recorded = log_start::read(&self.disk, &self.dir)?.unwrap_or(0);
         if recorded > self.next_offset() {
             tracing::warn!(
                 dir = %self.dir.display(),
@@ -127,11 +137,11 @@ impl PartitionLog {
                 "the recorded log start is past the log end; restarting the log at the start"
             );
             for seg in std::mem::take(&mut self.segments) {
-                seg.delete(&self.dir)?;
+                seg.delete(&self.disk, &self.dir)?;
             }
-            self.segments
-                .push(Segment::open(&self.dir, recorded, true, Recovery::Refuse)?);
-            sync_dir(&self.dir)?;
+            let seg = Segment::open(&self.disk, &self.dir, recorded, true, Recovery::Refuse)?;
+            self.segments.push(seg);
+            self.sync_dir(&self.dir)?;
         } else {
             self.delete_below(recorded)?;
         }
@@ -144,7 +154,7 @@ impl PartitionLog {
         let bases: Vec<i64> = self.segments.iter().map(Segment::base_offset).collect();
         let below = log_start::segments_below(&bases, start);
         for seg in self.segments.drain(..below) {
-            seg.delete(&self.dir)?;
+            seg.delete(&self.disk, &self.dir)?;
         }
         Ok(below)
     }
@@ -159,14 +169,14 @@ impl PartitionLog {
     pub fn advance_start(&mut self, offset: i64) -> Result<i64> {
         let offset = offset.min(self.next_offset());
         if offset > self.start_offset {
-            log_start::write(&self.dir, offset)?;
+            log_start::write(&self.disk, &self.dir, offset)?;
             self.start_offset = offset;
             self.delete_below(offset)?;
         }
         Ok(self.start_offset)
     }
 
-    fn active(&mut self) -> &mut Segment {
+    fn active(&mut self) -> &mut Segment<D> {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
     }
@@ -233,13 +243,13 @@ impl PartitionLog {
     pub fn roll(&mut self) -> Result<()> {
         let next = self.next_offset();
         self.active().sync()?;
-        let seg = match Segment::open(&self.dir, next, true, Recovery::Refuse) {
+        let seg = match Segment::open(&self.disk, &self.dir, next, true, Recovery::Refuse) {
             Ok(seg) => seg,
             Err(failed) => return Err(self.undo_roll(next, failed)),
         };
         self.segments.push(seg);
         // The new files' directory entries must survive power loss too.
-        sync_dir(&self.dir)
+        self.sync_dir(&self.dir)
     }
 
     /// Removes the files of a segment at `base` whose creation failed with `failed`; the
@@ -249,7 +259,7 @@ impl PartitionLog {
             return failed;
         };
         let removed = ["log", "index", "timeindex"].iter().all(|ext| {
-            match std::fs::remove_file(self.dir.join(file_name(base, ext))) {
+            match self.disk.remove(&self.dir.join(file_name(base, ext))) {
                 Ok(()) => true,
                 Err(e) => e.kind() == std::io::ErrorKind::NotFound,
             }
@@ -278,7 +288,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync_point(&self) -> Result<(File, i64)> {
+    pub fn sync_point(&self) -> Result<(D::File, i64)> {
         let active = &self.segments[self.segments.len() - 1];
         Ok((active.log_handle()?, self.next_offset()))
     }
@@ -343,7 +353,7 @@ impl PartitionLog {
             }
             let seg = self.segments.remove(0);
             total -= seg.size();
-            seg.delete(&self.dir)?;
+            seg.delete(&self.disk, &self.dir)?;
             deleted += 1;
         }
         self.start_offset = self.start_offset.max(self.segments[0].base_offset());
@@ -494,7 +504,7 @@ mod tests {
         log.append(&mut batch(3, 0, 0, b"x"), 0).expect("append");
         drop(log);
         // As after records acknowledged under `--flush os` were lost in a crash.
-        log_start::write(dir.path(), 10).expect("record");
+        log_start::write(&RealDisk, dir.path(), 10).expect("record");
         let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!((log.start_offset(), log.next_offset()), (10, 10));
         let appended = log.append(&mut batch(1, 0, 0, b"y"), 0).expect("append");

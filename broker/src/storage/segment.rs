@@ -2,12 +2,11 @@
 //! (`<base>.index`: relative offset u32, position u32) and a time index (`<base>.timeindex`:
 //! timestamp i64, relative offset u32), all big-endian as in Kafka.
 
-use std::fs::{File, OpenOptions};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, batches};
+use super::disk::{Disk, DiskFile, RealDisk};
 use super::recovery::{self, Action, Damage, Recovery, Truncated};
 use crate::error::{Error, Result, io_at};
 
@@ -21,14 +20,14 @@ pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
-/// An open segment.
+/// An open segment, on the machine's disk unless a test gives another [`Disk`].
 #[derive(Debug)]
-pub struct Segment {
+pub struct Segment<D: Disk = RealDisk> {
     base_offset: i64,
     path: PathBuf,
-    log: File,
-    index: File,
-    time_index: File,
+    log: D::File,
+    index: D::File,
+    time_index: D::File,
     size: u64,
     next_offset: i64,
     max_timestamp: i64,
@@ -40,14 +39,8 @@ pub struct Segment {
     truncated: Option<Truncated>,
 }
 
-fn open_rw(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io_at(path))
+fn open_rw<D: Disk>(disk: &D, path: &Path) -> Result<D::File> {
+    disk.open(path).map_err(io_at(path))
 }
 
 /// Offset index entries as stored.
@@ -82,7 +75,7 @@ struct Mark {
 }
 
 impl Mark {
-    fn of(seg: &Segment) -> Self {
+    fn of<D: Disk>(seg: &Segment<D>) -> Self {
         Mark {
             size: seg.size,
             next_offset: seg.next_offset,
@@ -94,7 +87,7 @@ impl Mark {
         }
     }
 
-    fn restore(&self, seg: &mut Segment) {
+    fn restore<D: Disk>(&self, seg: &mut Segment<D>) {
         seg.size = self.size;
         seg.next_offset = self.next_offset;
         seg.max_timestamp = self.max_timestamp;
@@ -105,7 +98,7 @@ impl Mark {
     }
 }
 
-impl Segment {
+impl<D: Disk> Segment<D> {
     /// Opens (or creates) the segment starting at `base_offset` in `dir`, scanning the log to
     /// rebuild both indexes. With `verify` (the active segment), every batch's CRC is
     /// checked too. Damage after the last valid batch is handled as [`super::recovery`]
@@ -115,11 +108,17 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors, with the file's path; [`Error::CorruptSegment`].
-    pub fn open(dir: &Path, base_offset: i64, verify: bool, policy: Recovery) -> Result<Self> {
+    pub fn open(
+        disk: &D,
+        dir: &Path,
+        base_offset: i64,
+        verify: bool,
+        policy: Recovery,
+    ) -> Result<Self> {
         let path = dir.join(file_name(base_offset, "log"));
-        let log = open_rw(&path)?;
-        let index = open_rw(&dir.join(file_name(base_offset, "index")))?;
-        let time_index = open_rw(&dir.join(file_name(base_offset, "timeindex")))?;
+        let log = open_rw(disk, &path)?;
+        let index = open_rw(disk, &dir.join(file_name(base_offset, "index")))?;
+        let time_index = open_rw(disk, &dir.join(file_name(base_offset, "timeindex")))?;
         let mut seg = Segment {
             base_offset,
             path,
@@ -142,7 +141,7 @@ impl Segment {
     /// Walks the log from the start, rebuilding indexes, up to the first bad batch; then
     /// recovers from the damage, if any.
     fn scan(&mut self, verify: bool, policy: Recovery) -> Result<()> {
-        let len = self.log.metadata().map_err(io_at(&self.path))?.len();
+        let len = self.log.size().map_err(io_at(&self.path))?;
         let mut pos: u64 = 0;
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
         while pos < len {
@@ -197,7 +196,7 @@ impl Segment {
                     "recovery truncated the log after its last valid batch"
                 );
                 self.log.set_len(pos).map_err(io_at(&self.path))?;
-                self.log.sync_all().map_err(io_at(&self.path))?;
+                self.log.sync_data().map_err(io_at(&self.path))?;
                 self.truncated = Some(Truncated {
                     reason,
                     bytes: len - pos,
@@ -436,7 +435,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn log_handle(&self) -> Result<File> {
+    pub fn log_handle(&self) -> Result<D::File> {
         self.log.try_clone().map_err(io_at(&self.path))
     }
 
@@ -455,10 +454,10 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn delete(self, dir: &Path) -> Result<()> {
+    pub fn delete(self, disk: &D, dir: &Path) -> Result<()> {
         for ext in ["log", "index", "timeindex"] {
             let p = dir.join(file_name(self.base_offset, ext));
-            std::fs::remove_file(&p).map_err(io_at(&p))?;
+            disk.remove(&p).map_err(io_at(&p))?;
         }
         Ok(())
     }
@@ -510,7 +509,8 @@ mod tests {
     #[test]
     fn append_read_and_indexes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut seg = Segment::open(dir.path(), 100, true, Recovery::Refuse).expect("open");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 100, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 50, &[7u8; 300]);
         assert_eq!(seg.next_offset(), 200);
         assert!(seg.index_entries().len() > 3, "sparse index every 4 KiB");
@@ -531,7 +531,8 @@ mod tests {
         assert_eq!(seg.offset_for_timestamp(9_999, 0).expect("ts"), None);
         seg.sync().expect("sync");
 
-        let reopened = Segment::open(dir.path(), 100, false, Recovery::Refuse).expect("reopen");
+        let reopened =
+            Segment::open(&RealDisk, dir.path(), 100, false, Recovery::Refuse).expect("reopen");
         assert_eq!(reopened.next_offset(), 200);
         assert_eq!(reopened.index_entries(), seg.index_entries());
         let idx = std::fs::read(dir.path().join(file_name(100, "index"))).expect("index file");
@@ -575,7 +576,7 @@ mod tests {
         };
         let dir = disk.path().join("p");
         std::fs::create_dir(&dir).expect("dir");
-        let mut seg = Segment::open(&dir, 0, true, Recovery::Refuse).expect("open");
+        let mut seg = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("open");
         // 341 time-index entries fill its first page but 4 bytes; the next one needs a page.
         for ts in 0..341 {
             try_append(&mut seg, ts, b"r").expect("append");
@@ -600,7 +601,7 @@ mod tests {
         try_append(&mut seg, 341, b"r").expect("append after freeing space");
         assert_eq!(seg.next_offset(), next + 1);
         seg.sync().expect("sync");
-        let reopened = Segment::open(&dir, 0, true, Recovery::Refuse).expect("reopen");
+        let reopened = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("reopen");
         assert_eq!(
             (reopened.size(), reopened.next_offset()),
             (seg.size(), seg.next_offset())
@@ -618,7 +619,7 @@ mod tests {
         };
         let dir = disk.path().join("p");
         std::fs::create_dir(&dir).expect("dir");
-        let mut seg = Segment::open(&dir, 0, true, Recovery::Refuse).expect("open");
+        let mut seg = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("open");
         try_append(&mut seg, 0, b"first").expect("append");
         let (size, next) = (seg.size(), seg.next_offset());
         let filler = disk.fill();
@@ -634,7 +635,7 @@ mod tests {
         let read = seg.read(next, 10_000).expect("read");
         assert_eq!(batches(&read).expect("valid")[0].0.base_offset, next);
         drop(seg);
-        let reopened = Segment::open(&dir, 0, true, Recovery::Refuse).expect("reopen");
+        let reopened = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("reopen");
         assert_eq!(reopened.next_offset(), next + 1);
     }
 
@@ -642,7 +643,8 @@ mod tests {
     fn recovery_truncates_a_torn_tail_and_reports_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(file_name(0, "log"));
-        let mut seg = Segment::open(dir.path(), 0, true, Recovery::Refuse).expect("open");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 10, b"record");
         let good_len = seg.size();
         assert_eq!(seg.truncated(), None);
@@ -659,7 +661,7 @@ mod tests {
             let mut bytes = std::fs::read(&log).expect("log");
             bytes.extend_from_slice(&tail);
             std::fs::write(&log, &bytes).expect("write");
-            let seg = Segment::open(dir.path(), 0, true, Recovery::Refuse).expect(case);
+            let seg = Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect(case);
             assert_eq!((seg.size(), seg.next_offset()), (good_len, 20), "{case}");
             assert_eq!(
                 seg.truncated(),
@@ -677,7 +679,8 @@ mod tests {
     fn recovery_refuses_damage_that_valid_batches_follow() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(file_name(0, "log"));
-        let mut seg = Segment::open(dir.path(), 0, true, Recovery::Refuse).expect("open");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 10, b"record");
         drop(seg);
         // A flipped byte inside batch 7 of 10: batches 8 and 9 are intact after it.
@@ -685,7 +688,8 @@ mod tests {
         let per_batch = bytes.len() / 10;
         bytes[per_batch * 7 + 40] ^= 0x55; // inside the CRC-covered part of batch 7
         std::fs::write(&log, &bytes).expect("write");
-        let err = Segment::open(dir.path(), 0, true, Recovery::Refuse).expect_err("corrupt");
+        let err =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect_err("corrupt");
         let text = err.to_string();
         for want in [
             log.display().to_string(),
@@ -702,7 +706,8 @@ mod tests {
         );
 
         // Allowed explicitly: recovery keeps batches 0..=6 and says what it dropped.
-        let mut seg = Segment::open(dir.path(), 0, true, Recovery::Truncate).expect("recover");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Truncate).expect("recover");
         assert_eq!(seg.next_offset(), 14);
         assert_eq!(seg.size(), (per_batch * 7) as u64);
         assert_eq!(
@@ -723,19 +728,22 @@ mod tests {
     fn damage_in_a_sealed_segment_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(file_name(0, "log"));
-        let mut seg = Segment::open(dir.path(), 0, true, Recovery::Refuse).expect("open");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 3, b"record");
         drop(seg);
         let mut bytes = std::fs::read(&log).expect("log");
         bytes.extend_from_slice(&[0xAB; 40]);
         std::fs::write(&log, &bytes).expect("write");
-        let err = Segment::open(dir.path(), 0, false, Recovery::Refuse).expect_err("sealed");
+        let err =
+            Segment::open(&RealDisk, dir.path(), 0, false, Recovery::Refuse).expect_err("sealed");
         assert!(
             err.to_string()
                 .contains("later segments hold valid records"),
             "{err}"
         );
-        let seg = Segment::open(dir.path(), 0, false, Recovery::Truncate).expect("allowed");
+        let seg =
+            Segment::open(&RealDisk, dir.path(), 0, false, Recovery::Truncate).expect("allowed");
         assert_eq!(seg.next_offset(), 6);
     }
 }
