@@ -8,10 +8,14 @@ mod fail_stop;
 mod flush;
 mod log_start;
 mod partition;
+#[cfg(test)]
+mod power_loss;
 mod recompress;
 mod records;
 mod recovery;
 mod segment;
+#[cfg(test)]
+pub(crate) mod sim_disk;
 #[cfg(test)]
 pub(crate) mod small_disk;
 
