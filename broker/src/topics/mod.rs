@@ -389,7 +389,7 @@ impl Topics {
         self.write_meta(&altered, altered.partition_count())?;
         for p in &partitions {
             let dir = self.dir.join(name).join(p.index().to_string());
-            p.reconfigure(&dir, config)?;
+            p.reconfigure(&dir, config, &self.metrics)?;
         }
         self.map
             .write()

@@ -84,6 +84,13 @@ fn stored_form(
     }
 }
 
+/// Counts what recovery cut off `log` when it was opened.
+fn count_truncations(log: &PartitionLog, metrics: &Metrics) {
+    for cut in log.truncated() {
+        metrics.recovery_truncated("log", cut.reason, cut.bytes);
+    }
+}
+
 /// DeleteRecords' offset for "everything below the high watermark".
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
@@ -136,9 +143,7 @@ impl Partition {
         metrics: &Metrics,
     ) -> Result<Self> {
         let log = PartitionLog::open(dir, config.log, recovery)?;
-        for cut in log.truncated() {
-            metrics.recovery_truncated("log", cut.reason, cut.bytes);
-        }
+        count_truncations(&log, metrics);
         let mut producers = ProducerStates::default();
         log.for_each_header(|h| producers.record(h))?;
         let hw = log.next_offset();
@@ -556,10 +561,16 @@ impl Partition {
     ///
     /// # Errors
     /// I/O errors and damaged files while reopening; the old settings stay then.
-    pub fn reconfigure(&self, dir: &std::path::Path, config: TopicConfig) -> Result<()> {
+    pub fn reconfigure(
+        &self,
+        dir: &std::path::Path,
+        config: TopicConfig,
+        metrics: &Metrics,
+    ) -> Result<()> {
         let mut st = self.state();
         if st.config.log != config.log {
             st.log = PartitionLog::open(dir, config.log, self.recovery)?;
+            count_truncations(&st.log, metrics);
         }
         st.config = config;
         Ok(())
