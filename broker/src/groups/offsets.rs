@@ -8,16 +8,17 @@
 //! - Every write ends with a newline, so bytes after the last newline are a torn write (a
 //!   crash mid-append): replay drops them, logged and counted
 //!   (`ferry_broker_recovery_truncated_bytes_total{store="offsets",reason="torn_tail"}`).
-//! - A line that does not parse *before* the last newline is damage, not a crash: it is
+//! - A line that does not parse *before* the last newline is damage, not a torn append (or,
+//!   when the store does not fsync, pages the kernel wrote back out of order): it is
 //!   reported — an error log line naming its line number, the `corrupt` reason of the same
 //!   metric, and the file as found copied to `offsets.log.damaged` before the compacting
 //!   rewrite drops it. The store still opens: a lost commit makes its group re-read from
 //!   its previous position (records are delivered again, never lost), which beats refusing
 //!   to start the broker.
 //! - A failed append never leaves a partial line for the next one to be glued onto: the file
-//!   is cut back to its previous length, and when that or the fsync fails the store is
-//!   fenced ([`crate::storage::fences`]): commits are refused (and `/readyz` fails) until a
-//!   restart.
+//!   is cut back to its previous length and nothing is applied. Unless the disk was merely
+//!   full, or when the cut or the fsync fails, the store is then fenced
+//!   ([`crate::storage::fences`]): commits are refused (and `/readyz` fails) until a restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};

@@ -76,7 +76,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Opens the partition in `dir` on `disk` (created if absent): older segments are indexed, the
     /// active one is recovered (CRCs verified, a torn tail truncated; damage that valid data
-    /// follows is handled by `policy`, see [`super::recovery`]), and the recorded log start
+    /// follows is handled by `policy`, see [`Recovery`]), and the recorded log start
     /// offset applied ([`PartitionLog::load_start`]).
     ///
     /// # Errors

@@ -24,6 +24,16 @@ use super::batch::BatchHeader;
 use crate::error::Error;
 
 /// How recovery treats damage that valid data follows.
+///
+/// A torn tail of the active segment (the last write, cut short by a crash) is always
+/// truncated, logged and counted: nothing in it was acknowledged under `always`/`interval`.
+/// Damage that a valid batch follows, or any damage in an older (fsynced) segment, is
+/// corruption: truncating there, as Kafka's log recovery does, would silently drop the
+/// acknowledged records after it, so by default the partition is refused
+/// ([`crate::Error::CorruptSegment`] names the file and position) and the broker does not
+/// start. One crash shape looks the same — a lost unsynced write followed by a later one
+/// the kernel did write back — and there truncating loses nothing promised; without a
+/// durable record of the synced end Ferry cannot tell the two apart, so it asks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Recovery {
     /// Refuse to open the partition (the default).

@@ -101,8 +101,8 @@ impl Mark {
 impl<D: Disk> Segment<D> {
     /// Opens (or creates) the segment starting at `base_offset` in `dir`, scanning the log to
     /// rebuild both indexes. With `verify` (the active segment), every batch's CRC is
-    /// checked too. Damage after the last valid batch is handled as [`super::recovery`]
-    /// decides under `policy`: a torn tail of the active segment is truncated (logged);
+    /// checked too. Damage after the last valid batch is handled as [`Recovery`] describes
+    /// under `policy`: a torn tail of the active segment is truncated (logged);
     /// anything that valid data follows is refused, or truncated with
     /// [`Recovery::Truncate`].
     ///
@@ -274,11 +274,12 @@ impl<D: Disk> Segment<D> {
     /// them back to back, `found` their headers and ranges in it ([`batches`]' result).
     ///
     /// # Guarantees
-    /// All or nothing, and memory agrees with the files: the log and index writes happen
-    /// first, and only when all succeeded does the segment count the batches. When a write
-    /// fails, the three files are cut back to their previous lengths and the error is
-    /// [`Error::WriteRolledBack`]: the segment is exactly as before and the append may be
-    /// retried.
+    /// All or nothing, and memory agrees with the files: the batches count (are readable,
+    /// move the next offset) only once the log and both index writes succeeded. When one
+    /// fails, the in-memory state is put back as it was, the three files are cut back to
+    /// their previous lengths and the error is [`Error::WriteRolledBack`]: the segment is
+    /// exactly as before and the append may be retried. (The caller holds `&mut self`
+    /// throughout, so nobody sees the state in between.)
     ///
     /// # Errors
     /// [`Error::WriteRolledBack`] as above. [`Error::Io`] when cutting back failed too: the
