@@ -9,14 +9,18 @@
 //!   (a write answered with an error may survive, as in Kafka; a client retries it).
 //! - Offsets are contiguous from the log start.
 //!
-//! `always` is modelled as a sync after (most) appends, with a few appends sharing one;
-//! `interval` as syncs at random steps, independent of the appends. Both only acknowledge what
-//! a successful sync covered, which is what the broker does above this layer.
+//! Acknowledgements come from the broker's own group-commit state machine ([`GroupCommit`])
+//! driven as `Partition` drives it: under `always` every append asks for a sync and the one
+//! that gets `Start` runs the sync loop (now, or a few steps later so that other appends share
+//! it), and appends may land while an fsync runs; under `interval` the loop runs at random
+//! steps, independent of the appends. A record counts as acknowledged once
+//! [`GroupCommit::durable`] passes it; after a failed fsync nothing more is.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::batch::{batches, testing::batch};
+use super::commit::{GroupCommit, Next, Request};
 use super::disk::DiskFile;
 use super::fences;
 use super::partition::{LogConfig, PartitionLog};
@@ -29,12 +33,31 @@ enum Flush {
     Interval,
 }
 
-/// What one run did: every batch attempted at each offset, and the acknowledged end.
-#[derive(Default)]
+/// What one run did: every batch attempted at each offset, the ones written, and the group
+/// commit that says what is acknowledged.
 struct Run {
+    flush: Flush,
     attempted: BTreeMap<i64, Vec<Vec<u8>>>,
     written: BTreeMap<i64, Vec<u8>>,
-    acked_end: i64,
+    commit: GroupCommit,
+    /// A writer got `Start` and has not run the sync loop yet.
+    loop_due: bool,
+}
+
+impl Run {
+    fn new(flush: Flush) -> Self {
+        Run {
+            flush,
+            attempted: BTreeMap::new(),
+            written: BTreeMap::new(),
+            commit: GroupCommit::new(0),
+            loop_due: false,
+        }
+    }
+
+    fn acked_end(&self) -> i64 {
+        self.commit.durable()
+    }
 }
 
 const DIR: &str = "/data/topics/t/0";
@@ -54,14 +77,19 @@ fn run(seed: u64, flush: Flush) -> Result<(), String> {
             .map_err(|e| format!("seed {seed}: recovery failed: {e}"))
     };
     let mut log = open(&disk)?;
-    let mut run = Run::default();
+    let mut run = Run::new(flush);
     for step in 0..rng.below(40) {
         let stop = match rng.below(100) {
-            0..=59 => {
-                let stop = append(&mut log, &mut rng, &mut run, step)?;
-                stop || (flush == Flush::Always && rng.below(4) > 0 && sync(&log, &mut run))
-            }
-            60..=74 if flush == Flush::Interval => sync(&log, &mut run),
+            0..=59 => append(&mut log, &mut rng, &mut run, step)?,
+            60..=74 => match flush {
+                Flush::Always if run.loop_due => run_syncs(&mut log, &mut rng, &mut run, step)?,
+                Flush::Always => false,
+                Flush::Interval => {
+                    let end = log.next_offset();
+                    run.commit.request(end) == Request::Start
+                        && run_syncs(&mut log, &mut rng, &mut run, step)?
+                }
+            },
             75..=84 => {
                 disk.set_capacity(Some(disk.used() + rng.below(1024)));
                 false
@@ -71,7 +99,7 @@ fn run(seed: u64, flush: Flush) -> Result<(), String> {
                 false
             }
             93..=95 => {
-                disk.set_fail_syncs(true);
+                disk.fail_syncs(1 + rng.below(2));
                 false
             }
             _ => false,
@@ -86,7 +114,8 @@ fn run(seed: u64, flush: Flush) -> Result<(), String> {
     check(seed, &log, &run)
 }
 
-/// Appends one to three batches; true when the failure fenced the log.
+/// Appends one to three batches and, under `always`, asks for a sync (running the loop now
+/// or later when it gets `Start`); true when a failure fenced the log.
 fn append(
     log: &mut PartitionLog<SimDisk>,
     rng: &mut Rng,
@@ -109,12 +138,23 @@ fn append(
             .push(records[range.clone()].to_vec());
     }
     match result {
-        Ok(_) => {
+        Ok(appended) => {
             for (header, range) in &found {
                 run.written
                     .insert(header.base_offset, records[range.clone()].to_vec());
             }
-            Ok(false)
+            if run.flush == Flush::Interval {
+                return Ok(false);
+            }
+            match run.commit.request(appended.last_offset + 1) {
+                Request::Start if rng.below(3) > 0 => run_syncs(log, rng, run, step),
+                Request::Start => {
+                    run.loop_due = true;
+                    Ok(false)
+                }
+                Request::Wait | Request::Durable => Ok(false),
+                Request::Fenced => Ok(true),
+            }
         }
         Err(e) if fences(&e) => Ok(true),
         Err(e) if log.next_offset() != before => Err(format!(
@@ -125,18 +165,26 @@ fn append(
     }
 }
 
-/// Syncs as the group commit does; true when the fsync failed (which fences).
-fn sync(log: &PartitionLog<SimDisk>, run: &mut Run) -> bool {
-    let synced = log
-        .sync_point()
-        .ok()
-        .and_then(|(file, end)| file.sync_data().ok().map(|()| end));
-    match synced {
-        Some(end) => {
-            run.acked_end = run.acked_end.max(end);
-            false
+/// The sync loop as `Partition::run_syncs` runs it: fsync the active segment up to the end
+/// taken before the fsync, report to the group commit, again while writers wait past it.
+/// Sometimes an append lands during the fsync, as from a concurrent producer. True when a
+/// failure fenced the log.
+fn run_syncs(
+    log: &mut PartitionLog<SimDisk>,
+    rng: &mut Rng,
+    run: &mut Run,
+    step: u64,
+) -> Result<bool, String> {
+    run.loop_due = false;
+    loop {
+        let point = log.sync_point().ok();
+        if rng.below(3) == 0 && append(log, rng, run, step)? {
+            return Ok(true);
         }
-        None => true,
+        let synced = point.and_then(|(file, end)| file.sync_data().ok().map(|()| end));
+        if run.commit.finished(synced.ok_or(())) == Next::Idle {
+            return Ok(run.commit.fenced());
+        }
     }
 }
 
@@ -162,16 +210,16 @@ fn check(seed: u64, log: &PartitionLog<SimDisk>, run: &Run) -> Result<(), String
                 return fail(format!("a batch at {offset} no producer sent"));
             }
             let written = run.written.get(&offset).map(|b| &b[8..]);
-            if offset < run.acked_end && written != Some(&stored[8..]) {
+            if offset < run.acked_end() && written != Some(&stored[8..]) {
                 return fail(format!("the acknowledged batch at {offset} was replaced"));
             }
             offset = header.last_offset() + 1;
         }
     }
-    if log.next_offset() < run.acked_end {
+    if log.next_offset() < run.acked_end() {
         return fail(format!(
             "acknowledged up to {} but recovered only to {}",
-            run.acked_end,
+            run.acked_end(),
             log.next_offset()
         ));
     }
@@ -206,26 +254,24 @@ fn the_simulation_reaches_the_faults_it_injects() {
         };
         let mut log = PartitionLog::open_on(disk.clone(), Path::new(DIR), config, Recovery::Refuse)
             .expect("open");
-        let mut run = Run::default();
+        let mut run = Run::new(Flush::Always);
         disk.set_capacity(Some(disk.used() + rng.below(4096)));
         for step in 0..20 {
+            if seed % 2 == 0 && step == 10 {
+                disk.fail_syncs(u64::MAX);
+            }
             let before = log.next_offset();
-            if append(&mut log, &mut rng, &mut run, step).expect("append") {
+            let stopped = append(&mut log, &mut rng, &mut run, step).expect("append")
+                || (run.loop_due && run_syncs(&mut log, &mut rng, &mut run, step).expect("sync"));
+            if stopped {
                 fenced += 1;
                 break;
             }
             if log.next_offset() == before {
                 rolled_back += 1;
             }
-            if seed % 2 == 0 && step == 10 {
-                disk.set_fail_syncs(true);
-            }
-            if sync(&log, &mut run) {
-                fenced += 1;
-                break;
-            }
         }
-        acked += run.acked_end;
+        acked += run.acked_end();
     }
     assert!(
         acked > 0 && rolled_back > 0 && fenced > 0,

@@ -79,7 +79,8 @@ struct State {
     durable_names: BTreeMap<PathBuf, usize>,
     dirs: BTreeSet<PathBuf>,
     capacity: Option<u64>,
-    fail_syncs: bool,
+    /// How many of the next fsyncs fail.
+    failing_syncs: u64,
 }
 
 impl State {
@@ -123,9 +124,10 @@ impl SimDisk {
         self.state().capacity = capacity;
     }
 
-    /// Makes every fsync (file or directory) fail with EIO, or work again.
-    pub(crate) fn set_fail_syncs(&self, fail: bool) {
-        self.state().fail_syncs = fail;
+    /// Makes the next `count` fsyncs (of files or directories) fail with EIO; later ones
+    /// succeed again, as after a transient device error.
+    pub(crate) fn fail_syncs(&self, count: u64) {
+        self.state().failing_syncs = count;
     }
 
     /// Cuts the power: every file keeps what was synced plus a random prefix of its pending
@@ -152,12 +154,13 @@ impl SimDisk {
         }
         st.names = st.durable_names.clone();
         st.capacity = None;
-        st.fail_syncs = false;
+        st.failing_syncs = 0;
     }
 
-    fn sync_failed(st: &State) -> Option<io::Error> {
-        st.fail_syncs
-            .then(|| io::Error::other("injected EIO on fsync"))
+    fn sync_failed(st: &mut State) -> Option<io::Error> {
+        let fail = st.failing_syncs > 0;
+        st.failing_syncs = st.failing_syncs.saturating_sub(1);
+        fail.then(|| io::Error::other("injected EIO on fsync"))
     }
 }
 
@@ -216,7 +219,7 @@ impl Disk for SimDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state();
-        if let Some(e) = Self::sync_failed(&st) {
+        if let Some(e) = Self::sync_failed(&mut st) {
             return Err(e);
         }
         let st = &mut *st;
@@ -237,7 +240,7 @@ impl Disk for SimDisk {
 
     fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut st = self.state();
-        if let Some(e) = Self::sync_failed(&st) {
+        if let Some(e) = Self::sync_failed(&mut st) {
             return Err(e);
         }
         st.inodes.push(Inode {
@@ -300,7 +303,7 @@ impl DiskFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut st = self.disk.state();
-        let failed = SimDisk::sync_failed(&st);
+        let failed = SimDisk::sync_failed(&mut st);
         let inode = &mut st.inodes[self.inode];
         let pending = std::mem::take(&mut inode.pending);
         match failed {
@@ -368,9 +371,8 @@ mod tests {
         let f = disk.open(&dir.join("f")).expect("open");
         disk.sync_dir(dir).expect("sync dir");
         f.write_all_at(b"lost", 0).expect("write");
-        disk.set_fail_syncs(true);
+        disk.fail_syncs(1);
         assert!(f.sync_data().is_err());
-        disk.set_fail_syncs(false);
         let mut buf = [0u8; 4];
         f.read_exact_at(&mut buf, 0).expect("still cached");
         assert_eq!(&buf, b"lost");
