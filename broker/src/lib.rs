@@ -22,8 +22,8 @@
 //!
 //! Disk failures stop writes rather than risk them (fail-stop): a failed fsync or write fences
 //! the partition until a restart (a write refused for lack of space is undone and may be
-//! retried instead), and recovery at start drops only a torn tail — damage that valid data
-//! follows stops the start unless `--truncate-corrupt-segments` allows it
+//! retried instead), and recovery at start drops only a torn tail or a zeroed hole a power
+//! loss left before a later write — other damage that valid data follows stops the start unless `--truncate-corrupt-segments` allows it
 //! ([`storage::Recovery`]).
 
 #![forbid(unsafe_code)]

@@ -17,8 +17,12 @@
 //! One crash shape looks like corruption too: the kernel writes dirty pages back in any order,
 //! so a power loss can lose an unsynced write while a later unsynced one reached the disk.
 //! Everything after such a hole was never acknowledged under `always`/`interval`, and
-//! truncating loses nothing promised — but without a durable record of the synced end Ferry
-//! cannot tell it from damage to acknowledged data, and asks rather than guess.
+//! truncating loses nothing promised. Ferry appends and never preallocates, so a page the
+//! kernel never wrote back reads as zeros: damage that is all zero bytes up to the next valid
+//! batch is taken for that shape ([`Damage::Hole`]) and truncated like a torn tail, with its
+//! own reason in the log and the metric. Damage with any other content is refused: without a
+//! durable record of the synced end Ferry cannot tell it from damage to acknowledged data, and
+//! asks rather than guess.
 
 use super::batch::BatchHeader;
 use crate::error::Error;
@@ -31,9 +35,9 @@ use crate::error::Error;
 /// corruption: truncating there, as Kafka's log recovery does, would silently drop the
 /// acknowledged records after it, so by default the partition is refused
 /// ([`crate::Error::CorruptSegment`] names the file and position) and the broker does not
-/// start. One crash shape looks the same — a lost unsynced write followed by a later one
-/// the kernel did write back — and there truncating loses nothing promised; without a
-/// durable record of the synced end Ferry cannot tell the two apart, so it asks.
+/// start. A hole of zero bytes before the next valid batch ([`Damage::Hole`], a lost
+/// unsynced write followed by a later one the kernel did write back) is truncated: nothing
+/// after it was acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Recovery {
     /// Refuse to open the partition (the default).
@@ -50,7 +54,13 @@ pub enum Damage {
     None,
     /// Bytes after the last valid batch, and no valid batch among them.
     TornTail,
-    /// A valid batch at this byte position follows the damage.
+    /// Zero bytes up to a valid batch at this byte position: pages of an unsynced write that
+    /// never reached the disk, followed by a later write that did (a power loss).
+    Hole {
+        /// Where the next valid batch starts.
+        next_valid: u64,
+    },
+    /// A valid batch at this byte position follows the damage, which is not all zeros.
     Corrupt {
         /// Where the next valid batch starts.
         next_valid: u64,
@@ -75,6 +85,7 @@ pub fn decide(damage: Damage, policy: Recovery) -> Action {
     match (damage, policy) {
         (Damage::None, _) => Action::Keep,
         (Damage::TornTail, _) => Action::Truncate("torn_tail"),
+        (Damage::Hole { .. }, _) => Action::Truncate("unsynced_hole"),
         (Damage::Corrupt { .. } | Damage::Sealed, Recovery::Truncate) => {
             Action::Truncate("corrupt")
         }
@@ -85,7 +96,7 @@ pub fn decide(damage: Damage, policy: Recovery) -> Action {
 /// What recovery cut off a segment, for the metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Truncated {
-    /// `torn_tail` or `corrupt`.
+    /// `torn_tail`, `unsynced_hole` or `corrupt`.
     pub reason: &'static str,
     /// Bytes dropped.
     pub bytes: u64,
@@ -133,6 +144,11 @@ mod tests {
                 Damage::TornTail,
                 Recovery::Truncate,
                 Action::Truncate("torn_tail"),
+            ),
+            (
+                Damage::Hole { next_valid: 4096 },
+                Recovery::Refuse,
+                Action::Truncate("unsynced_hole"),
             ),
             (corrupt, Recovery::Refuse, Action::Refuse),
             (corrupt, Recovery::Truncate, Action::Truncate("corrupt")),

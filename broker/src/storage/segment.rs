@@ -179,6 +179,7 @@ impl<D: Disk> Segment<D> {
             Damage::Sealed
         } else {
             match self.next_valid_batch(pos, len)? {
+                Some(next_valid) if self.all_zero(pos, next_valid)? => Damage::Hole { next_valid },
                 Some(next_valid) => Damage::Corrupt { next_valid },
                 None => Damage::TornTail,
             }
@@ -242,6 +243,25 @@ impl<D: Disk> Segment<D> {
             start += CHUNK;
         }
         Ok(None)
+    }
+
+    /// Whether the log's bytes `from..to` are all zero (pages never written back).
+    fn all_zero(&self, from: u64, to: u64) -> Result<bool> {
+        const CHUNK: u64 = 1 << 16;
+        let mut buf = Vec::new();
+        let mut start = from;
+        while start < to {
+            let end = (start + CHUNK).min(to);
+            buf.resize((end - start) as usize, 0);
+            self.log
+                .read_exact_at(&mut buf, start)
+                .map_err(io_at(&self.path))?;
+            if buf.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            start = end;
+        }
+        Ok(true)
     }
 
     fn note_batch(&mut self, header: &BatchHeader, position: u64) {
@@ -674,6 +694,44 @@ mod tests {
             );
             assert_eq!(std::fs::metadata(&log).expect("meta").len(), good_len);
         }
+    }
+
+    #[test]
+    fn a_zeroed_hole_before_a_later_write_is_a_lost_unsynced_write_and_is_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join(file_name(0, "log"));
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
+        append_n(&mut seg, 10, b"record");
+        drop(seg);
+        // Power loss: batches 7 and 8 were never written back (their pages read as zeros),
+        // batch 9 was.
+        let mut bytes = std::fs::read(&log).expect("log");
+        let per_batch = bytes.len() / 10;
+        bytes[per_batch * 7..per_batch * 9].fill(0);
+        std::fs::write(&log, &bytes).expect("write");
+        let seg = Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("opens");
+        assert_eq!(seg.size(), (per_batch * 7) as u64);
+        assert_eq!(seg.next_offset(), 14);
+        assert_eq!(
+            seg.truncated(),
+            Some(Truncated {
+                reason: "unsynced_hole",
+                bytes: (per_batch * 3) as u64
+            })
+        );
+        // One non-zero byte in the hole makes it corruption again.
+        let mut bytes = std::fs::read(&log).expect("log");
+        let kept = bytes.len();
+        bytes.resize(per_batch * 9, 0);
+        bytes[kept + 5] = 1;
+        let mut later = batch(2, 2_000, 2_000, b"record");
+        assign_offsets(&mut later, 18);
+        bytes.extend_from_slice(&later);
+        std::fs::write(&log, &bytes).expect("write");
+        let err = Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse)
+            .expect_err("not all zeros");
+        assert!(err.to_string().contains("a valid batch follows"), "{err}");
     }
 
     #[test]
