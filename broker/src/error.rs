@@ -89,6 +89,15 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A write under the data directory failed and was undone: the file was cut back to its
+    /// previous length and nothing of the write is kept, so a retry is safe.
+    #[error("{}: {source}; the write was undone and nothing was stored; free space on the disk under --data-dir (or fix the error), then retry", path.display())]
+    WriteRolledBack {
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A partition that takes no writes since a disk write or fsync of its log failed.
     #[error(
         "partition {topic}-{partition} stopped taking writes after a disk write or fsync failed; check the disk under --data-dir (the broker log names the error), then restart the broker, which recovers what reached the disk"
@@ -98,6 +107,31 @@ pub enum Error {
         topic: String,
         /// The partition index.
         partition: i32,
+    },
+    /// The offset store takes no writes since a write or fsync of its file failed.
+    #[error(
+        "committed offsets cannot be stored: a write or fsync of {} failed earlier; check the disk under --data-dir (the broker log names the error), then restart the broker",
+        path.display()
+    )]
+    OffsetsFenced {
+        /// The store's file.
+        path: PathBuf,
+    },
+    /// A segment damaged before valid data: recovery will not drop acknowledged records
+    /// silently ([`crate::storage::Recovery`]).
+    #[error(
+        "{}: the batch at byte {position} is damaged and {follows}, so this is not a torn write from a crash; recovery refuses to drop them silently. Keep a copy of the file for inspection; to start anyway, restart with --truncate-corrupt-segments, which cuts the log at byte {position} ({bytes} bytes, acknowledged records among them)",
+        path.display()
+    )]
+    CorruptSegment {
+        /// The segment's log file.
+        path: PathBuf,
+        /// Where the damage starts.
+        position: u64,
+        /// Bytes from there to the end of the file.
+        bytes: u64,
+        /// What valid data follows the damage.
+        follows: String,
     },
     /// A metadata file (`meta.json`, `topic.json`) that does not parse.
     #[error(
@@ -359,9 +393,12 @@ impl Error {
     /// errors that never answer a request.
     pub fn kafka_code(&self) -> i16 {
         match self {
-            Error::Io { .. } | Error::Damaged { .. } | Error::PartitionFenced { .. } => {
-                code::KAFKA_STORAGE_ERROR
-            }
+            Error::Io { .. }
+            | Error::WriteRolledBack { .. }
+            | Error::CorruptSegment { .. }
+            | Error::OffsetsFenced { .. }
+            | Error::Damaged { .. }
+            | Error::PartitionFenced { .. } => code::KAFKA_STORAGE_ERROR,
             Error::OffsetOutOfRange { .. } | Error::DeleteBeyondHighWatermark { .. } => {
                 code::OFFSET_OUT_OF_RANGE
             }

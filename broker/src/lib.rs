@@ -19,6 +19,12 @@
 //! not a machine crash. Consumers only see records up to the high watermark, which under
 //! `always` and `interval` is the end of what is durable — so no consumer ever reads a record
 //! that a power loss could take back.
+//!
+//! Disk failures stop writes rather than risk them (fail-stop): a failed fsync or write fences
+//! the partition until a restart (a write refused for lack of space is undone and may be
+//! retried instead), and recovery at start drops only a torn tail or a zeroed hole a power
+//! loss left before a later write — other damage that valid data follows stops the start unless `--truncate-corrupt-segments` allows it
+//! ([`storage::Recovery`]).
 
 #![forbid(unsafe_code)]
 

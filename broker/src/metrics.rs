@@ -28,6 +28,9 @@ pub struct Metrics {
     group_rebalances: Counter,
     fsync_duration_seconds: Histogram,
     fsync_failures: Counter,
+    partitions_fenced: Gauge,
+    storage_write_failures: Family<[(&'static str, String); 2], Counter>,
+    recovery_truncated_bytes: Family<[(&'static str, String); 2], Counter>,
     sasl_authentications: Family<[(&'static str, String); 2], Counter>,
     tls_handshake_failures: Counter,
     connections_open: Gauge,
@@ -47,6 +50,9 @@ impl Default for Metrics {
             group_rebalances: Counter::default(),
             fsync_duration_seconds: histogram(),
             fsync_failures: Counter::default(),
+            partitions_fenced: Gauge::default(),
+            storage_write_failures: Family::default(),
+            recovery_truncated_bytes: Family::default(),
             sasl_authentications: Family::default(),
             tls_handshake_failures: Counter::default(),
             connections_open: Gauge::default(),
@@ -68,6 +74,9 @@ impl Default for Metrics {
             group_rebalances: "Consumer-group rebalances completed",
             fsync_duration_seconds: "Duration of each fsync of a partition log",
             fsync_failures: "Failed fsyncs of a partition log; each stops (fences) its partition's writes until a restart",
+            partitions_fenced: "Partitions that take no writes since a disk write or fsync failed (until a restart); /readyz fails while any is",
+            storage_write_failures: "Failed disk writes, per store (log, offsets) and outcome: rolled_back (undone, the request may be retried) or fenced (the store takes no more writes until a restart)",
+            recovery_truncated_bytes: "Bytes dropped by crash recovery at start, per store (log, offsets) and reason: torn_tail (an incomplete last write) or corrupt (damage followed by valid data, dropped only when allowed)",
             sasl_authentications: "SASL authentications, per mechanism and result (success or failure)",
             tls_handshake_failures: "TLS handshakes on the Kafka listener that failed or timed out",
             connections_open: "Open connections on the Kafka listener",
@@ -113,6 +122,26 @@ impl Metrics {
     /// Counts a failed fsync (which fenced its partition).
     pub fn fsync_failed(&self) {
         self.fsync_failures.inc();
+    }
+
+    /// Counts a partition whose writes just stopped (once per partition).
+    pub fn partition_fenced(&self) {
+        self.partitions_fenced.inc();
+    }
+
+    /// Counts a failed disk write to `store` (`log`, `offsets`) and its `outcome`
+    /// (`rolled_back`, `fenced`).
+    pub fn storage_write_failed(&self, store: &str, outcome: &str) {
+        self.storage_write_failures
+            .get_or_create(&[("store", store.to_owned()), ("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// Counts `bytes` dropped from `store` by recovery for `reason` (`torn_tail`, `corrupt`).
+    pub fn recovery_truncated(&self, store: &str, reason: &str, bytes: u64) {
+        self.recovery_truncated_bytes
+            .get_or_create(&[("store", store.to_owned()), ("reason", reason.to_owned())])
+            .inc_by(bytes);
     }
 
     /// Counts a SASL authentication that succeeded (`ok`) or failed. `mechanism` is a
@@ -179,6 +208,9 @@ mod tests {
         m.rebalanced();
         m.fsynced(Duration::from_micros(500));
         m.fsync_failed();
+        m.partition_fenced();
+        m.storage_write_failed("log", "rolled_back");
+        m.recovery_truncated("log", "torn_tail", 40);
         m.authenticated("SCRAM-SHA-512", true);
         m.authenticated("PLAIN", false);
         m.tls_handshake_failed();
@@ -194,6 +226,9 @@ mod tests {
             "ferry_broker_group_rebalances_total 1",
             "ferry_broker_fsync_duration_seconds_count 1",
             "ferry_broker_fsync_failures_total 1",
+            "ferry_broker_partitions_fenced 1",
+            "ferry_broker_storage_write_failures_total{store=\"log\",outcome=\"rolled_back\"} 1",
+            "ferry_broker_recovery_truncated_bytes_total{store=\"log\",reason=\"torn_tail\"} 40",
             "ferry_broker_sasl_authentications_total{mechanism=\"SCRAM-SHA-512\",result=\"success\"} 1",
             "ferry_broker_sasl_authentications_total{mechanism=\"PLAIN\",result=\"failure\"} 1",
             "ferry_broker_tls_handshake_failures_total 1",

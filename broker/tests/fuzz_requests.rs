@@ -159,6 +159,7 @@ fn fixture() -> Fixture {
         admin_listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_owned(),
         flush: "os".parse().expect("policy"),
+        truncate_corrupt_segments: false,
         default_partitions: 1,
         max_partitions: 1000,
         failed_authentication_delay: Duration::from_millis(100),

@@ -16,7 +16,7 @@ pub use durations::Retention;
 use crate::error::{Error, Result};
 use crate::groups::GroupConfig;
 use crate::security::{Mechanism, SecurityFiles};
-use crate::storage::{FlushPolicy, LogConfig};
+use crate::storage::{FlushPolicy, LogConfig, Recovery};
 use crate::topics::{CompressionType, TopicConfig, TopicDefaults};
 
 /// Broker settings.
@@ -40,6 +40,11 @@ pub struct BrokerConfig {
     /// fsync rate) or `os` (page cache only).
     #[arg(long, default_value = "always")]
     pub flush: FlushPolicy,
+    /// Let recovery cut a partition's log at damage that valid batches follow (corruption in
+    /// the middle, not a torn write from a crash), dropping them. Without it such a partition
+    /// stops the broker from starting, with the file and position in the error.
+    #[arg(long)]
+    pub truncate_corrupt_segments: bool,
     /// Partitions of topics created without a count (and auto-created ones).
     #[arg(long, default_value_t = 1)]
     pub default_partitions: i32,
@@ -310,6 +315,15 @@ impl BrokerConfig {
         }
     }
 
+    /// How recovery treats a damaged segment, from `--truncate-corrupt-segments`.
+    pub fn recovery(&self) -> Recovery {
+        if self.truncate_corrupt_segments {
+            Recovery::Truncate
+        } else {
+            Recovery::Refuse
+        }
+    }
+
     /// Group settings from the flags.
     pub fn group_config(&self) -> GroupConfig {
         GroupConfig {
@@ -374,6 +388,15 @@ mod tests {
             config.flush,
             FlushPolicy::Interval(Duration::from_millis(5))
         );
+    }
+
+    #[test]
+    fn recovery_refuses_corruption_unless_told() {
+        let dir = std::path::Path::new("/tmp/ferry-config-test");
+        let config = BrokerConfig::local(dir, &[]).unwrap();
+        assert_eq!(config.recovery(), Recovery::Refuse);
+        let config = BrokerConfig::local(dir, &["--truncate-corrupt-segments"]).unwrap();
+        assert_eq!(config.recovery(), Recovery::Truncate);
     }
 
     #[test]

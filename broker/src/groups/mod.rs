@@ -376,6 +376,11 @@ impl ConsumerGroupCoordinator {
         }
     }
 
+    /// Whether the offset store stopped taking writes after a failed write or fsync.
+    pub fn offsets_fenced(&self) -> bool {
+        self.offsets.fenced()
+    }
+
     /// Forces committed offsets to disk.
     ///
     /// # Errors

@@ -1,19 +1,36 @@
 //! Committed consumer-group offsets, kept durably in `<data-dir>/groups/offsets.log`.
 //!
 //! The file is a log of JSON lines (one commit per line, tombstones for deleted groups and
-//! topics); the map in memory is its replay. A torn last line (a crash mid-write) is ignored,
-//! and the file is rewritten compactly on start and whenever it holds ten times more lines
-//! than live entries.
+//! topics); the map in memory is its replay. It is rewritten compactly on start and whenever
+//! it holds ten times more lines than live entries.
+//!
+//! # Guarantees
+//! - Every write ends with a newline, so bytes after the last newline are a torn write (a
+//!   crash mid-append): replay drops them, logged and counted
+//!   (`ferry_broker_recovery_truncated_bytes_total{store="offsets",reason="torn_tail"}`).
+//! - A line that does not parse *before* the last newline is damage, not a torn append (or,
+//!   when the store does not fsync, pages the kernel wrote back out of order): it is
+//!   reported — an error log line naming its line number, the `corrupt` reason of the same
+//!   metric, and the file as found copied to `offsets.log.damaged` before the compacting
+//!   rewrite drops it. The store still opens: a lost commit makes its group re-read from
+//!   its previous position (records are delivered again, never lost), which beats refusing
+//!   to start the broker.
+//! - A failed append never leaves a partial line for the next one to be glued onto: the file
+//!   is cut back to its previous length and nothing is applied. Unless the disk was merely
+//!   full, or when the cut or the fsync fails, the store is then fenced
+//!   ([`crate::storage::fences`]): commits are refused (and `/readyz` fails) until a restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, io_at};
+use crate::error::{Error, Result, io_at};
+use crate::metrics::Metrics;
+use crate::storage::fences;
 
 /// One committed offset.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +71,12 @@ type GroupOffsets = BTreeMap<(String, i32), Committed>;
 #[derive(Debug)]
 struct Inner {
     file: File,
+    /// Bytes in the file: where a failed append is cut back to.
+    len: u64,
     lines: usize,
     groups: HashMap<String, GroupOffsets>,
+    /// A write or fsync failed in a way that cannot be undone: no more writes.
+    fenced: bool,
 }
 
 /// The offset store.
@@ -63,7 +84,37 @@ struct Inner {
 pub struct OffsetStore {
     path: PathBuf,
     fsync: bool,
+    metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
+}
+
+/// What replaying the file found.
+#[derive(Debug, Default)]
+struct Replay {
+    groups: HashMap<String, GroupOffsets>,
+    /// Bytes after the last newline: a torn write.
+    torn_tail: usize,
+    /// 1-based line numbers and sizes (newline included) of lines that do not parse.
+    damaged: Vec<(usize, usize)>,
+}
+
+/// Replays the file's bytes (pure).
+fn replay(text: &[u8]) -> Replay {
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut out = Replay {
+        torn_tail: text.len() - complete,
+        ..Replay::default()
+    };
+    for (i, raw) in text[..complete].split(|b| *b == b'\n').enumerate() {
+        if raw.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Line>(raw) {
+            Ok(line) => apply(&mut out.groups, line),
+            Err(_) => out.damaged.push((i + 1, raw.len() + 1)),
+        }
+    }
+    out
 }
 
 fn apply(groups: &mut HashMap<String, GroupOffsets>, line: Line) {
@@ -110,40 +161,66 @@ fn render(line: &Line, out: &mut Vec<u8>) {
 }
 
 impl OffsetStore {
-    /// Replays and compacts the store in `data_dir/groups`. `fsync` makes every commit
-    /// durable before it is acknowledged.
+    /// Replays and compacts the store in `data_dir/groups` (see the module's guarantees for
+    /// torn and damaged lines; what was dropped is counted in `metrics`). `fsync` makes every
+    /// commit durable before it is acknowledged.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn open(data_dir: &Path, fsync: bool) -> Result<Self> {
+    pub fn open(data_dir: &Path, fsync: bool, metrics: Arc<Metrics>) -> Result<Self> {
         let dir = data_dir.join("groups");
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let path = dir.join("offsets.log");
-        let mut groups = HashMap::new();
+        let mut found = Replay::default();
         if path.exists() {
             let text = fs::read(&path).map_err(io_at(&path))?;
-            for raw in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                match serde_json::from_slice::<Line>(raw) {
-                    Ok(line) => apply(&mut groups, line),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "skipping a torn offset-commit line");
-                    }
-                }
-            }
+            found = replay(&text);
+            Self::report(&path, &found, &metrics)?;
         }
-        let (file, lines) = Self::rewrite(&path, &groups)?;
+        let (file, lines, len) = Self::rewrite(&path, &found.groups)?;
         Ok(OffsetStore {
             path,
             fsync,
+            metrics,
             inner: Mutex::new(Inner {
                 file,
+                len,
                 lines,
-                groups,
+                groups: found.groups,
+                fenced: false,
             }),
         })
     }
 
-    fn rewrite(path: &Path, groups: &HashMap<String, GroupOffsets>) -> Result<(File, usize)> {
+    /// Logs and counts what replay dropped; keeps a copy of a damaged file.
+    fn report(path: &Path, found: &Replay, metrics: &Metrics) -> Result<()> {
+        if found.torn_tail > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                bytes = found.torn_tail,
+                "dropping a torn last line of committed offsets (an append cut short by a crash)"
+            );
+            metrics.recovery_truncated("offsets", "torn_tail", found.torn_tail as u64);
+        }
+        if !found.damaged.is_empty() {
+            let copy = path.with_extension("log.damaged");
+            fs::copy(path, &copy).map_err(io_at(&copy))?;
+            let lines: Vec<usize> = found.damaged.iter().map(|(n, _)| *n).collect();
+            tracing::error!(
+                path = %path.display(),
+                ?lines,
+                copy = %copy.display(),
+                "damaged lines in the committed offsets, not a torn write: the commits they held are lost and their groups re-read from an earlier position; the file as found is kept in the copy"
+            );
+            let bytes = found.damaged.iter().map(|(_, b)| *b as u64).sum();
+            metrics.recovery_truncated("offsets", "corrupt", bytes);
+        }
+        Ok(())
+    }
+
+    /// Writes `groups` compactly to a new file that replaces the store's; returns it (open
+    /// for appending), its line count and length.
+    fn rewrite(path: &Path, groups: &HashMap<String, GroupOffsets>) -> Result<(File, usize, u64)> {
         let mut out = Vec::new();
         let mut lines = 0;
         for (group, offsets) in groups {
@@ -159,10 +236,15 @@ impl OffsetStore {
             }
         }
         let tmp = path.with_extension("log.tmp");
-        fs::write(&tmp, &out).map_err(io_at(&tmp))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io_at(&tmp))?;
+        let written = fs::write(&tmp, &out).and_then(|()| File::open(&tmp)?.sync_all());
+        if let Err(e) = written {
+            // The old file is untouched; leave no half-written copy behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::WriteRolledBack {
+                path: tmp,
+                source: e,
+            });
+        }
         fs::rename(&tmp, path).map_err(io_at(path))?;
         if let Some(dir) = path.parent() {
             File::open(dir)
@@ -173,29 +255,88 @@ impl OffsetStore {
             .append(true)
             .open(path)
             .map_err(io_at(path))?;
-        Ok((file, lines))
+        Ok((file, lines, out.len() as u64))
     }
 
+    /// Appends `lines` (durably when the store fsyncs), then applies them.
+    ///
+    /// # Errors
+    /// [`Error::OffsetsFenced`] once fenced; [`Error::WriteRolledBack`] when the write
+    /// failed and was cut back (nothing stored); [`Error::Io`] otherwise (nothing applied,
+    /// the store fenced per [`fences`]).
     fn write(&self, inner: &mut Inner, lines: Vec<Line>) -> Result<()> {
+        if inner.fenced {
+            return Err(Error::OffsetsFenced {
+                path: self.path.clone(),
+            });
+        }
         let mut out = Vec::new();
         for line in &lines {
             render(line, &mut out);
         }
-        inner.file.write_all(&out).map_err(io_at(&self.path))?;
-        if self.fsync {
-            inner.file.sync_data().map_err(io_at(&self.path))?;
+        if let Err(e) = self.append(inner, &out) {
+            inner.fenced = fences(&e);
+            let outcome = if inner.fenced {
+                "fenced"
+            } else {
+                "rolled_back"
+            };
+            self.metrics.storage_write_failed("offsets", outcome);
+            tracing::error!(path = %self.path.display(), error = %e, outcome, "writing committed offsets failed");
+            return Err(e);
         }
+        inner.len += out.len() as u64;
         inner.lines += lines.len();
         for line in lines {
             apply(&mut inner.groups, line);
         }
         let live: usize = inner.groups.values().map(BTreeMap::len).sum();
         if inner.lines > 10_000 && inner.lines > live * 10 {
-            let (file, lines) = Self::rewrite(&self.path, &inner.groups)?;
-            inner.file = file;
-            inner.lines = lines;
+            self.compact(inner);
         }
         Ok(())
+    }
+
+    /// Writes `out` at the end of the file and fsyncs it when the store does; a failed write
+    /// is cut back to the previous length.
+    fn append(&self, inner: &Inner, out: &[u8]) -> Result<()> {
+        if let Err(source) = (&inner.file).write_all(out) {
+            let path = self.path.clone();
+            return Err(match inner.file.set_len(inner.len) {
+                Ok(()) => Error::WriteRolledBack { path, source },
+                Err(_) => Error::Io { path, source },
+            });
+        }
+        if self.fsync {
+            inner.file.sync_data().map_err(io_at(&self.path))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the file compactly. The commit that asked for it is already durable, so a
+    /// failure does not fail it: one before the new file replaced the old leaves the old in
+    /// use (compaction is tried again later); one after it fences the store, whose open
+    /// handle may be on the replaced file.
+    fn compact(&self, inner: &mut Inner) {
+        match Self::rewrite(&self.path, &inner.groups) {
+            Ok((file, lines, len)) => {
+                inner.file = file;
+                inner.lines = lines;
+                inner.len = len;
+            }
+            Err(e) => {
+                inner.fenced = !matches!(e, Error::WriteRolledBack { .. });
+                tracing::error!(path = %self.path.display(), error = %e, fenced = inner.fenced, "compacting committed offsets failed");
+                if inner.fenced {
+                    self.metrics.storage_write_failed("offsets", "fenced");
+                }
+            }
+        }
+    }
+
+    /// Whether a failed write or fsync stopped the store's writes (until a restart).
+    pub fn fenced(&self) -> bool {
+        self.inner().fenced
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -327,7 +468,7 @@ mod tests {
     #[test]
     fn commits_survive_reopen_and_torn_tails() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = OffsetStore::open(dir.path(), true).expect("open");
+        let store = OffsetStore::open(dir.path(), true, Arc::default()).expect("open");
         store
             .commit("g1", vec![("a".into(), 0, c(5)), ("a".into(), 1, c(7))])
             .expect("commit");
@@ -348,21 +489,154 @@ mod tests {
         drop(store);
         let path = dir.path().join("groups/offsets.log");
         let mut text = std::fs::read(&path).expect("read");
-        text.extend_from_slice(b"{\"commit\":{\"group\":\"g1\",\"top");
+        let torn = b"{\"commit\":{\"group\":\"g1\",\"top";
+        text.extend_from_slice(torn);
         std::fs::write(&path, text).expect("tear");
 
-        let store = OffsetStore::open(dir.path(), true).expect("reopen");
+        let metrics = Arc::new(Metrics::default());
+        let store = OffsetStore::open(dir.path(), true, metrics.clone()).expect("reopen");
+        assert!(
+            metrics.render().contains(&format!(
+                "ferry_broker_recovery_truncated_bytes_total{{store=\"offsets\",reason=\"torn_tail\"}} {}",
+                torn.len()
+            )),
+            "the torn line is counted"
+        );
+        let text = std::fs::read(&path).expect("read");
+        assert!(text.ends_with(b"\n") && replay(&text).damaged.is_empty());
+        assert!(!dir.path().join("groups/offsets.log.damaged").exists());
         assert_eq!(store.fetch("g1", "c", 0), Some(c(3)));
         assert_eq!(store.fetch("g1", "a", 0), None, "topic a was deleted");
         assert_eq!(store.fetch("g2", "b", 0), None, "group g2 was deleted");
         assert_eq!(store.groups(), vec!["g1".to_owned()]);
         assert_eq!(store.group("g1").len(), 1);
+        // The next commit starts a line of its own and survives the next start.
+        store
+            .commit("g1", vec![("d".into(), 0, c(4))])
+            .expect("commit");
+        drop(store);
+        let store = OffsetStore::open(dir.path(), true, Arc::default()).expect("reopen");
+        assert_eq!(store.fetch("g1", "d", 0), Some(c(4)));
+    }
+
+    #[test]
+    fn a_damaged_line_in_the_middle_is_reported_and_kept_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = OffsetStore::open(dir.path(), true, Arc::default()).expect("open");
+        store
+            .commit("g", vec![("a".into(), 0, c(1))])
+            .expect("commit");
+        drop(store);
+        let path = dir.path().join("groups/offsets.log");
+        let mut text = std::fs::read(&path).expect("read");
+        // What the old store left when a commit was glued onto a torn one.
+        let glued = b"{\"commit\":{\"group\":\"g\",\"top{\"commit\":{}}\n";
+        text.extend_from_slice(glued);
+        let good = Line::Commit {
+            group: "g".into(),
+            topic: "b".into(),
+            partition: 0,
+            committed: c(2),
+        };
+        render(&good, &mut text);
+        std::fs::write(&path, &text).expect("damage");
+
+        let metrics = Arc::new(Metrics::default());
+        let store = OffsetStore::open(dir.path(), true, metrics.clone()).expect("reopen");
+        assert_eq!(store.fetch("g", "a", 0), Some(c(1)));
+        assert_eq!(
+            store.fetch("g", "b", 0).map(|c| c.offset),
+            Some(2),
+            "lines after the damage still count"
+        );
+        let kept = std::fs::read(dir.path().join("groups/offsets.log.damaged")).expect("copy");
+        assert_eq!(kept, text, "the file as found is kept");
+        assert!(metrics.render().contains(&format!(
+            "ferry_broker_recovery_truncated_bytes_total{{store=\"offsets\",reason=\"corrupt\"}} {}",
+            glued.len()
+        )));
+        assert_eq!(replay(&text).damaged, vec![(2, glued.len())], "line 2");
+    }
+
+    #[test]
+    fn a_failed_append_is_cut_back_and_the_next_commit_survives() {
+        let Some(disk) = crate::storage::small_disk::SmallDisk::mount(64 * 1024) else {
+            return;
+        };
+        let metrics = Arc::new(Metrics::default());
+        let store = OffsetStore::open(disk.path(), true, metrics.clone()).expect("open");
+        store
+            .commit("g", vec![("a".into(), 0, c(1))])
+            .expect("commit");
+        let path = disk.path().join("groups/offsets.log");
+        let len = std::fs::metadata(&path).expect("meta").len();
+        let filler = disk.fill();
+        // Larger than a page: part of it fits the file's last page before ENOSPC.
+        let big = Committed {
+            offset: 2,
+            leader_epoch: -1,
+            metadata: Some("m".repeat(6000)),
+        };
+        let err = store
+            .commit("g", vec![("a".into(), 0, big.clone())])
+            .expect_err("disk full");
+        assert!(matches!(err, Error::WriteRolledBack { .. }), "{err}");
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").len(),
+            len,
+            "cut back"
+        );
+        assert_eq!(store.fetch("g", "a", 0), Some(c(1)), "nothing applied");
+        assert!(!store.fenced(), "a full disk is retriable");
+
+        std::fs::remove_file(filler).expect("free");
+        store
+            .commit("g", vec![("a".into(), 0, big.clone())])
+            .expect("retry");
+        store
+            .commit("g", vec![("b".into(), 0, c(3))])
+            .expect("commit");
+        drop(store);
+        let store = OffsetStore::open(disk.path(), true, Arc::default()).expect("reopen");
+        assert_eq!(store.fetch("g", "a", 0), Some(big));
+        assert_eq!(store.fetch("g", "b", 0), Some(c(3)));
+        assert!(metrics.render().contains(
+            "ferry_broker_storage_write_failures_total{store=\"offsets\",outcome=\"rolled_back\"} 1"
+        ));
+    }
+
+    #[test]
+    fn a_write_that_cannot_be_undone_fences_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics = Arc::new(Metrics::default());
+        let store = OffsetStore::open(dir.path(), true, metrics.clone()).expect("open");
+        store
+            .commit("g", vec![("a".into(), 0, c(1))])
+            .expect("commit");
+        // A file that fails every write with ENOSPC and cannot be cut back.
+        store.inner().file = OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let err = store
+            .commit("g", vec![("a".into(), 0, c(2))])
+            .expect_err("fails");
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(store.fenced());
+        let refused = store
+            .commit("g", vec![("a".into(), 0, c(3))])
+            .expect_err("fenced");
+        assert!(matches!(refused, Error::OffsetsFenced { .. }), "{refused}");
+        assert_eq!(store.fetch("g", "a", 0), Some(c(1)));
+        assert!(metrics.render().contains(
+            "ferry_broker_storage_write_failures_total{store=\"offsets\",outcome=\"fenced\"} 1"
+        ));
     }
 
     #[test]
     fn deleted_offsets_stay_deleted_after_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = OffsetStore::open(dir.path(), true).expect("open");
+        let store = OffsetStore::open(dir.path(), true, Arc::default()).expect("open");
         store
             .commit("g", vec![("a".into(), 0, c(5)), ("b".into(), 0, c(7))])
             .expect("commit");
@@ -374,7 +648,7 @@ mod tests {
             .expect("no-op");
         assert_eq!(store.fetch("g", "a", 0), None);
         drop(store);
-        let store = OffsetStore::open(dir.path(), true).expect("reopen");
+        let store = OffsetStore::open(dir.path(), true, Arc::default()).expect("reopen");
         assert_eq!(store.fetch("g", "a", 0), None);
         assert_eq!(store.fetch("g", "b", 0), Some(c(7)));
         store

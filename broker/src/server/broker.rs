@@ -120,9 +120,15 @@ impl Broker {
         write_meta(&meta_path, &meta)?;
         let (data_version, _) = watch::channel(0u64);
         let data_version = Arc::new(data_version);
-        let topics = Topics::open(dir, config.topic_defaults(), data_version.clone())?;
         let metrics = Arc::new(Metrics::default());
-        let offsets = OffsetStore::open(dir, config.flush != FlushPolicy::Os)?;
+        let topics = Topics::open(
+            dir,
+            config.topic_defaults(),
+            data_version.clone(),
+            config.recovery(),
+            metrics.clone(),
+        )?;
+        let offsets = OffsetStore::open(dir, config.flush != FlushPolicy::Os, metrics.clone())?;
         let groups = ConsumerGroupCoordinator::new(config.group_config(), offsets, metrics.clone());
         let advertised = match &config.advertised_listener {
             Some(a) => {
@@ -163,6 +169,30 @@ impl Broker {
     /// The topic registry.
     pub fn topics(&self) -> &Topics {
         &self.topics
+    }
+
+    /// Why `/readyz` fails, if it does: shutdown has begun, or a failed disk write or fsync
+    /// fenced a partition (named, so the operator knows which disk and topic to look at).
+    pub(crate) fn unready(&self) -> Option<String> {
+        if self.stopping() {
+            return Some("shutting down".to_owned());
+        }
+        let mut fenced: Vec<String> = self
+            .topics
+            .all_partitions()
+            .iter()
+            .filter(|p| p.fenced())
+            .map(|p| format!("partition {}-{}", p.topic(), p.index()))
+            .collect();
+        if self.groups.offsets_fenced() {
+            fenced.push("the committed-offsets store".to_owned());
+        }
+        (!fenced.is_empty()).then(|| {
+            format!(
+                "fenced after a disk write or fsync failed: {}; check the disk under --data-dir (the log names the error), then restart the broker",
+                fenced.join(", ")
+            )
+        })
     }
 
     /// Whether shutdown has begun.

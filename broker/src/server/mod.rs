@@ -111,7 +111,7 @@ impl Broker {
         tasks.spawn(connection::accept_loop(broker.clone(), listener));
         tasks.spawn(crate::http::serve(
             admin,
-            broker.metrics.clone(),
+            broker.clone(),
             broker.shutdown.clone(),
         ));
         tasks.spawn(background(broker.clone()));

@@ -159,7 +159,7 @@ impl Broker {
         let mut bytes = records.to_vec();
         // A client's batches are checked record by record before anything is written.
         let appended = crate::storage::check_produced(&bytes)
-            .and_then(|()| log.append(&mut bytes, now, self.config.flush));
+            .and_then(|()| log.append(&mut bytes, now, self.config.flush, &self.metrics));
         match appended {
             Ok(done) => {
                 if !done.duplicate {

@@ -13,7 +13,11 @@
 //!
 //! Under `always` and `interval`, a failed fsync fences the partition: the writes it covered
 //! are answered with `KAFKA_STORAGE_ERROR`, nothing later is acknowledged, and the partition
-//! takes no writes until a restart recovers the log from what reached the disk.
+//! takes no writes until a restart recovers the log from what reached the disk. A failed
+//! write fences it too, under every policy — except a write the disk had no space for, which
+//! is undone (the files cut back, memory untouched) and answered with the same retriable
+//! `KAFKA_STORAGE_ERROR`, so producers' retries succeed once space is freed. A fenced
+//! partition fails `/readyz` and counts in `ferry_broker_partitions_fenced`.
 
 use std::fmt;
 use std::str::FromStr;

@@ -5,9 +5,9 @@
 //!
 //! Records below the start may still sit in the segment that holds it; they are never read.
 
-use std::fs;
 use std::path::Path;
 
+use super::disk::Disk;
 use crate::error::{Error, Result, io_at};
 
 /// The file, in the partition's directory.
@@ -17,10 +17,10 @@ pub const FILE: &str = "log-start-offset";
 ///
 /// # Errors
 /// I/O errors; [`Error::Damaged`] when the file does not hold an offset.
-pub fn read(dir: &Path) -> Result<Option<i64>> {
+pub fn read<D: Disk>(disk: &D, dir: &Path) -> Result<Option<i64>> {
     let path = dir.join(FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
+    let text = match disk.read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_at(&path)(e)),
     };
@@ -37,17 +37,10 @@ pub fn read(dir: &Path) -> Result<Option<i64>> {
 ///
 /// # Errors
 /// I/O errors.
-pub fn write(dir: &Path, offset: i64) -> Result<()> {
+pub fn write<D: Disk>(disk: &D, dir: &Path, offset: i64) -> Result<()> {
     let path = dir.join(FILE);
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    fs::write(&tmp, format!("{offset}\n")).map_err(io_at(&tmp))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io_at(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io_at(&path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
+    disk.replace(&path, format!("{offset}\n").as_bytes())
+        .map_err(io_at(&path))
 }
 
 /// How many of the oldest segments (given by base offset, oldest first) hold only offsets
@@ -59,6 +52,7 @@ pub fn segments_below(bases: &[i64], start: i64) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::disk::RealDisk;
     use super::*;
 
     #[test]
@@ -73,11 +67,13 @@ mod tests {
     #[test]
     fn recorded_and_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(read(dir.path()).expect("absent"), None);
-        write(dir.path(), 42).expect("write");
-        assert_eq!(read(dir.path()).expect("read"), Some(42));
+        assert_eq!(read(&RealDisk, dir.path()).expect("absent"), None);
+        write(&RealDisk, dir.path(), 42).expect("write");
+        assert_eq!(read(&RealDisk, dir.path()).expect("read"), Some(42));
         std::fs::write(dir.path().join(FILE), "soon").expect("damage");
-        let err = read(dir.path()).expect_err("damaged").to_string();
+        let err = read(&RealDisk, dir.path())
+            .expect_err("damaged")
+            .to_string();
         assert!(err.contains("`soon` is not a log start offset"), "{err}");
     }
 }

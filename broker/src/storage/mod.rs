@@ -3,19 +3,31 @@
 
 mod batch;
 mod commit;
+mod disk;
+mod fail_stop;
 mod flush;
 mod log_start;
 mod partition;
+#[cfg(test)]
+mod power_loss;
 mod recompress;
 mod records;
+mod recovery;
 mod segment;
+#[cfg(test)]
+pub(crate) mod sim_disk;
+#[cfg(test)]
+pub(crate) mod small_disk;
 
 #[cfg(test)]
 pub(crate) use batch::testing;
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, Compression, assign_offsets, batches};
 pub use commit::{GroupCommit, Next, Request};
+pub use disk::{Disk, DiskFile, RealDisk};
+pub use fail_stop::fences;
 pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};
 pub use recompress::recompress;
 pub use records::check_produced;
+pub use recovery::{Recovery, Truncated};
 pub use segment::{INDEX_INTERVAL_BYTES, Segment};

@@ -1,13 +1,13 @@
 //! A partition's log: an ordered list of segments, the last one active.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use std::fs::File;
-use std::ops::Range;
-
 use super::batch::{BatchHeader, assign_offsets, batches};
+use super::disk::{Disk, RealDisk};
 use super::log_start;
-use super::segment::Segment;
+use super::recovery::{Recovery, Truncated};
+use super::segment::{Segment, file_name};
 use crate::error::{Error, Result, io_at};
 
 /// How a partition rolls and retains segments.
@@ -44,38 +44,52 @@ pub struct Appended {
     pub last_offset: i64,
 }
 
-/// Fsyncs a directory, making the entries created in it durable.
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
-}
-
-/// One partition on disk.
+/// One partition on disk (the machine's, unless a test gives another [`Disk`]).
 #[derive(Debug)]
-pub struct PartitionLog {
+pub struct PartitionLog<D: Disk = RealDisk> {
+    disk: D,
     dir: PathBuf,
     config: LogConfig,
-    segments: Vec<Segment>,
+    segments: Vec<Segment<D>>,
     /// First readable offset: the recorded start ([`log_start`]) or the oldest segment's
     /// base, whichever is later.
     start_offset: i64,
+    /// What recovery cut off the segments when the log was opened.
+    truncated: Vec<Truncated>,
 }
 
 impl PartitionLog {
-    /// Opens the partition in `dir` (created if absent): older segments are indexed, the
-    /// active one is recovered (CRCs verified, torn tail truncated), and the recorded log
-    /// start offset applied ([`PartitionLog::load_start`]).
+    /// [`PartitionLog::open_on`] the machine's disk.
     ///
     /// # Errors
-    /// I/O errors, with the path; a damaged `log-start-offset` file.
-    pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
-        let created_dir = !dir.exists();
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+    /// As [`PartitionLog::open_on`].
+    pub fn open(dir: &Path, config: LogConfig, policy: Recovery) -> Result<Self> {
+        Self::open_on(RealDisk, dir, config, policy)
+    }
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// Fsyncs a directory, making the entries created in it durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.disk.sync_dir(dir).map_err(io_at(dir))
+    }
+
+    /// Opens the partition in `dir` on `disk` (created if absent): older segments are indexed, the
+    /// active one is recovered (CRCs verified, a torn tail truncated; damage that valid data
+    /// follows is handled by `policy`, see [`Recovery`]), and the recorded log start
+    /// offset applied ([`PartitionLog::load_start`]).
+    ///
+    /// # Errors
+    /// I/O errors, with the path; a damaged `log-start-offset` file;
+    /// [`Error::CorruptSegment`].
+    pub fn open_on(disk: D, dir: &Path, config: LogConfig, policy: Recovery) -> Result<Self> {
+        let created_dir = !disk.dir_exists(dir);
+        disk.create_dir_all(dir).map_err(io_at(dir))?;
+        let mut bases: Vec<i64> = disk
+            .list(dir)
             .map_err(io_at(dir))?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+            .iter()
+            .filter_map(|name| name.strip_suffix(".log")?.parse().ok())
             .collect();
         bases.sort_unstable();
         let created_segment = bases.is_empty();
@@ -86,22 +100,25 @@ impl PartitionLog {
         let segments = bases
             .iter()
             .enumerate()
-            .map(|(i, &base)| Segment::open(dir, base, i == last))
+            .map(|(i, &base)| Segment::open(&disk, dir, base, i == last, policy))
             .collect::<Result<Vec<_>, _>>()?;
-        // New files and directories must survive power loss before anything in them is
-        // acknowledged: fsync the directories whose entries changed.
-        if created_segment {
-            sync_dir(dir)?;
-        }
-        if let Some(parent) = dir.parent().filter(|_| created_dir) {
-            sync_dir(parent)?;
-        }
+        let truncated = segments.iter().filter_map(Segment::truncated).collect();
         let mut log = PartitionLog {
+            disk,
             dir: dir.to_owned(),
             config,
             segments,
             start_offset: 0,
+            truncated,
         };
+        // New files and directories must survive power loss before anything in them is
+        // acknowledged: fsync the directories whose entries changed.
+        if created_segment {
+            log.sync_dir(dir)?;
+        }
+        if let Some(parent) = dir.parent().filter(|_| created_dir) {
+            log.sync_dir(parent)?;
+        }
         log.load_start()?;
         Ok(log)
     }
@@ -111,7 +128,7 @@ impl PartitionLog {
     /// log end — records acknowledged under `--flush os`, then lost in a crash — empties the
     /// log and restarts it there, as Kafka's log loader does.
     fn load_start(&mut self) -> Result<()> {
-        let recorded = log_start::read(&self.dir)?.unwrap_or(0);
+        let recorded = log_start::read(&self.disk, &self.dir)?.unwrap_or(0);
         if recorded > self.next_offset() {
             tracing::warn!(
                 dir = %self.dir.display(),
@@ -120,11 +137,11 @@ impl PartitionLog {
                 "the recorded log start is past the log end; restarting the log at the start"
             );
             for seg in std::mem::take(&mut self.segments) {
-                seg.delete(&self.dir)?;
+                seg.delete(&self.disk, &self.dir)?;
             }
-            self.segments
-                .push(Segment::open(&self.dir, recorded, true)?);
-            sync_dir(&self.dir)?;
+            let seg = Segment::open(&self.disk, &self.dir, recorded, true, Recovery::Refuse)?;
+            self.segments.push(seg);
+            self.sync_dir(&self.dir)?;
         } else {
             self.delete_below(recorded)?;
         }
@@ -137,7 +154,7 @@ impl PartitionLog {
         let bases: Vec<i64> = self.segments.iter().map(Segment::base_offset).collect();
         let below = log_start::segments_below(&bases, start);
         for seg in self.segments.drain(..below) {
-            seg.delete(&self.dir)?;
+            seg.delete(&self.disk, &self.dir)?;
         }
         Ok(below)
     }
@@ -152,14 +169,14 @@ impl PartitionLog {
     pub fn advance_start(&mut self, offset: i64) -> Result<i64> {
         let offset = offset.min(self.next_offset());
         if offset > self.start_offset {
-            log_start::write(&self.dir, offset)?;
+            log_start::write(&self.disk, &self.dir, offset)?;
             self.start_offset = offset;
             self.delete_below(offset)?;
         }
         Ok(self.start_offset)
     }
 
-    fn active(&mut self) -> &mut Segment {
+    fn active(&mut self) -> &mut Segment<D> {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
     }
@@ -175,10 +192,13 @@ impl PartitionLog {
     }
 
     /// Appends batches already validated by [`batches`] (`found` is its result for
-    /// `records`), assigning their offsets (written into `found` and into `records`).
+    /// `records`), assigning their offsets (written into `found` and into `records`). All
+    /// or nothing ([`Segment::append`]).
     ///
     /// # Errors
-    /// I/O errors.
+    /// [`Error::WriteRolledBack`] when a write failed and was undone (nothing appended; a
+    /// roll that happened first stays, an empty active segment); [`Error::Io`] when it could
+    /// not be undone, or a roll failed: the disk then holds more than the log knows.
     pub fn append_batches(
         &mut self,
         records: &mut [u8],
@@ -195,9 +215,7 @@ impl PartitionLog {
         if self.should_roll(records.len() as u64, now_ms) {
             self.roll()?;
         }
-        for (header, range) in found.iter() {
-            self.active().append(&records[range.clone()], header)?;
-        }
+        self.active().append(records, found)?;
         Ok(Appended {
             base_offset,
             last_offset: next - 1,
@@ -219,14 +237,38 @@ impl PartitionLog {
     /// Starts a new active segment at the next offset (the old one is fsynced first).
     ///
     /// # Errors
-    /// I/O errors.
+    /// [`Error::WriteRolledBack`] when the new segment's files could not be created (a full
+    /// disk, no inodes left) and what was created is removed again: the log is as before.
+    /// [`Error::Io`] otherwise, a failed fsync among them.
     pub fn roll(&mut self) -> Result<()> {
         let next = self.next_offset();
         self.active().sync()?;
-        let seg = Segment::open(&self.dir, next, true)?;
+        let seg = match Segment::open(&self.disk, &self.dir, next, true, Recovery::Refuse) {
+            Ok(seg) => seg,
+            Err(failed) => return Err(self.undo_roll(next, failed)),
+        };
         self.segments.push(seg);
         // The new files' directory entries must survive power loss too.
-        sync_dir(&self.dir)
+        self.sync_dir(&self.dir)
+    }
+
+    /// Removes the files of a segment at `base` whose creation failed with `failed`; the
+    /// roll is undone when none is left.
+    fn undo_roll(&self, base: i64, failed: Error) -> Error {
+        let Error::Io { path, source } = failed else {
+            return failed;
+        };
+        let removed = ["log", "index", "timeindex"].iter().all(|ext| {
+            match self.disk.remove(&self.dir.join(file_name(base, ext))) {
+                Ok(()) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            }
+        });
+        if removed {
+            Error::WriteRolledBack { path, source }
+        } else {
+            Error::Io { path, source }
+        }
     }
 
     /// Calls `f` with every batch header of every segment, oldest first.
@@ -246,7 +288,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync_point(&self) -> Result<(File, i64)> {
+    pub fn sync_point(&self) -> Result<(D::File, i64)> {
         let active = &self.segments[self.segments.len() - 1];
         Ok((active.log_handle()?, self.next_offset()))
     }
@@ -311,7 +353,7 @@ impl PartitionLog {
             }
             let seg = self.segments.remove(0);
             total -= seg.size();
-            seg.delete(&self.dir)?;
+            seg.delete(&self.disk, &self.dir)?;
             deleted += 1;
         }
         self.start_offset = self.start_offset.max(self.segments[0].base_offset());
@@ -334,6 +376,11 @@ impl PartitionLog {
     /// Offset the next record will get (the log end offset).
     pub fn next_offset(&self) -> i64 {
         self.segments[self.segments.len() - 1].next_offset()
+    }
+
+    /// What recovery cut off the segments when the log was opened (each logged then).
+    pub fn truncated(&self) -> &[Truncated] {
+        &self.truncated
     }
 
     /// Number of segments.
@@ -359,7 +406,7 @@ mod tests {
     #[test]
     fn offsets_roll_and_reads_span_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         for i in 0..40 {
             let mut two = batch(3, i, i, &[1u8; 100]);
             two.extend(batch(1, i, i, &[2u8; 20]));
@@ -396,7 +443,7 @@ mod tests {
         ));
         assert_eq!(log.offset_for_timestamp(25).expect("ts"), Some(100));
 
-        let reopened = PartitionLog::open(dir.path(), small()).expect("reopen");
+        let reopened = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!(
             (reopened.next_offset(), reopened.segment_count()),
             (160, log.segment_count())
@@ -406,7 +453,7 @@ mod tests {
     #[test]
     fn the_log_start_moves_forward_durably() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         for i in 0..30 {
             log.append(&mut batch(2, i, i, &[1u8; 100]), 0)
                 .expect("append");
@@ -438,7 +485,8 @@ mod tests {
         );
 
         let kept = log.segment_count();
-        let mut reopened = PartitionLog::open(dir.path(), small()).expect("reopen");
+        let mut reopened =
+            PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!(
             (reopened.start_offset(), reopened.segment_count()),
             (41, kept),
@@ -452,21 +500,52 @@ mod tests {
     #[test]
     fn a_start_past_the_end_restarts_the_log_there() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         log.append(&mut batch(3, 0, 0, b"x"), 0).expect("append");
         drop(log);
         // As after records acknowledged under `--flush os` were lost in a crash.
-        log_start::write(dir.path(), 10).expect("record");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("reopen");
+        log_start::write(&RealDisk, dir.path(), 10).expect("record");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("reopen");
         assert_eq!((log.start_offset(), log.next_offset()), (10, 10));
         let appended = log.append(&mut batch(1, 0, 0, b"y"), 0).expect("append");
         assert_eq!(appended.base_offset, 10);
     }
 
     #[test]
+    fn a_roll_without_inodes_left_is_undone_and_retried() {
+        // Inodes: the root, the partition directory and its three files, and few to spare.
+        let Some(disk) = super::super::small_disk::SmallDisk::mount_with(1 << 20, 16) else {
+            return;
+        };
+        let dir = disk.path().join("p");
+        let mut log = PartitionLog::open(&dir, small(), Recovery::Refuse).expect("open");
+        log.append(&mut batch(1, 0, 0, &[1u8; 600]), 0)
+            .expect("append");
+        let fillers = disk.fill_inodes();
+        // 600 more bytes pass segment_bytes (1000): this append rolls first.
+        let err = log
+            .append(&mut batch(1, 0, 0, &[2u8; 600]), 0)
+            .expect_err("no inodes");
+        assert!(matches!(err, Error::WriteRolledBack { .. }), "{err}");
+        assert!(!crate::storage::fences(&err), "retriable");
+        assert_eq!((log.segment_count(), log.next_offset()), (1, 1));
+        let files = std::fs::read_dir(&dir).expect("dir").count();
+        assert_eq!(files, 3, "no half-created segment left");
+
+        for f in fillers {
+            std::fs::remove_file(f).expect("free");
+        }
+        let appended = log
+            .append(&mut batch(1, 0, 0, &[2u8; 600]), 0)
+            .expect("retry");
+        assert_eq!(appended.base_offset, 1);
+        assert_eq!(log.segment_count(), 2);
+    }
+
+    #[test]
     fn invalid_batches_write_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = PartitionLog::open(dir.path(), small()).expect("open");
+        let mut log = PartitionLog::open(dir.path(), small(), Recovery::Refuse).expect("open");
         let mut bad = batch(1, 0, 0, b"x");
         let last = bad.len() - 1;
         bad[last] ^= 1;
@@ -488,7 +567,7 @@ mod tests {
             retention_ms: Some(10_000),
             retention_bytes: Some(250),
         };
-        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
+        let mut log = PartitionLog::open(dir.path(), cfg, Recovery::Refuse).expect("open");
         for t in [0, 500, 1_500, 3_000, 20_000] {
             log.append(&mut batch(1, t, t, &[0u8; 64]), t)
                 .expect("append");
@@ -517,7 +596,8 @@ mod tests {
             segment_ms: 1,
             ..cfg
         };
-        let mut sized = PartitionLog::open(sized_dir.path(), sized_cfg).expect("open");
+        let mut sized =
+            PartitionLog::open(sized_dir.path(), sized_cfg, Recovery::Refuse).expect("open");
         for t in 0..5 {
             sized
                 .append(&mut batch(1, t * 10, t * 10, &[0u8; 64]), t * 10)

@@ -2,12 +2,13 @@
 //! (`<base>.index`: relative offset u32, position u32) and a time index (`<base>.timeindex`:
 //! timestamp i64, relative offset u32), all big-endian as in Kafka.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, batches};
-use crate::error::{Result, io_at};
+use super::disk::{Disk, DiskFile, RealDisk};
+use super::recovery::{self, Action, Damage, Recovery, Truncated};
+use crate::error::{Error, Result, io_at};
 
 /// An index entry is added after at least this many log bytes since the previous one.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
@@ -19,14 +20,14 @@ pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
-/// An open segment.
+/// An open segment, on the machine's disk unless a test gives another [`Disk`].
 #[derive(Debug)]
-pub struct Segment {
+pub struct Segment<D: Disk = RealDisk> {
     base_offset: i64,
     path: PathBuf,
-    log: File,
-    index: File,
-    time_index: File,
+    log: D::File,
+    index: D::File,
+    time_index: D::File,
     size: u64,
     next_offset: i64,
     max_timestamp: i64,
@@ -34,30 +35,90 @@ pub struct Segment {
     offsets: Vec<(u32, u32)>,
     times: Vec<(i64, u32)>,
     bytes_since_index: u64,
+    /// What recovery cut off when the segment was opened.
+    truncated: Option<Truncated>,
 }
 
-fn open_rw(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io_at(path))
+fn open_rw<D: Disk>(disk: &D, path: &Path) -> Result<D::File> {
+    disk.open(path).map_err(io_at(path))
 }
 
-impl Segment {
+/// Offset index entries as stored.
+fn encode_offsets(entries: &[(u32, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * INDEX_ENTRY);
+    for (rel, pos) in entries {
+        out.extend_from_slice(&rel.to_be_bytes());
+        out.extend_from_slice(&pos.to_be_bytes());
+    }
+    out
+}
+
+/// Time index entries as stored.
+fn encode_times(entries: &[(i64, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * TIME_ENTRY);
+    for (ts, rel) in entries {
+        out.extend_from_slice(&ts.to_be_bytes());
+        out.extend_from_slice(&rel.to_be_bytes());
+    }
+    out
+}
+
+/// A segment's in-memory state before an append, to restore when the append fails.
+struct Mark {
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    first_timestamp: Option<i64>,
+    bytes_since_index: u64,
+    offsets: usize,
+    times: usize,
+}
+
+impl Mark {
+    fn of<D: Disk>(seg: &Segment<D>) -> Self {
+        Mark {
+            size: seg.size,
+            next_offset: seg.next_offset,
+            max_timestamp: seg.max_timestamp,
+            first_timestamp: seg.first_timestamp,
+            bytes_since_index: seg.bytes_since_index,
+            offsets: seg.offsets.len(),
+            times: seg.times.len(),
+        }
+    }
+
+    fn restore<D: Disk>(&self, seg: &mut Segment<D>) {
+        seg.size = self.size;
+        seg.next_offset = self.next_offset;
+        seg.max_timestamp = self.max_timestamp;
+        seg.first_timestamp = self.first_timestamp;
+        seg.bytes_since_index = self.bytes_since_index;
+        seg.offsets.truncate(self.offsets);
+        seg.times.truncate(self.times);
+    }
+}
+
+impl<D: Disk> Segment<D> {
     /// Opens (or creates) the segment starting at `base_offset` in `dir`, scanning the log to
-    /// rebuild both indexes. With `verify`, every batch's CRC is checked and the log is
-    /// truncated at the first invalid or torn batch (crash recovery of the active segment).
+    /// rebuild both indexes. With `verify` (the active segment), every batch's CRC is
+    /// checked too. Damage after the last valid batch is handled as [`Recovery`] describes
+    /// under `policy`: a torn tail of the active segment is truncated (logged);
+    /// anything that valid data follows is refused, or truncated with
+    /// [`Recovery::Truncate`].
     ///
     /// # Errors
-    /// I/O errors, with the file's path.
-    pub fn open(dir: &Path, base_offset: i64, verify: bool) -> Result<Self> {
+    /// I/O errors, with the file's path; [`Error::CorruptSegment`].
+    pub fn open(
+        disk: &D,
+        dir: &Path,
+        base_offset: i64,
+        verify: bool,
+        policy: Recovery,
+    ) -> Result<Self> {
         let path = dir.join(file_name(base_offset, "log"));
-        let log = open_rw(&path)?;
-        let index = open_rw(&dir.join(file_name(base_offset, "index")))?;
-        let time_index = open_rw(&dir.join(file_name(base_offset, "timeindex")))?;
+        let log = open_rw(disk, &path)?;
+        let index = open_rw(disk, &dir.join(file_name(base_offset, "index")))?;
+        let time_index = open_rw(disk, &dir.join(file_name(base_offset, "timeindex")))?;
         let mut seg = Segment {
             base_offset,
             path,
@@ -71,14 +132,16 @@ impl Segment {
             offsets: Vec::new(),
             times: Vec::new(),
             bytes_since_index: 0,
+            truncated: None,
         };
-        seg.scan(verify)?;
+        seg.scan(verify, policy)?;
         Ok(seg)
     }
 
-    /// Walks the log from the start, rebuilding indexes; truncates at the first bad batch.
-    fn scan(&mut self, verify: bool) -> Result<()> {
-        let len = self.log.metadata().map_err(io_at(&self.path))?.len();
+    /// Walks the log from the start, rebuilding indexes, up to the first bad batch; then
+    /// recovers from the damage, if any.
+    fn scan(&mut self, verify: bool, policy: Recovery) -> Result<()> {
+        let len = self.log.size().map_err(io_at(&self.path))?;
         let mut pos: u64 = 0;
         let mut header_buf = [0u8; BATCH_HEADER_LEN];
         while pos < len {
@@ -110,14 +173,95 @@ impl Segment {
             self.note_batch(&header, pos);
             pos += total;
         }
-        if pos < len {
-            // A torn or corrupt tail: everything from here on was never acknowledged
-            // under `always`/`interval` flushing, so dropping it loses nothing promised.
-            self.log.set_len(pos).map_err(io_at(&self.path))?;
-            self.log.sync_all().map_err(io_at(&self.path))?;
+        let damage = if pos == len {
+            Damage::None
+        } else if !verify {
+            Damage::Sealed
+        } else {
+            match self.next_valid_batch(pos, len)? {
+                Some(next_valid) if self.all_zero(pos, next_valid)? => Damage::Hole { next_valid },
+                Some(next_valid) => Damage::Corrupt { next_valid },
+                None => Damage::TornTail,
+            }
+        };
+        match recovery::decide(damage, policy) {
+            Action::Keep => {}
+            Action::Refuse => return Err(recovery::refusal(&self.path, pos, len, damage)),
+            Action::Truncate(reason) => {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    position = pos,
+                    bytes = len - pos,
+                    next_offset = self.next_offset,
+                    reason,
+                    "recovery truncated the log after its last valid batch"
+                );
+                self.log.set_len(pos).map_err(io_at(&self.path))?;
+                self.log.sync_data().map_err(io_at(&self.path))?;
+                self.truncated = Some(Truncated {
+                    reason,
+                    bytes: len - pos,
+                });
+            }
         }
         self.size = pos;
         self.write_indexes()
+    }
+
+    /// Position of the first valid batch after the damage at `from` (in a log of `len`
+    /// bytes) that could continue the log, if any: every byte position is a candidate, the
+    /// header filters them cheaply and the CRC decides. The search reads the rest of the file
+    /// once, in chunks — after a torn tail that is at most the last write.
+    fn next_valid_batch(&self, from: u64, len: u64) -> Result<Option<u64>> {
+        const CHUNK: u64 = 1 << 20;
+        let header_len = BATCH_HEADER_LEN as u64;
+        let mut buf = Vec::new();
+        let mut start = from + 1;
+        while start + header_len <= len {
+            let end = (start + CHUNK + header_len).min(len);
+            buf.resize((end - start) as usize, 0);
+            self.log
+                .read_exact_at(&mut buf, start)
+                .map_err(io_at(&self.path))?;
+            let candidates = (buf.len() - BATCH_HEADER_LEN + 1).min(CHUNK as usize);
+            for i in 0..candidates {
+                let position = start + i as u64;
+                let Ok(header) = BatchHeader::parse(&buf[i..]) else {
+                    continue;
+                };
+                if !recovery::plausible(&header, position, len, self.next_offset) {
+                    continue;
+                }
+                let mut whole = vec![0u8; header.total_len()];
+                self.log
+                    .read_exact_at(&mut whole, position)
+                    .map_err(io_at(&self.path))?;
+                if batches(&whole).is_ok() {
+                    return Ok(Some(position));
+                }
+            }
+            start += CHUNK;
+        }
+        Ok(None)
+    }
+
+    /// Whether the log's bytes `from..to` are all zero (pages never written back).
+    fn all_zero(&self, from: u64, to: u64) -> Result<bool> {
+        const CHUNK: u64 = 1 << 16;
+        let mut buf = Vec::new();
+        let mut start = from;
+        while start < to {
+            let end = (start + CHUNK).min(to);
+            buf.resize((end - start) as usize, 0);
+            self.log
+                .read_exact_at(&mut buf, start)
+                .map_err(io_at(&self.path))?;
+            if buf.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            start = end;
+        }
+        Ok(true)
     }
 
     fn note_batch(&mut self, header: &BatchHeader, position: u64) {
@@ -137,16 +281,8 @@ impl Segment {
     }
 
     fn write_indexes(&mut self) -> Result<()> {
-        let mut idx = Vec::with_capacity(self.offsets.len() * INDEX_ENTRY);
-        for (rel, pos) in &self.offsets {
-            idx.extend_from_slice(&rel.to_be_bytes());
-            idx.extend_from_slice(&pos.to_be_bytes());
-        }
-        let mut tidx = Vec::with_capacity(self.times.len() * TIME_ENTRY);
-        for (ts, rel) in &self.times {
-            tidx.extend_from_slice(&ts.to_be_bytes());
-            tidx.extend_from_slice(&rel.to_be_bytes());
-        }
+        let idx = encode_offsets(&self.offsets);
+        let tidx = encode_times(&self.times);
         for (file, bytes) in [(&self.index, idx), (&self.time_index, tidx)] {
             file.set_len(0).map_err(io_at(&self.path))?;
             file.write_all_at(&bytes, 0).map_err(io_at(&self.path))?;
@@ -154,37 +290,71 @@ impl Segment {
         Ok(())
     }
 
-    /// Appends one validated batch whose base offset is already assigned.
+    /// Appends validated batches whose base offsets are already assigned: `records` holds
+    /// them back to back, `found` their headers and ranges in it ([`batches`]' result).
+    ///
+    /// # Guarantees
+    /// All or nothing, and memory agrees with the files: the batches count (are readable,
+    /// move the next offset) only once the log and both index writes succeeded. When one
+    /// fails, the in-memory state is put back as it was, the three files are cut back to
+    /// their previous lengths and the error is [`Error::WriteRolledBack`]: the segment is
+    /// exactly as before and the append may be retried. (The caller holds `&mut self`
+    /// throughout, so nobody sees the state in between.)
     ///
     /// # Errors
-    /// I/O errors; on error the segment's in-memory state is unchanged.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
-        let pos = self.size;
-        self.log
-            .write_all_at(batch, pos)
-            .map_err(io_at(&self.path))?;
-        let (offsets_before, times_before) = (self.offsets.len(), self.times.len());
-        self.note_batch(header, pos);
-        self.size += batch.len() as u64;
-        if self.offsets.len() > offsets_before {
-            let (rel, p) = self.offsets[offsets_before];
-            let mut e = [0u8; INDEX_ENTRY];
-            e[..4].copy_from_slice(&rel.to_be_bytes());
-            e[4..].copy_from_slice(&p.to_be_bytes());
-            self.index
-                .write_all_at(&e, (offsets_before * INDEX_ENTRY) as u64)
-                .map_err(io_at(&self.path))?;
+    /// [`Error::WriteRolledBack`] as above. [`Error::Io`] when cutting back failed too: the
+    /// files may hold bytes past what the segment knows, so the caller must take no more
+    /// writes (recovery at the next start drops them as a torn tail).
+    pub fn append(&mut self, records: &[u8], found: &[(BatchHeader, Range<usize>)]) -> Result<()> {
+        let before = Mark::of(self);
+        for (header, range) in found {
+            self.note_batch(header, before.size + range.start as u64);
         }
-        if self.times.len() > times_before {
-            let (ts, rel) = self.times[times_before];
-            let mut e = [0u8; TIME_ENTRY];
-            e[..8].copy_from_slice(&ts.to_be_bytes());
-            e[8..].copy_from_slice(&rel.to_be_bytes());
-            self.time_index
-                .write_all_at(&e, (times_before * TIME_ENTRY) as u64)
-                .map_err(io_at(&self.path))?;
+        match self.write_appended(records, &before) {
+            Ok(()) => {
+                self.size = before.size + records.len() as u64;
+                Ok(())
+            }
+            Err(failed) => {
+                before.restore(self);
+                Err(self.roll_back(&before, failed))
+            }
         }
-        Ok(())
+    }
+
+    /// Writes `records` at the end of the log and the index entries noted since `before`.
+    fn write_appended(&self, records: &[u8], before: &Mark) -> std::io::Result<()> {
+        self.log.write_all_at(records, before.size)?;
+        let offsets = encode_offsets(&self.offsets[before.offsets..]);
+        self.index
+            .write_all_at(&offsets, (before.offsets * INDEX_ENTRY) as u64)?;
+        let times = encode_times(&self.times[before.times..]);
+        self.time_index
+            .write_all_at(&times, (before.times * TIME_ENTRY) as u64)
+    }
+
+    /// Cuts the three files back to their lengths at `before` after `failed`.
+    fn roll_back(&self, before: &Mark, failed: std::io::Error) -> Error {
+        let cut = [
+            (&self.log, before.size),
+            (&self.index, (before.offsets * INDEX_ENTRY) as u64),
+            (&self.time_index, (before.times * TIME_ENTRY) as u64),
+        ]
+        .into_iter()
+        .try_for_each(|(file, len)| file.set_len(len));
+        match cut {
+            Ok(()) => Error::WriteRolledBack {
+                path: self.path.clone(),
+                source: failed,
+            },
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot undo a failed append");
+                Error::Io {
+                    path: self.path.clone(),
+                    source: failed,
+                }
+            }
+        }
     }
 
     /// Whole batches starting with the one that holds `offset`, up to `max_bytes` (always at
@@ -286,7 +456,7 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn log_handle(&self) -> Result<File> {
+    pub fn log_handle(&self) -> Result<D::File> {
         self.log.try_clone().map_err(io_at(&self.path))
     }
 
@@ -305,10 +475,10 @@ impl Segment {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn delete(self, dir: &Path) -> Result<()> {
+    pub fn delete(self, disk: &D, dir: &Path) -> Result<()> {
         for ext in ["log", "index", "timeindex"] {
             let p = dir.join(file_name(self.base_offset, ext));
-            std::fs::remove_file(&p).map_err(io_at(&p))?;
+            disk.remove(&p).map_err(io_at(&p))?;
         }
         Ok(())
     }
@@ -333,6 +503,10 @@ impl Segment {
     pub fn first_timestamp(&self) -> Option<i64> {
         self.first_timestamp
     }
+    /// What recovery cut off when the segment was opened, if anything.
+    pub fn truncated(&self) -> Option<Truncated> {
+        self.truncated
+    }
     /// Index entries (relative offset, position), for tests and tools.
     pub fn index_entries(&self) -> &[(u32, u32)] {
         &self.offsets
@@ -348,15 +522,16 @@ mod tests {
         for i in 0..n {
             let mut b = batch(2, 1_000 + i as i64, 1_000 + i as i64, payload);
             assign_offsets(&mut b, seg.next_offset());
-            let (h, _) = batches(&b).expect("valid").remove(0);
-            seg.append(&b, &h).expect("append");
+            let found = batches(&b).expect("valid");
+            seg.append(&b, &found).expect("append");
         }
     }
 
     #[test]
     fn append_read_and_indexes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut seg = Segment::open(dir.path(), 100, true).expect("open");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 100, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 50, &[7u8; 300]);
         assert_eq!(seg.next_offset(), 200);
         assert!(seg.index_entries().len() > 3, "sparse index every 4 KiB");
@@ -377,7 +552,8 @@ mod tests {
         assert_eq!(seg.offset_for_timestamp(9_999, 0).expect("ts"), None);
         seg.sync().expect("sync");
 
-        let reopened = Segment::open(dir.path(), 100, false).expect("reopen");
+        let reopened =
+            Segment::open(&RealDisk, dir.path(), 100, false, Recovery::Refuse).expect("reopen");
         assert_eq!(reopened.next_offset(), 200);
         assert_eq!(reopened.index_entries(), seg.index_entries());
         let idx = std::fs::read(dir.path().join(file_name(100, "index"))).expect("index file");
@@ -389,36 +565,244 @@ mod tests {
         );
     }
 
+    /// Appends batches of `payload` until `seg.size()` leaves room for one more in its last
+    /// 4 KiB page, already allocated (so a full disk fails only writes that need a new page).
+    fn align_for(seg: &mut Segment, payload: &[u8], ts: i64) -> usize {
+        let len = batch(1, ts, ts, payload).len() as u64;
+        while seg.size().is_multiple_of(4096) || seg.size() % 4096 + len > 4096 {
+            let mut b = batch(1, ts, ts, payload);
+            assign_offsets(&mut b, seg.next_offset());
+            seg.append(&b, &batches(&b).expect("valid"))
+                .expect("append");
+        }
+        len as usize
+    }
+
+    fn try_append(seg: &mut Segment, ts: i64, payload: &[u8]) -> Result<()> {
+        let mut b = batch(1, ts, ts, payload);
+        assign_offsets(&mut b, seg.next_offset());
+        seg.append(&b, &batches(&b).expect("valid"))
+    }
+
+    fn file_len(dir: &Path, ext: &str) -> u64 {
+        std::fs::metadata(dir.join(file_name(0, ext)))
+            .expect("meta")
+            .len()
+    }
+
     #[test]
-    fn recovery_truncates_torn_and_corrupt_tails() {
+    fn a_failed_index_write_undoes_the_log_write() {
+        let Some(disk) = crate::storage::small_disk::SmallDisk::mount(256 * 1024) else {
+            return;
+        };
+        let dir = disk.path().join("p");
+        std::fs::create_dir(&dir).expect("dir");
+        let mut seg = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("open");
+        // 341 time-index entries fill its first page but 4 bytes; the next one needs a page.
+        for ts in 0..341 {
+            try_append(&mut seg, ts, b"r").expect("append");
+        }
+        assert_eq!(file_len(&dir, "timeindex"), 341 * TIME_ENTRY as u64);
+        align_for(&mut seg, b"r", 340);
+        let (size, next) = (seg.size(), seg.next_offset());
+        let filler = disk.fill();
+
+        // The log write fits its page; the time-index write does not.
+        let err = try_append(&mut seg, 341, b"r").expect_err("disk full");
+        assert!(matches!(err, Error::WriteRolledBack { .. }), "{err}");
+        assert_eq!(
+            (seg.size(), seg.next_offset(), seg.max_timestamp()),
+            (size, next, 340),
+            "memory as before"
+        );
+        assert_eq!(file_len(&dir, "log"), size, "the log write is undone");
+        assert_eq!(file_len(&dir, "timeindex"), 341 * TIME_ENTRY as u64);
+
+        std::fs::remove_file(filler).expect("free");
+        try_append(&mut seg, 341, b"r").expect("append after freeing space");
+        assert_eq!(seg.next_offset(), next + 1);
+        seg.sync().expect("sync");
+        let reopened = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("reopen");
+        assert_eq!(
+            (reopened.size(), reopened.next_offset()),
+            (seg.size(), seg.next_offset())
+        );
+        assert_eq!(
+            reopened.offset_for_timestamp(341, 0).expect("ts"),
+            Some(next)
+        );
+    }
+
+    #[test]
+    fn a_log_write_on_a_full_disk_is_undone_and_can_be_retried() {
+        let Some(disk) = crate::storage::small_disk::SmallDisk::mount(64 * 1024) else {
+            return;
+        };
+        let dir = disk.path().join("p");
+        std::fs::create_dir(&dir).expect("dir");
+        let mut seg = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("open");
+        try_append(&mut seg, 0, b"first").expect("append");
+        let (size, next) = (seg.size(), seg.next_offset());
+        let filler = disk.fill();
+        // Larger than a page: part of it lands in the log's last page before ENOSPC.
+        let big = [7u8; 6000];
+        let err = try_append(&mut seg, 1, &big).expect_err("disk full");
+        assert!(matches!(err, Error::WriteRolledBack { .. }), "{err}");
+        assert_eq!((seg.size(), seg.next_offset()), (size, next));
+        assert_eq!(file_len(&dir, "log"), size, "the partial write is cut off");
+
+        std::fs::remove_file(filler).expect("free");
+        try_append(&mut seg, 1, &big).expect("retry");
+        let read = seg.read(next, 10_000).expect("read");
+        assert_eq!(batches(&read).expect("valid")[0].0.base_offset, next);
+        drop(seg);
+        let reopened = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("reopen");
+        assert_eq!(reopened.next_offset(), next + 1);
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail_and_reports_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(file_name(0, "log"));
-        let mut seg = Segment::open(dir.path(), 0, true).expect("open");
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 10, b"record");
         let good_len = seg.size();
+        assert_eq!(seg.truncated(), None);
         drop(seg);
+        let whole = batch(2, 0, 0, b"the last write");
+        for (case, tail) in [
+            ("garbage", vec![0xAB; 40]),
+            ("zeros the kernel never filled", vec![0; 300]),
+            (
+                "the first half of a batch",
+                whole[..whole.len() / 2].to_vec(),
+            ),
+        ] {
+            let mut bytes = std::fs::read(&log).expect("log");
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&log, &bytes).expect("write");
+            let seg = Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect(case);
+            assert_eq!((seg.size(), seg.next_offset()), (good_len, 20), "{case}");
+            assert_eq!(
+                seg.truncated(),
+                Some(Truncated {
+                    reason: "torn_tail",
+                    bytes: tail.len() as u64
+                }),
+                "{case}"
+            );
+            assert_eq!(std::fs::metadata(&log).expect("meta").len(), good_len);
+        }
+    }
 
-        // A torn write: half a batch of garbage after the last good one.
+    #[test]
+    fn a_zeroed_hole_before_a_later_write_is_a_lost_unsynced_write_and_is_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join(file_name(0, "log"));
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
+        append_n(&mut seg, 10, b"record");
+        drop(seg);
+        // Power loss: batches 7 and 8 were never written back (their pages read as zeros),
+        // batch 9 was.
         let mut bytes = std::fs::read(&log).expect("log");
-        bytes.extend_from_slice(&[0xAB; 40]);
+        let per_batch = bytes.len() / 10;
+        bytes[per_batch * 7..per_batch * 9].fill(0);
         std::fs::write(&log, &bytes).expect("write");
-        let seg = Segment::open(dir.path(), 0, true).expect("recover");
-        assert_eq!((seg.size(), seg.next_offset()), (good_len, 20));
-        assert_eq!(std::fs::metadata(&log).expect("meta").len(), good_len);
-        drop(seg);
+        let seg = Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("opens");
+        assert_eq!(seg.size(), (per_batch * 7) as u64);
+        assert_eq!(seg.next_offset(), 14);
+        assert_eq!(
+            seg.truncated(),
+            Some(Truncated {
+                reason: "unsynced_hole",
+                bytes: (per_batch * 3) as u64
+            })
+        );
+        // One non-zero byte in the hole makes it corruption again.
+        let mut bytes = std::fs::read(&log).expect("log");
+        let kept = bytes.len();
+        bytes.resize(per_batch * 9, 0);
+        bytes[kept + 5] = 1;
+        let mut later = batch(2, 2_000, 2_000, b"record");
+        assign_offsets(&mut later, 18);
+        bytes.extend_from_slice(&later);
+        std::fs::write(&log, &bytes).expect("write");
+        let err = Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse)
+            .expect_err("not all zeros");
+        assert!(err.to_string().contains("a valid batch follows"), "{err}");
+    }
 
-        // A flipped byte inside batch 7: recovery keeps batches 0..=6.
+    #[test]
+    fn recovery_refuses_damage_that_valid_batches_follow() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join(file_name(0, "log"));
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
+        append_n(&mut seg, 10, b"record");
+        drop(seg);
+        // A flipped byte inside batch 7 of 10: batches 8 and 9 are intact after it.
         let mut bytes = std::fs::read(&log).expect("log");
         let per_batch = bytes.len() / 10;
         bytes[per_batch * 7 + 40] ^= 0x55; // inside the CRC-covered part of batch 7
         std::fs::write(&log, &bytes).expect("write");
-        let mut seg = Segment::open(dir.path(), 0, true).expect("recover");
+        let err =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect_err("corrupt");
+        let text = err.to_string();
+        for want in [
+            log.display().to_string(),
+            format!("byte {}", per_batch * 7),
+            format!("a valid batch follows at byte {}", per_batch * 8),
+            "--truncate-corrupt-segments".to_owned(),
+        ] {
+            assert!(text.contains(&want), "missing {want:?} in {text}");
+        }
+        assert_eq!(
+            std::fs::read(&log).expect("log"),
+            bytes,
+            "the file is left as found"
+        );
+
+        // Allowed explicitly: recovery keeps batches 0..=6 and says what it dropped.
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Truncate).expect("recover");
         assert_eq!(seg.next_offset(), 14);
         assert_eq!(seg.size(), (per_batch * 7) as u64);
+        assert_eq!(
+            seg.truncated(),
+            Some(Truncated {
+                reason: "corrupt",
+                bytes: (per_batch * 3) as u64
+            })
+        );
         // The log accepts new writes after recovery.
         append_n(&mut seg, 1, b"after");
         assert_eq!(seg.next_offset(), 16);
         let tail = seg.read(14, 1_000).expect("read");
         assert_eq!(batches(&tail).expect("valid")[0].0.base_offset, 14);
+    }
+
+    #[test]
+    fn damage_in_a_sealed_segment_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join(file_name(0, "log"));
+        let mut seg =
+            Segment::open(&RealDisk, dir.path(), 0, true, Recovery::Refuse).expect("open");
+        append_n(&mut seg, 3, b"record");
+        drop(seg);
+        let mut bytes = std::fs::read(&log).expect("log");
+        bytes.extend_from_slice(&[0xAB; 40]);
+        std::fs::write(&log, &bytes).expect("write");
+        let err =
+            Segment::open(&RealDisk, dir.path(), 0, false, Recovery::Refuse).expect_err("sealed");
+        assert!(
+            err.to_string()
+                .contains("later segments hold valid records"),
+            "{err}"
+        );
+        let seg =
+            Segment::open(&RealDisk, dir.path(), 0, false, Recovery::Truncate).expect("allowed");
+        assert_eq!(seg.next_offset(), 6);
     }
 }

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::{Error, Result, io_at};
+use crate::metrics::Metrics;
+use crate::storage::Recovery;
 pub use config::{CompressionType, TopicConfig};
 pub use partition::{AppendOutcome, Partition, ReadOutcome};
 
@@ -120,6 +122,9 @@ pub struct Topics {
     trash: PathBuf,
     defaults: TopicDefaults,
     data_version: Arc<watch::Sender<u64>>,
+    /// How opening a partition treats a damaged segment.
+    recovery: Recovery,
+    metrics: Arc<Metrics>,
     map: RwLock<BTreeMap<String, Arc<Topic>>>,
     admin: Mutex<()>,
 }
@@ -131,14 +136,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 impl Topics {
-    /// Loads every topic under `data_dir/topics`, recovering each partition.
+    /// Loads every topic under `data_dir/topics`, recovering each partition under
+    /// `recovery` (what it cut off is counted in `metrics`).
     ///
     /// # Errors
-    /// I/O errors and unreadable `topic.json` files, with their path.
+    /// I/O errors and unreadable `topic.json` files, with their path;
+    /// [`Error::CorruptSegment`].
     pub fn open(
         data_dir: &Path,
         defaults: TopicDefaults,
         data_version: Arc<watch::Sender<u64>>,
+        recovery: Recovery,
+        metrics: Arc<Metrics>,
     ) -> Result<Self> {
         let dir = data_dir.join("topics");
         let trash = data_dir.join("deleted");
@@ -151,6 +160,8 @@ impl Topics {
             trash,
             defaults,
             data_version,
+            recovery,
+            metrics,
             map: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
         };
@@ -208,7 +219,15 @@ impl Topics {
         config: TopicConfig,
     ) -> Result<Partition> {
         let dir = self.dir.join(&**name).join(index.to_string());
-        Partition::open(name.clone(), index, &dir, config, self.data_version.clone())
+        Partition::open(
+            name.clone(),
+            index,
+            &dir,
+            config,
+            self.data_version.clone(),
+            self.recovery,
+            &self.metrics,
+        )
     }
 
     fn write_meta(&self, topic: &Topic, partitions: i32) -> Result<()> {
@@ -370,7 +389,7 @@ impl Topics {
         self.write_meta(&altered, altered.partition_count())?;
         for p in &partitions {
             let dir = self.dir.join(name).join(p.index().to_string());
-            p.reconfigure(&dir, config)?;
+            p.reconfigure(&dir, config, &self.metrics)?;
         }
         self.map
             .write()
@@ -450,7 +469,14 @@ mod tests {
     #[test]
     fn the_broker_holds_at_most_max_partitions_across_topics() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = Topics::open(dir.path(), defaults(), Arc::new(watch::channel(0).0)).unwrap();
+        let topics = Topics::open(
+            dir.path(),
+            defaults(),
+            Arc::new(watch::channel(0).0),
+            Recovery::Refuse,
+            Arc::default(),
+        )
+        .unwrap();
         topics.create("a", 5, 1, BTreeMap::new(), false).unwrap();
         let e = topics
             .create("b", 4, 1, BTreeMap::new(), false)
@@ -476,7 +502,14 @@ mod tests {
     fn create_reload_grow_delete() {
         let dir = tempfile::tempdir().expect("tempdir");
         let version = Arc::new(watch::channel(0).0);
-        let topics = Topics::open(dir.path(), defaults(), version.clone()).expect("open");
+        let topics = Topics::open(
+            dir.path(),
+            defaults(),
+            version.clone(),
+            Recovery::Refuse,
+            Arc::default(),
+        )
+        .expect("open");
         let t = topics
             .create("orders", -1, -1, BTreeMap::new(), false)
             .expect("create")
@@ -510,7 +543,14 @@ mod tests {
         drop(topics);
 
         std::fs::create_dir_all(dir.path().join("topics/half")).expect("leftover");
-        let topics = Topics::open(dir.path(), defaults(), version).expect("reopen");
+        let topics = Topics::open(
+            dir.path(),
+            defaults(),
+            version,
+            Recovery::Refuse,
+            Arc::default(),
+        )
+        .expect("reopen");
         let t = topics.get("orders").expect("orders survives");
         assert_eq!((t.id(), t.partition_count()), (id, 3));
         assert!(!dir.path().join("topics/half").exists());

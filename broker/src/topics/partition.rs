@@ -2,7 +2,7 @@
 //! watermark — the end of what is durable under the flush policy and so visible to consumers.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -14,7 +14,8 @@ use super::timestamps;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::storage::{
-    BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Request, batches, recompress,
+    BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Recovery, Request, batches, fences,
+    recompress,
 };
 
 /// What an append did.
@@ -83,6 +84,13 @@ fn stored_form(
     }
 }
 
+/// Counts what recovery cut off `log` when it was opened.
+fn count_truncations(log: &PartitionLog, metrics: &Metrics) {
+    for cut in log.truncated() {
+        metrics.recovery_truncated("log", cut.reason, cut.bytes);
+    }
+}
+
 /// DeleteRecords' offset for "everything below the high watermark".
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
@@ -97,6 +105,8 @@ struct Synced {
 pub struct Partition {
     topic: Arc<str>,
     index: i32,
+    /// How reopening the log treats damage (at start and on [`Partition::reconfigure`]).
+    recovery: Recovery,
     state: Mutex<State>,
     high_watermark: AtomicI64,
     /// Group commit (lock order: `state` before `commit`, never the reverse).
@@ -105,6 +115,8 @@ pub struct Partition {
     commit_done: Condvar,
     /// Published after every sync, for async waiters ([`Partition::wait_durable`]).
     synced: watch::Sender<Synced>,
+    /// Whether the fencing was counted in the metrics (once, however many failures follow).
+    fence_counted: AtomicBool,
     data_version: Arc<watch::Sender<u64>>,
 }
 
@@ -115,25 +127,30 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
-    /// Opens (recovering) the partition log in `dir` and rebuilds producer state from it.
-    /// Everything that survived recovery is visible.
+    /// Opens (recovering, under `recovery`) the partition log in `dir` and rebuilds producer
+    /// state from it. Everything that survived recovery is visible; what recovery cut off is
+    /// counted in `metrics`.
     ///
     /// # Errors
-    /// I/O errors.
+    /// I/O errors; [`Error::CorruptSegment`].
     pub fn open(
         topic: Arc<str>,
         index: i32,
         dir: &std::path::Path,
         config: TopicConfig,
         data_version: Arc<watch::Sender<u64>>,
+        recovery: Recovery,
+        metrics: &Metrics,
     ) -> Result<Self> {
-        let log = PartitionLog::open(dir, config.log)?;
+        let log = PartitionLog::open(dir, config.log, recovery)?;
+        count_truncations(&log, metrics);
         let mut producers = ProducerStates::default();
         log.for_each_header(|h| producers.record(h))?;
         let hw = log.next_offset();
         Ok(Partition {
             topic,
             index,
+            recovery,
             state: Mutex::new(State {
                 log,
                 producers,
@@ -146,13 +163,15 @@ impl Partition {
                 durable: hw,
                 fenced: false,
             }),
+            fence_counted: AtomicBool::new(false),
             data_version,
         })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the log half-written (appends write
-        // the file before updating memory), so a poisoned lock is still usable.
+        // A panic while holding the lock cannot leave the log half-written (a segment keeps
+        // an append in memory only once its file writes succeeded; the writes do not panic),
+        // so a poisoned lock is still usable.
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -182,14 +201,17 @@ impl Partition {
     ///
     /// # Errors
     /// Invalid batches ([`batches`]' errors), [`Error::BatchTooLarge`], a refused producer
-    /// sequence ([`ProducerStates::check`]), I/O errors; on error nothing is written.
-    /// [`Error::PartitionFenced`] once a write or fsync failed: the partition takes no more
-    /// writes until the broker restarts. An I/O error here fences the partition.
+    /// sequence ([`ProducerStates::check`]); on error nothing is written.
+    /// [`Error::WriteRolledBack`] when the disk is full: nothing was written and a retry
+    /// succeeds once space is freed. [`Error::Io`] for any other storage failure, which
+    /// fences the partition ([`fences`]); [`Error::PartitionFenced`] from then on: the
+    /// partition takes no more writes until the broker restarts.
     pub fn append(
         &self,
         records: &mut Vec<u8>,
         now_ms: i64,
         policy: FlushPolicy,
+        metrics: &Metrics,
     ) -> Result<AppendOutcome> {
         let mut st = self.state();
         if self.synced.borrow().fenced {
@@ -226,10 +248,12 @@ impl Partition {
         let appended = match st.log.append_batches(records, &mut found, now_ms) {
             Ok(appended) => appended,
             Err(e) => {
-                if matches!(e, Error::Io { .. }) {
-                    // A failed write or roll (whose fsync failed) leaves the disk unknown.
-                    drop(st);
-                    self.fence(&e);
+                drop(st);
+                if fences(&e) {
+                    metrics.storage_write_failed("log", "fenced");
+                    self.fence(&e, metrics);
+                } else if matches!(e, Error::WriteRolledBack { .. }) {
+                    metrics.storage_write_failed("log", "rolled_back");
                 }
                 return Err(e);
             }
@@ -360,7 +384,7 @@ impl Partition {
             drop(commit);
             if let Err(e) = &synced {
                 metrics.fsync_failed();
-                self.report_fenced(e);
+                self.report_fenced(e, metrics);
             }
             // Visible before acknowledged: a consumer told of the ack can read the record.
             self.advance(now.durable);
@@ -373,7 +397,7 @@ impl Partition {
     }
 
     /// Stops the partition's writes after `cause` (a failed write or roll).
-    fn fence(&self, cause: &Error) {
+    fn fence(&self, cause: &Error, metrics: &Metrics) {
         let mut commit = self.commit();
         commit.fence();
         let now = Synced {
@@ -381,12 +405,15 @@ impl Partition {
             fenced: true,
         };
         drop(commit);
-        self.report_fenced(cause);
+        self.report_fenced(cause, metrics);
         self.synced.send_replace(now);
         self.commit_done.notify_all();
     }
 
-    fn report_fenced(&self, cause: &Error) {
+    fn report_fenced(&self, cause: &Error, metrics: &Metrics) {
+        if !self.fence_counted.swap(true, Ordering::AcqRel) {
+            metrics.partition_fenced();
+        }
         tracing::error!(
             topic = %self.topic,
             partition = self.index,
@@ -395,6 +422,11 @@ impl Partition {
             "partition fenced: a disk write or fsync failed; writes past the durable offset are \
              never acknowledged and the partition takes no writes until the broker restarts"
         );
+    }
+
+    /// Whether a failed disk write or fsync stopped the partition's writes (until a restart).
+    pub fn fenced(&self) -> bool {
+        self.synced.borrow().fenced
     }
 
     fn fenced_error(&self) -> Error {
@@ -523,16 +555,22 @@ impl Partition {
     }
 
     /// Takes a changed topic config (AlterConfigs). A changed rolling or retention setting
-    /// reopens the log from `dir` with it — the files already hold every append (appends
-    /// write before they update memory), so nothing is lost; the reopen re-scans the active
+    /// reopens the log from `dir` with it — the files already hold every append (an append
+    /// counts only once written), so nothing is lost; the reopen re-scans the active
     /// segment while appends to this partition wait.
     ///
     /// # Errors
     /// I/O errors and damaged files while reopening; the old settings stay then.
-    pub fn reconfigure(&self, dir: &std::path::Path, config: TopicConfig) -> Result<()> {
+    pub fn reconfigure(
+        &self,
+        dir: &std::path::Path,
+        config: TopicConfig,
+        metrics: &Metrics,
+    ) -> Result<()> {
         let mut st = self.state();
         if st.config.log != config.log {
-            st.log = PartitionLog::open(dir, config.log)?;
+            st.log = PartitionLog::open(dir, config.log, self.recovery)?;
+            count_truncations(&st.log, metrics);
         }
         st.config = config;
         Ok(())
@@ -584,7 +622,17 @@ mod tests {
 
     fn open(dir: &Path) -> Arc<Partition> {
         let version = Arc::new(watch::Sender::new(0));
-        let p = Partition::open("t".into(), 0, dir, TopicConfig::default(), version);
+        let config = TopicConfig::default();
+        let metrics = Metrics::default();
+        let p = Partition::open(
+            "t".into(),
+            0,
+            dir,
+            config,
+            version,
+            Recovery::Refuse,
+            &metrics,
+        );
         Arc::new(p.expect("open"))
     }
 
@@ -599,7 +647,7 @@ mod tests {
 
     async fn append_and_ack(p: &Arc<Partition>, metrics: &Arc<Metrics>) -> i64 {
         let end = p
-            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always)
+            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always, metrics)
             .expect("append")
             .end_offset;
         p.request_sync(end, metrics);
@@ -622,7 +670,7 @@ mod tests {
                 let (p, metrics, barrier) = (p.clone(), metrics.clone(), barrier.clone());
                 tokio::spawn(async move {
                     let end = p
-                        .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always)
+                        .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always, &metrics)
                         .expect("append")
                         .end_offset;
                     barrier.wait().await;
@@ -671,8 +719,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = open(dir.path());
         for _ in 0..3 {
-            p.append(&mut batch(2, 0, 0, b"r"), 0, FlushPolicy::Os)
-                .expect("append");
+            p.append(
+                &mut batch(2, 0, 0, b"r"),
+                0,
+                FlushPolicy::Os,
+                &Metrics::default(),
+            )
+            .expect("append");
         }
         assert_eq!(p.high_watermark(), 6);
         for refused in [7, -2] {
@@ -690,6 +743,34 @@ mod tests {
         assert_eq!(p.delete_records(DELETE_TO_HIGH_WATERMARK).expect("all"), 6);
     }
 
+    #[test]
+    fn a_write_that_cannot_be_undone_fences_and_is_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let part = dir.path().join("p");
+        std::fs::create_dir(&part).expect("dir");
+        // Writes to /dev/full fail with ENOSPC, and it cannot be truncated back.
+        std::os::unix::fs::symlink("/dev/full", part.join("00000000000000000000.log"))
+            .expect("symlink");
+        let p = open(&part);
+        let metrics = Metrics::default();
+        let failed = p
+            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always, &metrics)
+            .expect_err("disk full");
+        assert!(matches!(failed, Error::Io { .. }), "{failed}");
+        assert_eq!(failed.kafka_code(), 56, "KAFKA_STORAGE_ERROR");
+        assert!(p.fenced());
+        let again = p.append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Os, &metrics);
+        assert!(matches!(again, Err(Error::PartitionFenced { .. })));
+        assert_eq!(p.log_end_offset(), 0, "nothing counted as appended");
+        let text = metrics.render();
+        for want in [
+            "ferry_broker_partitions_fenced 1",
+            "ferry_broker_storage_write_failures_total{store=\"log\",outcome=\"fenced\"} 1",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
     #[tokio::test]
     async fn a_fenced_partition_refuses_writes_and_acks() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -697,17 +778,20 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let durable = append_and_ack(&p, &metrics).await;
         let pending = p
-            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always)
+            .append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always, &metrics)
             .expect("append")
             .end_offset;
         let waiter = {
             let p = p.clone();
             tokio::spawn(async move { p.wait_durable(pending).await })
         };
-        p.fence(&Error::Io {
-            path: "t-0".into(),
-            source: std::io::Error::other("injected EIO"),
-        });
+        p.fence(
+            &Error::Io {
+                path: "t-0".into(),
+                source: std::io::Error::other("injected EIO"),
+            },
+            &metrics,
+        );
         let refused = waiter
             .await
             .expect("waiter")
@@ -720,7 +804,7 @@ mod tests {
         p.request_sync(pending, &metrics);
         assert!(p.wait_durable(pending).await.is_err());
         assert!(p.sync_through(i64::MAX, &metrics).is_err());
-        let append = p.append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always);
+        let append = p.append(&mut batch(1, 0, 0, b"r"), 0, FlushPolicy::Always, &metrics);
         assert!(matches!(
             append,
             Err(Error::PartitionFenced { partition: 0, .. })

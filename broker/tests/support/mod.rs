@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod small_disk;
 pub mod wire;
 
 use std::ffi::OsString;
@@ -22,6 +23,40 @@ pub struct BrokerProcess {
     /// Admin HTTP listener.
     pub admin: SocketAddr,
     data_dir: PathBuf,
+}
+
+/// Runs the broker on `data_dir` with `extra` flags, expecting it to refuse to start: it must
+/// exit unsuccessfully within 30 s. Returns what it wrote to stderr.
+pub fn start_refused(data_dir: &Path, extra: &[&str]) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-broker"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ferry-broker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferry-broker still running after 30 s; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        !status.success(),
+        "ferry-broker exited {status}; stderr:\n{stderr}"
+    );
+    stderr
 }
 
 impl BrokerProcess {
