@@ -20,7 +20,7 @@ use crate::activator::Activator;
 use crate::binding;
 use crate::journal::{Entry, Journal};
 use crate::log::Log;
-use crate::metrics::{EgressMetrics, EgressOutcome, KnativeConsumer, Metrics};
+use crate::metrics::{EgressMetrics, EgressOutcome, KnativeConsumer, KnativeSeries, Metrics};
 use crate::{Error, Result};
 
 /// Longest `knativeerrordata` value (Knative truncates the response body to 1024 bytes).
@@ -46,8 +46,8 @@ pub struct Deliverer {
     pub metrics: Arc<Metrics>,
     /// This egress's counters and histograms.
     pub counters: EgressMetrics,
-    /// Whose deliveries these are, in Knative's metrics.
-    pub knative: KnativeConsumer,
+    /// Knative's series of this consumer's deliveries.
+    pub knative: KnativeSeries,
     /// Traffic-split choices; seedable for tests.
     pub rng: std::sync::Mutex<SmallRng>,
     /// Where settlements are recorded for `ferry trace`.
@@ -132,11 +132,11 @@ impl Deliverer {
             })?;
         Ok(Deliverer {
             counters: metrics.for_egress(&label),
-            knative: KnativeConsumer {
+            knative: metrics.knative.consumer_series(&KnativeConsumer {
                 namespace: resource.namespace.clone(),
                 name: resource.name.clone(),
                 consumer: egress.reference.name.clone(),
-            },
+            }),
             label,
             // A Trigger's reply goes back into its Broker's (only) topic.
             reply_log: (
@@ -176,9 +176,7 @@ impl Deliverer {
             None => (EgressOutcome::Delivered, None),
             Some((dest, failure)) => self.dead_letter(event, &dest, failure).await,
         };
-        self.metrics
-            .knative
-            .processing(&self.knative, event.ty(), started.elapsed());
+        self.knative.processed(event.ty(), started.elapsed());
         Settled {
             outcome,
             attempts,
@@ -309,9 +307,7 @@ impl Deliverer {
             self.counters.attempt(started.elapsed());
             let (outcome, answer) = result;
             if let Attempt::Status { code, .. } = outcome {
-                self.metrics
-                    .knative
-                    .dispatch(&self.knative, event.ty(), code, started.elapsed());
+                self.knative.answered(event.ty(), code, started.elapsed());
             }
             match decide(policy, attempt, &outcome, SystemTime::now()) {
                 Verdict::Delivered => {
