@@ -255,13 +255,19 @@ pub fn from_kafka<'h>(
     value: Option<&[u8]>,
 ) -> Result<Option<Event>> {
     let mut map = HeaderMap::new();
+    // One buffer for every header's HTTP name, not a string per header.
+    let mut http_name = String::with_capacity(32);
     for (name, raw) in headers {
-        let http_name = match name.strip_prefix("ce_") {
-            Some(attr) => format!("ce-{attr}"),
-            None if name.eq_ignore_ascii_case("content-type") => "content-type".to_owned(),
+        http_name.clear();
+        match name.strip_prefix("ce_") {
+            Some(attr) => {
+                http_name.push_str("ce-");
+                http_name.push_str(attr);
+            }
+            None if name.eq_ignore_ascii_case("content-type") => http_name.push_str("content-type"),
             None => continue,
-        };
-        let name = HeaderName::try_from(http_name)
+        }
+        let name = HeaderName::from_bytes(http_name.as_bytes())
             .map_err(|_| invalid(format!("header {name:?} is not a valid attribute name")))?;
         let value = HeaderValue::from_bytes(raw)
             .map_err(|_| invalid(format!("header {name} holds bytes that are not text")))?;

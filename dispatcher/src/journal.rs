@@ -209,7 +209,10 @@ impl Journal {
         line.push(b'\n');
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let buffer = pending.entry(bootstrap.to_owned()).or_default();
+            let buffer = match pending.get_mut(bootstrap) {
+                Some(buffer) => buffer,
+                None => pending.entry(bootstrap.to_owned()).or_default(),
+            };
             if buffer.len() + line.len() > BUFFER_BYTES {
                 drop(pending);
                 self.metrics.journal_dropped();
