@@ -2,6 +2,8 @@
 //! `cloudevents-sdk`) and the Kafka binding (binary content mode: `ce_` headers, data as the
 //! value, `content-type` header for `datacontenttype`).
 
+use std::borrow::Cow;
+
 use cloudevents::event::{AttributeValue, ExtensionValue, SpecVersion};
 use cloudevents::{AttributesReader, Data, Event};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -148,9 +150,19 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 
 /// An attribute or extension as text (the form both bindings put in headers).
 pub fn attribute_text(value: &AttributeValue<'_>) -> String {
-    match value {
-        AttributeValue::Time(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        other => other.to_string(),
+    attribute_str(value).into_owned()
+}
+
+/// [`attribute_text`], borrowed from the event where the value is text already.
+fn attribute_str<'a>(value: &AttributeValue<'a>) -> Cow<'a, str> {
+    match *value {
+        AttributeValue::String(s) => Cow::Borrowed(s),
+        AttributeValue::URI(u) => Cow::Borrowed(u.as_str()),
+        AttributeValue::URIRef(u) => Cow::Borrowed(u.as_str()),
+        AttributeValue::Time(t) => t
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            .into(),
+        ref other => other.to_string().into(),
     }
 }
 
@@ -197,11 +209,19 @@ pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
         );
         return (headers, serde_json::to_vec(event).unwrap_or_default());
     }
-    for (name, text) in binary_headers(event, "ce-") {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name),
-            HeaderValue::from_str(&percent_encode(&text)),
-        ) {
+    // As `binary_headers(event, "ce-")`, without a name and a value string per attribute.
+    let mut ce_name = String::with_capacity(32);
+    for (name, value) in event.iter() {
+        let name = if name == "datacontenttype" {
+            Ok(http::header::CONTENT_TYPE)
+        } else {
+            ce_name.clear();
+            ce_name.push_str("ce-");
+            ce_name.push_str(name);
+            HeaderName::from_bytes(ce_name.as_bytes())
+        };
+        let text = attribute_str(&value);
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&percent_encode(&text))) {
             headers.insert(name, value);
         }
     }
@@ -212,7 +232,10 @@ pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
 /// outside ASCII. The CloudEvents HTTP binding also lists space, `"` and `%`; those are legal
 /// in header values and are sent as they are, because common receivers (the Rust SDK among
 /// them) do not decode percent-encoding and would see `%20` instead of a space.
-fn percent_encode(text: &str) -> String {
+fn percent_encode(text: &str) -> Cow<'_, str> {
+    if text.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if (0x20..=0x7e).contains(&b) {
@@ -221,7 +244,7 @@ fn percent_encode(text: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// A Kafka record for the event: headers, value and key (the `partitionkey` extension).
@@ -349,6 +372,34 @@ mod tests {
     }
 
     #[test]
+    fn binary_http_headers_are_the_binary_headers_percent_encoded() {
+        let mut e = event();
+        e.set_extension("count", 7i64);
+        e.set_extension("flag", true);
+        e.set_extension("note", "café\tbar");
+        cloudevents::AttributesWriter::set_time(
+            &mut e,
+            chrono::DateTime::from_timestamp(1_700_000_000, 5_000),
+        );
+        let (headers, body) = to_http(&e, false);
+        let expected: Vec<(String, String)> = binary_headers(&e, "ce-")
+            .into_iter()
+            .map(|(name, text)| (name, percent_encode(&text).into_owned()))
+            .collect();
+        let mut got: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let mut want = expected.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(want.contains(&("ce-note".into(), "caf%C3%A9%09bar".into())));
+        assert!(want.contains(&("ce-time".into(), "2023-11-14T22:13:20.000005Z".into())));
+        assert_eq!(body, br#"{"sku":"A"}"#);
+    }
+
+    #[test]
     fn invalid_events_are_named() {
         let cases: [(&str, &str); 5] = [
             ("{", "malformed JSON"),
@@ -392,5 +443,6 @@ mod tests {
     #[test]
     fn header_values_are_percent_encoded() {
         assert_eq!(percent_encode("a b\"%é\n"), "a b\"%%C3%A9%0A");
+        assert!(matches!(percent_encode("a b~"), Cow::Borrowed("a b~")));
     }
 }
