@@ -342,14 +342,14 @@ async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> crate
     for (event, result) in events.iter().zip(results) {
         let (partition, offset) = result?;
         let entry = Entry {
-            event_id: cloudevents::AttributesReader::id(event).to_owned(),
-            source: cloudevents::AttributesReader::source(event).to_string(),
+            event_id: cloudevents::AttributesReader::id(event),
+            source: cloudevents::AttributesReader::source(event).as_str(),
             at_ms: now,
-            by: route.label.clone(),
-            topic: route.topic.clone(),
+            by: route.label.as_str(),
+            topic: route.topic.as_str(),
             partition,
             offset,
-            outcome: "accepted".to_owned(),
+            outcome: "accepted",
             attempts: 0,
             code: None,
             destination: None,

@@ -221,21 +221,20 @@ impl Deliverer {
     pub fn record(&self, event: &Event, at: (&str, i32, i64), settled: Option<&Settled>) {
         let (topic, partition, offset) = at;
         let entry = Entry {
-            event_id: event.id().to_owned(),
-            source: event.source().to_string(),
+            event_id: event.id(),
+            source: event.source().as_str(),
             at_ms: chrono::Utc::now().timestamp_millis(),
-            by: self.label.clone(),
-            topic: topic.to_owned(),
+            by: self.label.as_str(),
+            topic,
             partition,
             offset,
             outcome: settled
                 .map_or(EgressOutcome::Filtered, |s| s.outcome)
-                .label()
-                .to_owned(),
+                .label(),
             attempts: settled.map_or(0, |s| s.attempts),
             code: settled.and_then(|s| s.code),
-            destination: settled.map(|s| s.destination.clone()),
-            dead_letter_sink: settled.and_then(|s| s.dead_letter_sink.clone()),
+            destination: settled.map(|s| s.destination.as_str()),
+            dead_letter_sink: settled.and_then(|s| s.dead_letter_sink.as_deref()),
             took_ms: settled.map(|s| u64::try_from(s.took.as_millis()).unwrap_or(u64::MAX)),
         };
         self.journal.record(&self.reply_log.0, &entry);
