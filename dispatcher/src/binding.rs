@@ -15,6 +15,10 @@ pub const STRUCTURED: &str = "application/cloudevents+json";
 /// `Content-Type` of a batch of structured events.
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
+/// The binary-mode `ce-specversion` header, as a name: looking a header up by `&str` parses and
+/// validates the name on every call.
+pub const SPECVERSION_HEADER: HeaderName = HeaderName::from_static("ce-specversion");
+
 /// [`Error::InvalidEvent`]: why bytes are not a valid CloudEvent, in words a client is told.
 fn invalid(reason: impl Into<String>) -> Error {
     Error::InvalidEvent(reason.into())
@@ -26,7 +30,9 @@ fn invalid(reason: impl Into<String>) -> Error {
 /// Missing or malformed required attributes, a specversion other than 1.0, extension names
 /// that break the CloudEvents naming rules, or a malformed structured body.
 pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event> {
-    if let Some(v) = headers.get("ce-specversion").and_then(|v| v.to_str().ok())
+    if let Some(v) = headers
+        .get(&SPECVERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
         && v != "1.0"
     {
         return Err(unsupported_version(v));
@@ -34,7 +40,7 @@ pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event> {
     if content_type(headers).is_some_and(|ct| ct.starts_with(STRUCTURED)) {
         return from_structured_json(&body);
     }
-    if !headers.contains_key("ce-specversion") {
+    if !headers.contains_key(&SPECVERSION_HEADER) {
         return Err(invalid(
             "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json (structured mode)",
         ));
@@ -297,7 +303,7 @@ pub fn from_kafka<'h>(
         map.insert(name, value);
     }
     let structured = content_type(&map).is_some_and(|ct| ct.starts_with(STRUCTURED));
-    if !map.contains_key("ce-specversion") && !structured {
+    if !map.contains_key(&SPECVERSION_HEADER) && !structured {
         return Ok(None);
     }
     from_http(&map, value.unwrap_or_default().to_vec()).map(Some)

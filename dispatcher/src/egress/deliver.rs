@@ -244,7 +244,7 @@ impl Deliverer {
         let Some(reply) = &self.egress.reply else {
             return Ok(());
         };
-        let is_event = answer.headers.contains_key("ce-specversion")
+        let is_event = answer.headers.contains_key(&binding::SPECVERSION_HEADER)
             || answer
                 .headers
                 .get(http::header::CONTENT_TYPE)
