@@ -2,6 +2,8 @@
 //! `cloudevents-sdk`) and the Kafka binding (binary content mode: `ce_` headers, data as the
 //! value, `content-type` header for `datacontenttype`).
 
+use std::borrow::Cow;
+
 use cloudevents::event::{AttributeValue, ExtensionValue, SpecVersion};
 use cloudevents::{AttributesReader, Data, Event};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -12,6 +14,10 @@ use crate::{Error, Result};
 pub const STRUCTURED: &str = "application/cloudevents+json";
 /// `Content-Type` of a batch of structured events.
 pub const BATCH: &str = "application/cloudevents-batch+json";
+
+/// The binary-mode `ce-specversion` header, as a name: looking a header up by `&str` parses and
+/// validates the name on every call.
+pub const SPECVERSION_HEADER: HeaderName = HeaderName::from_static("ce-specversion");
 
 /// [`Error::InvalidEvent`]: why bytes are not a valid CloudEvent, in words a client is told.
 fn invalid(reason: impl Into<String>) -> Error {
@@ -24,7 +30,9 @@ fn invalid(reason: impl Into<String>) -> Error {
 /// Missing or malformed required attributes, a specversion other than 1.0, extension names
 /// that break the CloudEvents naming rules, or a malformed structured body.
 pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event> {
-    if let Some(v) = headers.get("ce-specversion").and_then(|v| v.to_str().ok())
+    if let Some(v) = headers
+        .get(&SPECVERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
         && v != "1.0"
     {
         return Err(unsupported_version(v));
@@ -32,7 +40,7 @@ pub fn from_http(headers: &HeaderMap, body: Vec<u8>) -> Result<Event> {
     if content_type(headers).is_some_and(|ct| ct.starts_with(STRUCTURED)) {
         return from_structured_json(&body);
     }
-    if !headers.contains_key("ce-specversion") {
+    if !headers.contains_key(&SPECVERSION_HEADER) {
         return Err(invalid(
             "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json (structured mode)",
         ));
@@ -148,9 +156,19 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 
 /// An attribute or extension as text (the form both bindings put in headers).
 pub fn attribute_text(value: &AttributeValue<'_>) -> String {
-    match value {
-        AttributeValue::Time(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        other => other.to_string(),
+    attribute_str(value).into_owned()
+}
+
+/// [`attribute_text`], borrowed from the event where the value is text already.
+fn attribute_str<'a>(value: &AttributeValue<'a>) -> Cow<'a, str> {
+    match *value {
+        AttributeValue::String(s) => Cow::Borrowed(s),
+        AttributeValue::URI(u) => Cow::Borrowed(u.as_str()),
+        AttributeValue::URIRef(u) => Cow::Borrowed(u.as_str()),
+        AttributeValue::Time(t) => t
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            .into(),
+        ref other => other.to_string().into(),
     }
 }
 
@@ -197,11 +215,19 @@ pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
         );
         return (headers, serde_json::to_vec(event).unwrap_or_default());
     }
-    for (name, text) in binary_headers(event, "ce-") {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name),
-            HeaderValue::from_str(&percent_encode(&text)),
-        ) {
+    // As `binary_headers(event, "ce-")`, without a name and a value string per attribute.
+    let mut ce_name = String::with_capacity(32);
+    for (name, value) in event.iter() {
+        let name = if name == "datacontenttype" {
+            Ok(http::header::CONTENT_TYPE)
+        } else {
+            ce_name.clear();
+            ce_name.push_str("ce-");
+            ce_name.push_str(name);
+            HeaderName::from_bytes(ce_name.as_bytes())
+        };
+        let text = attribute_str(&value);
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&percent_encode(&text))) {
             headers.insert(name, value);
         }
     }
@@ -212,7 +238,10 @@ pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
 /// outside ASCII. The CloudEvents HTTP binding also lists space, `"` and `%`; those are legal
 /// in header values and are sent as they are, because common receivers (the Rust SDK among
 /// them) do not decode percent-encoding and would see `%20` instead of a space.
-fn percent_encode(text: &str) -> String {
+fn percent_encode(text: &str) -> Cow<'_, str> {
+    if text.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if (0x20..=0x7e).contains(&b) {
@@ -221,7 +250,7 @@ fn percent_encode(text: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// A Kafka record for the event: headers, value and key (the `partitionkey` extension).
@@ -255,20 +284,26 @@ pub fn from_kafka<'h>(
     value: Option<&[u8]>,
 ) -> Result<Option<Event>> {
     let mut map = HeaderMap::new();
+    // One buffer for every header's HTTP name, not a string per header.
+    let mut http_name = String::with_capacity(32);
     for (name, raw) in headers {
-        let http_name = match name.strip_prefix("ce_") {
-            Some(attr) => format!("ce-{attr}"),
-            None if name.eq_ignore_ascii_case("content-type") => "content-type".to_owned(),
+        http_name.clear();
+        match name.strip_prefix("ce_") {
+            Some(attr) => {
+                http_name.push_str("ce-");
+                http_name.push_str(attr);
+            }
+            None if name.eq_ignore_ascii_case("content-type") => http_name.push_str("content-type"),
             None => continue,
-        };
-        let name = HeaderName::try_from(http_name)
+        }
+        let name = HeaderName::from_bytes(http_name.as_bytes())
             .map_err(|_| invalid(format!("header {name:?} is not a valid attribute name")))?;
         let value = HeaderValue::from_bytes(raw)
             .map_err(|_| invalid(format!("header {name} holds bytes that are not text")))?;
         map.insert(name, value);
     }
     let structured = content_type(&map).is_some_and(|ct| ct.starts_with(STRUCTURED));
-    if !map.contains_key("ce-specversion") && !structured {
+    if !map.contains_key(&SPECVERSION_HEADER) && !structured {
         return Ok(None);
     }
     from_http(&map, value.unwrap_or_default().to_vec()).map(Some)
@@ -343,6 +378,34 @@ mod tests {
     }
 
     #[test]
+    fn binary_http_headers_are_the_binary_headers_percent_encoded() {
+        let mut e = event();
+        e.set_extension("count", 7i64);
+        e.set_extension("flag", true);
+        e.set_extension("note", "café\tbar");
+        cloudevents::AttributesWriter::set_time(
+            &mut e,
+            chrono::DateTime::from_timestamp(1_700_000_000, 5_000),
+        );
+        let (headers, body) = to_http(&e, false);
+        let expected: Vec<(String, String)> = binary_headers(&e, "ce-")
+            .into_iter()
+            .map(|(name, text)| (name, percent_encode(&text).into_owned()))
+            .collect();
+        let mut got: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let mut want = expected.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(want.contains(&("ce-note".into(), "caf%C3%A9%09bar".into())));
+        assert!(want.contains(&("ce-time".into(), "2023-11-14T22:13:20.000005Z".into())));
+        assert_eq!(body, br#"{"sku":"A"}"#);
+    }
+
+    #[test]
     fn invalid_events_are_named() {
         let cases: [(&str, &str); 5] = [
             ("{", "malformed JSON"),
@@ -386,5 +449,6 @@ mod tests {
     #[test]
     fn header_values_are_percent_encoded() {
         assert_eq!(percent_encode("a b\"%é\n"), "a b\"%%C3%A9%0A");
+        assert!(matches!(percent_encode("a b~"), Cow::Borrowed("a b~")));
     }
 }

@@ -2,7 +2,7 @@
 //! and answers `202` only after the log acknowledged every event with `acks=all`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -17,10 +17,11 @@ use crate::binding;
 use crate::gateway::Gateway;
 use crate::journal::{Entry, Journal};
 use crate::log::Log;
-use crate::metrics::Metrics;
+use crate::metrics::{KnativeSeries, Metrics};
+use prometheus_client::metrics::counter::Counter;
 
 /// Where a path's events are written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Route {
     /// Bootstrap servers of the log.
     pub bootstrap: String,
@@ -30,15 +31,21 @@ pub struct Route {
     pub label: String,
     /// The resource's ingress path (`/<namespace>/<name>`), as metrics name it.
     pub path: String,
+    /// `ferry_dispatcher_ingress_events{path, outcome="accepted"}`, resolved on the first
+    /// accepted event (as before, the series appears with it).
+    accepted: OnceLock<Counter>,
+    /// Knative's series of the resource (`None` for a path that names no `namespace/name`).
+    knative: Option<KnativeSeries>,
 }
 
 /// Ingress paths → topics, rebuilt from each contract.
 #[derive(Debug, Default)]
-pub struct Routes(HashMap<String, Route>);
+pub struct Routes(HashMap<String, Arc<Route>>);
 
 impl Routes {
-    /// The routes of a contract's resources that have an ingress.
-    pub fn from_contract(contract: &Contract) -> Self {
+    /// The routes of a contract's resources that have an ingress, with their metrics resolved
+    /// in `metrics`.
+    pub fn from_contract(contract: &Contract, metrics: &Metrics) -> Self {
         Routes(
             contract
                 .resources
@@ -46,14 +53,21 @@ impl Routes {
                 .filter_map(|r| {
                     let ingress = r.ingress.as_ref()?;
                     let topic = r.topics.first()?.clone();
+                    let path = ingress.path.clone();
+                    let knative = path
+                        .strip_prefix('/')
+                        .and_then(|p| p.split_once('/'))
+                        .map(|(namespace, name)| metrics.knative.ingress_series(namespace, name));
                     Some((
                         ingress.path.clone(),
-                        Route {
+                        Arc::new(Route {
                             bootstrap: r.bootstrap_servers.clone(),
                             topic,
                             label: r.reference.to_string(),
-                            path: ingress.path.clone(),
-                        },
+                            accepted: OnceLock::new(),
+                            path,
+                            knative,
+                        }),
                     ))
                 })
                 .collect(),
@@ -87,7 +101,7 @@ pub struct Ingress {
 impl Ingress {
     /// Replaces the routes.
     pub fn apply(&self, contract: &Contract) {
-        let routes = Routes::from_contract(contract);
+        let routes = Routes::from_contract(contract, &self.metrics);
         for route in routes.0.values() {
             self.log.connect(&route.bootstrap);
         }
@@ -95,7 +109,7 @@ impl Ingress {
         self.gateway.apply(contract);
     }
 
-    fn route(&self, path: &str) -> Option<Route> {
+    fn route(&self, path: &str) -> Option<Arc<Route>> {
         self.routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -125,7 +139,8 @@ async fn route_or_post(State(ingress): State<Arc<Ingress>>, request: Request) ->
             let route = ingress.route(parts.uri.path());
             let mut types = Vec::new();
             let response = handle(
-                ingress.clone(),
+                &ingress,
+                route.as_deref(),
                 parts.method,
                 parts.uri,
                 parts.headers,
@@ -133,18 +148,13 @@ async fn route_or_post(State(ingress): State<Arc<Ingress>>, request: Request) ->
                 &mut types,
             )
             .await;
-            if let Some((namespace, name)) =
-                route.as_ref().and_then(|r| r.path[1..].split_once('/'))
-            {
-                if types.is_empty() {
-                    types.push("unknown".to_owned());
-                }
+            if let Some(knative) = route.as_ref().and_then(|r| r.knative.as_ref()) {
                 let status = response.status().as_u16();
+                if types.is_empty() {
+                    knative.answered("unknown", status, started.elapsed());
+                }
                 for ty in &types {
-                    ingress
-                        .metrics
-                        .knative
-                        .ingress(namespace, name, ty, status, started.elapsed());
+                    knative.answered(ty, status, started.elapsed());
                 }
             }
             response
@@ -181,22 +191,24 @@ fn reject(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-/// Takes an event post; the types of the events it read go to `types` (for Knative's metrics).
+/// Takes an event post to `route` (the request path's); the types of the events it read go
+/// to `types` (for Knative's metrics).
 async fn handle(
-    ingress: Arc<Ingress>,
+    ingress: &Ingress,
+    route: Option<&Route>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
     types: &mut Vec<String>,
 ) -> Response {
-    let path = uri.path().to_owned();
-    let Some(route) = ingress.route(&path) else {
+    let Some(route) = route else {
         ingress.metrics.ingress("unknown", "unknown_path", 1);
         return reject(
             StatusCode::NOT_FOUND,
             format!(
-                "no Broker or KafkaChannel at {path}; post to /<namespace>/<name> of an existing one"
+                "no Broker or KafkaChannel at {}; post to /<namespace>/<name> of an existing one",
+                uri.path()
             ),
         );
     };
@@ -295,9 +307,12 @@ async fn handle(
         }
     }
     let count = events.len() as u64;
-    match append_all(&ingress, &route, &events).await {
+    match append_all(ingress, route, &events).await {
         Ok(()) => {
-            ingress.metrics.ingress(path, "accepted", count);
+            route
+                .accepted
+                .get_or_init(|| ingress.metrics.ingress_counter(path, "accepted"))
+                .inc_by(count);
             StatusCode::ACCEPTED.into_response()
         }
         Err(e) => {
@@ -327,14 +342,14 @@ async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> crate
     for (event, result) in events.iter().zip(results) {
         let (partition, offset) = result?;
         let entry = Entry {
-            event_id: cloudevents::AttributesReader::id(event).to_owned(),
-            source: cloudevents::AttributesReader::source(event).to_string(),
+            event_id: cloudevents::AttributesReader::id(event),
+            source: cloudevents::AttributesReader::source(event).as_str(),
             at_ms: now,
-            by: route.label.clone(),
-            topic: route.topic.clone(),
+            by: route.label.as_str(),
+            topic: route.topic.as_str(),
             partition,
             offset,
-            outcome: "accepted".to_owned(),
+            outcome: "accepted",
             attempts: 0,
             code: None,
             destination: None,

@@ -28,25 +28,28 @@ use crate::metrics::Metrics;
 pub const DEFAULT_TOPIC: &str = "ferry-delivery-journal";
 
 /// What happened to an event at one place.
+///
+/// Text fields are `String`s when read back; writers record an `Entry<&str>` that borrows
+/// them from the event and the egress (the same JSON, without copying each field per event).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<S = String> {
     /// The event's id.
-    pub event_id: String,
+    pub event_id: S,
     /// The event's source (ids are unique per source).
-    pub source: String,
+    pub source: S,
     /// When (ms since the epoch).
     pub at_ms: i64,
     /// `Broker default/orders` (ingress) or `Trigger default/audit` (an egress).
-    pub by: String,
+    pub by: S,
     /// Where the event is stored.
-    pub topic: String,
+    pub topic: S,
     /// Its partition.
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
     /// `accepted` (ingress), or the egress's outcome: `delivered`, `filtered`, `dead_lettered`,
     /// `dropped`, `malformed`.
-    pub outcome: String,
+    pub outcome: S,
     /// HTTP attempts to the destination.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
@@ -55,10 +58,10 @@ pub struct Entry {
     pub code: Option<u16>,
     /// Where the egress delivered (the revision chosen by a split, or the URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destination: Option<String>,
+    pub destination: Option<S>,
     /// The dead-letter sink, when the event went there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dead_letter_sink: Option<String>,
+    pub dead_letter_sink: Option<S>,
     /// Time from the first attempt to settlement (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub took_ms: Option<u64>,
@@ -199,7 +202,7 @@ impl Journal {
     }
 
     /// Buffers `entry` for the log at `bootstrap`; never waits.
-    pub fn record(&self, bootstrap: &str, entry: &Entry) {
+    pub fn record<S: Serialize>(&self, bootstrap: &str, entry: &Entry<S>) {
         if self.settings.topic.is_none() {
             return;
         }
@@ -209,7 +212,10 @@ impl Journal {
         line.push(b'\n');
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let buffer = pending.entry(bootstrap.to_owned()).or_default();
+            let buffer = match pending.get_mut(bootstrap) {
+                Some(buffer) => buffer,
+                None => pending.entry(bootstrap.to_owned()).or_default(),
+            };
             if buffer.len() + line.len() > BUFFER_BYTES {
                 drop(pending);
                 self.metrics.journal_dropped();
@@ -315,5 +321,51 @@ impl Journal {
         let producer = Arc::new(producer);
         producers.insert(bootstrap.to_owned(), producer.clone());
         Some(producer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_entry_is_written_as_the_owned_one_and_reads_back() {
+        let owned = Entry {
+            event_id: "e-1".to_owned(),
+            source: "/orders".to_owned(),
+            at_ms: 1_700_000_000_000,
+            by: "Trigger default/audit".to_owned(),
+            topic: "events".to_owned(),
+            partition: 2,
+            offset: 41,
+            outcome: "delivered".to_owned(),
+            attempts: 1,
+            code: Some(202),
+            destination: Some("http://sink/".to_owned()),
+            dead_letter_sink: None,
+            took_ms: Some(3),
+        };
+        let borrowed = Entry {
+            event_id: owned.event_id.as_str(),
+            source: owned.source.as_str(),
+            at_ms: owned.at_ms,
+            by: owned.by.as_str(),
+            topic: owned.topic.as_str(),
+            partition: owned.partition,
+            offset: owned.offset,
+            outcome: owned.outcome.as_str(),
+            attempts: owned.attempts,
+            code: owned.code,
+            destination: owned.destination.as_deref(),
+            dead_letter_sink: owned.dead_letter_sink.as_deref(),
+            took_ms: owned.took_ms,
+        };
+        let json = serde_json::to_vec(&borrowed).unwrap();
+        assert_eq!(json, serde_json::to_vec(&owned).unwrap());
+        let mut record = json.clone();
+        record.push(b'\n');
+        record.extend_from_slice(&json);
+        let read: Vec<Entry> = Journal::entries(&record).collect();
+        assert_eq!(read, [owned.clone(), owned]);
     }
 }

@@ -5,8 +5,8 @@
 //! labels, so dashboards and alerts written for Knative find them ([`Knative`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -33,6 +33,10 @@ const MAX_EVENT_TYPES: usize = 100;
 /// labelled `name` and `namespace_name` (the Broker or channel), `event_type`,
 /// `response_code`, `response_code_class`, and `consumer_name` (the Trigger or Subscription)
 /// for deliveries.
+///
+/// The data plane records through [`KnativeSeries`], resolved once per resource (ingress) or
+/// consumer (egress): per event that is a read lock and a lookup by type, not a label set built,
+/// hashed and looked up in every family.
 #[derive(Debug)]
 pub struct Knative {
     event_count: Family<KnativeLabels, Counter>,
@@ -69,60 +73,161 @@ pub struct KnativeConsumer {
 }
 
 impl Knative {
-    /// `ty`, or `other` once the resource has [`MAX_EVENT_TYPES`] other types.
-    fn event_type(&self, resource: &str, ty: &str) -> String {
+    /// Whether `ty` is counted under its own name for `resource`: it was seen before, or the
+    /// resource has fewer than [`MAX_EVENT_TYPES`] types yet (then it is remembered).
+    fn admits(&self, resource: &str, ty: &str) -> bool {
         let mut types = self.types.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = types.entry(resource.to_owned()).or_default();
-        if seen.contains(ty) || (seen.len() < MAX_EVENT_TYPES && seen.insert(ty.to_owned())) {
-            ty.to_owned()
-        } else {
-            "other".to_owned()
-        }
+        let seen = match types.get_mut(resource) {
+            Some(seen) => seen,
+            None => types.entry(resource.to_owned()).or_default(),
+        };
+        seen.contains(ty) || (seen.len() < MAX_EVENT_TYPES && seen.insert(ty.to_owned()))
     }
 
-    fn labels(&self, namespace: &str, name: &str, ty: &str, status: Option<u16>) -> KnativeLabels {
+    /// The series of a Broker's or channel's ingress.
+    pub fn ingress_series(self: &Arc<Self>, namespace: &str, name: &str) -> KnativeSeries {
+        self.series(namespace, name, None)
+    }
+
+    /// The series of a consumer's deliveries.
+    pub fn consumer_series(self: &Arc<Self>, to: &KnativeConsumer) -> KnativeSeries {
+        self.series(&to.namespace, &to.name, Some(&to.consumer))
+    }
+
+    fn series(
+        self: &Arc<Self>,
+        namespace: &str,
+        name: &str,
+        consumer: Option<&str>,
+    ) -> KnativeSeries {
+        KnativeSeries(Arc::new(SeriesInner {
+            knative: self.clone(),
+            resource: format!("{namespace}/{name}"),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            consumer: consumer.map(str::to_owned),
+            by_type: RwLock::default(),
+        }))
+    }
+}
+
+/// The Knative series of one resource's ingress or one consumer, by event type and response
+/// code, resolved on first use. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct KnativeSeries(Arc<SeriesInner>);
+
+#[derive(Debug)]
+struct SeriesInner {
+    knative: Arc<Knative>,
+    /// `namespace/name`, the key of the resource's event types.
+    resource: String,
+    namespace: String,
+    name: String,
+    consumer: Option<String>,
+    /// Per event type (a type the resource admits, or `other`): its series.
+    by_type: RwLock<HashMap<String, TypeSeries>>,
+}
+
+/// One event type's series: per response code, the count and the dispatch latency; the
+/// processing latency.
+#[derive(Debug, Default)]
+struct TypeSeries {
+    by_code: Vec<(u16, Counter, Histogram)>,
+    processing: Option<Histogram>,
+}
+
+/// The type label of the series an event of type `ty` is counted in.
+const OTHER_TYPE: &str = "other";
+
+impl KnativeSeries {
+    /// One event answered by the ingress or one delivery attempt answered with `status`
+    /// (`event_count_1`), and how long it took (`event_dispatch_latencies_ms`).
+    pub fn answered(&self, ty: &str, status: u16, took: Duration) {
+        let observe = |t: &TypeSeries| {
+            let (_, count, latency) = t.by_code.iter().find(|(c, _, _)| *c == status)?;
+            count.inc();
+            latency.observe(millis(took));
+            Some(())
+        };
+        if self.with_type(ty, observe).flatten().is_some() {
+            return;
+        }
+        self.create(ty, |label, t| {
+            if !t.by_code.iter().any(|(c, _, _)| *c == status) {
+                let labels = self.0.labels(label, Some(status));
+                let count = self.0.knative.event_count.get_or_create(&labels).clone();
+                let latency = self.0.knative.dispatch_ms.get_or_create(&labels).clone();
+                t.by_code.push((status, count, latency));
+            }
+        });
+        self.with_type(ty, observe);
+    }
+
+    /// One event settled by a consumer, from when it was read to when it was settled
+    /// (`event_processing_latencies_ms`).
+    pub fn processed(&self, ty: &str, took: Duration) {
+        let observe = |t: &TypeSeries| {
+            t.processing.as_ref()?.observe(millis(took));
+            Some(())
+        };
+        if self.with_type(ty, observe).flatten().is_some() {
+            return;
+        }
+        self.create(ty, |label, t| {
+            if t.processing.is_none() {
+                let labels = self.0.labels(label, None);
+                t.processing = Some(self.0.knative.processing_ms.get_or_create(&labels).clone());
+            }
+        });
+        self.with_type(ty, observe);
+    }
+
+    /// Runs `f` on the series of `ty` (or of `other`, for a type the resource does not admit)
+    /// when they exist.
+    fn with_type<T>(&self, ty: &str, f: impl Fn(&TypeSeries) -> T) -> Option<T> {
+        let by_type = self.0.by_type.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = by_type.get(ty) {
+            return Some(f(t));
+        }
+        // A type not cached here is either new or beyond the cap: ask the resource.
+        if !self.0.knative.admits(&self.0.resource, ty) {
+            return by_type.get(OTHER_TYPE).map(f);
+        }
+        None
+    }
+
+    /// Creates what `add` adds to the series of `ty` (or `other`).
+    fn create(&self, ty: &str, add: impl FnOnce(&str, &mut TypeSeries)) {
+        let label = if self.0.knative.admits(&self.0.resource, ty) {
+            ty
+        } else {
+            OTHER_TYPE
+        };
+        let mut by_type = self.0.by_type.write().unwrap_or_else(|e| e.into_inner());
+        let series = match by_type.get_mut(label) {
+            Some(series) => series,
+            None => by_type.entry(label.to_owned()).or_default(),
+        };
+        add(label, series);
+    }
+}
+
+impl SeriesInner {
+    /// Knative's label set, in Knative's order.
+    fn labels(&self, ty: &str, status: Option<u16>) -> KnativeLabels {
         let mut labels = vec![
-            ("name", name.to_owned()),
-            ("namespace_name", namespace.to_owned()),
-            (
-                "event_type",
-                self.event_type(&format!("{namespace}/{name}"), ty),
-            ),
+            ("name", self.name.clone()),
+            ("namespace_name", self.namespace.clone()),
+            ("event_type", ty.to_owned()),
         ];
         if let Some(code) = status {
             labels.push(("response_code", code.to_string()));
             labels.push(("response_code_class", format!("{}xx", code / 100)));
         }
+        if let Some(consumer) = &self.consumer {
+            labels.push(("consumer_name", consumer.clone()));
+        }
         labels
-    }
-
-    /// One event answered by the ingress (its type, or `unknown` when it was not read), and
-    /// how long the request took.
-    pub fn ingress(&self, namespace: &str, name: &str, ty: &str, status: u16, took: Duration) {
-        let labels = self.labels(namespace, name, ty, Some(status));
-        self.event_count.get_or_create(&labels).inc();
-        self.dispatch_ms
-            .get_or_create(&labels)
-            .observe(millis(took));
-    }
-
-    /// One delivery attempt answered with `status`, and how long it took.
-    pub fn dispatch(&self, to: &KnativeConsumer, ty: &str, status: u16, took: Duration) {
-        let mut labels = self.labels(&to.namespace, &to.name, ty, Some(status));
-        labels.push(("consumer_name", to.consumer.clone()));
-        self.event_count.get_or_create(&labels).inc();
-        self.dispatch_ms
-            .get_or_create(&labels)
-            .observe(millis(took));
-    }
-
-    /// One event settled by a consumer, from when it was read to when it was settled.
-    pub fn processing(&self, to: &KnativeConsumer, ty: &str, took: Duration) {
-        let mut labels = self.labels(&to.namespace, &to.name, ty, None);
-        labels.push(("consumer_name", to.consumer.clone()));
-        self.processing_ms
-            .get_or_create(&labels)
-            .observe(millis(took));
     }
 }
 
@@ -140,7 +245,7 @@ fn latency() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     /// Knative's names and labels for the same events.
-    pub knative: Knative,
+    pub knative: Arc<Knative>,
     ingress: Family<Labels2, Counter>,
     route_requests: Family<Labels2, Counter>,
     egress: Family<Labels2, Counter>,
@@ -239,7 +344,7 @@ impl Default for Metrics {
             contract_rejected: Counter::default(),
             journal_dropped: Counter::default(),
             registry: Registry::default(),
-            knative: Knative::default(),
+            knative: Arc::default(),
         };
         let mut root = Registry::default();
         root.register(
@@ -290,6 +395,14 @@ impl Metrics {
         self.ingress
             .get_or_create(&[("path", path.to_owned()), ("outcome", outcome.to_owned())])
             .inc_by(events);
+    }
+
+    /// The counter of ingress requests to `path` with `outcome`, to count many without looking
+    /// it up each time.
+    pub fn ingress_counter(&self, path: &str, outcome: &str) -> Counter {
+        self.ingress
+            .get_or_create(&[("path", path.to_owned()), ("outcome", outcome.to_owned())])
+            .clone()
     }
 
     /// Counts one request to a Knative Service URL by its answer's class (`2xx`…`5xx`).
@@ -362,18 +475,99 @@ mod tests {
     fn event_types_beyond_the_cap_are_counted_as_other() {
         let k = Knative::default();
         for i in 0..MAX_EVENT_TYPES {
-            assert_eq!(k.event_type("ns/b", &format!("t{i}")), format!("t{i}"));
+            assert!(k.admits("ns/b", &format!("t{i}")));
         }
-        assert_eq!(k.event_type("ns/b", "one-too-many"), "other");
+        assert!(!k.admits("ns/b", "one-too-many"));
+        assert!(k.admits("ns/b", "t7"), "known types keep their name");
+        assert!(k.admits("ns/other", "new"), "the cap is per resource");
+    }
+
+    /// The lines of `render()` that start with `prefix`, sorted.
+    fn lines(metrics: &Metrics, prefix: &str) -> Vec<String> {
+        let mut found: Vec<String> = metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn series_record_under_knatives_labels() {
+        let metrics = Metrics::default();
+        let ingress = metrics.knative.ingress_series("ns", "b");
+        let trigger = metrics.knative.consumer_series(&KnativeConsumer {
+            namespace: "ns".into(),
+            name: "b".into(),
+            consumer: "t".into(),
+        });
+        ingress.answered("order.created", 202, Duration::from_millis(3));
+        ingress.answered("order.created", 202, Duration::from_millis(60));
+        ingress.answered("order.created", 400, Duration::from_millis(1));
+        trigger.answered("order.created", 503, Duration::from_millis(2));
+        trigger.processed("order.created", Duration::from_millis(700));
         assert_eq!(
-            k.event_type("ns/b", "t7"),
-            "t7",
-            "known types keep their name"
+            lines(&metrics, "event_count_1_total"),
+            [
+                r#"event_count_1_total{name="b",namespace_name="ns",event_type="order.created",response_code="202",response_code_class="2xx"} 2"#,
+                r#"event_count_1_total{name="b",namespace_name="ns",event_type="order.created",response_code="400",response_code_class="4xx"} 1"#,
+                r#"event_count_1_total{name="b",namespace_name="ns",event_type="order.created",response_code="503",response_code_class="5xx",consumer_name="t"} 1"#,
+            ]
+        );
+        let dispatch = lines(
+            &metrics,
+            r#"event_dispatch_latencies_ms_bucket{le="50.0",name="b",namespace_name="ns",event_type="order.created",response_code="202",response_code_class="2xx"}"#,
+        );
+        assert_eq!(dispatch.len(), 1);
+        assert!(
+            dispatch[0].ends_with(" 1"),
+            "one of two under 50 ms: {dispatch:?}"
         );
         assert_eq!(
-            k.event_type("ns/other", "new"),
-            "new",
-            "the cap is per resource"
+            lines(&metrics, "event_processing_latencies_ms_count"),
+            [
+                r#"event_processing_latencies_ms_count{name="b",namespace_name="ns",event_type="order.created",consumer_name="t"} 1"#
+            ]
+        );
+    }
+
+    #[test]
+    fn series_beyond_the_type_cap_share_other_across_ingress_and_consumers() {
+        let metrics = Metrics::default();
+        let ingress = metrics.knative.ingress_series("ns", "b");
+        let trigger = metrics.knative.consumer_series(&KnativeConsumer {
+            namespace: "ns".into(),
+            name: "b".into(),
+            consumer: "t".into(),
+        });
+        for i in 0..MAX_EVENT_TYPES {
+            ingress.answered(&format!("t{i}"), 202, Duration::ZERO);
+        }
+        ingress.answered("late", 202, Duration::ZERO);
+        ingress.answered("later", 202, Duration::ZERO);
+        trigger.answered("t0", 200, Duration::ZERO);
+        trigger.answered("late", 200, Duration::ZERO);
+        let other = lines(
+            &metrics,
+            r#"event_count_1_total{name="b",namespace_name="ns",event_type="other""#,
+        );
+        assert_eq!(
+            other,
+            [
+                r#"event_count_1_total{name="b",namespace_name="ns",event_type="other",response_code="200",response_code_class="2xx",consumer_name="t"} 1"#,
+                r#"event_count_1_total{name="b",namespace_name="ns",event_type="other",response_code="202",response_code_class="2xx"} 2"#,
+            ]
+        );
+        assert_eq!(
+            lines(
+                &metrics,
+                r#"event_count_1_total{name="b",namespace_name="ns",event_type="t0""#
+            )
+            .len(),
+            2,
+            "an admitted type keeps its name for the consumer too"
         );
     }
 }
