@@ -1,6 +1,7 @@
 //! A real, small filesystem for tests that run a disk full: a tmpfs of a few pages mounted on
 //! a temporary directory (needs root, as in Ferry's test sandbox; tests skip with a printed
-//! line where mounting is not permitted).
+//! line where mounting is not permitted). The integration tests include this same file
+//! (`tests/support/mod.rs`).
 
 use std::fs::File;
 use std::io::Write;

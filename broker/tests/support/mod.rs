@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod clients;
+// The library's own tmpfs helper, one file for unit and integration tests alike.
+#[path = "../../src/storage/small_disk.rs"]
 pub mod small_disk;
 pub mod wire;
 
