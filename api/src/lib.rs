@@ -36,6 +36,7 @@ pub mod error;
 pub mod eventing;
 pub mod kafka_auth;
 pub mod messaging;
+pub mod observability;
 pub mod reports;
 pub mod resource;
 pub mod serving;

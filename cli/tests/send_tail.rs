@@ -44,6 +44,7 @@ async fn send_then_tail_round_trips_through_the_log() {
         activation: Vec::new(),
         routes: Vec::new(),
         tag_header_routing: false,
+        tracing: None,
         activators: Vec::new(),
     };
     let contract_path = dir.path().join("contract.json");

@@ -256,6 +256,7 @@ mod tests {
             activation: vec![],
             routes: vec![],
             tag_header_routing: false,
+            tracing: None,
             activators: Vec::new(),
         }
     }

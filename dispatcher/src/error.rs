@@ -37,6 +37,9 @@ pub enum Error {
     /// what to fix.
     #[error("{0}")]
     InvalidEvent(String),
+    /// A bad `OTEL_*` variable.
+    #[error("tracing settings: {0}")]
+    Tracing(String),
     /// The topic an event is written to does not exist (yet).
     #[error("topic {0} does not exist; the operator creates it when the resource is reconciled")]
     UnknownTopic(String),

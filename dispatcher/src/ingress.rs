@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cloudevents::Event;
 use ferry_api::contract::Contract;
+use ferry_runtime::telemetry::{Parent, SpanKind, Telemetry};
 use tracing::Instrument;
 
 use crate::binding;
@@ -96,6 +97,8 @@ pub struct Ingress {
     pub journal: Arc<Journal>,
     /// Knative Service URLs: requests whose `Host` names a Route go there, not to the log.
     pub gateway: Arc<Gateway>,
+    /// Spans of each accepted event (ingress and append), while tracing is on.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Ingress {
@@ -322,6 +325,58 @@ async fn handle(
     }
 }
 
+/// Appends one event inside its spans (while tracing is on): `ingress`, continuing the
+/// event's `traceparent` (the caller's header was copied into it), and its child `append`,
+/// whose context the record carries so that every delivery joins the trace.
+async fn append_traced(
+    ingress: &Ingress,
+    route: &Route,
+    event: &Event,
+) -> crate::Result<(i32, i64)> {
+    let telemetry = &ingress.telemetry;
+    if !telemetry.enabled() {
+        return ingress
+            .log
+            .append(&route.bootstrap, &route.topic, event, None)
+            .await;
+    }
+    let caller = binding::attribute(event, "traceparent");
+    let mut span = telemetry.start(
+        "ingress",
+        SpanKind::Server,
+        &Parent::remote(caller.as_deref()),
+    );
+    crate::spans::event_attributes(&mut span, event);
+    span.set("ferry.resource", route.label.clone());
+    span.set("url.path", route.path.clone());
+    let mut append = telemetry.start("append", SpanKind::Producer, &span.parent());
+    append.set("messaging.system", "kafka");
+    append.set("messaging.operation.type", "send");
+    append.set("messaging.destination.name", route.topic.clone());
+    let result = ingress
+        .log
+        .append(
+            &route.bootstrap,
+            &route.topic,
+            event,
+            append.traceparent().as_deref(),
+        )
+        .await;
+    match &result {
+        Ok((partition, offset)) => {
+            append.set("messaging.destination.partition.id", partition.to_string());
+            append.set("messaging.kafka.offset", *offset);
+            span.set("http.response.status_code", 202_i64);
+        }
+        Err(e) => {
+            append.fail(e.to_string());
+            span.fail(e.to_string());
+            span.set("http.response.status_code", 503_i64);
+        }
+    }
+    result
+}
+
 /// 503 with `Retry-After: 1`.
 fn unavailable(message: String) -> Response {
     let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, message);
@@ -334,7 +389,7 @@ fn unavailable(message: String) -> Response {
 async fn append_all(ingress: &Ingress, route: &Route, events: &[Event]) -> crate::Result<()> {
     let appends = events.iter().map(|event| {
         let span = tracing::info_span!("ingress", event.id = %cloudevents::AttributesReader::id(event), topic = %route.topic);
-        ingress.log.append(&route.bootstrap, &route.topic, event).instrument(span)
+        append_traced(ingress, route, event).instrument(span)
     });
     // A batch is appended concurrently, not one round trip per event.
     let results = futures::future::join_all(appends).await;

@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod log;
 pub mod metrics;
 mod server;
+pub mod spans;
 
 pub use error::{Error, Result};
 pub use server::{RunningDispatcher, start, start_with_kube};

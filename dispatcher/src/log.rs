@@ -89,18 +89,32 @@ impl Log {
     }
 
     /// Appends one event in Kafka binary content mode, keyed by `partitionkey`, and waits
-    /// for the acknowledgement of all in-sync replicas.
+    /// for the acknowledgement of all in-sync replicas. `traceparent` (the span that appended
+    /// it, while tracing is on) goes in the record's [`TRACEPARENT`] header, not in the event:
+    /// deliveries continue that trace.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`], [`Error::LogUnavailable`] or [`Error::Producer`].
-    pub async fn append(&self, bootstrap: &str, topic: &str, event: &Event) -> Result<(i32, i64)> {
+    pub async fn append(
+        &self,
+        bootstrap: &str,
+        topic: &str,
+        event: &Event,
+        traceparent: Option<&str>,
+    ) -> Result<(i32, i64)> {
         let producer = self.producer(bootstrap)?;
         let record = binding::to_kafka(event);
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 1);
         for (key, value) in &record.headers {
             headers = headers.insert(Header {
                 key,
                 value: Some(value.as_bytes()),
+            });
+        }
+        if let Some(tp) = traceparent {
+            headers = headers.insert(Header {
+                key: TRACEPARENT,
+                value: Some(tp.as_bytes()),
             });
         }
         let mut out = FutureRecord::to(topic).headers(headers);
@@ -121,6 +135,19 @@ impl Log {
             Err((e, _)) => Err(Error::LogUnavailable(e.to_string())),
         }
     }
+}
+
+/// The record header that carries the trace context of the span that appended the event
+/// (W3C `traceparent`, as OpenTelemetry's Kafka instrumentations write it).
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A record's [`TRACEPARENT`] header, when it has a UTF-8 one.
+pub fn record_traceparent<M: Message>(m: &M) -> Option<String> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == TRACEPARENT)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+        .map(str::to_owned)
 }
 
 /// A consumed record's headers as `(name, value)` pairs (a header without a value reads as

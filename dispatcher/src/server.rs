@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use ferry_api::contract::{Contract, KafkaAuth};
+use ferry_runtime::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -36,6 +37,8 @@ struct Shared {
     activator: Arc<Activator>,
     ingress: Option<Arc<Ingress>>,
     egress: Option<Mutex<EgressSet>>,
+    /// Spans, following the contract's tracing settings.
+    telemetry: Arc<Telemetry>,
     /// Generation in force; `None` until the first valid contract.
     generation: watch::Sender<Option<u64>>,
     stopping: watch::Sender<bool>,
@@ -94,6 +97,7 @@ pub async fn start_with_kube(
         }
         (None, _) => None,
     };
+    let telemetry = Telemetry::from_env("ferry-dispatcher").map_err(Error::Tracing)?;
     let metrics = Arc::new(Metrics::default());
     let log = Log::new(config.producer_settings());
     let journal = Journal::new(config.journal_settings(), metrics.clone());
@@ -116,6 +120,7 @@ pub async fn start_with_kube(
             in_flight: tokio::sync::Semaphore::new(config.max_ingress_in_flight),
             journal: journal.clone(),
             gateway: gateway.clone(),
+            telemetry: telemetry.clone(),
         })
     });
     let egress = with_egress.then(|| {
@@ -125,6 +130,7 @@ pub async fn start_with_kube(
             metrics.clone(),
             journal.clone(),
             activator.clone(),
+            telemetry.clone(),
         ))
     });
     let shared = Arc::new(Shared {
@@ -135,6 +141,7 @@ pub async fn start_with_kube(
         activator,
         ingress,
         egress,
+        telemetry,
         generation: watch::channel(None).0,
         stopping: watch::channel(false).0,
     });
@@ -203,6 +210,9 @@ impl RunningDispatcher {
         }
         let journal = self.shared.journal.clone();
         let _ = tokio::task::spawn_blocking(move || journal.flush()).await;
+        // The last spans, exported before the process goes.
+        let telemetry = self.shared.telemetry.clone();
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
@@ -295,6 +305,7 @@ async fn apply(shared: &Shared, contract: &Contract, source: Source) {
         tokio::spawn(async move { journal.prepare(&bootstrap, auth.as_ref()).await });
     }
     // Replicas first: a new egress may deliver to them at once.
+    shared.telemetry.apply(contract.tracing.as_ref());
     let share = Share::among(&contract.activators, shared.pod_ip.as_deref());
     shared.activator.apply(&contract.activation, share);
     if let Some(ingress) = &shared.ingress {

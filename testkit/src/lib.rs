@@ -1,7 +1,31 @@
 //! Test servers shared by Ferry's data-plane tests: a CloudEvents [`sink`] that records
-//! requests and misbehaves on request, [`process`] helpers that run a Ferry binary, and
-//! throw-away [`tls`] certificates.
+//! requests and misbehaves on request, an OTLP trace receiver ([`otlp`]), [`process`] helpers
+//! that run a Ferry binary, and throw-away [`tls`] certificates.
 
+pub mod otlp;
 pub mod process;
 pub mod sink;
 pub mod tls;
+
+/// Serves `app` on an ephemeral loopback port (HTTP/1.1 and h2c) on the current runtime until
+/// the returned sender is dropped; the address.
+///
+/// # Panics
+/// When it cannot bind the port (`what` names the server in the message).
+async fn serve_on_loopback(
+    app: axum::Router,
+    what: &str,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind the {what} on 127.0.0.1:0: {e}"));
+    let addr = listener.local_addr().expect("local address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        let _ = server.await;
+    });
+    (addr, stop)
+}

@@ -89,6 +89,7 @@ pub fn compile(input: &CompileInput<'_>) -> (Contract, Vec<CompileError>) {
             activation: Vec::new(),
             routes: Vec::new(),
             tag_header_routing: false,
+            tracing: None,
             activators: Vec::new(),
         },
         out.errors,

@@ -59,6 +59,10 @@ pub struct Contract {
     /// `Knative-Serving-Tag: <tag>` goes to that tag's revision (an unknown tag: the split).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tag_header_routing: bool,
+    /// Where the dispatchers send their spans (the cluster's `config-observability`); `None`:
+    /// the dispatcher's `OTEL_*` environment decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<crate::observability::Tracing>,
     /// The pod IPs of every dispatcher that activates, in one order for all. A replica's
     /// `containerConcurrency` is split among them so that together they never send it more;
     /// empty: one dispatcher, which takes it all.
@@ -342,6 +346,7 @@ impl Contract {
             activation: self.activation.clone(),
             routes: self.routes.clone(),
             tag_header_routing: self.tag_header_routing,
+            tracing: self.tracing.clone(),
             activators: self.activators.clone(),
         }
     }

@@ -9,6 +9,7 @@ use cloudevents::{AttributesReader, Event};
 use ferry_api::contract::KafkaAuth;
 use ferry_api::eventing::DeliveryOrder;
 use ferry_api::sources::InitialOffset;
+use ferry_runtime::telemetry::Parent;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -55,6 +56,9 @@ struct Job {
     appended_ms: Option<i64>,
     /// The record's key: ordered delivery's key when the event has no `partitionkey`.
     record_key: Option<String>,
+    /// The trace the delivery continues (while tracing is on): the record's `traceparent`
+    /// header, else the event's own.
+    parent: Parent,
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -275,9 +279,21 @@ fn admit(
         .map(|k| String::from_utf8_lossy(k).into_owned());
     let d = &shared.deliverer;
     let decoded = decode(d, &message);
+    let traced = d
+        .telemetry
+        .enabled()
+        .then(|| crate::log::record_traceparent(&message));
     drop(message);
     match decoded {
         Ok(Some(event)) if d.filter.matches(&event) => Some(Job {
+            parent: match traced {
+                Some(header) => Parent::remote(
+                    header
+                        .or_else(|| binding::attribute(&event, "traceparent"))
+                        .as_deref(),
+                ),
+                None => Parent::None,
+            },
             event,
             topic,
             partition,
@@ -449,7 +465,7 @@ fn enqueue_ordered(shared: &Arc<Shared>, key: (i32, String), job: Job) {
 
 async fn process(shared: &Shared, mut job: Job) {
     let d = &shared.deliverer;
-    let settled = d.deliver(&job.event).await;
+    let settled = d.deliver(&job.event, &job.parent).await;
     let outcome = settled.outcome;
     d.counters.count(outcome);
     d.record(

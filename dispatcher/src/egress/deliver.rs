@@ -10,6 +10,7 @@ use bytes::Bytes;
 use cloudevents::{AttributesReader, Event};
 use ferry_api::contract::{DeliveryPolicy, Egress, ObjectRef, Reply};
 use ferry_api::duck::DeliveryFormat;
+use ferry_runtime::telemetry::{Parent, Span, SpanKind, Telemetry};
 use http::HeaderMap;
 use rand::rngs::SmallRng;
 use tracing::Instrument;
@@ -55,6 +56,8 @@ pub struct Deliverer {
     pub journal: Arc<Journal>,
     /// Revisions whose deliveries wait for a ready replica with room.
     pub activator: Arc<Activator>,
+    /// Spans of each delivery, while tracing is on.
+    pub telemetry: Arc<Telemetry>,
     /// The URLs delivered to, parsed once.
     urls: ParsedUrls,
 }
@@ -129,6 +132,8 @@ pub struct Services {
     pub journal: Arc<Journal>,
     /// Activated revisions.
     pub activator: Arc<Activator>,
+    /// Tracing.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Deliverer {
@@ -149,6 +154,7 @@ impl Deliverer {
             metrics,
             journal,
             activator,
+            telemetry,
         } = services;
         let label = egress.reference.to_string();
         let filter =
@@ -178,23 +184,32 @@ impl Deliverer {
             rng: super::traffic::seeded_rng(seed),
             journal,
             activator,
+            telemetry,
             egress,
             urls: ParsedUrls::default(),
         })
     }
 
     /// Delivers `event`: to the destination with retries, its reply onwards, and on failure to
-    /// the dead-letter sink. Returns how the event was settled.
-    pub async fn deliver(&self, event: &Event) -> Settled {
+    /// the dead-letter sink. Returns how the event was settled. `parent` is the trace the
+    /// event's record carries ([`Parent::None`] while tracing is off).
+    pub async fn deliver(&self, event: &Event, parent: &Parent) -> Settled {
         let started = Instant::now();
         let url = {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
             traffic::choose(&self.egress.destination, &mut *rng).to_owned()
         };
-        let (attempts, code, failure) = match self.send(&url, event, &self.egress.delivery).await {
+        let mut span = self.telemetry.start("deliver", SpanKind::Consumer, parent);
+        if span.is_some() {
+            crate::spans::event_attributes(&mut span, event);
+            span.set("ferry.egress", self.label.clone());
+            span.set("ferry.destination", url.clone());
+        }
+        let sent = self.send(&url, event, &self.egress.delivery, &span).await;
+        let (attempts, code, failure) = match sent {
             Ok(answer) => {
                 let (attempts, code) = (answer.attempts, answer.code);
-                match self.reply(answer).await {
+                match self.reply(answer, &span).await {
                     Ok(()) => (attempts, code, None),
                     Err((dest, failure)) => (attempts, code, Some((dest, failure))),
                 }
@@ -203,8 +218,15 @@ impl Deliverer {
         };
         let (outcome, dead_letter_sink) = match failure {
             None => (EgressOutcome::Delivered, None),
-            Some((dest, failure)) => self.dead_letter(event, &dest, failure).await,
+            Some((dest, failure)) => self.dead_letter(event, &dest, failure, &span).await,
         };
+        if span.is_some() {
+            span.set("ferry.outcome", outcome.label());
+            span.set("ferry.attempts", i64::from(attempts));
+            if outcome != EgressOutcome::Delivered {
+                span.fail(outcome.label());
+            }
+        }
         self.knative.processed(event.ty(), started.elapsed());
         Settled {
             outcome,
@@ -240,7 +262,7 @@ impl Deliverer {
         self.journal.record(&self.reply_log.0, &entry);
     }
 
-    async fn reply(&self, answer: Answer) -> Result<(), (String, Failure)> {
+    async fn reply(&self, answer: Answer, parent: &Span) -> Result<(), (String, Failure)> {
         let Some(reply) = &self.egress.reply else {
             return Ok(());
         };
@@ -260,16 +282,20 @@ impl Deliverer {
                 return Ok(());
             }
         };
-        match reply {
+        let mut span = self
+            .telemetry
+            .start("reply", SpanKind::Producer, &parent.parent());
+        crate::spans::event_attributes(&mut span, &event);
+        let result = match reply {
             Reply::Url(url) => self
-                .send(url, &event, &self.egress.delivery)
+                .send(url, &event, &self.egress.delivery, &span)
                 .await
                 .map(drop)
                 .map_err(|f| (url.clone(), f)),
             Reply::Resource => {
                 let (bootstrap, topic) = &self.reply_log;
                 self.log
-                    .append(bootstrap, topic, &event)
+                    .append(bootstrap, topic, &event, span.traceparent().as_deref())
                     .await
                     .map(drop)
                     .map_err(|e| {
@@ -283,7 +309,11 @@ impl Deliverer {
                         )
                     })
             }
+        };
+        if let Err((_, failure)) = &result {
+            span.fail(String::from_utf8_lossy(&failure.body).into_owned());
         }
+        result
     }
 
     async fn dead_letter(
@@ -291,6 +321,7 @@ impl Deliverer {
         event: &Event,
         dest: &str,
         failure: Failure,
+        parent: &Span,
     ) -> (EgressOutcome, Option<String>) {
         let id = event.id().to_owned();
         let Some(dls) = &self.egress.delivery.dead_letter_sink else {
@@ -305,7 +336,14 @@ impl Deliverer {
         if !failure.body.is_empty() {
             dead.set_extension("knativeerrordata", error_data(&failure.body).as_str());
         }
-        match self.send(dls, &dead, &self.egress.delivery).await {
+        let mut span = self
+            .telemetry
+            .start("dead-letter", SpanKind::Internal, &parent.parent());
+        if span.is_some() {
+            crate::spans::event_attributes(&mut span, event);
+            span.set("ferry.destination", dls.clone());
+        }
+        match self.send(dls, &dead, &self.egress.delivery, &span).await {
             Ok(_) => (EgressOutcome::DeadLettered, Some(dls.clone())),
             Err(f) => {
                 tracing::error!(egress = %self.label, event.id = %id, dead_letter_sink = %dls, code = ?f.code, "event dropped: the dead-letter sink failed too");
@@ -314,12 +352,14 @@ impl Deliverer {
         }
     }
 
-    /// Attempts until success, a non-retryable answer, or the last retry.
+    /// Attempts until success, a non-retryable answer, or the last retry; each attempt is a
+    /// child span of `parent`.
     async fn send(
         &self,
         url: &str,
         event: &Event,
         policy: &DeliveryPolicy,
+        parent: &Span,
     ) -> Result<Answer, Failure> {
         let structured = policy.format == DeliveryFormat::Json;
         let (headers, body) = binding::to_http(event, structured);
@@ -328,12 +368,29 @@ impl Deliverer {
         loop {
             let span = tracing::info_span!("delivery", event.id = %event.id(), egress = %self.label, url = %url, attempt);
             let started = Instant::now();
+            let mut traced = self
+                .telemetry
+                .start("attempt", SpanKind::Client, &parent.parent());
+            if traced.is_some() {
+                traced.set("http.request.method", "POST");
+                traced.set("url.full", url.to_owned());
+                traced.set("ferry.attempt", i64::from(attempt));
+            }
             let result = self
-                .attempt(url, &headers, body.clone(), event, policy)
+                .attempt(
+                    url,
+                    &headers,
+                    body.clone(),
+                    event,
+                    policy,
+                    traced.traceparent(),
+                )
                 .instrument(span)
                 .await;
             self.counters.attempt(started.elapsed());
             let (outcome, answer) = result;
+            crate::spans::attempt_result(&mut traced, &outcome);
+            drop(traced);
             if let Attempt::Status { code, .. } = outcome {
                 self.knative.answered(event.ty(), code, started.elapsed());
             }
@@ -382,6 +439,7 @@ impl Deliverer {
         body: Bytes,
         event: &Event,
         policy: &DeliveryPolicy,
+        traceparent: Option<String>,
     ) -> (Attempt, Option<Answer>) {
         // An activated revision: wait (within the attempt's timeout) for a ready replica with
         // room and hold its slot until the answer is read.
@@ -411,7 +469,10 @@ impl Deliverer {
             .headers(headers.clone())
             .body(body)
             .timeout(std::time::Duration::from_millis(policy.timeout_ms));
-        if let Some(tp) = event.extension("traceparent") {
+        // The attempt's span while tracing is on; otherwise the event's own context, passed on.
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        } else if let Some(tp) = event.extension("traceparent") {
             request = request.header("traceparent", tp.to_string());
         }
         let mut response = match request.send().await {

@@ -91,6 +91,7 @@ impl EgressSet {
         metrics: Arc<Metrics>,
         journal: Arc<Journal>,
         activator: Arc<Activator>,
+        telemetry: Arc<ferry_runtime::telemetry::Telemetry>,
     ) -> Self {
         // Keep as many idle connections per host as deliveries may be in flight: a smaller pool
         // closes and reopens connections under load (a TCP handshake per event).
@@ -108,6 +109,7 @@ impl EgressSet {
                 metrics,
                 journal,
                 activator,
+                telemetry,
             },
             running: HashMap::new(),
         }

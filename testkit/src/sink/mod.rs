@@ -52,10 +52,6 @@ impl Sink {
     /// # Panics
     /// When it cannot bind the port.
     pub async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the sink on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("sink address");
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             changed: watch::Sender::new(0),
@@ -63,13 +59,7 @@ impl Sink {
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            let _ = server.await;
-        });
+        let (addr, stop) = crate::serve_on_loopback(app, "sink").await;
         Sink {
             addr,
             shared,
