@@ -13,14 +13,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// an ingress could not be reached or read, 1 otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `--from` or `--since` is not a position in the log.
-    #[error(
-        "{text:?} is not earliest, latest, an offset or an RFC 3339 time (2026-11-25T10:00:00Z)"
-    )]
-    NotAStart {
-        /// The argument.
-        text: String,
-    },
     /// A `ferry send` target that is neither a URL nor `<namespace>/<name>`.
     #[error(
         "target {target:?} is neither a URL nor <namespace>/<name>; use e.g. default/orders or http://127.0.0.1:8080/default/orders"
@@ -108,52 +100,61 @@ pub enum Error {
     /// No HTTP client could be set up.
     #[error("cannot create an HTTP client: {0}; check the system's TLS and proxy settings")]
     HttpClient(reqwest::Error),
-    /// The log's metadata could not be fetched.
-    #[error("cannot reach the log at {kafka}: {source}; pass --kafka host:port")]
-    LogUnreachable {
-        /// Bootstrap servers.
-        kafka: String,
-        /// What the client said.
-        source: rdkafka::error::KafkaError,
-    },
-    /// The log has no such topic.
-    #[error("topic {topic} not found at {kafka}; check the name (namespace/broker or a topic)")]
-    TopicNotFound {
-        /// The topic.
-        topic: String,
-        /// Bootstrap servers.
-        kafka: String,
-    },
-    /// A partition's offsets could not be read.
-    #[error("{topic}/{partition}: {source}; check that the log is running and try again")]
-    PartitionOffsets {
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: i32,
-        /// What the client said.
-        source: rdkafka::error::KafkaError,
-    },
     /// The log failed a request.
     #[error("the log failed: {0}; check that it is running and that --kafka names it")]
     Log(#[from] rdkafka::error::KafkaError),
+    /// Reading the log (or the journal on it) failed: it cannot be reached, has no such
+    /// topic, or took too long.
+    #[error("{0} (the log's address: --kafka, FERRY_KAFKA)")]
+    LogRead(ferry_dispatcher::Error),
     /// The journal holds nothing about the event.
     #[error(
-        "no journal entry for event {event_id:?} in {topic} at {kafka}; it was never accepted, or is older than the journal's retention"
+        "no journal entry for event {event_id:?} {place}; it was never accepted, or is older than the journal's retention"
     )]
     NotJournaled {
         /// The event id looked up.
         event_id: String,
-        /// The journal topic.
-        topic: String,
-        /// Bootstrap servers.
-        kafka: String,
+        /// Where the journal was read: `in <topic> at <kafka>` or `at the dispatcher <url>`.
+        place: String,
     },
-    /// The journal was not read to its end in time.
-    #[error("reading the journal at {kafka} took over 2 minutes; try --since")]
-    JournalTooSlow {
-        /// Bootstrap servers.
-        kafka: String,
+    /// `--dispatcher` is not an http(s) URL.
+    #[error(
+        "--dispatcher {url:?} is not an http(s) URL ({reason}); pass e.g. http://127.0.0.1:9090, the dispatcher's admin address"
+    )]
+    NotADispatcherUrl {
+        /// The argument.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `ferry trace --dispatcher`: the dispatcher's answer broke off or made no sense.
+    #[error("reading the journal through the dispatcher at {url} failed: {message}")]
+    DispatcherStream {
+        /// The `--dispatcher` URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// `ferry trace --dispatcher`: the dispatcher did not answer.
+    #[error(
+        "cannot reach the dispatcher at {url}: {source}; check --dispatcher (FERRY_DISPATCHER) and, in a cluster, that the port-forward to the dispatcher's admin port is running"
+    )]
+    DispatcherUnreachable {
+        /// The `--dispatcher` URL.
+        url: String,
+        /// Why the request failed.
+        source: reqwest::Error,
+    },
+    /// `ferry trace --dispatcher`: the dispatcher refused or failed the request; its message
+    /// says why.
+    #[error("the dispatcher at {url} answered {status}: {message}")]
+    DispatcherRefused {
+        /// The `--dispatcher` URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The dispatcher's message.
+        message: String,
     },
     /// `ferry dev`: the manifests cannot run; every problem, one line each (file, document,
     /// field and fix).
@@ -177,8 +178,7 @@ impl Error {
     /// command could not run or print.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::NotAStart { .. }
-            | Error::NotATarget { .. }
+            Error::NotATarget { .. }
             | Error::ExtensionNotNameValue { .. }
             | Error::ExtensionName { .. }
             | Error::DataFile { .. }
@@ -191,12 +191,13 @@ impl Error {
             | Error::ContractInvalid { .. } => 2,
             Error::IngressUnreachable { .. }
             | Error::HttpClient(_)
-            | Error::LogUnreachable { .. }
-            | Error::TopicNotFound { .. }
-            | Error::PartitionOffsets { .. }
             | Error::Log(_)
-            | Error::JournalTooSlow { .. }
+            | Error::LogRead(_)
             | Error::DevStart(_) => 3,
+            Error::NotADispatcherUrl { .. } | Error::DispatcherRefused { status: 400, .. } => 2,
+            Error::DispatcherUnreachable { .. }
+            | Error::DispatcherRefused { .. }
+            | Error::DispatcherStream { .. } => 3,
             Error::NotJournaled { .. }
             | Error::ManifestsInvalid(_)
             | Error::Runtime(_)
@@ -212,6 +213,23 @@ impl Error {
     }
 }
 
+/// A failure of the dispatcher library's log reader ([`Error::LogRead`]), or of its delivery
+/// code ([`Error::Deliverer`]).
+impl From<ferry_dispatcher::Error> for Error {
+    fn from(e: ferry_dispatcher::Error) -> Self {
+        use ferry_dispatcher::Error as Dispatcher;
+        match e {
+            Dispatcher::NotAStart { .. }
+            | Dispatcher::LogUnreachable { .. }
+            | Dispatcher::TopicNotFound { .. }
+            | Dispatcher::PartitionOffsets { .. }
+            | Dispatcher::LogRead(_)
+            | Dispatcher::JournalTooSlow { .. } => Error::LogRead(e),
+            other => Error::Deliverer(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,14 +240,14 @@ mod tests {
             trigger: "nope".into(),
         };
         assert_eq!(usage.exit_code(), 2);
-        let unreachable = Error::TopicNotFound {
+        let unreachable = Error::from(ferry_dispatcher::Error::TopicNotFound {
             topic: "t".into(),
             kafka: "k:9092".into(),
-        };
+        });
         assert_eq!(unreachable.exit_code(), 3);
         assert_eq!(
             unreachable.to_string(),
-            "topic t not found at k:9092; check the name (namespace/broker or a topic)"
+            "topic t not found at k:9092; check the name (the log's address: --kafka, FERRY_KAFKA)"
         );
         assert_eq!(
             Error::Output(std::io::Error::other("closed")).exit_code(),

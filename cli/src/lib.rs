@@ -3,7 +3,9 @@
 //! The manifest loader ([`manifest`]), `ferry validate` ([`validate`]), `ferry dev` ([`dev`]:
 //! local mode — the embedded broker, the dispatcher and the revision runtime in one process),
 //! `ferry send` ([`send`]), `ferry tail` ([`tail`]), `ferry trace` ([`trace`]) and `ferry replay`
-//! ([`replay`]); the last three read the log through [`log`]. Each command's module but `dev`
+//! ([`replay`]); the last three read the log through the dispatcher's
+//! [`log_reader`](ferry_dispatcher::log_reader), and `ferry trace --dispatcher` asks a
+//! dispatcher's journal endpoint instead. Each command's module but `dev`
 //! holds its flags and a `command` function that runs it, prints, and returns its exit code;
 //! the binary parses and dispatches. Failures are one [`Error`].
 
@@ -13,7 +15,6 @@ use std::io::Write;
 
 pub mod dev;
 pub mod error;
-pub mod log;
 pub mod manifest;
 pub mod replay;
 pub mod send;

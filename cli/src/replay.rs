@@ -25,8 +25,8 @@ use ferry_dispatcher::metrics::{EgressOutcome, Metrics};
 use rdkafka::message::Message;
 use serde::Serialize;
 
-use crate::log::{BoundedRead, Read, StartAt};
 use crate::{Error, Output, Result};
+use ferry_dispatcher::log_reader::{BoundedRead, Read, StartAt};
 
 /// `ferry replay`'s flags: what to replay, from where, and how to print the summary.
 #[derive(clap::Args, Clone, Debug)]
@@ -212,7 +212,13 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
     deliverer.label = format!("{} (replay)", deliverer.label);
 
     let mut read = tokio::task::block_in_place(|| {
-        BoundedRead::open(&bootstrap, "ferry-replay", &resource.topics, &replay.from)
+        BoundedRead::open(
+            &bootstrap,
+            None,
+            "ferry-replay",
+            &resource.topics,
+            &replay.from,
+        )
     })?;
     let mut summary = Summary {
         trigger: replay.trigger.clone(),

@@ -12,8 +12,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::log::{self, StartAt};
 use crate::{Output, Result};
+use ferry_dispatcher::log_reader::{self as log, StartAt};
 
 /// `ferry tail`'s flags.
 #[derive(clap::Args, Clone, Debug)]
@@ -61,7 +61,7 @@ pub fn command(tail: &Tail) -> ExitCode {
 /// The log cannot be reached or the topic does not exist; `out` cannot be written.
 pub fn run(tail: &Tail, out: &mut impl Write) -> Result<()> {
     let topic = topic_for(&tail.source);
-    let consumer = log::consumer(&tail.kafka, "ferry-tail")?;
+    let consumer = log::consumer(&tail.kafka, None, "ferry-tail")?;
     let mut tpl = TopicPartitionList::new();
     for p in log::partitions_of(&consumer, &tail.kafka, &topic)? {
         let offset = match &tail.from {

@@ -7,21 +7,29 @@
 //! `ferry send`, the entry is on its way); `--follow` then prints each new entry as it is
 //! written, until interrupted.
 //!
-//! It needs only the log's bootstrap servers: in Kubernetes, the embedded broker's Service
-//! through `kubectl port-forward` (or any address that reaches the Kafka cluster).
+//! Two ways to the journal, with the same output:
+//! - `--kafka`: read the journal topic from the log itself. This needs an address of the log
+//!   that its metadata answers with too, which a `kubectl port-forward` to a log in a cluster
+//!   does not give (the log advertises its in-cluster address).
+//! - `--dispatcher` (`FERRY_DISPATCHER`): ask a dispatcher's journal endpoint on its admin port
+//!   ([`ferry_dispatcher::journal::endpoint`]), which reads the journal with the same code
+//!   ([`ferry_dispatcher::journal::trace`]); in Kubernetes, through a `kubectl port-forward`
+//!   to the dispatcher's admin port ([`remote`]).
+
+pub mod remote;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ferry_dispatcher::journal::{Entry, Journal};
-use rdkafka::message::Message;
+use ferry_dispatcher::journal::Entry;
+use ferry_dispatcher::journal::trace::{self as journal_trace, JournalLog, Query};
+use ferry_dispatcher::log_reader::StartAt;
 
-use crate::log::{BoundedRead, Read, StartAt};
 use crate::{Error, Output, Result};
 
-/// How long reading the journal may take before `ferry trace` gives up.
-const READ_DEADLINE: Duration = Duration::from_secs(120);
+/// How long one poll of the log blocks while following.
+const FOLLOW_POLL: Duration = Duration::from_millis(500);
 
 /// `ferry trace`'s flags: what to look up, where, and how to print it.
 #[derive(clap::Args, Clone, Debug)]
@@ -31,10 +39,15 @@ pub struct Trace {
     /// Only the event with this source (ids are unique per source).
     #[arg(long)]
     pub source: Option<String>,
-    /// Kafka bootstrap servers of the log.
+    /// Ask this dispatcher's admin endpoint (e.g. http://127.0.0.1:9090, a `kubectl
+    /// port-forward` to its admin port) instead of reading the log; --kafka and
+    /// --journal-topic are then the dispatcher's own.
+    #[arg(long, env = "FERRY_DISPATCHER")]
+    pub dispatcher: Option<String>,
+    /// Kafka bootstrap servers of the log (without --dispatcher).
     #[arg(long, default_value = "127.0.0.1:9092", env = "FERRY_KAFKA")]
     pub kafka: String,
-    /// The journal topic (the dispatcher's --journal-topic).
+    /// The journal topic (the dispatcher's --journal-topic; without --dispatcher).
     #[arg(long, default_value = ferry_dispatcher::journal::DEFAULT_TOPIC)]
     pub journal_topic: String,
     /// Read the journal from here: earliest, an offset, or an RFC 3339 time.
@@ -53,50 +66,74 @@ pub struct Trace {
     pub output: Output,
 }
 
-/// Runs `ferry trace`: exit 0 when the journal has the event, 1 when it has not, 3 when the
-/// journal cannot be read.
+impl Trace {
+    /// What to look for in the journal.
+    pub fn query(&self) -> Query {
+        Query {
+            event_id: self.event_id.clone(),
+            source: self.source.clone(),
+            since: self.since.clone(),
+            wait: self.wait,
+        }
+    }
+
+    /// Prints the entries the journal held (with `--follow`, one JSON object per line).
+    fn print_found(&self, entries: &[Entry]) -> Result<()> {
+        match self.output {
+            Output::Json if !self.follow => crate::print_json(&entries),
+            Output::Json => entries.iter().try_for_each(print_json_line),
+            Output::Table if !entries.is_empty() => crate::print(&table(entries)),
+            Output::Table => Ok(()),
+        }
+    }
+
+    /// Prints an entry written after the first read (`--follow`).
+    fn print_new(&self, entry: &Entry) -> Result<()> {
+        match self.output {
+            Output::Json => print_json_line(entry),
+            Output::Table => crate::print(&(cells(entry).join("  ") + "\n")),
+        }
+    }
+
+    /// Exit 0 when the journal had entries, else [`Error::NotJournaled`] naming `place`.
+    fn found(&self, entries: &[Entry], place: String) -> Result<()> {
+        if entries.is_empty() {
+            return Err(Error::NotJournaled {
+                event_id: self.event_id.clone(),
+                place,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `ferry trace`: exit 0 when the journal has the event, 1 when it has not, 2 for a bad
+/// argument, 3 when the journal cannot be read.
 pub fn command(trace: &Trace) -> ExitCode {
-    match trace_and_print(trace) {
+    let result = match &trace.dispatcher {
+        Some(url) => remote::trace_and_print(trace, url),
+        None => trace_and_print(trace),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report("trace"),
     }
 }
 
+/// Reads the journal from the log, prints, and with `--follow` prints on until interrupted.
 fn trace_and_print(trace: &Trace) -> Result<()> {
     let (entries, mut read) = run(trace)?;
-    match trace.output {
-        Output::Json if !trace.follow => crate::print_json(&entries)?,
-        Output::Json => {
-            for e in &entries {
-                print_json_line(e)?;
-            }
-        }
-        Output::Table if !entries.is_empty() => crate::print(&table(&entries))?,
-        Output::Table => {}
-    }
+    trace.print_found(&entries)?;
     if trace.follow {
-        read.keep_reading();
+        let query = trace.query();
         loop {
-            let m = match read.next(Duration::from_millis(500))? {
-                Read::Record(m) => m,
-                Read::Nothing | Read::Done => continue,
-            };
-            for e in matching(trace, m.payload()) {
-                match trace.output {
-                    Output::Json => print_json_line(&e)?,
-                    Output::Table => crate::print(&(cells(&e).join("  ") + "\n"))?,
-                }
+            for e in journal_trace::follow(&mut read, &query, FOLLOW_POLL)? {
+                trace.print_new(&e)?;
             }
         }
     }
-    if entries.is_empty() {
-        return Err(Error::NotJournaled {
-            event_id: trace.event_id.clone(),
-            topic: trace.journal_topic.clone(),
-            kafka: trace.kafka.clone(),
-        });
-    }
-    Ok(())
+    let place = format!("in {} at {}", trace.journal_topic, trace.kafka);
+    trace.found(&entries, place)
 }
 
 fn print_json_line(e: &Entry) -> Result<()> {
@@ -104,57 +141,19 @@ fn print_json_line(e: &Entry) -> Result<()> {
     crate::print(&(line + "\n"))
 }
 
-/// The entries of one journal record that are about the traced event.
-fn matching(trace: &Trace, payload: Option<&[u8]>) -> Vec<Entry> {
-    payload
-        .map(|value| {
-            Journal::entries(value)
-                .filter(|e| {
-                    e.event_id == trace.event_id
-                        && trace.source.as_ref().is_none_or(|s| *s == e.source)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Reads the journal entries of the event, oldest first, and the reader, positioned after
-/// them. When the journal has none up to its end, reads on for `--wait` as it is written.
+/// Reads the journal entries of the event from the log, oldest first, and the reader,
+/// positioned after them. When the journal has none up to its end, reads on for `--wait` as
+/// it is written.
 ///
 /// # Errors
 /// The log cannot be reached or has no journal topic.
-pub fn run(trace: &Trace) -> Result<(Vec<Entry>, BoundedRead)> {
-    let started = Instant::now();
-    let topics = [trace.journal_topic.clone()];
-    let mut read = BoundedRead::open(&trace.kafka, "ferry-trace", &topics, &trace.since)?;
-    let mut entries = Vec::new();
-    let deadline = started + READ_DEADLINE;
-    let mut waiting = false;
-    loop {
-        if Instant::now() > deadline {
-            return Err(Error::JournalTooSlow {
-                kafka: trace.kafka.clone(),
-            });
-        }
-        if waiting && (!entries.is_empty() || started.elapsed() >= trace.wait) {
-            break;
-        }
-        let m = match read.next(Duration::from_millis(100))? {
-            Read::Record(m) => m,
-            Read::Nothing => continue,
-            Read::Done if entries.is_empty() && !trace.wait.is_zero() => {
-                read.keep_reading();
-                waiting = true;
-                continue;
-            }
-            Read::Done => break,
-        };
-        entries.extend(matching(trace, m.payload()));
-    }
-    // Where it was stored first (an egress may settle it before ingress has its ack), then
-    // the settlements in time order.
-    entries.sort_by_key(|e| (e.outcome != "accepted", e.at_ms));
-    Ok((entries, read))
+pub fn run(trace: &Trace) -> Result<(Vec<Entry>, ferry_dispatcher::log_reader::BoundedRead)> {
+    let log = JournalLog {
+        bootstrap: trace.kafka.clone(),
+        auth: None,
+        topic: trace.journal_topic.clone(),
+    };
+    Ok(journal_trace::read(&log, &trace.query())?)
 }
 
 /// One line per entry: when, where, outcome, and the details.

@@ -47,7 +47,8 @@ pub struct DispatcherConfig {
     /// not cluster-local, by `Host`; no events. Off when unset.
     #[arg(long)]
     pub external_listen: Option<SocketAddr>,
-    /// Admin listener: /metrics, /healthz, /readyz.
+    /// Admin listener: /metrics, /healthz, /readyz, and the delivery journal for `ferry trace
+    /// --dispatcher` (/journal/events/{id}).
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
     /// Largest accepted request body; larger ones get 413.

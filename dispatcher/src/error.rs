@@ -79,6 +79,49 @@ pub enum Error {
         /// What librdkafka said.
         source: KafkaError,
     },
+    /// A log position (`since`, `--from`) that is not one.
+    #[error(
+        "{text:?} is not earliest, latest, an offset or an RFC 3339 time (2026-11-25T10:00:00Z)"
+    )]
+    NotAStart {
+        /// The text given.
+        text: String,
+    },
+    /// A log's metadata could not be fetched.
+    #[error("cannot reach the log at {kafka}: {source}; check that it is running and its address")]
+    LogUnreachable {
+        /// Bootstrap servers.
+        kafka: String,
+        /// What the client said.
+        source: KafkaError,
+    },
+    /// A log has no such topic.
+    #[error("topic {topic} not found at {kafka}; check the name")]
+    TopicNotFound {
+        /// The topic.
+        topic: String,
+        /// Bootstrap servers.
+        kafka: String,
+    },
+    /// A partition's offsets could not be read.
+    #[error("{topic}/{partition}: {source}; check that the log is running and try again")]
+    PartitionOffsets {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// What the client said.
+        source: KafkaError,
+    },
+    /// A log failed a read (or a reader could not be created).
+    #[error("the log failed a read: {0}; check that it is running and reachable")]
+    LogRead(KafkaError),
+    /// The journal was not read to its end in time.
+    #[error("reading the journal at {kafka} took over 2 minutes; read from a later `since`")]
+    JournalTooSlow {
+        /// Bootstrap servers.
+        kafka: String,
+    },
 }
 
 /// The dispatcher library's `Result`.

@@ -10,6 +10,12 @@
 //! a background thread writes every [`FLUSH_EVERY`] as one record of many lines (a record per
 //! entry cost about a third of the dispatcher's CPU; see docs/benchmarks.md). When the buffer
 //! is full (the log is down), entries are counted as dropped instead.
+//!
+//! Reading an event's entries back is [`trace`]'s; the admin listener serves it to `ferry
+//! trace --dispatcher` through [`endpoint`].
+
+pub mod endpoint;
+pub mod trace;
 
 use ferry_api::contract::KafkaAuth;
 use std::collections::{HashMap, HashSet};

@@ -19,6 +19,7 @@ pub mod ingress;
 pub mod journal;
 pub mod kafka;
 pub mod log;
+pub mod log_reader;
 pub mod metrics;
 mod server;
 pub mod spans;

@@ -24,6 +24,7 @@ use crate::gateway::Gateway;
 use crate::http_server::serve;
 use crate::ingress::{self, Ingress};
 use crate::journal::Journal;
+use crate::journal::endpoint::JournalEndpoint;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::{Error, Result};
@@ -34,6 +35,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     gateway: Arc<Gateway>,
     journal: Arc<Journal>,
+    /// `GET /journal/events/{id}` on the admin listener: `ferry trace --dispatcher`.
+    journal_endpoint: Arc<JournalEndpoint>,
     activator: Arc<Activator>,
     ingress: Option<Arc<Ingress>>,
     egress: Option<Mutex<EgressSet>>,
@@ -133,17 +136,21 @@ pub async fn start_with_kube(
             telemetry.clone(),
         ))
     });
+    let stopping = watch::channel(false).0;
+    let journal_endpoint =
+        JournalEndpoint::new(config.journal_settings().topic, stopping.subscribe());
     let shared = Arc::new(Shared {
         pod_ip: config.pod_ip.clone(),
         metrics,
         gateway,
         journal,
+        journal_endpoint,
         activator,
         ingress,
         egress,
         telemetry,
         generation: watch::channel(None).0,
-        stopping: watch::channel(false).0,
+        stopping,
     });
 
     // Binds `addr` and serves `app` there until stopped; the bound address.
@@ -173,7 +180,10 @@ pub async fn start_with_kube(
         .route("/healthz", get(|| async { "ok\n" }))
         .route(ferry_api::reports::READY_PATH, get(ready))
         .route(ferry_api::reports::STATS_PATH, get(autoscaler_stats))
-        .with_state(shared.clone());
+        .with_state(shared.clone())
+        // Read-only, and on the admin port rather than the ingress: the journal says where
+        // each event went, which is for operators, not for everyone who may post one.
+        .merge(shared.journal_endpoint.clone().router());
     let admin_addr = listen(config.admin_listen, admin_app, "admin").await?;
     let (offers, offered) = mpsc::channel(4);
     tasks.push(tokio::spawn(apply_offers(shared.clone(), offered)));
@@ -300,6 +310,7 @@ async fn apply(shared: &Shared, contract: &Contract, source: Source) {
         .iter()
         .map(|r| (r.bootstrap_servers.clone(), r.auth.clone()))
         .collect();
+    shared.journal_endpoint.set_logs(logs.clone());
     for (bootstrap, auth) in logs {
         let journal = shared.journal.clone();
         tokio::spawn(async move { journal.prepare(&bootstrap, auth.as_ref()).await });

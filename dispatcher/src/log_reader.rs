@@ -1,13 +1,16 @@
-//! Reading the log as `ferry tail`, `ferry trace` and `ferry replay` do: where to start
-//! ([`StartAt`]), a consumer that commits nothing, and a read up to each partition's end as it
-//! was when the read began ([`BoundedRead`]).
+//! Reading the log without a consumer group, as `ferry tail`, `ferry trace`, `ferry replay` and
+//! the dispatcher's journal endpoint do: where to start ([`StartAt`]), a consumer that commits
+//! nothing, and a read up to each partition's end as it was when the read began
+//! ([`BoundedRead`]).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ferry_api::contract::KafkaAuth;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{Error, Result};
 
@@ -48,23 +51,32 @@ impl std::str::FromStr for StartAt {
     }
 }
 
-/// A consumer of the log at `kafka` that commits nothing (`group` only names it to the log).
+/// The text [`StartAt`] is parsed from (`earliest`, `latest`, an offset, an RFC 3339 time).
+impl std::fmt::Display for StartAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartAt::Earliest => f.write_str("earliest"),
+            StartAt::Latest => f.write_str("latest"),
+            StartAt::Offset(o) => write!(f, "{o}"),
+            StartAt::Time(t) => {
+                f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+        }
+    }
+}
+
+/// A consumer of the log at `kafka` that commits nothing (`group` only names it to the log),
+/// connecting as a resource with `auth` does (`None`: Ferry's own log, with the same
+/// `FERRY_KAFKA_*` variables Ferry's components read for SASL and TLS).
 ///
 /// # Errors
-/// [`Error::Log`]: the client could not be created (a malformed `kafka`).
-pub fn consumer(kafka: &str, group: &str) -> Result<BaseConsumer> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", kafka)
+/// [`Error::LogRead`]: the client could not be created (a malformed `kafka`).
+pub fn consumer(kafka: &str, auth: Option<&KafkaAuth>, group: &str) -> Result<BaseConsumer> {
+    crate::kafka::client(kafka, auth)
         .set("group.id", group)
-        .set("enable.auto.commit", "false");
-    // The same `FERRY_KAFKA_*` variables Ferry's components read (SASL, TLS): a log that
-    // requires authentication is read with them.
-    let settings = ferry_api::contract::log_client_settings(|var| std::env::var(var).ok());
-    for (key, value) in settings.iter() {
-        config.set(key, value);
-    }
-    Ok(config.create()?)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(Error::LogRead)
 }
 
 /// The partitions of `topic`.
@@ -106,7 +118,7 @@ fn bounds(
     topic: &str,
     partition: i32,
     from: &StartAt,
-) -> Result<(i64, i64), rdkafka::error::KafkaError> {
+) -> Result<(i64, i64), KafkaError> {
     let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
     let start = match from {
         StartAt::Earliest => low,
@@ -127,7 +139,7 @@ fn bounds(
 
 /// A read of topics from a start position up to each partition's end as it was when the read
 /// began, without a consumer group (nothing is committed): what `ferry replay` and `ferry
-/// trace` read.
+/// trace` (and the journal endpoint) read.
 pub struct BoundedRead {
     consumer: BaseConsumer,
     /// Per partition: topic, partition, next offset to read, end (exclusive).
@@ -146,12 +158,19 @@ pub enum Read<'a> {
 }
 
 impl BoundedRead {
-    /// Resolves `from` on every partition of `topics` and assigns the ranges (blocking).
+    /// Resolves `from` on every partition of `topics` of the log at `kafka` (connecting as a
+    /// resource with `auth` does) and assigns the ranges (blocking).
     ///
     /// # Errors
     /// The log cannot be reached, or a topic does not exist.
-    pub fn open(kafka: &str, group: &str, topics: &[String], from: &StartAt) -> Result<Self> {
-        let consumer = consumer(kafka, group)?;
+    pub fn open(
+        kafka: &str,
+        auth: Option<&KafkaAuth>,
+        group: &str,
+        topics: &[String],
+        from: &StartAt,
+    ) -> Result<Self> {
+        let consumer = consumer(kafka, auth, group)?;
         let mut ranges = Vec::new();
         let mut tpl = TopicPartitionList::new();
         for topic in topics {
@@ -163,16 +182,20 @@ impl BoundedRead {
                         source,
                     }
                 })?;
-                if start < end {
-                    tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
-                    ranges.push((topic.clone(), p, start, end));
-                }
+                // Empty ranges are assigned too: after `keep_reading`, what is written there
+                // next is read (the first entry of an empty journal, say).
+                tpl.add_partition_offset(topic, p, Offset::Offset(start))
+                    .map_err(Error::LogRead)?;
+                ranges.push((topic.clone(), p, start, end));
             }
         }
         if !ranges.is_empty() {
-            consumer.assign(&tpl)?;
+            consumer.assign(&tpl).map_err(Error::LogRead)?;
         }
-        let open = ranges.len();
+        let open = ranges
+            .iter()
+            .filter(|(_, _, start, end)| start < end)
+            .count();
         Ok(BoundedRead {
             consumer,
             ranges,
@@ -200,7 +223,7 @@ impl BoundedRead {
     /// Polls once (blocking up to `wait`).
     ///
     /// # Errors
-    /// [`Error::Log`]: the log failed the fetch.
+    /// [`Error::LogRead`]: the log failed the fetch.
     pub fn next(&mut self, wait: Duration) -> Result<Read<'_>> {
         if self.open == 0 {
             return Ok(Read::Done);
@@ -208,7 +231,7 @@ impl BoundedRead {
         let Some(message) = self.consumer.poll(wait) else {
             return Ok(Read::Nothing);
         };
-        let m = message?;
+        let m = message.map_err(Error::LogRead)?;
         let Some(range) = self
             .ranges
             .iter_mut()
@@ -247,5 +270,9 @@ mod tests {
                 .contains("is not earliest, latest")
         );
         assert!("yesterday".parse::<StartAt>().is_err());
+        for text in ["earliest", "latest", "42", "2026-11-25T10:00:00.250Z"] {
+            let at: StartAt = text.parse().unwrap();
+            assert_eq!(at.to_string(), text);
+        }
     }
 }
