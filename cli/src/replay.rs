@@ -20,8 +20,9 @@ use ferry_dispatcher::config::DispatcherConfig;
 use ferry_dispatcher::egress::consumer::decode;
 use ferry_dispatcher::egress::deliver::{Deliverer, Services};
 use ferry_dispatcher::journal::Journal;
-use ferry_dispatcher::log::Log;
+use ferry_dispatcher::log::{Log, record_traceparent};
 use ferry_dispatcher::metrics::{EgressOutcome, Metrics};
+use ferry_runtime::telemetry::{Parent, Telemetry};
 use rdkafka::message::Message;
 use serde::Serialize;
 
@@ -195,6 +196,10 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
     let metrics = Arc::new(Metrics::default());
     // Replayed deliveries are deliveries: `ferry trace` shows them too.
     let journal = Journal::new(config.journal_settings(), metrics.clone());
+    // Replayed deliveries are traced like the dispatcher's when `OTEL_*` says so, continuing
+    // the trace each record carries.
+    let telemetry = Telemetry::from_env("ferry-replay")
+        .map_err(|e| Error::Deliverer(ferry_dispatcher::Error::Tracing(e)))?;
     let mut deliverer = Deliverer::new(
         egress.clone(),
         (&resource.reference, &bootstrap, &resource.topics),
@@ -205,6 +210,7 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
             journal: journal.clone(),
             // Revision URLs are delivered to as they are: whoever serves them activates.
             activator: Arc::default(),
+            telemetry: telemetry.clone(),
         },
         None,
     )
@@ -237,7 +243,12 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
         let at = (m.topic(), m.partition(), m.offset());
         let outcome = match decode(&deliverer, &m) {
             Ok(Some(event)) if deliverer.filter.matches(&event) => {
-                let settled = deliverer.deliver(&event).await;
+                let parent = if telemetry.enabled() {
+                    Parent::remote(record_traceparent(&m).as_deref())
+                } else {
+                    Parent::None
+                };
+                let settled = deliverer.deliver(&event, &parent).await;
                 deliverer.record(&event, at, Some(&settled));
                 settled.outcome
             }
@@ -247,6 +258,9 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
         summary.count(outcome);
         progress(&summary);
     }
-    tokio::task::block_in_place(|| journal.flush());
+    tokio::task::block_in_place(|| {
+        journal.flush();
+        telemetry.shutdown();
+    });
     Ok(summary)
 }
