@@ -253,6 +253,9 @@ pub struct Metrics {
     end_to_end_seconds: Family<Labels1, Histogram>,
     in_flight: Family<Labels1, Gauge>,
     lag: Family<Labels3, Gauge>,
+    ready_replicas: Family<Labels1, Gauge>,
+    /// The revisions `ready_replicas` has series for, to drop those the contract no longer lists.
+    activated: Mutex<Vec<String>>,
     generation: Gauge<u64, AtomicU64>,
     contract_rejected: Counter,
     journal_dropped: Counter,
@@ -340,6 +343,8 @@ impl Default for Metrics {
             end_to_end_seconds: Family::new_with_constructor(latency),
             in_flight: Family::default(),
             lag: Family::default(),
+            ready_replicas: Family::default(),
+            activated: Mutex::default(),
             generation: Gauge::default(),
             contract_rejected: Counter::default(),
             journal_dropped: Counter::default(),
@@ -377,6 +382,7 @@ impl Default for Metrics {
             "delivery_latency_seconds", "Time from the event's append to the log until it was delivered, per egress" => m.end_to_end_seconds;
             "in_flight_events", "Events consumed and not yet settled, per egress" => m.in_flight;
             "consumer_lag", "Records behind the end of the partition, per egress" => m.lag;
+            "revision_ready_replicas", "Ready replicas of each activated revision (namespace/name) in the contract in force: where deliveries to it go" => m.ready_replicas;
             "contract_generation", "Generation of the contract in force" => m.generation;
             "contract_rejected", "Contract files rejected (the previous one stays in force)" => m.contract_rejected;
             "journal_dropped", "Delivery-journal entries not written (producer buffer full or log unreachable)" => m.journal_dropped;
@@ -444,6 +450,25 @@ impl Metrics {
             .set(lag);
     }
 
+    /// Sets the ready replicas of every activated revision, `(namespace/name, replicas)`, from
+    /// the contract in force; revisions it no longer lists lose their series.
+    pub fn ready_replicas<'a>(&self, revisions: impl IntoIterator<Item = (&'a str, usize)>) {
+        let mut activated = self.activated.lock().unwrap_or_else(|e| e.into_inner());
+        let now: Vec<(&str, usize)> = revisions.into_iter().collect();
+        for gone in activated
+            .iter()
+            .filter(|r| !now.iter().any(|(n, _)| n == r))
+        {
+            self.ready_replicas.remove(&[("revision", gone.clone())]);
+        }
+        for (revision, replicas) in &now {
+            self.ready_replicas
+                .get_or_create(&[("revision", (*revision).to_owned())])
+                .set(i64::try_from(*replicas).unwrap_or(i64::MAX));
+        }
+        *activated = now.into_iter().map(|(r, _)| r.to_owned()).collect();
+    }
+
     /// Records the contract generation in force.
     pub fn contract_applied(&self, generation: u64) {
         self.generation.set(generation);
@@ -492,6 +517,17 @@ mod tests {
             .collect();
         found.sort();
         found
+    }
+
+    #[test]
+    fn ready_replicas_follow_the_contract_and_drop_revisions_no_longer_listed() {
+        let metrics = Metrics::default();
+        metrics.ready_replicas([("ns/a-00001", 0), ("ns/b-00001", 2)]);
+        metrics.ready_replicas([("ns/a-00001", 1)]);
+        assert_eq!(
+            lines(&metrics, "ferry_dispatcher_revision_ready_replicas{"),
+            [r#"ferry_dispatcher_revision_ready_replicas{revision="ns/a-00001"} 1"#]
+        );
     }
 
     #[test]

@@ -319,6 +319,12 @@ async fn apply(shared: &Shared, contract: &Contract, source: Source) {
     shared.telemetry.apply(contract.tracing.as_ref());
     let share = Share::among(&contract.activators, shared.pod_ip.as_deref());
     shared.activator.apply(&contract.activation, share);
+    shared.metrics.ready_replicas(
+        contract
+            .activation
+            .iter()
+            .map(|a| (a.revision.as_str(), a.endpoints.len())),
+    );
     if let Some(ingress) = &shared.ingress {
         ingress.apply(contract);
     }

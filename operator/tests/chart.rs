@@ -1943,7 +1943,8 @@ fn optional_objects_follow_their_values() {
         "ferry_dispatcher_delivery_latency_seconds_bucket",
         "outcome=\"dead_lettered\"",
         "ferry_dispatcher_consumer_lag",
-        "kube_deployment_status_replicas_available",
+        "ferry_dispatcher_revision_ready_replicas",
+        "event_count_1_total",
     ] {
         assert!(
             exprs.iter().any(|e| e.contains(needle)),
