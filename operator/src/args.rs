@@ -54,6 +54,13 @@ pub struct Args {
     #[arg(long, default_value = "ferry-config-features")]
     pub features_configmap: String,
 
+    /// Knative's `config-observability` ConfigMap (`tracing-protocol`, `tracing-endpoint`,
+    /// `tracing-sampling-rate`; the older `config-tracing` keys are read too), read every 5 s
+    /// from the Lease's namespace: the dispatchers (through the contract) and the operator
+    /// export spans as it says; missing or without tracing keys: their `OTEL_*` variables.
+    #[arg(long, default_value = "ferry-config-observability")]
+    pub observability_configmap: String,
+
     /// Base URL of the dispatcher's ingress: a Broker's address is `<base>/<namespace>/<name>`.
     #[arg(
         long,
@@ -153,6 +160,7 @@ mod tests {
             "--autoscaler-configmap=ferry-config-autoscaler",
             "--features-configmap=ferry-config-features",
             "--domain-configmap=ferry-config-domain",
+            "--observability-configmap=ferry-config-observability",
             "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
             "--dispatcher-admin-service=ferry-dispatcher-admin",
             "--kafka-bootstrap-servers=ferry-broker-0.ferry-broker-headless:9092",

@@ -21,6 +21,10 @@ async fn main() -> ExitCode {
     let _profiler = dhat::Profiler::new_heap();
     let args = Args::parse();
     ferry_runtime::logging::init("info");
+    if let Err(e) = ferry_api::observability::Tracing::from_env(|k| std::env::var(k).ok()) {
+        eprintln!("ferry-operator: tracing settings: {e}");
+        return ExitCode::from(2);
+    }
     let listener = match tokio::net::TcpListener::bind(args.metrics_listen).await {
         Ok(l) => l,
         Err(e) => {

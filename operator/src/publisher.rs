@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use ferry_api::contract::{CompileError, Contract, Egress, ObjectRef};
 use ferry_api::duck::KReference;
 use ferry_api::eventing::{Broker, BrokerDefaults};
+use ferry_api::observability::Tracing;
 use ferry_api::sources::SecretData;
 use ferry_control::contract_inputs::{
     self, Compiled, Environment, SecretValues, referenced_secrets, revision_replicas,
@@ -43,6 +44,8 @@ struct State {
     secrets: Arc<SecretValues>,
     /// `config-features`' `tag-header-based-routing`, for the contract.
     tag_header_routing: bool,
+    /// `config-observability`'s tracing settings, for the contract.
+    tracing: Option<Tracing>,
     /// The ready dispatchers' pod IPs, for the contract's `activators`.
     activators: Vec<String>,
 }
@@ -125,6 +128,15 @@ impl Publisher {
         drop(state);
         self.poke();
         true
+    }
+
+    /// Follows `config-observability`'s tracing settings; `true` when they changed.
+    pub fn set_tracing(&self, tracing: Option<Tracing>) -> bool {
+        let changed = std::mem::replace(&mut self.lock().tracing, tracing.clone()) != tracing;
+        if changed {
+            self.poke();
+        }
+        changed
     }
 
     /// Follows `config-features`' `tag-header-based-routing`.
@@ -238,13 +250,14 @@ impl Publisher {
     /// Compiles `stores` with what the reconciles reported, then forgets the Secrets no source
     /// needs any more.
     fn compile(&self, stores: &Stores, config: &PublisherConfig) -> Compiled {
-        let (topics, defaults, secrets, tag_header_routing, activators) = {
+        let (topics, defaults, secrets, tag_header_routing, tracing, activators) = {
             let state = self.lock();
             (
                 state.topics.clone(),
                 state.broker_defaults.clone(),
                 state.secrets.clone(),
                 state.tag_header_routing,
+                state.tracing.clone(),
                 state.activators.clone(),
             )
         };
@@ -257,6 +270,7 @@ impl Publisher {
         };
         let mut compiled = compile_stores(stores, &env, &config.cluster_domain);
         compiled.contract.tag_header_routing = tag_header_routing;
+        compiled.contract.tracing = tracing;
         // A lone dispatcher takes every slot: no list needed.
         if activators.len() > 1 {
             compiled.contract.activators = activators;

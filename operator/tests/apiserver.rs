@@ -1567,3 +1567,110 @@ async fn contract_changes_reach_the_dispatcher_by_watch_and_outlive_the_api_serv
     );
     assert_eq!(ferry.dispatcher.generation(), Some(generation));
 }
+
+/// Knative's `config-observability` in the cluster: the operator reads it, the contract carries
+/// it to the dispatcher, and both export spans to the collector it names. An event posted with
+/// a `traceparent` yields one trace from the ingress to the subscriber, who sees it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver: set FERRY_KUBE_BIN (docs/operator.md)"]
+async fn config_observability_sends_the_dispatchers_and_the_operators_spans() {
+    use ferry_testkit::otlp::OtlpReceiver;
+    let kube = KubeApi::start().await;
+    kube.install_crds().await;
+    kube.namespace("ferry-system").await;
+    kube.namespace("demo").await;
+    let collector = OtlpReceiver::start().await;
+    let client = kube.admin();
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "ferry-system");
+    apply(
+        &configmaps,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ferry-config-observability", "namespace": "ferry-system"},
+            "data": {"tracing-protocol": "grpc",
+                     "tracing-endpoint": collector.grpc_endpoint(),
+                     "tracing-sampling-rate": "1"}
+        }),
+    )
+    .await;
+    let ferry = Ferry::start_default(&kube).await;
+    let sink = Sink::start().await;
+    let brokers: Api<Broker> = Api::namespaced(client.clone(), "demo");
+    let triggers: Api<Trigger> = Api::namespaced(client.clone(), "demo");
+    apply_ferry_broker(&brokers, "demo").await;
+    let address = ready_broker_address(&brokers, "default").await;
+    apply(
+        &triggers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": "all", "namespace": "demo"},
+            "spec": {"broker": "default", "subscriber": {"uri": sink.url()}}
+        }),
+    )
+    .await;
+    wait_ready(&triggers, "all", "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let response = reqwest::Client::new()
+        .post(&address)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "traced-1")
+        .header("ce-source", "/e2e")
+        .header("ce-type", "t")
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 202);
+    let got = sink.wait_for_accepted(1, Duration::from_secs(30)).await;
+    let header = got[0]
+        .headers
+        .get("traceparent")
+        .cloned()
+        .unwrap_or_default();
+    assert!(header.starts_with(&format!("00-{trace}-")), "{header}");
+
+    // The SDK sends its batch every 5 s.
+    let spans = collector
+        .wait_for(Duration::from_secs(30), |s| {
+            let names: Vec<&str> = s
+                .iter()
+                .filter(|s| s.trace_id == trace)
+                .map(|s| s.name.as_str())
+                .collect();
+            ["ingress", "append", "deliver", "attempt"]
+                .iter()
+                .all(|n| names.contains(n))
+                && s.iter().any(|s| {
+                    s.service == "ferry-operator" && s.attr("k8s.resource.kind") == Some("Trigger")
+                })
+        })
+        .await;
+    let in_trace: Vec<_> = spans.iter().filter(|s| s.trace_id == trace).collect();
+    for name in ["ingress", "append", "deliver", "attempt"] {
+        assert!(
+            in_trace
+                .iter()
+                .any(|s| s.name == name && s.service == "ferry-dispatcher"),
+            "{name} in the caller's trace: {spans:#?}"
+        );
+    }
+    let attempt = in_trace.iter().find(|s| s.name == "attempt").unwrap();
+    assert!(
+        header.contains(&attempt.span_id),
+        "the subscriber's parent is the attempt"
+    );
+    let reconcile = spans
+        .iter()
+        .find(|s| s.service == "ferry-operator" && s.attr("k8s.resource.kind") == Some("Trigger"))
+        .expect("a reconcile span");
+    assert_eq!(reconcile.name, "reconcile");
+    assert_eq!(reconcile.attr("k8s.namespace.name"), Some("demo"));
+    assert_eq!(reconcile.attr("k8s.resource.name"), Some("all"));
+    assert!(spans.iter().all(|s| s.protocol == "grpc"));
+    drop(ferry);
+}

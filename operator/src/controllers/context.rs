@@ -25,6 +25,7 @@ use crate::http::Metrics;
 use ferry_api::serving::domain::Domains;
 use ferry_api::serving::features::{Features, TAG_HEADER_ROUTING};
 use ferry_api::validation::Context as ValidationContext;
+use ferry_runtime::telemetry::{Parent, SpanKind, Telemetry};
 
 use crate::publisher::Publisher;
 use crate::tasks::stopped;
@@ -55,6 +56,8 @@ pub struct Context {
     features: Mutex<Features>,
     /// The cluster's `config-domain` (`--domain-configmap`, else `--domain`).
     domains: Mutex<Domains>,
+    /// A span per reconcile, while tracing is on (`OTEL_*`, then `config-observability`).
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Puts `value` in `slot`; `true` when it differs from what was there.
@@ -89,6 +92,8 @@ impl Context {
             scale: Arc::default(),
             features: Mutex::default(),
             domains: Mutex::new(Domains::default()),
+            // `main` refuses a bad `OTEL_*` before it gets here.
+            telemetry: Telemetry::from_env("ferry-operator").unwrap_or_else(|_| Telemetry::off()),
         }
         .with_domains_fallback()
     }
@@ -300,8 +305,27 @@ where
 {
     let key = object_key(&*obj);
     let span = tracing::info_span!("reconcile", object = %key);
+    let mut traced = ctx
+        .telemetry
+        .start("reconcile", SpanKind::Internal, &Parent::None);
+    if traced.is_some() {
+        traced.set("k8s.resource.kind", K::kind(&()).into_owned());
+        traced.set(
+            "k8s.namespace.name",
+            obj.meta().namespace.clone().unwrap_or_default(),
+        );
+        traced.set(
+            "k8s.resource.name",
+            obj.meta().name.clone().unwrap_or_default(),
+        );
+    }
     let started = Instant::now();
     let result = tracing::Instrument::instrument(run, span).await;
+    if let Err(e) = &result {
+        traced.set("error.type", e.reason());
+        traced.fail(e.to_string());
+    }
+    drop(traced);
     ctx.metrics.reconciled(&K::kind(&()), started.elapsed());
     if result.is_ok() {
         ctx.succeeded(&key);

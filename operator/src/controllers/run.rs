@@ -83,6 +83,9 @@ pub async fn run(
     if aborted == 0 {
         tracing::info!("every controller and loop stopped");
     }
+    // The last reconciles' spans, exported before the process goes.
+    let telemetry = ctx.telemetry.clone();
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
 }
 
 /// Spawns the loops beside the controllers: the contract's publisher (waking controllers

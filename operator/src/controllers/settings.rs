@@ -10,12 +10,15 @@
 //!   set: every Service, Configuration and Revision is woken.
 //! - `config-domain` (`--domain-configmap`): the domain of each Route's URL: every Route is
 //!   woken.
+//! - `config-observability` (`--observability-configmap`): where spans go. It reaches the
+//!   dispatchers in the contract and the operator's own tracing at once; nothing is woken.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_api::eventing::{BrokerDefaults, DEFAULTS_KEY};
+use ferry_api::observability::Tracing;
 use ferry_api::serving::domain::Domains;
 use ferry_api::serving::features::Features;
 use futures::future::BoxFuture;
@@ -42,7 +45,8 @@ struct Followed<T> {
     what: &'static str,
 }
 
-/// Follows `config-br-defaults`, `config-features` and `config-domain` until `stop` turns `true`.
+/// Follows `config-br-defaults`, `config-features`, `config-domain` and `config-observability`
+/// until `stop` turns `true`.
 pub(super) async fn follow(ctx: Arc<Context>, queues: Queues, stop: watch::Receiver<bool>) {
     let (c, q) = (ctx.clone(), queues.clone());
     let defaults = Followed {
@@ -102,10 +106,24 @@ pub(super) async fn follow(ctx: Arc<Context>, queues: Queues, stop: watch::Recei
         }),
         what: "config-domain changed; reconciling every Route",
     };
+    let observability = Followed {
+        name: ctx.args.observability_configmap.clone(),
+        parse: Tracing::from_data,
+        apply: {
+            let c = ctx.clone();
+            Box::new(move |t: Option<Tracing>| {
+                c.telemetry.apply(t.as_ref());
+                c.publisher.set_tracing(t)
+            })
+        },
+        wake: Box::new(|| Box::pin(async {})),
+        what: "config-observability changed; the next contract carries the tracing settings",
+    };
     tokio::join!(
         follow_one(&ctx, defaults, stop.clone()),
         follow_one(&ctx, features, stop.clone()),
-        follow_one(&ctx, domains, stop),
+        follow_one(&ctx, domains, stop.clone()),
+        follow_one(&ctx, observability, stop),
     );
 }
 
