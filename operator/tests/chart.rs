@@ -1365,6 +1365,7 @@ fn operator_dispatcher_and_contract_are_wired_together() {
         "--autoscaler-configmap=ferry-config-autoscaler",
         "--features-configmap=ferry-config-features",
         "--domain-configmap=ferry-config-domain",
+        "--observability-configmap=ferry-config-observability",
         "--ingress-url=http://ferry-dispatcher-ingress.ferry-system.svc.cluster.local",
         "--dispatcher-admin-service=ferry-dispatcher-admin",
         "--cluster-domain=cluster.local",
@@ -1811,6 +1812,29 @@ fn config_maps_hold_knative_defaults() {
         domains.domain_for(&labels("other"), "cluster.local"),
         "example.com"
     );
+
+    // Knative's config-observability: no tracing by default; as given, in the form the
+    // operator reads, and as OTEL_* variables for the embedded broker.
+    let docs = render_default();
+    let observability = find(&docs, "ConfigMap", "ferry-config-observability").clone();
+    assert!(string_map(observability.get("data")).is_empty());
+    let broker = container(&docs, "StatefulSet", "ferry-broker");
+    assert_eq!(env(broker, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), None);
+    let docs = render(&[
+        "--set-json",
+        r#"config.observability={"tracing-protocol":"grpc","tracing-endpoint":"http://otel-collector.observability:4317","tracing-sampling-rate":0.1}"#,
+    ]);
+    let data = string_map(find(&docs, "ConfigMap", "ferry-config-observability").get("data"));
+    let tracing = ferry_api::observability::Tracing::from_data(&data)
+        .unwrap_or_else(|e| panic!("the operator reads {data:?}: {e}"))
+        .expect("tracing keys");
+    assert_eq!(tracing.endpoint, "http://otel-collector.observability:4317");
+    assert_eq!(tracing.sampling_rate, 0.1);
+    let broker = container(&docs, "StatefulSet", "ferry-broker");
+    let from_env =
+        ferry_api::observability::Tracing::from_env(|k| env_value(broker, k).map(str::to_owned))
+            .expect("the broker reads its OTEL_* variables");
+    assert_eq!(from_env, tracing, "the broker exports where the rest does");
 }
 
 #[test]
@@ -2062,6 +2086,17 @@ fn bad_values_fail_and_name_the_value() {
             "securityContext.runAsUser",
         ),
         (&["--set", "operator.resources.limits=null"], "limits"),
+        (
+            &["--set", "config.observability.tracing-protocol=zipkin"],
+            "tracing-protocol",
+        ),
+        (
+            &[
+                "--set",
+                "config.observability.tracing-endpoint=collector:4317",
+            ],
+            "tracing-endpoint",
+        ),
         // Cross-field checks done by the templates.
         (
             &["--set", "kafka.sasl.secretName=creds"],

@@ -94,6 +94,25 @@ imagePullSecrets:
 {{- define "ferry.domain.name" -}}{{ include "ferry.fullname" . }}-config-domain{{- end -}}
 {{- define "ferry.external.fullname" -}}{{ include "ferry.fullname" . }}-external{{- end -}}
 {{- define "ferry.features.name" -}}{{ include "ferry.fullname" . }}-config-features{{- end -}}
+{{- define "ferry.observability.name" -}}{{ include "ferry.fullname" . }}-config-observability{{- end -}}
+{{- /*
+The embedded broker is configured by flags, not by the contract: it gets config.observability's
+tracing keys as the standard OTEL_* variables (a change rolls its pod).
+*/}}
+{{- define "ferry.broker.otelEnv" -}}
+{{- $o := .Values.config.observability }}
+{{- $protocol := get $o "tracing-protocol" | default "none" | lower }}
+{{- if ne $protocol "none" }}
+- name: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+  value: {{ $protocol | quote }}
+- name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+  value: {{ get $o "tracing-endpoint" | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ get $o "tracing-sampling-rate" | default "0" | toString | quote }}
+{{- end }}
+{{- end -}}
 {{- define "ferry.leaseName" -}}{{ .Values.operator.leaderElection.leaseName | default (include "ferry.operator.fullname" .) }}{{- end -}}
 
 {{- define "ferry.operator.serviceAccountName" -}}
