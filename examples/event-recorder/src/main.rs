@@ -9,7 +9,11 @@
 //! `127.0.0.1`), `K_REVISION` (optional), `EVENTS_FILE` (optional: also append each event as one JSON line to this file) and
 //! `REPLY_TYPE` (optional: answer each event with a reply event of this type carrying the same
 //! data, id `<id>-reply` — what a Subscription's `reply` or a Trigger's broker then receives)
-//! and `DELAY_MS` (optional: answer each event this much later, to play a slow service).
+//! and `DELAY_MS` (optional: answer each event this much later, to play a slow service), and
+//! `RECORD_RAW` (optional, `true`: a POST that is not a CloudEvent is recorded too, as
+//! `{"path", "content_type", "body_base64"}`, and answered 200 with an empty body — which is
+//! also an empty OTLP/HTTP export response, so the recorder can stand in for a trace collector
+//! in tests).
 //! `GET /stats` reports the events this process received and the most it had in flight.
 
 use std::collections::VecDeque;
@@ -136,6 +140,8 @@ struct Recorder {
     file: Option<PathBuf>,
     reply_type: Option<String>,
     delay: Option<std::time::Duration>,
+    /// Record POSTs that are not CloudEvents too (`RECORD_RAW`).
+    raw: bool,
     /// (in flight now, most in flight at once, received).
     load: Mutex<(u64, u64, u64)>,
 }
@@ -146,11 +152,21 @@ impl Recorder {
         reply_type: Option<String>,
         delay: Option<std::time::Duration>,
     ) -> Arc<Self> {
+        Self::new(file, reply_type, delay, false)
+    }
+
+    fn new(
+        file: Option<PathBuf>,
+        reply_type: Option<String>,
+        delay: Option<std::time::Duration>,
+        raw: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             events: Mutex::default(),
             file,
             reply_type,
             delay,
+            raw,
             load: Mutex::default(),
         })
     }
@@ -193,6 +209,7 @@ fn append_line(path: &Path, line: &[u8]) -> io::Result<()> {
 async fn record(
     State(recorder): State<Arc<Recorder>>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -201,6 +218,29 @@ async fn record(
     }
     let event = match parse(&headers, &body) {
         Ok(event) => event,
+        Err(_) if recorder.raw => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let raw = serde_json::json!({
+                "path": uri.path(),
+                "content_type": content_type,
+                "body_base64": base64(&body),
+            });
+            let mut events = recorder
+                .events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if events.len() == KEEP {
+                events.pop_front();
+            }
+            events.push_back(raw);
+            return (
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                Bytes::new(),
+            )
+                .into_response();
+        }
         Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
     };
     {
@@ -295,7 +335,16 @@ async fn run() -> io::Result<()> {
         )?)),
         None => None,
     };
-    let recorder = Recorder::with_delay(file, env("REPLY_TYPE"), delay);
+    let raw = match env("RECORD_RAW") {
+        Some(raw) => raw.parse::<bool>().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("RECORD_RAW={raw:?}: write true or false"),
+            )
+        })?,
+        None => false,
+    };
+    let recorder = Recorder::new(file, env("REPLY_TYPE"), delay, raw);
     serve(listener, recorder, shutdown_signal()).await
 }
 

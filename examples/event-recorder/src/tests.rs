@@ -189,6 +189,55 @@ async fn replies_with_the_same_data_when_asked_to() {
 }
 
 #[tokio::test]
+async fn records_other_posts_raw_when_asked_to_and_refuses_them_otherwise() {
+    for raw in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move { drop(stopped.await) };
+        let server = tokio::spawn(serve(
+            listener,
+            Recorder::new(None, None, None, raw),
+            shutdown,
+        ));
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("{base}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(vec![0x0a, 0x00, 0xff])
+            .send()
+            .await
+            .unwrap();
+        let listed = client
+            .get(format!("{base}/events"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let events: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+        if raw {
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.bytes().await.unwrap().len(),
+                0,
+                "an empty OTLP response"
+            );
+            assert_eq!(
+                events,
+                serde_json::json!([{"path": "/v1/traces", "content_type": "application/x-protobuf", "body_base64": "CgD/"}])
+            );
+        } else {
+            assert_eq!(response.status(), 400);
+            assert_eq!(events, serde_json::json!([]));
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
 async fn reports_how_many_events_it_held_at_once() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
