@@ -404,6 +404,17 @@ impl Contract {
         let mut uids = BTreeSet::new();
         let mut paths = BTreeSet::new();
         let mut groups = BTreeSet::new();
+        if let Some(Err(e)) = self
+            .tracing
+            .as_ref()
+            .map(crate::observability::Tracing::check)
+        {
+            errs.push(
+                &Path::root("tracing"),
+                e,
+                "give an OTLP protocol with the collector's http(s) URL, or protocol none",
+            );
+        }
         let mut activators = BTreeSet::new();
         for (i, host) in self.activators.iter().enumerate() {
             if host.trim().is_empty() || !activators.insert(host.as_str()) {

@@ -385,6 +385,25 @@ fn trigger_for_a_missing_broker_is_reported() {
 }
 
 #[test]
+fn tracing_settings_round_trip_and_bad_ones_are_refused() {
+    let json = br#"{"generation": 3, "tracing": {"protocol": "http/protobuf", "endpoint": "http://c:4318/v1/traces", "samplingRate": 0.5}}"#;
+    let contract = Contract::from_json(json).unwrap();
+    let tracing = contract.tracing.clone().unwrap();
+    assert_eq!(tracing.sampling_rate, 0.5);
+    let again = Contract::from_json(&serde_json::to_vec(&contract).unwrap()).unwrap();
+    assert_eq!(again, contract);
+    assert_eq!(contract.for_ingress().tracing, Some(tracing));
+    let bad = br#"{"generation": 3, "tracing": {"protocol": "grpc", "endpoint": "c:4317", "samplingRate": 1}}"#;
+    let e = Contract::from_json(bad).unwrap_err().to_string();
+    assert!(
+        e.contains("tracing") && e.contains("http:// or https://"),
+        "{e}"
+    );
+    let unknown = br#"{"generation": 3, "tracing": {"protocol": "zipkin"}}"#;
+    assert!(Contract::from_json(unknown).is_err());
+}
+
+#[test]
 fn contract_json_round_trips() {
     let (contract, _) = compile_all(&[]);
     let json = serde_json::to_vec_pretty(&contract).unwrap();
