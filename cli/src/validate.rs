@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use std::collections::BTreeMap;
-
+use ferry_api::observability::{CONFIG_OBSERVABILITY, CONFIG_TRACING, Tracing};
 use ferry_api::serving::domain::{CONFIG_DOMAIN, Domains};
 use ferry_api::serving::features::{CONFIG_FEATURES, Features};
 use ferry_api::validation::Context;
@@ -56,7 +55,7 @@ pub struct Outcome {
     /// Documents that did not parse (file, document and reason).
     pub load_errors: Vec<String>,
     /// Worth a look in Knative's settings ConfigMaps (a `config-features` value Knative
-    /// ignores).
+    /// ignores, a `config-tracing` that `config-observability` overrides).
     pub notes: Vec<String>,
 }
 
@@ -101,14 +100,15 @@ pub fn command(validate: &Validate) -> ExitCode {
 
 /// Loads and checks every manifest under `paths`, with Knative's settings ConfigMaps among them
 /// (if any): `config-features` decides which flag-gated revision fields are allowed, as
-/// Knative's webhook reads it from the cluster, and `config-domain` must be readable.
+/// Knative's webhook reads it from the cluster, and `config-domain`, `config-observability` and
+/// `config-tracing` must be readable.
 pub fn run(paths: &[PathBuf]) -> Outcome {
     let (manifests, config_maps, load_errors) = manifest::load_with_secrets(paths);
     let mut load_errors: Vec<String> = load_errors.iter().map(ToString::to_string).collect();
     let mut cx = Context::default();
     let mut notes = Vec::new();
     if let Some(data) = settings(&config_maps, CONFIG_FEATURES, &mut load_errors) {
-        let (parsed, ignored) = Features::from_data(&data);
+        let (parsed, ignored) = Features::from_data(&data.text_data());
         cx.features = parsed;
         notes.extend(ignored.into_iter().map(|(key, value)| {
             format!(
@@ -117,9 +117,30 @@ pub fn run(paths: &[PathBuf]) -> Outcome {
         }));
     }
     if let Some(data) = settings(&config_maps, CONFIG_DOMAIN, &mut load_errors)
-        && let Err(e) = Domains::from_data(&data)
+        && let Err(e) = Domains::from_data(&data.text_data())
     {
         load_errors.push(e);
+    }
+    let mut tracing_of = |name| {
+        let found = settings(&config_maps, name, &mut load_errors)?;
+        match Tracing::from_data(&found.text_data()) {
+            Ok(tracing) => tracing,
+            Err(e) => {
+                load_errors.push(format!(
+                    "{}, document {}: ConfigMap {}/{name}: {e}",
+                    found.file.display(),
+                    found.document,
+                    found.namespace
+                ));
+                None
+            }
+        }
+    };
+    // Both checked; `ferry dev` follows config-observability when it sets tracing.
+    if let (Some(_), Some(_)) = (tracing_of(CONFIG_OBSERVABILITY), tracing_of(CONFIG_TRACING)) {
+        notes.push(format!(
+            "{CONFIG_TRACING} is ignored: {CONFIG_OBSERVABILITY} sets tracing too and wins (Knative 1.18 and later read only {CONFIG_OBSERVABILITY}); remove {CONFIG_TRACING}"
+        ));
     }
     Outcome {
         resources: manifests.iter().map(|m| report(m, &cx)).collect(),
@@ -128,12 +149,12 @@ pub fn run(paths: &[PathBuf]) -> Outcome {
     }
 }
 
-/// The data of the one ConfigMap called `name` among `config_maps` (a second one is an error).
-fn settings(
-    config_maps: &[manifest::SecretManifest],
+/// The one ConfigMap called `name` among `config_maps` (a second one is an error).
+fn settings<'m>(
+    config_maps: &'m [manifest::SecretManifest],
     name: &str,
     errors: &mut Vec<String>,
-) -> Option<BTreeMap<String, String>> {
+) -> Option<&'m manifest::SecretManifest> {
     let found: Vec<_> = config_maps
         .iter()
         .filter(|c| c.kind == "ConfigMap" && c.name == name)
@@ -145,7 +166,7 @@ fn settings(
             second.document
         ));
     }
-    found.first().map(|c| c.text_data())
+    found.first().copied()
 }
 
 fn report(m: &Manifest, cx: &Context) -> Report {

@@ -4,8 +4,11 @@
 mod support;
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
+use ferry_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use ferry_testkit::process::eventually;
+use ferry_testkit::sink::Sink;
 use serde_json::Value;
 use support::*;
 
@@ -616,4 +619,117 @@ spec:
         });
     }
     assert!(http::get(&format!("http://127.0.0.1:{sidecar_port}/events")).is_none());
+}
+
+/// The spans of `event`'s trace through ferry dev's dispatcher, when all have arrived:
+/// `ingress` (naming the event) ← `append` ← `deliver` ← `attempt`, each the child of the one
+/// before.
+fn event_spans<'s>(spans: &'s [ReceivedSpan], event: &str) -> Option<[&'s ReceivedSpan; 4]> {
+    let child = |parent: &ReceivedSpan, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name && s.parent_span_id == parent.span_id)
+    };
+    let ingress = spans
+        .iter()
+        .find(|s| s.name == "ingress" && s.attr("cloudevents.event_id") == Some(event))?;
+    let append = child(ingress, "append")?;
+    let deliver = child(append, "deliver")?;
+    let attempt = child(deliver, "attempt")?;
+    Some([ingress, append, deliver, attempt])
+}
+
+/// Knative's `config-observability` among the manifests sends the dispatcher's spans to its
+/// collector, in the caller's trace, over the `OTEL_*` environment of ferry dev; with the
+/// ConfigMap's file removed while ferry dev runs, that environment decides again.
+#[test]
+fn config_observability_sends_spans_over_otlp_and_otel_env_is_the_fallback() {
+    const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+    const SPANS_WAIT: Duration = Duration::from_secs(15);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (configured, from_env, sink) = runtime.block_on(async {
+        (
+            OtlpReceiver::start().await,
+            OtlpReceiver::start().await,
+            Sink::start().await,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("m");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("broker.yaml"),
+        format!(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {{name: default}}\n---\n\
+             apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: all}}\n\
+             spec:\n  broker: default\n  subscriber: {{uri: '{}'}}\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let observability = manifests.join("observability.yaml");
+    std::fs::write(
+        &observability,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\n\
+             metadata: {{name: config-observability, namespace: knative-eventing}}\n\
+             data:\n  tracing-protocol: http/protobuf\n  tracing-endpoint: {}\n  \
+             tracing-sampling-rate: \"1\"\n",
+            configured.http_endpoint()
+        ),
+    )
+    .unwrap();
+    // OTEL_EXPORTER_OTLP_ENDPOINT is the collector's base URL: `/v1/traces` is appended.
+    let env_endpoint = from_env.grpc_endpoint();
+    let dev = Dev::start_with_env(
+        &manifests,
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &env_endpoint),
+        ],
+    );
+    let status = dev.ready();
+    let broker = format!("{}/default/default", dev.ingress());
+    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let post = |id: &str| {
+        let headers = [("traceparent", caller.as_str())];
+        let status = http::post_event_with(&broker, id, "com.example.traced", "k", "{}", &headers);
+        assert_eq!(status, Some(202), "{id}");
+    };
+
+    post("traced-1");
+    runtime.block_on(sink.wait_for_accepted(1, WAIT));
+    let spans =
+        runtime.block_on(configured.wait_for(SPANS_WAIT, |s| event_spans(s, "traced-1").is_some()));
+    let [ingress, _, deliver, _] =
+        event_spans(&spans, "traced-1").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(ingress.parent_span_id, CALLER_SPAN, "a child of the caller");
+    assert_eq!(deliver.attr("ferry.egress"), Some("Trigger default/all"));
+    assert!(
+        spans.iter().all(|s| s.trace_id == CALLER_TRACE
+            && s.service == "ferry-dispatcher"
+            && s.protocol == "http"),
+        "{spans:#?}"
+    );
+    assert!(
+        from_env.spans().is_empty(),
+        "the ConfigMap overrides OTEL_*"
+    );
+
+    // Without the ConfigMap, ferry dev's OTEL_* environment applies to a new contract.
+    std::fs::remove_file(&observability).unwrap();
+    let before = status["generation"].as_u64().unwrap();
+    eventually("the contract without tracing applies", WAIT, || {
+        let status = dev.status()?;
+        let generation = status["generation"].as_u64()?;
+        (generation > before && status["applied"].as_u64() == Some(generation)).then_some(())
+    });
+    post("traced-2");
+    let spans =
+        runtime.block_on(from_env.wait_for(SPANS_WAIT, |s| event_spans(s, "traced-2").is_some()));
+    assert!(event_spans(&spans, "traced-2").is_some(), "{spans:#?}");
+    assert!(event_spans(&configured.spans(), "traced-2").is_none());
 }

@@ -204,6 +204,86 @@ fn config_domain_in_the_manifests_must_be_readable() {
 }
 
 #[test]
+fn tracing_config_maps_are_checked_naming_the_config_map_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |file: &str, name: &str, data: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: knative-eventing}}\ndata:\n{data}"
+            ),
+        )
+        .expect("write");
+        path.to_str().expect("utf-8").to_owned()
+    };
+    let validate = |files: &[&str]| {
+        let mut args = vec!["validate"];
+        for f in files {
+            args.extend(["-f", f]);
+        }
+        ferry(&args)
+    };
+    let good = "  tracing-protocol: http/protobuf\n  tracing-endpoint: http://collector:4318/v1/traces\n  tracing-sampling-rate: \"0.1\"\n";
+    let observability = write("observability.yaml", "config-observability", good);
+    let out = validate(&[&observability]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("error"), "{}", text(&out));
+
+    for (name, data, wants) in [
+        (
+            "config-observability",
+            "  tracing-protocol: thrift\n",
+            &[
+                "tracing-protocol: \"thrift\" is not a tracing protocol; use grpc, http/protobuf or none",
+            ][..],
+        ),
+        (
+            "config-observability",
+            "  tracing-protocol: grpc\n  tracing-sampling-rate: \"2\"\n",
+            &[
+                "tracing-sampling-rate: \"2\" is not a number between 0 and 1",
+                "needs tracing-endpoint",
+            ],
+        ),
+        (
+            "config-tracing",
+            "  backend: zipkin\n  zipkin-endpoint: http://zipkin:9411/api/v2/spans\n",
+            &["backend: zipkin is not exported", "set tracing-protocol"],
+        ),
+    ] {
+        let bad = write("bad.yaml", name, data);
+        let out = validate(&[&bad]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let at = format!("error: {bad}, document 1: ConfigMap knative-eventing/{name}: ");
+        assert!(text(&out).contains(&at), "{at} in {}", text(&out));
+        for want in wants {
+            assert!(text(&out).contains(want), "{want} in {}", text(&out));
+        }
+    }
+
+    // Both set tracing: config-observability wins, and the note says to drop config-tracing.
+    let legacy = write("tracing.yaml", "config-tracing", "  backend: none\n");
+    let out = validate(&[&observability, &legacy]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("warning: config-tracing is ignored: config-observability sets tracing too"),
+        "{}",
+        text(&out)
+    );
+    // Knative's own maps hold only `_example` (no tracing key): nothing to say.
+    let example = write(
+        "example.yaml",
+        "config-tracing",
+        "  _example: |\n    backend: zipkin\n",
+    );
+    let out = validate(&[&observability, &example]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("warning"), "{}", text(&out));
+}
+
+#[test]
 fn multi_container_services_follow_knatives_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = dir.path().join("svc.yaml");

@@ -55,10 +55,12 @@ impl DataPlane {
         // Ctrl-C should not wait long: what is not delivered by then (an event held for a
         // revision at zero, say) is not committed either, and is delivered on the next start.
         config.drain_timeout = Duration::from_secs(5);
-        let dispatcher = ferry_dispatcher::start(config).await.map_err(|e| {
-            Error::DevStart(format!(
+        let dispatcher = ferry_dispatcher::start(config).await.map_err(|e| match e {
+            // A bad OTEL_* variable names itself; anything else is a listener's address.
+            ferry_dispatcher::Error::Tracing(_) => Error::DevStart(e.to_string()),
+            e => Error::DevStart(format!(
                 "{e} (ingress: --ingress, dispatcher admin: --admin)"
-            ))
+            )),
         })?;
         let ingress = dispatcher.http_addr.unwrap_or(options.ingress);
         let (broker, bootstrap) = match &options.kafka {
@@ -170,16 +172,15 @@ impl DataPlane {
         if same_revisions && contract.activation != self.contract.activation {
             self.apply_replicas(&contract.activation);
         }
-        if contract.resources == self.contract.resources
-            && contract.activation == self.contract.activation
-            && contract.routes == self.contract.routes
-        {
-            return;
-        }
-        let contract = Contract {
-            generation: self.contract.generation + 1,
+        // Every field counts: a change of tracing or tag-header routing alone is a generation.
+        let mut contract = Contract {
+            generation: self.contract.generation,
             ..contract
         };
+        if contract == self.contract {
+            return;
+        }
+        contract.generation += 1;
         match write_contract(&self.contract_path, &contract) {
             Ok(()) => self.contract = contract,
             Err(e) => eprintln!(

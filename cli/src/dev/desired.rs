@@ -9,6 +9,7 @@ use ferry_api::contract::{self, CompileError, CompileInput, Contract, Resolved};
 use ferry_api::duck::KReference;
 use ferry_api::eventing::{BROKER_CLASS_ANNOTATION, Broker, FERRY_BROKER_CLASS, Trigger};
 use ferry_api::messaging::{KafkaChannel, Subscription};
+use ferry_api::observability::{CONFIG_OBSERVABILITY, CONFIG_TRACING, Tracing};
 use ferry_api::resource::Resource;
 use ferry_api::serving::KnativeService;
 use ferry_api::serving::domain::{CONFIG_DOMAIN, Domains};
@@ -163,8 +164,8 @@ fn add(desired: &mut Desired, m: Manifest) -> Result<(), String> {
 }
 
 impl Desired {
-    /// The data of Knative's settings ConfigMap `name` (`config-features`, `config-domain`)
-    /// among the manifests, in whatever namespace.
+    /// The data of Knative's settings ConfigMap `name` (`config-features`, `config-domain`,
+    /// `config-observability`, `config-tracing`) among the manifests, in whatever namespace.
     fn knative_settings(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.config_maps
             .iter()
@@ -185,6 +186,17 @@ impl Desired {
         self.knative_settings(CONFIG_DOMAIN)
             .and_then(|data| Domains::from_data(data).ok())
             .unwrap_or_default()
+    }
+
+    /// Where the dispatcher sends spans: `config-observability` among the manifests when it
+    /// sets tracing, else `config-tracing` (Knative before 1.18); `None` when neither does, and
+    /// the dispatcher's `OTEL_*` environment decides. Both are checked when loaded.
+    pub fn tracing(&self) -> Option<Tracing> {
+        let read = |name| {
+            self.knative_settings(name)
+                .and_then(|data| Tracing::from_data(data).ok().flatten())
+        };
+        read(CONFIG_OBSERVABILITY).or_else(|| read(CONFIG_TRACING))
     }
 
     /// The ConfigMap a Broker's `spec.config` names: `None` when it names none,
@@ -336,6 +348,34 @@ spec:
         assert_eq!(settings.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
         assert_eq!(settings.get("sasl.username"), Some("ledger"));
         assert_eq!(settings.get("sasl.password"), Some("hunter2"));
+    }
+
+    #[test]
+    fn tracing_follows_config_observability_then_config_tracing_else_the_environment() {
+        let config_map = |name: &str, data: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {data}\n")
+        };
+        let observability = config_map(
+            "config-observability",
+            "{tracing-protocol: grpc, tracing-endpoint: 'http://collector:4317', tracing-sampling-rate: '0.5'}",
+        );
+        let legacy = config_map("config-tracing", "{backend: none, sample-rate: '0.2'}");
+        let tracing = |files: &[(&str, &str)]| {
+            load(&[write(files).path().to_owned()])
+                .expect("manifests load")
+                .tracing()
+        };
+        let both = tracing(&[("o.yaml", &observability), ("t.yaml", &legacy)]).expect("set");
+        assert_eq!(both.endpoint, "http://collector:4317");
+        assert_eq!(both.sampling_rate, 0.5);
+        let old = tracing(&[("t.yaml", &legacy)]).expect("set");
+        assert!(!old.enabled());
+        assert_eq!(old.sampling_rate, 0.2);
+        // A config-observability without tracing keys (metrics only) leaves config-tracing.
+        let metrics_only = config_map("config-observability", "{metrics-protocol: prometheus}");
+        let old = tracing(&[("o.yaml", &metrics_only), ("t.yaml", &legacy)]).expect("set");
+        assert_eq!(old.sampling_rate, 0.2);
+        assert_eq!(tracing(&[("o.yaml", &metrics_only)]), None);
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl Dev {
         let (mut contract, errors) = self.compile();
         contract.routes = self.serving.http_routes();
         contract.tag_header_routing = self.desired.features().enabled(TAG_HEADER_ROUTING);
+        contract.tracing = self.desired.tracing();
         let mut routed = activation::routed_urls(&contract);
         routed.extend(self.serving.routed_urls());
         contract.activation = activation::activation(self.serving.replicas(), &routed);

@@ -87,6 +87,16 @@ impl Dev {
     /// Starts `ferry dev` on free ports, with `extra` flags (e.g. `--kafka ADDR`, or
     /// `--broker-listen ADDR` to replace the free port of the embedded broker).
     pub fn start(manifests: &Path, data: &Path, extra: &[&str]) -> Dev {
+        Dev::start_with_env(manifests, data, extra, &[])
+    }
+
+    /// As [`Dev::start`], with `env` set for the ferry dev process (e.g. `OTEL_*`).
+    pub fn start_with_env(
+        manifests: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Dev {
         let manifests = manifests.to_string_lossy();
         let data_dir = data.to_string_lossy();
         let mut args = vec![
@@ -104,7 +114,8 @@ impl Dev {
             args.extend(["--broker-listen", "127.0.0.1:0"]);
         }
         args.extend_from_slice(extra);
-        let process = Process::start(env!("CARGO_BIN_EXE_ferry"), args, [("RUST_LOG", "warn")]);
+        let env = [("RUST_LOG", "warn")].iter().chain(env).copied();
+        let process = Process::start(env!("CARGO_BIN_EXE_ferry"), args, env);
         Dev {
             process: Some(process),
             data: data.to_owned(),
@@ -208,7 +219,19 @@ pub mod http {
     }
 
     pub fn post_event(url: &str, id: &str, ty: &str, key: &str, data: &str) -> Option<u16> {
-        let headers = [
+        post_event_with(url, id, ty, key, data, &[])
+    }
+
+    /// As [`post_event`], with `extra` headers (e.g. `traceparent`).
+    pub fn post_event_with(
+        url: &str,
+        id: &str,
+        ty: &str,
+        key: &str,
+        data: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<u16> {
+        let mut headers = vec![
             ("ce-specversion", "1.0"),
             ("ce-id", id),
             ("ce-type", ty),
@@ -216,6 +239,7 @@ pub mod http {
             ("ce-partitionkey", key),
             ("content-type", "application/json"),
         ];
+        headers.extend_from_slice(extra);
         request("POST", url, &headers, data).map(|(s, _)| s)
     }
 }
