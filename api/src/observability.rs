@@ -248,10 +248,8 @@ impl Tracing {
                     self.protocol.as_str()
                 ));
             }
-            let rest = e
-                .strip_prefix("http://")
-                .or_else(|| e.strip_prefix("https://"));
-            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            let http = e.starts_with("http://") || e.starts_with("https://");
+            if !http || !crate::duck::is_absolute_url(e) || e.contains(char::is_whitespace) {
                 return Err(format!(
                     "tracing endpoint {e:?} is not an http:// or https:// URL with a host"
                 ));
