@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ferry_broker::{Broker, BrokerFlags};
+use ferry_runtime::telemetry::Telemetry;
 
 /// The broker must run on [`ferry_broker::SafeAllocator`]: see its docs (a malformed array
 /// length must not abort the process).
@@ -25,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
     // Watched from before the line below: a SIGTERM right after it stops the broker cleanly
     // instead of killing it.
     let mut stopping = ferry_runtime::shutdown::on_signal();
-    let running = Broker::start(cli.flags.into_config()).await?;
+    // Spans of Produce and Fetch over OTLP when the standard `OTEL_*` variables say so; a bad
+    // value refuses to start, as a bad flag does.
+    let telemetry =
+        Telemetry::from_env("ferry-broker").map_err(|e| anyhow::anyhow!("{e}; fix or unset it"))?;
+    let running = Broker::start_traced(cli.flags.into_config(), telemetry.clone()).await?;
     // One machine-readable line for scripts and tests that start the broker on port 0.
     println!(
         "ferry-broker listening kafka={} admin={}",
@@ -33,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = stopping.wait_for(|stop| *stop).await;
     tracing::info!("shutting down: finishing in-flight requests");
-    running.shutdown(Duration::from_secs(10)).await?;
+    let stopped = running.shutdown(Duration::from_secs(10)).await;
+    // The last spans are sent before exit (bounded by the SDK's shutdown timeout).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    stopped?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

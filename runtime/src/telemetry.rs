@@ -166,6 +166,15 @@ impl Telemetry {
     }
 }
 
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service", &self.service)
+            .field("enabled", &self.enabled())
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a new span continues.
 #[derive(Clone, Debug, Default)]
 pub enum Parent {
@@ -218,6 +227,13 @@ impl Span {
     /// Whether the span exists (tracing is on), sampled or not.
     pub fn is_some(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Whether the span records what is set on it: tracing is on and its trace is sampled.
+    /// Attributes that cost work to compute are built only behind this.
+    pub fn is_recording(&self) -> bool {
+        use opentelemetry::trace::Span as _;
+        self.0.as_ref().is_some_and(|s| s.is_recording())
     }
 
     /// This span as the parent of the next.
@@ -352,7 +368,7 @@ mod tests {
     fn off_costs_no_span_and_a_traceparent_parses_or_starts_anew() {
         let t = Telemetry::off();
         let span = t.start("x", SpanKind::Server, &Parent::None);
-        assert!(!span.is_some());
+        assert!(!span.is_some() && !span.is_recording());
         assert_eq!(span.traceparent(), None);
         let p = Parent::remote(Some(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -400,12 +416,13 @@ mod tests {
         let unsampled = Parent::remote(Some(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         ));
+        let not_sampled = t.start("x", SpanKind::Server, &unsampled);
+        assert!(not_sampled.traceparent().unwrap().ends_with("-00"));
         assert!(
-            t.start("x", SpanKind::Server, &unsampled)
-                .traceparent()
-                .unwrap()
-                .ends_with("-00")
+            !not_sampled.is_recording(),
+            "nothing to build attributes for"
         );
+        assert!(span.is_recording() && child.is_recording());
         t.apply(None);
         assert!(!t.enabled(), "back to what `off` started from");
         assert!(!t.start("x", SpanKind::Server, &caller).is_some());

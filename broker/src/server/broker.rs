@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ferry_runtime::telemetry::Telemetry;
 use kafka_protocol::messages::ResponseKind;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -49,6 +50,8 @@ pub struct Broker {
     pub(super) advertised: (String, i32),
     pub(super) security: ListenerSecurity,
     pub(super) shutdown: watch::Receiver<bool>,
+    /// Spans of Produce and Fetch; off unless the process turned it on.
+    pub(super) telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -108,6 +111,7 @@ impl Broker {
         config: BrokerConfig,
         kafka_addr: SocketAddr,
         shutdown: watch::Receiver<bool>,
+        telemetry: Arc<Telemetry>,
     ) -> Result<Broker> {
         // First, so a bad PEM or users file fails before the data directory is touched.
         let security = ListenerSecurity::load(&config.security_files())?;
@@ -152,6 +156,7 @@ impl Broker {
             advertised,
             security,
             shutdown,
+            telemetry,
         })
     }
 

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use ferry_runtime::telemetry::Span;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -40,7 +41,7 @@ use super::admission::{Admission, Caps, Ticket};
 use super::broker::{Broker, Ctx, Respond};
 use super::frames::{self, Bad, Deadline, Frame};
 use super::sasl::{SASL_AUTHENTICATION_FAILED, SaslSession};
-use super::{metadata, route, versions};
+use super::{metadata, route, spans, versions};
 use crate::error::{Error, Result};
 
 const MAX_IN_FLIGHT: usize = 32;
@@ -195,6 +196,7 @@ pub(super) fn dispatch(
     tracing::trace!(%peer, api = ?api, version, correlation_id, "request");
     let ready = |response: ResponseKind| -> Respond { Box::pin(async { Some(response) }) };
     let mut then_close = None;
+    let mut span = Span::none();
     let (respond, version): (Respond, i16) = match body {
         _ if api == ApiKey::ApiVersions
             && versions::range(api).is_some_and(|(_, hi)| version > hi) =>
@@ -222,6 +224,8 @@ pub(super) fn dispatch(
             (held, version)
         }
         body => {
+            // Produce and Fetch are traced from here to their response.
+            span = spans::start(&broker.telemetry, &header, &body, peer);
             let ctx = Ctx {
                 version,
                 client_id: header
@@ -236,7 +240,9 @@ pub(super) fn dispatch(
     };
     let broker = broker.clone();
     let pending: Pending = Box::pin(async move {
-        let response = respond.await?;
+        let response = respond.await;
+        spans::finish(&mut span, response.as_ref());
+        let response = response?;
         let frame = match encode(api, version, correlation_id, &response) {
             Ok(f) => Some(f),
             Err(e) => {

@@ -54,9 +54,7 @@ impl Broker {
         for t in &response.responses {
             for p in &t.partitions {
                 if let Some(r) = p.records.as_ref().filter(|r| !r.is_empty()) {
-                    let count = crate::storage::batches(r)
-                        .map(|b| b.iter().map(|(h, _)| h.records_count.max(0) as u64).sum())
-                        .unwrap_or(0);
+                    let count = crate::storage::count(r).records;
                     self.metrics
                         .fetched(t.topic.as_str(), count, r.len() as u64);
                 }

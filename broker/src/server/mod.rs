@@ -15,6 +15,7 @@ mod offset_delete;
 mod produce;
 mod route;
 mod sasl;
+mod spans;
 mod topics;
 mod transactions;
 pub mod versions;
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_runtime::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -84,21 +86,34 @@ async fn bind(addr: SocketAddr, flag: &'static str) -> Result<(TcpListener, Sock
 
 impl Broker {
     /// Opens the data directory (recovering every partition), binds both listeners and
-    /// starts serving.
+    /// starts serving, without tracing.
+    ///
+    /// # Errors
+    /// As [`Broker::start_traced`].
+    pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
+        Self::start_traced(config, Telemetry::off()).await
+    }
+
+    /// Like [`Broker::start`], with a span in `telemetry` for each Produce and Fetch request
+    /// while it is on. The caller owns `telemetry` and flushes it after shutdown.
     ///
     /// # Errors
     /// [`Error::InvalidSetting`], [`Error::Bind`], the security files' errors, I/O errors
     /// and damaged files in the data directory.
-    pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
+    pub async fn start_traced(
+        config: BrokerConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<RunningBroker> {
         config.validate()?;
         let (listener, kafka_addr) = bind(config.listen, "--listen").await?;
         let (admin, admin_addr) = bind(config.admin_listen, "--admin-listen").await?;
         let (stop, shutdown) = watch::channel(false);
         let data_dir = config.data_dir.clone();
-        let broker =
-            tokio::task::spawn_blocking(move || Broker::open(config, kafka_addr, shutdown))
-                .await
-                .map_err(|e| Error::OpenPanicked(e.to_string()))??;
+        let broker = tokio::task::spawn_blocking(move || {
+            Broker::open(config, kafka_addr, shutdown, telemetry)
+        })
+        .await
+        .map_err(|e| Error::OpenPanicked(e.to_string()))??;
         let broker = Arc::new(broker);
         tracing::info!(
             data_dir = %data_dir.display(),

@@ -193,6 +193,33 @@ pub fn batches(data: &[u8]) -> Result<Vec<(BatchHeader, Range<usize>)>> {
     Ok(out)
 }
 
+/// What a run of batches holds, read from their headers alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordCount {
+    /// Batches.
+    pub batches: u64,
+    /// Records across them.
+    pub records: u64,
+}
+
+/// Counts the batches and records in `data` from the headers alone (no CRC check, no
+/// decompression): cheap enough for metrics and spans. Stops at the first header that does
+/// not parse or whose batch does not fit, counting what came before.
+pub fn count(data: &[u8]) -> RecordCount {
+    let mut out = RecordCount::default();
+    let mut rest = data;
+    while let Ok(header) = BatchHeader::parse(rest) {
+        let len = header.total_len();
+        if len < BATCH_HEADER_LEN || len > rest.len() {
+            break;
+        }
+        out.batches += 1;
+        out.records += u64::try_from(header.records_count).unwrap_or(0);
+        rest = &rest[len..];
+    }
+    out
+}
+
 /// Writes `base_offset` into the batch at the start of `batch` (outside the CRC, so the batch
 /// stays valid).
 pub fn assign_offsets(batch: &mut [u8], base_offset: i64) {
@@ -245,6 +272,27 @@ mod tests {
         assert_eq!(found[1].0.max_timestamp, 2000);
         assert_eq!(found[1].1.end, data.len());
         assert_eq!(found[0].0.compression(), Compression::None);
+    }
+
+    #[test]
+    fn counts_come_from_the_headers_up_to_the_first_bad_one() {
+        let mut data = batch(3, 0, 0, b"abc");
+        data.extend(batch(2, 0, 0, b"de"));
+        let two = RecordCount {
+            batches: 2,
+            records: 5,
+        };
+        assert_eq!(count(&data), two);
+        let whole = data.len();
+        data.extend_from_slice(&batch(4, 0, 0, b"f")[..30]);
+        assert_eq!(count(&data), two, "a truncated tail is not counted");
+        data[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
+        assert_eq!(
+            count(&data[..whole]).batches,
+            0,
+            "a length past the end stops"
+        );
+        assert_eq!(count(b""), RecordCount::default());
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub(crate) mod small_disk;
 
 #[cfg(test)]
 pub(crate) use batch::testing;
-pub use batch::{BATCH_HEADER_LEN, BatchHeader, Compression, assign_offsets, batches};
+pub use batch::{
+    BATCH_HEADER_LEN, BatchHeader, Compression, RecordCount, assign_offsets, batches, count,
+};
 pub use commit::{GroupCommit, Next, Request};
 pub use disk::{Disk, DiskFile, RealDisk};
 pub use fail_stop::fences;

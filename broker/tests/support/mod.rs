@@ -30,12 +30,18 @@ pub struct BrokerProcess {
 /// Runs the broker on `data_dir` with `extra` flags, expecting it to refuse to start: it must
 /// exit unsuccessfully within 30 s. Returns what it wrote to stderr.
 pub fn start_refused(data_dir: &Path, extra: &[&str]) -> String {
+    start_refused_with_env(data_dir, extra, &[])
+}
+
+/// [`start_refused`] with extra environment variables.
+pub fn start_refused_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-broker"))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -64,10 +70,15 @@ pub fn start_refused(data_dir: &Path, extra: &[&str]) -> String {
 impl BrokerProcess {
     /// Starts a broker on `data_dir` with extra flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::start_on(data_dir, "127.0.0.1:0", extra)
+        Self::start_on(data_dir, "127.0.0.1:0", extra, &[])
     }
 
-    fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
+    /// Starts a broker on `data_dir` with extra flags and environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(data_dir, "127.0.0.1:0", extra, env)
+    }
+
+    fn start_on(data_dir: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut args: Vec<OsString> = [
             "--listen",
             listen,
@@ -81,10 +92,11 @@ impl BrokerProcess {
         args.extend(["--group-initial-rebalance-delay-ms", "0"].map(OsString::from));
         args.extend(extra.iter().map(OsString::from));
         let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let env = env.iter().map(|(k, v)| (*k, (*v).to_owned()));
         let process = Process::start(
             env!("CARGO_BIN_EXE_ferry-broker"),
             args,
-            [("RUST_LOG", log)],
+            std::iter::once(("RUST_LOG", log)).chain(env),
         );
         BrokerProcess {
             kafka: process.addr("kafka"),
@@ -124,7 +136,7 @@ impl BrokerProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self::start_on(data_dir, &kafka.to_string(), args)
+        Self::start_on(data_dir, &kafka.to_string(), args, &[])
     }
 
     /// The data directory.
