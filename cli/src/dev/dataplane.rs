@@ -12,10 +12,12 @@ use ferry_control::status::Topic;
 use ferry_control::topics::{self, ConfigLookup, TopicSettings};
 use ferry_dispatcher::RunningDispatcher;
 use ferry_dispatcher::config::{DispatcherConfig, Role};
+use ferry_runtime::telemetry::Telemetry;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Arc;
 
 use super::DevOptions;
 use super::desired::Desired;
@@ -25,7 +27,8 @@ use crate::Error;
 pub struct DataPlane {
     /// The in-process dispatcher.
     pub dispatcher: RunningDispatcher,
-    broker: Option<RunningBroker>,
+    /// The embedded log, and its spans (traced by `OTEL_*`, like the broker binary).
+    broker: Option<(RunningBroker, Arc<Telemetry>)>,
     admin: AdminClient<DefaultClientContext>,
     /// Bootstrap servers of the log.
     pub bootstrap: String,
@@ -67,7 +70,7 @@ impl DataPlane {
             Some(bootstrap) => (None, bootstrap.clone()),
             None => {
                 let running = start_broker(options).await?;
-                let bootstrap = running.kafka_addr.to_string();
+                let bootstrap = running.0.kafka_addr.to_string();
                 (Some(running), bootstrap)
             }
         };
@@ -200,21 +203,25 @@ impl DataPlane {
     pub async fn shutdown_with(self, serving: super::serving::Serving) {
         self.dispatcher.shutdown().await;
         serving.shutdown().await;
-        if let Some(broker) = self.broker
-            && let Err(e) = broker.shutdown(Duration::from_secs(5)).await
-        {
-            eprintln!("ferry dev: the log's final sync failed: {e}");
+        if let Some((broker, telemetry)) = self.broker {
+            if let Err(e) = broker.shutdown(Duration::from_secs(5)).await {
+                eprintln!("ferry dev: the log's final sync failed: {e}");
+            }
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
     }
 }
 
-async fn start_broker(options: &DevOptions) -> crate::Result<RunningBroker> {
+async fn start_broker(options: &DevOptions) -> crate::Result<(RunningBroker, Arc<Telemetry>)> {
     let listen = options.broker_listen.to_string();
     let config = BrokerConfig::local(&options.data_dir.join("broker"), &["--listen", &listen])
         .map_err(|e| Error::DevStart(e.to_string()))?;
-    Broker::start(config)
+    let telemetry = Telemetry::from_env("ferry-broker")
+        .map_err(|e| Error::DevStart(format!("tracing settings: {e}")))?;
+    let running = Broker::start_traced(config, telemetry.clone())
         .await
-        .map_err(|e| Error::DevStart(e.to_string().replace("--listen", "--broker-listen")))
+        .map_err(|e| Error::DevStart(e.to_string().replace("--listen", "--broker-listen")))?;
+    Ok((running, telemetry))
 }
 
 /// Writes the contract atomically (the dispatcher must never read half a file), readable by

@@ -147,14 +147,6 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn with_delay(
-        file: Option<PathBuf>,
-        reply_type: Option<String>,
-        delay: Option<std::time::Duration>,
-    ) -> Arc<Self> {
-        Self::new(file, reply_type, delay, false)
-    }
-
     fn new(
         file: Option<PathBuf>,
         reply_type: Option<String>,

@@ -79,7 +79,7 @@ async fn records_binary_and_structured_events() {
     let shutdown = async move { drop(stopped.await) };
     let server = tokio::spawn(serve(
         listener,
-        Recorder::with_delay(Some(events_file.clone()), None, None),
+        Recorder::new(Some(events_file.clone()), None, None, false),
         shutdown,
     ));
     let client = reqwest::Client::new();
@@ -164,7 +164,7 @@ async fn replies_with_the_same_data_when_asked_to() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move { drop(stopped.await) };
-    let recorder = Recorder::with_delay(None, Some("com.example.order.checked".into()), None);
+    let recorder = Recorder::new(None, Some("com.example.order.checked".into()), None, false);
     let server = tokio::spawn(serve(listener, recorder, shutdown));
     let response = reqwest::Client::new()
         .post(format!("{base}/"))
@@ -243,7 +243,12 @@ async fn reports_how_many_events_it_held_at_once() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move { drop(stopped.await) };
-    let recorder = Recorder::with_delay(None, None, Some(std::time::Duration::from_millis(200)));
+    let recorder = Recorder::new(
+        None,
+        None,
+        Some(std::time::Duration::from_millis(200)),
+        false,
+    );
     let server = tokio::spawn(serve(listener, recorder, shutdown));
     let client = reqwest::Client::new();
     let post = |id: &'static str| {
