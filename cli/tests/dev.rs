@@ -708,10 +708,25 @@ fn config_observability_sends_spans_over_otlp_and_otel_env_is_the_fallback() {
         event_spans(&spans, "traced-1").unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!(ingress.parent_span_id, CALLER_SPAN, "a child of the caller");
     assert_eq!(deliver.attr("ferry.egress"), Some("Trigger default/all"));
+    let dispatcher: Vec<_> = spans
+        .iter()
+        .filter(|s| s.service == "ferry-dispatcher")
+        .collect();
     assert!(
-        spans.iter().all(|s| s.trace_id == CALLER_TRACE
-            && s.service == "ferry-dispatcher"
-            && s.protocol == "http"),
+        dispatcher
+            .iter()
+            .all(|s| s.trace_id == CALLER_TRACE && s.protocol == "http"),
+        "{spans:#?}"
+    );
+    // The embedded log follows the ConfigMap too: its produce and fetch spans come here.
+    let spans = runtime.block_on(configured.wait_for(SPANS_WAIT, |s| {
+        s.iter()
+            .any(|s| s.service == "ferry-broker" && s.name == "produce")
+    }));
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.service == "ferry-broker" && s.name == "produce"),
         "{spans:#?}"
     );
     assert!(

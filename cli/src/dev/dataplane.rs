@@ -27,7 +27,7 @@ use crate::Error;
 pub struct DataPlane {
     /// The in-process dispatcher.
     pub dispatcher: RunningDispatcher,
-    /// The embedded log, and its spans (traced by `OTEL_*`, like the broker binary).
+    /// The embedded log, and its spans (the manifests' `config-observability`, else `OTEL_*`).
     broker: Option<(RunningBroker, Arc<Telemetry>)>,
     admin: AdminClient<DefaultClientContext>,
     /// Bootstrap servers of the log.
@@ -184,6 +184,10 @@ impl DataPlane {
             return;
         }
         contract.generation += 1;
+        // The embedded log follows the manifests' tracing settings too, as the chart's does.
+        if let Some((_, telemetry)) = &self.broker {
+            telemetry.apply(contract.tracing.as_ref());
+        }
         match write_contract(&self.contract_path, &contract) {
             Ok(()) => self.contract = contract,
             Err(e) => eprintln!(
