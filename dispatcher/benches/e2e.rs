@@ -519,7 +519,9 @@ fn print_report(settings: &Settings, r: &Report) {
     let (lag_events, drain_events) = (settings.lag_events, settings.drain_events);
     println!(
         "broker --flush {}",
-        r.flush.as_deref().unwrap_or("interval:5 (default)")
+        r.flush
+            .as_deref()
+            .unwrap_or("always (default: group commit)")
     );
     println!(
         "| phase | rate ev/s | sent | rejected | delivered | p50 ms | p99 ms | p99.9 ms | 202 p50 / p99 ms |"
