@@ -1474,6 +1474,24 @@ async fn ready_broker_address(brokers: &Api<Broker>, name: &str) -> String {
         .expect("address")
 }
 
+/// Applies Trigger `name` of Broker `default` in `demo`, delivering to `uri`, and waits until
+/// it is Ready.
+async fn apply_ready_trigger(triggers: &Api<Trigger>, name: &str, uri: &str) {
+    apply(
+        triggers,
+        json!({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": name, "namespace": "demo"},
+            "spec": {"broker": "default", "subscriber": {"uri": uri}}
+        }),
+    )
+    .await;
+    wait_ready(triggers, name, "True", None, |t| {
+        t.status.clone().map(|s| s.status)
+    })
+    .await;
+}
+
 /// Posts `type_` events to `address` every 20 ms until `sink` has `count` in all; the time from
 /// the first post to that delivery.
 async fn post_until_delivered(address: &str, sink: &Sink, count: usize, id: &str) -> Duration {
@@ -1517,19 +1535,7 @@ async fn contract_changes_reach_the_dispatcher_by_watch_and_outlive_the_api_serv
 
     // Apply → Ready → first delivery, with the file still the empty contract.
     let applied = std::time::Instant::now();
-    apply(
-        &triggers,
-        json!({
-            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
-            "metadata": {"name": "orders", "namespace": "demo"},
-            "spec": {"broker": "default", "subscriber": {"uri": sink.url()}}
-        }),
-    )
-    .await;
-    wait_ready(&triggers, "orders", "True", None, |t| {
-        t.status.clone().map(|s| s.status)
-    })
-    .await;
+    apply_ready_trigger(&triggers, "orders", &sink.url()).await;
     let ready = applied.elapsed();
     post_until_delivered(&address, &sink, 1, "first").await;
     let delivered = applied.elapsed();
@@ -1600,19 +1606,7 @@ async fn config_observability_sends_the_dispatchers_and_the_operators_spans() {
     let triggers: Api<Trigger> = Api::namespaced(client.clone(), "demo");
     apply_ferry_broker(&brokers, "demo").await;
     let address = ready_broker_address(&brokers, "default").await;
-    apply(
-        &triggers,
-        json!({
-            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
-            "metadata": {"name": "all", "namespace": "demo"},
-            "spec": {"broker": "default", "subscriber": {"uri": sink.url()}}
-        }),
-    )
-    .await;
-    wait_ready(&triggers, "all", "True", None, |t| {
-        t.status.clone().map(|s| s.status)
-    })
-    .await;
+    apply_ready_trigger(&triggers, "all", &sink.url()).await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let response = reqwest::Client::new()
         .post(&address)

@@ -163,6 +163,15 @@ impl Recorder {
         })
     }
 
+    /// Keeps `event` in memory, dropping the oldest beyond [`KEEP`].
+    fn keep(&self, event: Value) {
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if events.len() == KEEP {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
     fn load(&self) -> std::sync::MutexGuard<'_, (u64, u64, u64)> {
         self.load.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -219,14 +228,7 @@ async fn record(
                 "content_type": content_type,
                 "body_base64": base64(&body),
             });
-            let mut events = recorder
-                .events
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if events.len() == KEEP {
-                events.pop_front();
-            }
-            events.push_back(raw);
+            recorder.keep(raw);
             return (
                 [(header::CONTENT_TYPE, "application/x-protobuf")],
                 Bytes::new(),
@@ -259,18 +261,11 @@ async fn store(recorder: &Arc<Recorder>, event: Value) -> Response {
             return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
         }
     }
-    let mut events = recorder
-        .events
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if events.len() == KEEP {
-        events.pop_front();
-    }
     let response = match &recorder.reply_type {
         Some(ty) => reply(&event, ty),
         None => StatusCode::OK.into_response(),
     };
-    events.push_back(event);
+    recorder.keep(event);
     response
 }
 
