@@ -308,17 +308,24 @@ pub enum Error {
     /// Replica assignments naming brokers other than this one.
     #[error("replica assignments may only name broker 0, the only broker")]
     InvalidAssignment,
-    /// A topic config name Ferry does not know.
-    #[error("unknown topic config `{name}`; Ferry supports {}", supported.join(", "))]
-    UnknownTopicConfig {
+    /// A topic, broker or group config name Ferry does not know.
+    #[error("unknown {resource} config `{name}`; Ferry supports {supported}")]
+    UnknownConfig {
+        /// `topic`, `broker` or `group`.
+        resource: &'static str,
         /// The name given.
         name: String,
-        /// The names Ferry supports.
-        supported: &'static [&'static str],
+        /// The names Ferry supports, comma-separated.
+        supported: String,
     },
-    /// A topic config value that does not parse or is out of range.
-    #[error("topic config `{name}` = `{value}` is invalid: use {expected}")]
-    InvalidTopicConfig {
+    /// A config that Ferry cannot take as asked; the text says why and what to do.
+    #[error("{0}")]
+    ConfigRefused(String),
+    /// A topic, broker or group config value that does not parse or is out of range.
+    #[error("{resource} config `{name}` = `{value}` is invalid: use {expected}")]
+    InvalidConfig {
+        /// `topic`, `broker` or `group`.
+        resource: &'static str,
         /// The config name.
         name: String,
         /// The value given.
@@ -420,7 +427,7 @@ impl Error {
             Error::InvalidPartitions(_) => code::INVALID_PARTITIONS,
             Error::InvalidReplicationFactor(_) => code::INVALID_REPLICATION_FACTOR,
             Error::InvalidAssignment => code::INVALID_REPLICA_ASSIGNMENT,
-            Error::UnknownTopicConfig { .. } | Error::InvalidTopicConfig { .. } => {
+            Error::UnknownConfig { .. } | Error::InvalidConfig { .. } | Error::ConfigRefused(_) => {
                 code::INVALID_CONFIG
             }
             Error::Flags(_)

@@ -2,6 +2,7 @@
 //! a command line that also takes the flags' old millisecond spellings.
 
 mod durations;
+pub mod dynamic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

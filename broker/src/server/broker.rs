@@ -15,13 +15,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::config::dynamic::DynamicConfigs;
 use crate::error::{Error, Result, io_at};
 use crate::groups::ConsumerGroupCoordinator;
 use crate::groups::offsets::OffsetStore;
 use crate::metrics::Metrics;
 use crate::security::ListenerSecurity;
-use crate::storage::FlushPolicy;
-use crate::topics::Topics;
+use crate::storage::{Disk, FlushPolicy, RealDisk};
+use crate::topics::{TopicDefaults, Topics};
 
 /// A response still being computed; `None` means no response is sent (produce with acks=0).
 pub(crate) type Respond = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
@@ -39,6 +40,8 @@ pub(crate) struct Ctx {
 pub struct Broker {
     pub(super) config: BrokerConfig,
     pub(super) topics: Topics,
+    /// Dynamic broker and group configs (AlterConfigs, DescribeConfigs).
+    pub(super) dynamic: DynamicConfigs,
     pub(super) groups: ConsumerGroupCoordinator,
     pub(super) metrics: Arc<Metrics>,
     /// Bumped whenever a high watermark moves or topics change; long polls wait on it.
@@ -77,14 +80,12 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Replaces `meta.json` durably (a fsynced temporary file renamed over it, then the directory
+/// fsynced, so the rename itself survives a power loss).
 fn write_meta(path: &Path, meta: &MetaFile) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(meta).unwrap_or_default())
-        .map_err(io_at(&tmp))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_at(path))
+    RealDisk
+        .replace(path, &serde_json::to_vec_pretty(meta).unwrap_or_default())
+        .map_err(io_at(path))
 }
 
 /// `meta.json` as stored, or a new cluster id for a new data directory.
@@ -125,9 +126,14 @@ impl Broker {
         let (data_version, _) = watch::channel(0u64);
         let data_version = Arc::new(data_version);
         let metrics = Arc::new(Metrics::default());
+        let flags = config.topic_defaults();
+        let dynamic = DynamicConfigs::open(dir, flags.config)?;
         let topics = Topics::open(
             dir,
-            config.topic_defaults(),
+            TopicDefaults {
+                config: dynamic.topic_defaults()?,
+                ..flags
+            },
             data_version.clone(),
             config.recovery(),
             metrics.clone(),
@@ -144,6 +150,7 @@ impl Broker {
         Ok(Broker {
             config,
             topics,
+            dynamic,
             groups,
             metrics,
             data_version,

@@ -1,6 +1,8 @@
-//! AlterConfigs and IncrementalAlterConfigs for topics: the topic configs the broker acts on
-//! ([`crate::topics::config::SUPPORTED`]), validated as in CreateTopics, persisted in
-//! `topic.json` and applied at once. Broker configs are flags; altering them is refused.
+//! AlterConfigs and IncrementalAlterConfigs: topic configs (those the broker acts on,
+//! [`crate::topics::config::SUPPORTED`], and the inert ones), validated as in CreateTopics,
+//! persisted in `topic.json`; dynamic broker configs for broker `0` and the cluster default,
+//! and group configs ([`crate::config::dynamic`]), persisted in `configs.json`. Every change
+//! applies at once.
 
 use std::collections::BTreeMap;
 
@@ -11,24 +13,48 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx};
+use crate::config::dynamic::BrokerScope;
 use crate::error::Error;
+
+/// What a request naming another broker gets.
+pub(super) const ONLY_BROKER: &str = "the only broker is 0 (\"\" names the cluster default)";
+
+/// The broker resource `name` names: `0`, or `""` for the cluster default.
+pub(super) fn broker_scope(name: &str) -> Option<BrokerScope> {
+    match name {
+        "0" => Some(BrokerScope::Node),
+        "" => Some(BrokerScope::Cluster),
+        _ => None,
+    }
+}
 
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
 const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 
 /// IncrementalAlterConfigs operations.
 const SET: i8 = 0;
 const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+/// Kafka's list configs among those Ferry takes, with their defaults: APPEND and SUBTRACT
+/// start from the value set, else from the default.
+const LISTS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("log.cleanup.policy", "delete"),
+];
 
 /// The outcome for one resource: `(error_code, message)`.
 type Outcome = (i16, Option<String>);
 
-/// The overrides after applying `ops` (name, operation, value) to `current`.
+/// The configs after applying `ops` (name, operation, value) to `current`.
 ///
 /// # Errors
-/// `INVALID_CONFIG` for APPEND/SUBTRACT (no supported topic config is a list) or a SET
-/// without a value; `INVALID_REQUEST` for an unknown operation.
+/// `INVALID_CONFIG` for APPEND/SUBTRACT on a config that is not a list, or a SET without a
+/// value; `INVALID_REQUEST` for an unknown operation.
 fn apply_incremental(
     mut current: BTreeMap<String, String>,
     ops: &[(String, i8, Option<String>)],
@@ -44,13 +70,30 @@ fn apply_incremental(
             (DELETE, _) => {
                 current.remove(name);
             }
-            (2 | 3, _) => {
-                return Err((
-                    INVALID_CONFIG,
-                    Some(format!(
-                        "`{name}` is not a list config; APPEND and SUBTRACT do not apply"
-                    )),
-                ));
+            (APPEND | SUBTRACT, _) => {
+                let Some((_, default)) = LISTS.iter().find(|(n, _)| n == name) else {
+                    return Err((
+                        INVALID_CONFIG,
+                        Some(format!(
+                            "`{name}` is not a list config; APPEND and SUBTRACT do not apply"
+                        )),
+                    ));
+                };
+                let was = current.get(name).map_or(*default, String::as_str);
+                let mut items: Vec<String> = was
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                for item in value.as_deref().unwrap_or("").split(',').map(str::trim) {
+                    if *op == APPEND && !item.is_empty() && !items.iter().any(|i| i == item) {
+                        items.push(item.to_owned());
+                    } else if *op == SUBTRACT {
+                        items.retain(|i| i != item);
+                    }
+                }
+                current.insert(name.clone(), items.join(","));
             }
             (other, _) => {
                 return Err((
@@ -64,8 +107,9 @@ fn apply_incremental(
 }
 
 impl Broker {
-    /// Applies `change` to the overrides of topic `name`; the resource's outcome.
-    fn alter_topic(
+    /// Applies `change` to the configs of resource `name` (a topic's overrides, broker `0`'s
+    /// or the cluster default's dynamic configs, a group's configs); the resource's outcome.
+    fn alter_resource(
         &self,
         resource_type: i8,
         name: &str,
@@ -73,28 +117,51 @@ impl Broker {
         ctx: &Ctx,
         change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Outcome>,
     ) -> Outcome {
-        if resource_type != TOPIC {
-            return (
-                INVALID_REQUEST,
-                Some("only topic configs can be altered; broker settings are flags".into()),
-            );
-        }
-        let Some(topic) = self.topics.get(name) else {
-            let e = Error::TopicNotFound(name.to_owned());
-            return (e.kafka_code(), Some(e.to_string()));
-        };
-        let overrides = match change(topic.overrides_map()) {
-            Ok(o) => o,
-            Err(outcome) => return outcome,
-        };
-        match self.topics.alter_config(name, overrides, validate_only) {
+        let done = |result: crate::error::Result<()>, what: &str| match result {
             Ok(()) => {
                 if !validate_only {
-                    tracing::info!(topic = name, peer = %ctx.peer, "altered topic config");
+                    tracing::info!(resource = what, name, peer = %ctx.peer, "altered configs");
                 }
                 (0, None)
             }
             Err(e) => (e.kafka_code(), Some(e.to_string())),
+        };
+        match resource_type {
+            TOPIC => {
+                let Some(topic) = self.topics.get(name) else {
+                    let e = Error::TopicNotFound(name.to_owned());
+                    return (e.kafka_code(), Some(e.to_string()));
+                };
+                match change(topic.overrides_map()) {
+                    Ok(o) => done(self.topics.alter_config(name, o, validate_only), "topic"),
+                    Err(outcome) => outcome,
+                }
+            }
+            BROKER => {
+                let Some(scope) = broker_scope(name) else {
+                    return (INVALID_REQUEST, Some(ONLY_BROKER.into()));
+                };
+                match change(&self.dynamic.broker(scope)) {
+                    Ok(set) => done(
+                        self.dynamic
+                            .set_broker(scope, set, validate_only, |defaults| {
+                                self.topics.set_default_config(defaults)
+                            }),
+                        "broker",
+                    ),
+                    Err(outcome) => outcome,
+                }
+            }
+            GROUP => match change(&self.dynamic.group(name)) {
+                Ok(set) => done(self.dynamic.set_group(name, set, validate_only), "group"),
+                Err(outcome) => outcome,
+            },
+            other => (
+                INVALID_REQUEST,
+                Some(format!(
+                    "config resource type {other} cannot be altered; use topics (2), brokers (4) or groups (32)"
+                )),
+            ),
         }
     }
 
@@ -117,7 +184,7 @@ impl Broker {
                             .map(|v| (c.name.to_string(), v.to_string()))
                     })
                     .collect();
-                let (code, message) = self.alter_topic(
+                let (code, message) = self.alter_resource(
                     r.resource_type,
                     r.resource_name.as_str(),
                     req.validate_only,
@@ -154,7 +221,7 @@ impl Broker {
                         )
                     })
                     .collect();
-                let (code, message) = self.alter_topic(
+                let (code, message) = self.alter_resource(
                     r.resource_type,
                     r.resource_name.as_str(),
                     req.validate_only,
@@ -175,13 +242,7 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::topics::config::tests::map;
 
     fn op(name: &str, op: i8, value: Option<&str>) -> (String, i8, Option<String>) {
         (name.to_owned(), op, value.map(str::to_owned))
@@ -217,9 +278,33 @@ mod tests {
                 Err(INVALID_CONFIG),
             ),
             (
-                "no list configs",
-                vec![op("cleanup.policy", 2, Some("delete"))],
+                "no list config",
+                vec![op("retention.ms", APPEND, Some("5"))],
                 Err(INVALID_CONFIG),
+            ),
+            (
+                "append to a list starts from its default and adds what is missing",
+                vec![
+                    op("cleanup.policy", APPEND, Some("compact")),
+                    op("cleanup.policy", APPEND, Some("delete")),
+                ],
+                Ok(map(&[
+                    ("cleanup.policy", "delete,compact"),
+                    ("retention.ms", "1000"),
+                    ("segment.bytes", "4096"),
+                ])),
+            ),
+            (
+                "subtract removes from a list",
+                vec![
+                    op("cleanup.policy", SET, Some("compact,delete")),
+                    op("cleanup.policy", SUBTRACT, Some("compact")),
+                ],
+                Ok(map(&[
+                    ("cleanup.policy", "delete"),
+                    ("retention.ms", "1000"),
+                    ("segment.bytes", "4096"),
+                ])),
             ),
             (
                 "unknown operation",

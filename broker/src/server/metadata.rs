@@ -24,6 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::authorized::{Resource, authorized_operations};
 use super::broker::{Broker, Ctx};
 use super::{transactions, versions};
+use crate::config::dynamic::BrokerScope;
 use crate::error::Error;
 use crate::topics::{Topic, valid_topic_name};
 
@@ -239,23 +240,16 @@ impl Broker {
         }
     }
 
-    fn broker_configs(&self) -> Vec<(&'static str, String)> {
+    /// Broker configs set by flags that cannot change at run time (the dynamic ones are in
+    /// [`crate::config::dynamic`]).
+    fn static_broker_configs(&self) -> Vec<(&'static str, String)> {
         let c = &self.config;
-        let log = c.topic_defaults().config.log;
         vec![
             (
                 "auto.create.topics.enable",
                 c.auto_create_topics.to_string(),
             ),
             ("broker.id", "0".into()),
-            ("log.retention.bytes", c.retention_bytes.to_string()),
-            (
-                "log.retention.ms",
-                log.retention_ms.unwrap_or(-1).to_string(),
-            ),
-            ("log.segment.bytes", c.segment_bytes.to_string()),
-            ("log.roll.ms", log.segment_ms.to_string()),
-            ("message.max.bytes", c.max_message_bytes.to_string()),
             ("num.partitions", c.default_partitions.to_string()),
             ("socket.request.max.bytes", c.max_request_bytes.to_string()),
             ("default.replication.factor", "1".into()),
@@ -280,7 +274,8 @@ impl Broker {
                         .as_ref()
                         .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
                 };
-                let entries: Vec<(&'static str, String, i8)> = match r.resource_type {
+                // (name, value, source, read-only)
+                let entries: Vec<(&'static str, String, i8, bool)> = match r.resource_type {
                     // TOPIC
                     2 => match self.topics.get(r.resource_name.as_str()) {
                         Some(t) => {
@@ -293,7 +288,7 @@ impl Broker {
                                 .into_iter()
                                 .chain(inert)
                                 // 1 = DYNAMIC_TOPIC_CONFIG, 5 = DEFAULT_CONFIG
-                                .map(|(n, v)| (n, v, if t.overrides(n) { 1 } else { 5 }))
+                                .map(|(n, v)| (n, v, if t.overrides(n) { 1 } else { 5 }, false))
                                 .collect()
                         }
                         None => {
@@ -303,34 +298,54 @@ impl Broker {
                             ))));
                         }
                     },
-                    // BROKER ("" is the cluster default)
-                    4 if matches!(r.resource_name.as_str(), "0" | "") => self
-                        .broker_configs()
+                    // BROKER: 0, or "" for the cluster default
+                    4 => match super::configs::broker_scope(r.resource_name.as_str()) {
+                        Some(scope) => {
+                            let flags = match scope {
+                                BrokerScope::Node => self.static_broker_configs(),
+                                BrokerScope::Cluster => Vec::new(),
+                            };
+                            flags
+                                .into_iter()
+                                // 4 = STATIC_BROKER_CONFIG
+                                .map(|(n, v)| (n, v, 4, true))
+                                .chain(
+                                    self.dynamic
+                                        .describe_broker(scope)
+                                        .into_iter()
+                                        .map(|(n, v, source)| (n, v, source as i8, false)),
+                                )
+                                .collect()
+                        }
+                        None => {
+                            return out.with_error_code(INVALID_REQUEST).with_error_message(Some(
+                                s(super::configs::ONLY_BROKER),
+                            ));
+                        }
+                    },
+                    // GROUP (KIP-848): for any group id, existing or not, as in Kafka
+                    32 => self
+                        .dynamic
+                        .describe_group(r.resource_name.as_str())
                         .into_iter()
-                        // 4 = STATIC_BROKER_CONFIG
-                        .map(|(n, v)| (n, v, 4))
+                        .map(|(n, v, source)| (n, v, source as i8, false))
                         .collect(),
-                    4 => {
-                        return out.with_error_code(INVALID_REQUEST).with_error_message(Some(s(
-                            "the only broker is 0",
-                        )));
-                    }
                     other => {
                         return out.with_error_code(INVALID_REQUEST).with_error_message(Some(s(
-                            format!("config resource type {other} is not supported; use topics (2) or brokers (4)"),
+                            format!("config resource type {other} is not supported; use topics (2), brokers (4) or groups (32)"),
                         )));
                     }
                 };
                 out.with_configs(
                     entries
                         .into_iter()
-                        .filter(|(n, _, _)| wanted(n))
-                        .map(|(n, v, source)| {
+                        .filter(|(n, _, _, _)| wanted(n))
+                        .map(|(n, v, source, read_only)| {
                             DescribeConfigsResourceResult::default()
                                 .with_name(s(n))
                                 .with_value(Some(s(v)))
                                 .with_config_source(source)
-                                .with_read_only(r.resource_type == 4)
+                                .with_read_only(read_only)
                         })
                         .collect(),
                 )

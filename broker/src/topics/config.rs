@@ -58,6 +58,29 @@ pub const INERT: &[(&str, &str, Kind)] = &[
     ("unclean.leader.election.enable", "false", Kind::Bool),
 ];
 
+impl Kind {
+    /// Whether `value` is of this kind; else what a value must look like.
+    ///
+    /// # Errors
+    /// The description of a valid value.
+    pub fn check(self, value: &str) -> std::result::Result<(), &'static str> {
+        let (fits, expected) = match self {
+            // -1 and -2 are Kafka's sentinels (no limit, as the broker).
+            Kind::Long => (
+                value.parse::<i64>().is_ok_and(|v| v >= -2),
+                "a whole number",
+            ),
+            Kind::Bool => (value == "true" || value == "false", "true or false"),
+            Kind::Ratio => (
+                value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
+                "a number from 0 to 1",
+            ),
+            Kind::Text => (true, ""),
+        };
+        if fits { Ok(()) } else { Err(expected) }
+    }
+}
+
 /// The inert config `name`, if it is one.
 pub fn inert(name: &str) -> Option<&'static (&'static str, &'static str, Kind)> {
     INERT.iter().find(|(n, _, _)| *n == name)
@@ -120,14 +143,15 @@ impl TopicConfig {
     /// Applies `overrides` (Kafka config names) on top of `defaults`.
     ///
     /// # Errors
-    /// [`Error::UnknownTopicConfig`] or [`Error::InvalidTopicConfig`] for the first bad entry.
+    /// [`Error::UnknownConfig`] or [`Error::InvalidConfig`] for the first bad entry.
     pub fn with_overrides(
         defaults: TopicConfig,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Self> {
         let mut c = defaults;
         for (name, value) in overrides {
-            let invalid = |expected| Error::InvalidTopicConfig {
+            let invalid = |expected| Error::InvalidConfig {
+                resource: "topic",
                 name: name.clone(),
                 value: value.clone(),
                 expected,
@@ -171,26 +195,15 @@ impl TopicConfig {
                 }
                 "cleanup.policy" | "message.timestamp.type" | "min.insync.replicas" => {}
                 other if inert(other).is_some() => {
-                    let fits = match inert(other).map(|(_, _, k)| *k) {
-                        Some(Kind::Long) => value.parse::<i64>().is_ok_and(|v| v >= -2),
-                        Some(Kind::Bool) => value == "true" || value == "false",
-                        Some(Kind::Ratio) => {
-                            value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
-                        }
-                        _ => true,
-                    };
-                    if !fits {
-                        return Err(invalid(match inert(other).map(|(_, _, k)| *k) {
-                            Some(Kind::Bool) => "true or false",
-                            Some(Kind::Ratio) => "a number from 0 to 1",
-                            _ => "a whole number",
-                        }));
+                    if let Some((_, _, kind)) = inert(other) {
+                        kind.check(value).map_err(invalid)?;
                     }
                 }
                 _ => {
-                    return Err(Error::UnknownTopicConfig {
+                    return Err(Error::UnknownConfig {
+                        resource: "topic",
                         name: name.clone(),
-                        supported: SUPPORTED,
+                        supported: SUPPORTED.join(", "),
                     });
                 }
             }
@@ -236,10 +249,11 @@ impl Default for TopicConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// A config map from `(name, value)` pairs.
+    pub(crate) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

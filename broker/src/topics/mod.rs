@@ -120,7 +120,8 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 pub struct Topics {
     dir: PathBuf,
     trash: PathBuf,
-    defaults: TopicDefaults,
+    /// Its config changes with dynamic broker configs ([`Topics::set_default_config`]).
+    defaults: RwLock<TopicDefaults>,
     data_version: Arc<watch::Sender<u64>>,
     /// How opening a partition treats a damaged segment.
     recovery: Recovery,
@@ -158,7 +159,7 @@ impl Topics {
         let topics = Topics {
             dir,
             trash,
-            defaults,
+            defaults: RwLock::new(defaults),
             data_version,
             recovery,
             metrics,
@@ -198,7 +199,7 @@ impl Topics {
         partitions: i32,
         overrides: BTreeMap<String, String>,
     ) -> Result<Topic> {
-        let config = TopicConfig::with_overrides(self.defaults.config, &overrides)?;
+        let config = TopicConfig::with_overrides(self.defaults().config, &overrides)?;
         let name: Arc<str> = Arc::from(name);
         let parts = (0..partitions)
             .map(|i| self.open_partition(&name, i, config).map(Arc::new))
@@ -231,11 +232,21 @@ impl Topics {
     }
 
     fn write_meta(&self, topic: &Topic, partitions: i32) -> Result<()> {
-        let dir = self.dir.join(topic.name());
+        self.write_topic_file(topic.name(), topic.id, &topic.overrides, partitions)
+    }
+
+    fn write_topic_file(
+        &self,
+        name: &str,
+        id: Uuid,
+        overrides: &BTreeMap<String, String>,
+        partitions: i32,
+    ) -> Result<()> {
+        let dir = self.dir.join(name);
         let file = TopicFile {
-            id: topic.id.to_string(),
+            id: id.to_string(),
             partitions,
-            configs: topic.overrides.clone(),
+            configs: overrides.clone(),
         };
         let tmp = dir.join("topic.json.tmp");
         let text = serde_json::to_string_pretty(&file).unwrap_or_default();
@@ -279,7 +290,58 @@ impl Topics {
 
     /// The broker's defaults.
     pub fn defaults(&self) -> TopicDefaults {
+        *self.defaults.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `config` the default of every topic (a dynamic broker config changed): each topic
+    /// without an override of a setting takes the new value at once, as in Kafka.
+    ///
+    /// # Errors
+    /// I/O errors reopening a partition's log (the topics before it have the new settings).
+    pub fn set_default_config(&self, config: TopicConfig) -> Result<()> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = self
+            .list()
+            .into_iter()
+            .map(|t| Ok((TopicConfig::with_overrides(config, &t.overrides)?, t)))
+            .collect::<Result<Vec<_>>>()?;
         self.defaults
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .config = config;
+        for (new, topic) in changed {
+            if new != topic.config {
+                self.reconfigure(&topic, new, topic.overrides.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every partition of `topic` the settings `config` and replaces the topic in the
+    /// map with one that has them and `overrides`.
+    fn reconfigure(
+        &self,
+        topic: &Topic,
+        config: TopicConfig,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let partitions = topic.partitions();
+        for p in &partitions {
+            let dir = self.dir.join(topic.name()).join(p.index().to_string());
+            p.reconfigure(&dir, config, &self.metrics)?;
+        }
+        let altered = Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            config,
+            overrides,
+            partitions: RwLock::new(partitions),
+        };
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.name().to_owned(), Arc::new(altered));
+        Ok(())
     }
 
     /// Creates a topic (`partitions` -1 means the default). With `validate_only`, checks
@@ -304,7 +366,7 @@ impl Topics {
             return Err(Error::TopicExists(name.to_owned()));
         }
         let partitions = if partitions == -1 {
-            self.defaults.partitions
+            self.defaults().partitions
         } else {
             partitions
         };
@@ -317,7 +379,7 @@ impl Topics {
         if !matches!(replication_factor, -1 | 1) {
             return Err(Error::InvalidReplicationFactor(replication_factor));
         }
-        TopicConfig::with_overrides(self.defaults.config, &overrides)?;
+        TopicConfig::with_overrides(self.defaults().config, &overrides)?;
         if validate_only {
             return Ok(None);
         }
@@ -374,28 +436,12 @@ impl Topics {
         let topic = self
             .get(name)
             .ok_or_else(|| Error::TopicNotFound(name.to_owned()))?;
-        let config = TopicConfig::with_overrides(self.defaults.config, &overrides)?;
+        let config = TopicConfig::with_overrides(self.defaults().config, &overrides)?;
         if validate_only {
             return Ok(());
         }
-        let partitions = topic.partitions();
-        let altered = Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            config,
-            overrides,
-            partitions: RwLock::new(partitions.clone()),
-        };
-        self.write_meta(&altered, altered.partition_count())?;
-        for p in &partitions {
-            let dir = self.dir.join(name).join(p.index().to_string());
-            p.reconfigure(&dir, config, &self.metrics)?;
-        }
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), Arc::new(altered));
-        Ok(())
+        self.write_topic_file(name, topic.id, &overrides, topic.partition_count())?;
+        self.reconfigure(&topic, config, overrides)
     }
 
     /// Refuses `more` partitions when they would take the broker past `--max-partitions`.
@@ -408,7 +454,7 @@ impl Topics {
             .map(|t| usize::try_from(t.partition_count()).unwrap_or(0))
             .sum();
         let more = usize::try_from(more).unwrap_or(0);
-        let max = self.defaults.max_total_partitions;
+        let max = self.defaults().max_total_partitions;
         if held + more > max {
             return Err(Error::InvalidPartitions(format!(
                 "the broker holds {held} partitions; {more} more would pass its limit of {max} (--max-partitions): delete topics or raise the limit"
