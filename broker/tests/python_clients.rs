@@ -72,6 +72,30 @@ fn kafka_python_and_confluent_kafka_authenticate_with_scram() {
     broker.stop();
 }
 
+/// SCRAM users added, described and deleted with confluent-kafka's admin client; the store
+/// survives a restart (`tests/python/scram_admin.py`).
+#[test]
+fn confluent_kafka_manages_scram_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "py:py-s3cret\n").expect("users file");
+    let data = dir.path().join("data");
+    let args = ["--sasl-users", users.to_str().expect("utf-8")];
+    let broker = BrokerProcess::start(&data, &args);
+    run_script(
+        "scram_admin.py",
+        &[&broker.bootstrap(), "py", "py-s3cret", "add"],
+    );
+    let kafka = broker.kafka;
+    broker.stop();
+    let broker = BrokerProcess::restart_after_stop(&data, kafka, &args);
+    run_script(
+        "scram_admin.py",
+        &[&broker.bootstrap(), "py", "py-s3cret", "after-restart"],
+    );
+    broker.stop();
+}
+
 #[test]
 fn python_clients_find_records_by_time_inside_compressed_batches() {
     let dir = tempfile::tempdir().expect("tempdir");

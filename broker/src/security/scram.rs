@@ -28,6 +28,30 @@ pub enum ScramHash {
 }
 
 impl ScramHash {
+    /// Both, in Kafka's order.
+    pub const ALL: [ScramHash; 2] = [ScramHash::Sha256, ScramHash::Sha512];
+
+    /// The mechanism's name, e.g. `SCRAM-SHA-256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramHash::Sha256 => "SCRAM-SHA-256",
+            ScramHash::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    /// Kafka's number for the mechanism in the SCRAM credential APIs.
+    pub fn kafka_type(self) -> i8 {
+        match self {
+            ScramHash::Sha256 => 1,
+            ScramHash::Sha512 => 2,
+        }
+    }
+
+    /// The mechanism Kafka's number `n` stands for.
+    pub fn from_kafka_type(n: i8) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.kafka_type() == n)
+    }
+
     fn hmac(self) -> hmac::Algorithm {
         match self {
             ScramHash::Sha256 => hmac::HMAC_SHA256,
@@ -91,9 +115,15 @@ impl ScramCredential {
             password.as_bytes(),
             &mut salted,
         );
-        let client_key = hash.mac(&salted, b"Client Key");
+        Self::from_salted(hash, &salted, salt, iterations)
+    }
+
+    /// The credential of a password whose PBKDF2 output (SCRAM's `SaltedPassword`) the client
+    /// computed, as AlterUserScramCredentials carries it.
+    pub fn from_salted(hash: ScramHash, salted: &[u8], salt: &[u8], iterations: u32) -> Self {
+        let client_key = hash.mac(salted, b"Client Key");
         let stored_key = digest::digest(hash.digest(), &client_key).as_ref().to_vec();
-        let server_key = hash.mac(&salted, b"Server Key");
+        let server_key = hash.mac(salted, b"Server Key");
         ScramCredential {
             hash,
             salt: salt.to_vec(),
@@ -101,6 +131,51 @@ impl ScramCredential {
             stored_key,
             server_key,
         }
+    }
+
+    /// The hash it is for.
+    pub fn hash(&self) -> ScramHash {
+        self.hash
+    }
+
+    /// PBKDF2 iterations.
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// `(salt, stored key, server key)`, base64, as the credential store keeps them.
+    pub(crate) fn to_stored(&self) -> [String; 3] {
+        [&self.salt, &self.stored_key, &self.server_key].map(|b| B64.encode(b))
+    }
+
+    /// The credential [`ScramCredential::to_stored`] gave.
+    ///
+    /// # Errors
+    /// Text naming what is not base64 or has the wrong length for `hash`.
+    pub(crate) fn from_stored(
+        hash: ScramHash,
+        iterations: u32,
+        [salt, stored_key, server_key]: [&str; 3],
+    ) -> std::result::Result<Self, String> {
+        let decode = |what: &str, text: &str| {
+            B64.decode(text)
+                .map_err(|e| format!("{what} is not base64: {e}"))
+        };
+        let (salt, stored_key, server_key) = (
+            decode("the salt", salt)?,
+            decode("the stored key", stored_key)?,
+            decode("the server key", server_key)?,
+        );
+        if stored_key.len() != hash.len() || server_key.len() != hash.len() || salt.is_empty() {
+            return Err("a key has the wrong length, or the salt is empty".into());
+        }
+        Ok(ScramCredential {
+            hash,
+            salt,
+            iterations,
+            stored_key,
+            server_key,
+        })
     }
 }
 

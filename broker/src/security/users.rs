@@ -179,6 +179,28 @@ impl SaslUsers {
         }
     }
 
+    /// Whether `user` is in the file.
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The file's users that have a SCRAM credential.
+    pub fn scram_user_names(&self) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|(_, c)| c.scram_sha256.is_some() || c.scram_sha512.is_some())
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    /// `user`'s SCRAM credentials from the file.
+    pub fn scram_of(&self, user: &str) -> Vec<ScramCredential> {
+        ScramHash::ALL
+            .into_iter()
+            .filter_map(|h| self.scram(user, h).cloned())
+            .collect()
+    }
+
     /// Whether `password` is `user`'s (PLAIN). Unknown users take as long as known ones.
     pub fn verify_plain(&self, user: &str, password: &str) -> bool {
         let known = self.users.get(user).and_then(|c| c.plain.as_ref());

@@ -21,6 +21,7 @@ use crate::groups::ConsumerGroupCoordinator;
 use crate::groups::offsets::OffsetStore;
 use crate::metrics::Metrics;
 use crate::security::ListenerSecurity;
+use crate::security::credentials::ScramCredentials;
 use crate::storage::{Disk, FlushPolicy, RealDisk};
 use crate::topics::{TopicDefaults, Topics};
 
@@ -42,6 +43,8 @@ pub struct Broker {
     pub(super) topics: Topics,
     /// Dynamic broker and group configs (AlterConfigs, DescribeConfigs).
     pub(super) dynamic: DynamicConfigs,
+    /// SCRAM credentials set with the admin APIs.
+    pub(super) scram: Arc<ScramCredentials>,
     pub(super) groups: ConsumerGroupCoordinator,
     pub(super) metrics: Arc<Metrics>,
     /// Bumped whenever a high watermark moves or topics change; long polls wait on it.
@@ -128,6 +131,7 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let flags = config.topic_defaults();
         let dynamic = DynamicConfigs::open(dir, flags.config)?;
+        let scram = Arc::new(ScramCredentials::open(dir)?);
         let topics = Topics::open(
             dir,
             TopicDefaults {
@@ -151,6 +155,7 @@ impl Broker {
             config,
             topics,
             dynamic,
+            scram,
             groups,
             metrics,
             data_version,

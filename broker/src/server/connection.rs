@@ -305,7 +305,12 @@ where
     let in_flight = Arc::new(AtomicUsize::new(0));
     let writer = tokio::spawn(write_responses(rx, wr, in_flight.clone()));
     let mut shutdown = broker.shutdown.clone();
-    let mut sasl = SaslSession::new(broker.security.sasl.clone(), peer, broker.metrics.clone());
+    let mut sasl = SaslSession::new(
+        broker.security.sasl.clone(),
+        broker.scram.clone(),
+        peer,
+        broker.metrics.clone(),
+    );
     let login_by = tokio::time::Instant::now() + broker.config.sasl_login_timeout;
     loop {
         let frame = tokio::select! {
@@ -442,7 +447,12 @@ impl Broker {
     /// [`Error::EncodeResponse`] when the response could not be encoded.
     pub async fn answer(self: &Arc<Self>, frame: Bytes) -> Result<Option<Bytes>> {
         let peer = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut sasl = SaslSession::new(self.security.sasl.clone(), peer, self.metrics.clone());
+        let mut sasl = SaslSession::new(
+            self.security.sasl.clone(),
+            self.scram.clone(),
+            peer,
+            self.metrics.clone(),
+        );
         let dispatched = dispatch(self, frame, peer, &mut sasl)?;
         match dispatched.pending.await {
             Some(frame) if frame.is_empty() => Err(Error::EncodeResponse(

@@ -6,6 +6,7 @@ mod authorized;
 mod broker;
 mod configs;
 mod connection;
+mod credentials;
 mod delete_records;
 mod fetch;
 mod frames;

@@ -42,6 +42,12 @@ pub(super) fn route(broker: &Arc<Broker>, req: RequestKind, ctx: Ctx) -> Respond
         RequestKind::IncrementalAlterConfigs(r) => later!(b.incremental_alter_configs(&r, &ctx)),
         RequestKind::OffsetDelete(r) => later!(b.offset_delete(&r, &ctx)),
         RequestKind::DeleteRecords(r) => later!(b.delete_records(&r, &ctx)),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            later!(b.describe_user_scram_credentials(&r))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            later!(b.alter_user_scram_credentials(&r, &ctx))
+        }
         RequestKind::AddPartitionsToTxn(r) => later!(transactions::add_partitions_to_txn(&r)),
         RequestKind::AddOffsetsToTxn(r) => later!(transactions::add_offsets_to_txn(&r)),
         RequestKind::EndTxn(r) => later!(transactions::end_txn(&r)),

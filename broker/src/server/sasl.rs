@@ -22,6 +22,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::security::credentials::ScramCredentials;
 use crate::security::plain::PlainMessage;
 use crate::security::scram::{AwaitingFinal, ClientFirst};
 use crate::security::{Mechanism, SaslUsers};
@@ -66,6 +67,8 @@ enum Step {
 /// A connection's SASL state.
 pub(super) struct SaslSession {
     users: Option<Arc<SaslUsers>>,
+    /// SCRAM credentials set with the admin APIs, beside the file's users.
+    stored: Arc<ScramCredentials>,
     state: State,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
@@ -98,6 +101,7 @@ impl SaslSession {
     /// A new connection's state: open without SASL users, else awaiting the handshake.
     pub(super) fn new(
         users: Option<Arc<SaslUsers>>,
+        stored: Arc<ScramCredentials>,
         peer: SocketAddr,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -108,6 +112,7 @@ impl SaslSession {
         };
         SaslSession {
             users,
+            stored,
             state,
             peer,
             metrics,
@@ -311,7 +316,11 @@ impl SaslSession {
                         );
                     }
                 };
-                let Some(credential) = users.scram(&first.username, hash) else {
+                let credential = users
+                    .scram(&first.username, hash)
+                    .cloned()
+                    .or_else(|| self.stored.get(&first.username, hash));
+                let Some(credential) = credential else {
                     let user = first.username.clone();
                     return self.fail(
                         Some(mechanism),
@@ -320,7 +329,7 @@ impl SaslSession {
                         invalid_credentials(mechanism),
                     );
                 };
-                let (exchange, server_first) = first.respond(credential, &server_nonce());
+                let (exchange, server_first) = first.respond(&credential, &server_nonce());
                 self.state = State::ScramFinal {
                     mechanism,
                     exchange: Box::new(exchange),

@@ -1,0 +1,119 @@
+//! DescribeUserScramCredentials and AlterUserScramCredentials (KIP-554) over the credential
+//! store ([`crate::security::credentials`]).
+
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::{
+    CredentialInfo, DescribeUserScramCredentialsResult,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::broker::{Broker, Ctx};
+use crate::security::credentials::Alteration;
+
+fn text(s: String) -> StrBytes {
+    StrBytes::from_string(s)
+}
+
+impl Broker {
+    pub(super) fn describe_user_scram_credentials(
+        &self,
+        req: &DescribeUserScramCredentialsRequest,
+    ) -> DescribeUserScramCredentialsResponse {
+        let users: Option<Vec<String>> = req
+            .users
+            .as_ref()
+            .map(|list| list.iter().map(|u| u.name.to_string()).collect());
+        let file = self.security.sasl.as_deref();
+        let results = self
+            .scram
+            .describe(users.as_deref(), file)
+            .into_iter()
+            .map(|(user, outcome)| {
+                let out = DescribeUserScramCredentialsResult::default().with_user(text(user));
+                match outcome {
+                    Ok(infos) => out.with_credential_infos(
+                        infos
+                            .into_iter()
+                            .map(|(mechanism, iterations)| {
+                                CredentialInfo::default()
+                                    .with_mechanism(mechanism)
+                                    .with_iterations(iterations)
+                            })
+                            .collect(),
+                    ),
+                    Err((code, message)) => out
+                        .with_error_code(code)
+                        .with_error_message(Some(text(message))),
+                }
+            })
+            .collect();
+        DescribeUserScramCredentialsResponse::default().with_results(results)
+    }
+
+    pub(super) fn alter_user_scram_credentials(
+        &self,
+        req: &AlterUserScramCredentialsRequest,
+        ctx: &Ctx,
+    ) -> AlterUserScramCredentialsResponse {
+        let alterations: Vec<Alteration> = req
+            .deletions
+            .iter()
+            .map(|d| Alteration::Delete {
+                user: d.name.to_string(),
+                mechanism: d.mechanism,
+            })
+            .chain(req.upsertions.iter().map(|u| Alteration::Upsert {
+                user: u.name.to_string(),
+                mechanism: u.mechanism,
+                iterations: u.iterations,
+                salt: u.salt.to_vec(),
+                salted_password: u.salted_password.to_vec(),
+            }))
+            .collect();
+        let file = self.security.sasl.as_deref();
+        let results = match self.scram.alter(&alterations, file) {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|(user, outcome)| {
+                    let out =
+                        AlterUserScramCredentialsResult::default().with_user(text(user.clone()));
+                    match outcome {
+                        Ok(()) => {
+                            tracing::info!(user, peer = %ctx.peer, "altered SCRAM credentials");
+                            out
+                        }
+                        Err((code, message)) => out
+                            .with_error_code(code)
+                            .with_error_message(Some(text(message))),
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the SCRAM credential store");
+                let mut users: Vec<String> = Vec::new();
+                for a in &alterations {
+                    let user = match a {
+                        Alteration::Delete { user, .. } | Alteration::Upsert { user, .. } => user,
+                    };
+                    if !users.contains(user) {
+                        users.push(user.clone());
+                    }
+                }
+                users
+                    .into_iter()
+                    .map(|user| {
+                        AlterUserScramCredentialsResult::default()
+                            .with_user(text(user))
+                            .with_error_code(e.kafka_code())
+                            .with_error_message(Some(text(e.to_string())))
+                    })
+                    .collect()
+            }
+        };
+        AlterUserScramCredentialsResponse::default().with_results(results)
+    }
+}
