@@ -206,6 +206,14 @@ impl ConsumerGroupCoordinator {
         }
     }
 
+    /// The earliest time [`ConsumerGroupCoordinator::tick`] has something to do, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.groups()
+            .values()
+            .filter_map(Group::next_deadline)
+            .min()
+    }
+
     /// Checks an OffsetCommit against the group's membership and generation.
     ///
     /// # Errors

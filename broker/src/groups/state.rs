@@ -745,9 +745,8 @@ impl Group {
         let expired: Vec<String> = self
             .members
             .iter()
-            .filter(|(_, m)| {
-                m.join.is_none() && now.duration_since(m.last_seen) > m.session_timeout
-            })
+            // As Kafka's heartbeat timer: expired once the session timeout has passed.
+            .filter(|(_, m)| m.join.is_none() && now >= m.last_seen + m.session_timeout)
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -779,6 +778,35 @@ impl Group {
                 self.try_complete(now);
             }
         }
+    }
+
+    /// The earliest time [`Group::tick`] has something to do: a session or a pending member
+    /// id running out, a rebalance timing out, the initial delay ending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.join.is_none())
+            .map(|m| m.last_seen + m.session_timeout);
+        let rebalance = (self.state == GroupState::PreparingRebalance)
+            .then(|| {
+                let timeout = self
+                    .members
+                    .values()
+                    .map(|m| m.rebalance_timeout)
+                    .max()
+                    .unwrap_or_default();
+                self.rebalance_started
+                    .map(|t| t + timeout + Duration::from_millis(1))
+                    .into_iter()
+                    .chain(self.not_before)
+            })
+            .into_iter()
+            .flatten();
+        sessions
+            .chain(self.pending.values().copied())
+            .chain(rebalance)
+            .min()
     }
 
     /// Marks the group deleted.

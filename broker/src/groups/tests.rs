@@ -174,11 +174,16 @@ fn expired_sessions_and_late_members_are_removed() {
     assert_eq!((rb.error, rb.members.len()), (0, 1));
     assert!(!g.describe().iter().any(|m| m.member_id == a));
 
-    // A member silent for longer than its session timeout is expired.
+    // A member silent for its session timeout is expired at that moment, as by Kafka's
+    // heartbeat timer, and the group says when that is.
     let t2 = t + REBALANCE + Duration::from_secs(1);
     sync_all(&mut g, t2, &rb.member_id, &[&rb.member_id]);
-    g.tick(t2 + SESSION + Duration::from_secs(1));
+    assert_eq!(g.next_deadline(), Some(t2 + SESSION));
+    g.tick(t2 + SESSION - Duration::from_millis(1));
+    assert_eq!(g.size(), 1, "not before");
+    g.tick(t2 + SESSION);
     assert_eq!(g.size(), 0);
+    assert_eq!(g.next_deadline(), None, "nothing left to time");
     assert_eq!(g.state(), GroupState::Empty);
 
     // Pending member ids that are never used expire too.

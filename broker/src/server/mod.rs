@@ -141,10 +141,22 @@ impl Broker {
     }
 }
 
-/// Periodic work: group timers (100 ms), interval flushing, retention.
+/// At most this long between two runs of the group timers.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
+/// Periodic work: group timers (every 100 ms, and at the moment a session, pending member or
+/// rebalance times out, so members expire on time as with Kafka's timers), interval
+/// flushing, retention.
 async fn background(broker: Arc<Broker>) {
     let mut shutdown = broker.shutdown.clone();
-    let mut groups = tokio::time::interval(Duration::from_millis(100));
+    let next_group_tick = |b: &Broker| {
+        let soon = tokio::time::Instant::now() + GROUP_TICK;
+        b.groups
+            .next_deadline()
+            .map_or(soon, |d| soon.min(tokio::time::Instant::from_std(d)))
+    };
+    let groups = tokio::time::sleep_until(next_group_tick(&broker));
+    tokio::pin!(groups);
     let flush_every = match broker.config.flush {
         FlushPolicy::Interval(d) => d,
         // Not used for flushing; the tick just finds nothing to do.
@@ -161,7 +173,10 @@ async fn background(broker: Arc<Broker>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = groups.tick() => broker.groups.tick(),
+            () = &mut groups => {
+                broker.groups.tick();
+                groups.as_mut().reset(next_group_tick(&broker));
+            }
             _ = flush.tick(), if matches!(broker.config.flush, FlushPolicy::Interval(_)) => {
                 let b = broker.clone();
                 let synced = tokio::task::spawn_blocking(move || {
