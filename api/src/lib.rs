@@ -34,6 +34,8 @@ pub mod duck;
 pub mod duration;
 pub mod error;
 pub mod eventing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kafka_auth;
 pub mod messaging;
 pub mod observability;

@@ -30,6 +30,8 @@
 
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod groups;
 mod http;
 pub mod metrics;

@@ -24,6 +24,19 @@ fn invalid(reason: impl Into<String>) -> Error {
     Error::InvalidEvent(reason.into())
 }
 
+/// Parses the events of a post to the ingress: a batch (`Content-Type:
+/// application/cloudevents-batch+json`), else one event in binary or structured mode.
+///
+/// # Errors
+/// As [`from_batch`] and [`from_http`].
+pub fn from_ingress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Event>> {
+    if content_type(headers).is_some_and(|ct| ct.starts_with(BATCH)) {
+        from_batch(body)
+    } else {
+        from_http(headers, body.to_vec()).map(|e| vec![e])
+    }
+}
+
 /// Parses one event from an HTTP request or response (binary or structured mode).
 ///
 /// # Errors
@@ -136,6 +149,12 @@ fn check(event: Event) -> Result<Event> {
                 "extension name {name:?} is invalid: CloudEvents attribute names use only lowercase letters a-z and digits 0-9"
             )));
         }
+        if name == "data" {
+            // In structured mode `data` is the event's data: such an event could not be sent on.
+            return Err(invalid(
+                "extension name \"data\" is reserved for the event's data; rename the attribute (a ce-data header in binary mode)",
+            ));
+        }
     }
     Ok(event)
 }
@@ -205,10 +224,25 @@ pub fn binary_headers(event: &Event, prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// An HTTP request body and headers for the event in binary or structured mode.
+/// Whether binary mode would be read back as something else: its `Content-Type` is the
+/// event's `datacontenttype`, and one starting with `application/cloudevents` marks a
+/// structured (or batched) message, so the data would be read as the event.
+fn binary_is_ambiguous(event: &Event) -> bool {
+    event.datacontenttype().is_some_and(|ct| {
+        ct.as_bytes()
+            .get(..MEDIA_TYPE_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(MEDIA_TYPE_PREFIX.as_bytes()))
+    })
+}
+
+/// What the structured and batched media types start with.
+const MEDIA_TYPE_PREFIX: &str = "application/cloudevents";
+
+/// An HTTP request body and headers for the event in binary or structured mode (structured
+/// whatever is asked when binary mode would be misread: see [`binary_is_ambiguous`]).
 pub fn to_http(event: &Event, structured: bool) -> (HeaderMap, Vec<u8>) {
     let mut headers = HeaderMap::new();
-    if structured {
+    if structured || binary_is_ambiguous(event) {
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(STRUCTURED),
@@ -263,14 +297,23 @@ pub struct KafkaRecord {
     pub key: Option<String>,
 }
 
-/// The event in Kafka binary content mode.
+/// The event in Kafka binary content mode (structured mode when binary mode would be misread:
+/// see [`binary_is_ambiguous`]).
 pub fn to_kafka(event: &Event) -> KafkaRecord {
+    let key = event
+        .extension("partitionkey")
+        .map(ExtensionValue::to_string);
+    if binary_is_ambiguous(event) {
+        return KafkaRecord {
+            headers: vec![("content-type".to_owned(), STRUCTURED.to_owned())],
+            value: Some(serde_json::to_vec(event).unwrap_or_default()),
+            key,
+        };
+    }
     KafkaRecord {
         headers: binary_headers(event, "ce_"),
         value: data_bytes(event),
-        key: event
-            .extension("partitionkey")
-            .map(ExtensionValue::to_string),
+        key,
     }
 }
 
@@ -444,6 +487,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("not a CloudEvent"), "{err}");
+        // A `ce-data` header made an extension that structured mode cannot carry beside the
+        // data (found by the cloudevent_ingress fuzz target).
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+            ("ce-data", "x"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        let err = from_http(&headers, b"hello".to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"data\" is reserved"), "{err}");
+    }
+
+    /// An event whose data is itself a CloudEvent: in binary mode its Content-Type would mark
+    /// a structured message, so it goes structured (found by the cloudevent_ingress fuzz
+    /// target).
+    #[test]
+    fn data_of_a_cloudevents_media_type_goes_structured() {
+        let event = EventBuilderV10::new()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .data("Application/CloudEvents+json; charset=utf-8", "{}")
+            .build()
+            .unwrap();
+        let (headers, body) = to_http(&event, false);
+        assert_eq!(from_http(&headers, body).unwrap(), event);
+        let record = to_kafka(&event);
+        let headers = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()));
+        let back = from_kafka(headers, record.value.as_deref()).unwrap();
+        assert_eq!(back, Some(event));
     }
 
     #[test]

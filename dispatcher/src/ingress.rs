@@ -270,16 +270,7 @@ async fn handle(
             "too many requests in flight; retry after the Retry-After delay".into(),
         );
     };
-    let batch = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(binding::BATCH));
-    let parsed = if batch {
-        binding::from_batch(&body)
-    } else {
-        binding::from_http(&headers, body.to_vec()).map(|e| vec![e])
-    };
-    let mut events = match parsed {
+    let mut events = match binding::from_ingress(&headers, &body) {
         Ok(events) => events,
         Err(e) => {
             ingress.metrics.ingress(path, "invalid", 1);

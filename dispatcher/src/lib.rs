@@ -13,6 +13,8 @@ pub mod config;
 pub mod contract_feed;
 pub mod egress;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 mod http_server;
 pub mod ingress;

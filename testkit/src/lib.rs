@@ -1,7 +1,8 @@
 //! Test servers shared by Ferry's data-plane tests: a CloudEvents [`sink`] that records
 //! requests and misbehaves on request, an OTLP trace receiver ([`otlp`]), [`process`] helpers
-//! that run a Ferry binary, and throw-away [`tls`] certificates.
+//! that run a Ferry binary, throw-away [`tls`] certificates, and the [`fuzz`] targets' kept inputs.
 
+pub mod fuzz;
 pub mod otlp;
 pub mod process;
 pub mod sink;

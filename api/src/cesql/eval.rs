@@ -152,19 +152,8 @@ impl Expression {
 
     fn walk(&self, visit: &mut dyn FnMut(&Expression)) {
         visit(self);
-        match self {
-            Expression::Literal(_) | Expression::Attribute(_) | Expression::Exists(_) => {}
-            Expression::Not(x) | Expression::Negate(x) => x.walk(visit),
-            Expression::Like { value, .. } => value.walk(visit),
-            Expression::Binary(_, l, r) => {
-                l.walk(visit);
-                r.walk(visit);
-            }
-            Expression::In { value, set, .. } => {
-                value.walk(visit);
-                set.iter().for_each(|e| e.walk(visit));
-            }
-            Expression::Call(_, args) => args.iter().for_each(|e| e.walk(visit)),
+        for operand in self.operands() {
+            operand.walk(visit);
         }
     }
 

@@ -6,7 +6,8 @@ use std::fmt;
 use super::lexer::{Keyword, Tok, Token};
 use super::{ParseError, Value};
 
-/// Deepest nesting the parser accepts; deeper input is rejected instead of risking the stack.
+/// Deepest nesting the parser accepts (parentheses, operators, calls, and each further operator
+/// of a chain such as `a + b + c`); deeper input is rejected instead of risking the stack.
 pub const MAX_DEPTH: usize = 64;
 
 /// A binary operator.
@@ -100,6 +101,20 @@ pub enum Expression {
     Call(String, Vec<Expression>),
 }
 
+impl Expression {
+    /// Its operands, left to right.
+    pub(super) fn operands(&self) -> Vec<&Expression> {
+        match self {
+            Expression::Literal(_) | Expression::Attribute(_) | Expression::Exists(_) => vec![],
+            Expression::Not(x) | Expression::Negate(x) => vec![x],
+            Expression::Like { value, .. } => vec![value],
+            Expression::Binary(_, l, r) => vec![l, r],
+            Expression::In { value, set, .. } => std::iter::once(&**value).chain(set).collect(),
+            Expression::Call(_, args) => args.iter().collect(),
+        }
+    }
+}
+
 pub(super) struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
@@ -181,6 +196,8 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// One level deeper: a recursion, or one more operator of a left-associative chain (which
+    /// deepens the tree without recursing).
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -228,6 +245,7 @@ impl<'a> Parser<'a> {
 
     fn comparison(&mut self) -> Parsed {
         let mut left = self.additive()?;
+        let chain = self.depth;
         loop {
             let op = match self.peek() {
                 Some(Tok::Eq) => BinaryOp::Eq,
@@ -236,8 +254,12 @@ impl<'a> Parser<'a> {
                 Some(Tok::LtEq) => BinaryOp::LtEq,
                 Some(Tok::Gt) => BinaryOp::Gt,
                 Some(Tok::GtEq) => BinaryOp::GtEq,
-                _ => return Ok(left),
+                _ => {
+                    self.depth = chain;
+                    return Ok(left);
+                }
             };
+            self.enter()?;
             self.next += 1;
             let right = self.additive().map_err(|e| self.after_operator(e, op))?;
             left = Expression::Binary(op, Box::new(left), Box::new(right));
@@ -246,12 +268,17 @@ impl<'a> Parser<'a> {
 
     fn additive(&mut self) -> Parsed {
         let mut left = self.multiplicative()?;
+        let chain = self.depth;
         loop {
             let op = match self.peek() {
                 Some(Tok::Plus) => BinaryOp::Add,
                 Some(Tok::Minus) => BinaryOp::Sub,
-                _ => return Ok(left),
+                _ => {
+                    self.depth = chain;
+                    return Ok(left);
+                }
             };
+            self.enter()?;
             self.next += 1;
             let right = self
                 .multiplicative()
@@ -262,13 +289,18 @@ impl<'a> Parser<'a> {
 
     fn multiplicative(&mut self) -> Parsed {
         let mut left = self.membership()?;
+        let chain = self.depth;
         loop {
             let op = match self.peek() {
                 Some(Tok::Star) => BinaryOp::Mul,
                 Some(Tok::Slash) => BinaryOp::Div,
                 Some(Tok::Percent) => BinaryOp::Mod,
-                _ => return Ok(left),
+                _ => {
+                    self.depth = chain;
+                    return Ok(left);
+                }
             };
+            self.enter()?;
             self.next += 1;
             let right = self.membership().map_err(|e| self.after_operator(e, op))?;
             left = Expression::Binary(op, Box::new(left), Box::new(right));
@@ -278,12 +310,17 @@ impl<'a> Parser<'a> {
     /// `x [NOT] IN (set)`.
     fn membership(&mut self) -> Parsed {
         let mut value = self.like()?;
+        let chain = self.depth;
         loop {
             let negated = match (self.peek(), self.peek_at(1)) {
                 (Some(Tok::Keyword(Keyword::In)), _) => false,
                 (Some(Tok::Keyword(Keyword::Not)), Some(Tok::Keyword(Keyword::In))) => true,
-                _ => return Ok(value),
+                _ => {
+                    self.depth = chain;
+                    return Ok(value);
+                }
             };
+            self.enter()?;
             self.next += if negated { 2 } else { 1 };
             self.expect(&Tok::LParen, "`(` to open the IN set")?;
             let mut set = vec![self.expression()?];
@@ -302,12 +339,17 @@ impl<'a> Parser<'a> {
     /// `x [NOT] LIKE 'pattern'`.
     fn like(&mut self) -> Parsed {
         let mut value = self.unary()?;
+        let chain = self.depth;
         loop {
             let negated = match (self.peek(), self.peek_at(1)) {
                 (Some(Tok::Keyword(Keyword::Like)), _) => false,
                 (Some(Tok::Keyword(Keyword::Not)), Some(Tok::Keyword(Keyword::Like))) => true,
-                _ => return Ok(value),
+                _ => {
+                    self.depth = chain;
+                    return Ok(value);
+                }
             };
+            self.enter()?;
             self.next += if negated { 2 } else { 1 };
             let Some(Tok::Str(pattern)) = self.peek().cloned() else {
                 return Err(self.error_here("a string literal as the LIKE pattern"));
@@ -488,7 +530,8 @@ fn quote(s: &str) -> String {
 }
 
 /// The canonical form: fully parenthesized, keywords upper-case, strings single-quoted. It
-/// parses back to an equal expression.
+/// parses back to an equal expression, unless its added parentheses nest deeper than
+/// [`MAX_DEPTH`].
 impl fmt::Display for Expression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

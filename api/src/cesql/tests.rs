@@ -267,15 +267,40 @@ fn parse_errors_name_the_position() {
         assert!(err.contains(want), "{expr:?}: {err}");
         assert!(err.starts_with("cesql: "), "{err}");
     }
-    let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
-    assert!(
-        parse(&deep)
-            .expect_err("too deep")
-            .to_string()
-            .contains("nested deeper than 64")
-    );
-    let deep_not = format!("{}TRUE", "NOT ".repeat(200));
-    assert!(parse(&deep_not).is_err());
+    let too_deep = |expr: &str| {
+        let err = parse(expr).expect_err("too deep").to_string();
+        assert!(err.contains("nested deeper than 64"), "{err}");
+    };
+    too_deep(&format!("{}1{}", "(".repeat(200), ")".repeat(200)));
+    too_deep(&format!("{}TRUE", "NOT ".repeat(200)));
+    // Chains deepen the tree without recursing in the parser; a long one is refused too, or it
+    // would overflow the stack when evaluated or dropped.
+    too_deep(&format!("1{}", " + 1".repeat(64)));
+    too_deep(&format!("1{}", " + 1".repeat(1_000_000)));
+    too_deep(&format!("a{}", " LIKE 'x'".repeat(100)));
+    too_deep(&format!("a{}", " IN (1)".repeat(100)));
+    assert!(parse(&format!("1{}", " + 1".repeat(63))).is_ok());
+}
+
+/// The canonical form adds parentheses, so it may nest deeper than the limit where the
+/// expression did not; then that is the only error (found by the `cesql` fuzz target: `-` 41
+/// times before an attribute).
+#[test]
+fn canonical_forms_parse_back_within_the_limit() {
+    let negations = format!("{}be", "-".repeat(41));
+    let canonical = parse(&negations).expect("within the limit").to_string();
+    let err = parse(&canonical).expect_err("deeper").to_string();
+    assert!(err.contains("nested deeper than 64"), "{err}");
+    for expr in [
+        format!("{}be", "-".repeat(20)),
+        format!("{}TRUE", "NOT ".repeat(30)),
+        format!("1{}", " + 1".repeat(30)),
+        "a = 1 OR ".repeat(30) + "TRUE",
+    ] {
+        let parsed = parse(&expr).expect(&expr);
+        let canonical = parsed.to_string();
+        assert_eq!(parse(&canonical).as_ref(), Ok(&parsed), "{canonical}");
+    }
 }
 
 #[test]

@@ -319,23 +319,7 @@ where
         };
         let Some(frame) = frame else { break };
         in_flight.fetch_add(1, Ordering::Relaxed);
-        if sasl.expects_raw_token() {
-            // After a v0 SaslHandshake the tokens are bare frames, not Kafka requests.
-            match sasl.raw_token(&frame) {
-                Ok(reply) => {
-                    if tx.send(Box::pin(async move { Some(reply) })).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-                Err(why) => {
-                    tracing::warn!(%peer, reason = %why, "closing connection");
-                    tokio::time::sleep(broker.config.failed_authentication_delay).await;
-                    break;
-                }
-            }
-        }
-        match dispatch(&broker, Bytes::from(frame), peer, &mut sasl) {
+        match take(&broker, frame, peer, &mut sasl) {
             Ok(Dispatched {
                 pending,
                 then_close,
@@ -350,12 +334,38 @@ where
             }
             Err(why) => {
                 tracing::warn!(%peer, reason = %why, "closing connection");
+                if matches!(why, Error::SaslFailed(_)) {
+                    // A bare token has no error field: the delay is the only answer.
+                    tokio::time::sleep(broker.config.failed_authentication_delay).await;
+                }
                 break;
             }
         }
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Takes one frame of a connection: after a v0 SaslHandshake a bare SASL token (answered with
+/// a bare token), otherwise a request ([`dispatch`]).
+///
+/// # Errors
+/// Why the connection closes: [`Error::SaslFailed`] for a rejected bare token, else
+/// [`dispatch`]'s errors.
+fn take(
+    broker: &Arc<Broker>,
+    frame: Vec<u8>,
+    peer: SocketAddr,
+    sasl: &mut SaslSession,
+) -> Result<Dispatched> {
+    if sasl.expects_raw_token() {
+        let reply = sasl.raw_token(&frame)?;
+        return Ok(Dispatched {
+            pending: Box::pin(async move { Some(reply) }),
+            then_close: None,
+        });
+    }
+    dispatch(broker, Bytes::from(frame), peer, sasl)
 }
 
 /// Sends each response in request order, counting it off `in_flight`.
@@ -437,6 +447,24 @@ where
 }
 
 impl Broker {
+    /// Serves `stream` as the bytes one client sent on a new connection from 127.0.0.1,
+    /// through the same loop as a socket (framing, the SASL phase, requests, responses in
+    /// order; the responses are discarded), until the connection would close. Used by the
+    /// fuzz targets.
+    #[doc(hidden)]
+    pub async fn serve_bytes(self: &Arc<Self>, stream: Vec<u8>) {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        let caps = Caps {
+            total: usize::MAX,
+            per_ip: usize::MAX,
+        };
+        let Some(ticket) = Admission::new(caps, self.metrics.clone()).admit(peer.ip()) else {
+            return;
+        };
+        let halves = (std::io::Cursor::new(stream), tokio::io::sink());
+        serve(self.clone(), halves, peer, ticket).await;
+    }
+
     /// Answers one request frame (without its length prefix) exactly as a connection would:
     /// the response frame, `None` when no response is due (produce with acks=0), or why the
     /// connection would be closed. Used by the fuzz tests. Each frame is answered as the first

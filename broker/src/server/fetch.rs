@@ -45,7 +45,8 @@ impl Broker {
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return response },
                 _ = tokio::time::sleep_until(deadline) => {}
-                _ = shutdown.changed() => {}
+                // Gone without a shutdown signal (the broker was dropped): stop waiting.
+                stopped = shutdown.changed() => if stopped.is_err() { return response },
             }
         }
     }

@@ -57,7 +57,7 @@ struct State {
 ///
 /// # Errors
 /// [`batches`]' errors, [`Error::BatchCodec`], [`Error::BatchTooLarge`].
-fn stored_form(
+pub(crate) fn stored_form(
     config: &TopicConfig,
     records: &mut Vec<u8>,
 ) -> Result<Vec<(BatchHeader, Range<usize>)>> {

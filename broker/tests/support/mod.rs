@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod requests;
 // The library's own tmpfs helper, one file for unit and integration tests alike.
 #[path = "../../src/storage/small_disk.rs"]
 pub mod small_disk;
