@@ -173,6 +173,11 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// File descriptors a process has open (its sockets among them; 0 when it is gone).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
 /// The 1-minute load average of the machine.
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")

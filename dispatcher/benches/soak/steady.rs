@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferry_testkit::audit;
 
-use crate::load::{cpu_seconds, load_average, status_kib};
+use crate::load::{cpu_seconds, load_average, open_fds, status_kib};
 use crate::plane::{Plane, Shape, wait_settled};
 use crate::traffic::Traffic;
 use crate::{Settings, Verdicts};
@@ -17,6 +17,8 @@ struct Reading {
     rss_kib: u64,
     anon_kib: u64,
     cpu_s: f64,
+    /// Open file descriptors: the connections a process holds weigh in its memory.
+    fds: usize,
 }
 
 fn read(pid: u32) -> Reading {
@@ -24,6 +26,7 @@ fn read(pid: u32) -> Reading {
         rss_kib: status_kib(pid, "VmRSS:"),
         anon_kib: status_kib(pid, "RssAnon:"),
         cpu_s: cpu_seconds(pid),
+        fds: open_fds(pid),
     }
 }
 
@@ -110,9 +113,9 @@ pub fn run(rt: &tokio::runtime::Runtime, s: &Settings, verdicts: &mut Verdicts) 
     let audit = audit_now();
 
     println!(
-        "\n| process | RSS MiB from {warmup} s (median of the first window) | at the end (median of the last window) | min | max | end against start | within ±10% | RssAnon MiB at {warmup} s / end | CPU s | CPU % of one core |"
+        "\n| process | RSS MiB from {warmup} s (median of the first window) | at the end (median of the last window) | min | max | end against start | within ±10% | RssAnon MiB at {warmup} s / end | open fds at {warmup} s / end | CPU s | CPU % of one core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let steady: Vec<&(u64, Vec<Reading>)> = samples.iter().filter(|(t, _)| *t >= warmup).collect();
     for (i, name) in names.iter().enumerate() {
         let (Some(first), Some(last)) = (steady.first(), steady.last()) else {
@@ -136,7 +139,7 @@ pub fn run(rt: &tokio::runtime::Runtime, s: &Settings, verdicts: &mut Verdicts) 
         let flat = change.abs() <= 10.0;
         let cpu = end_cpu[i] - samples.first().map_or(0.0, |s| s.1[i].cpu_s);
         println!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {change:+.1}% | {} | {:.1} / {:.1} | {cpu:.0} | {:.0} |",
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {change:+.1}% | {} | {:.1} / {:.1} | {} / {} | {cpu:.0} | {:.0} |",
             base / MIB,
             end / MIB,
             min / MIB,
@@ -144,6 +147,8 @@ pub fn run(rt: &tokio::runtime::Runtime, s: &Settings, verdicts: &mut Verdicts) 
             if flat { "yes" } else { "**no**" },
             first.1[i].anon_kib as f64 / MIB,
             last.1[i].anon_kib as f64 / MIB,
+            first.1[i].fds,
+            last.1[i].fds,
             cpu * 100.0 / ran,
         );
         // The system under test must stay flat; the sinks and the generator are the harness.
