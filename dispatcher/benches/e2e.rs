@@ -13,10 +13,11 @@
 //! CloudEvents. The broker runs in this process (library), the dispatcher is the release
 //! binary in its own process so its RSS can be read from /proc.
 
+mod load;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,12 +26,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use ferry_api::contract::{ContractResource, Egress};
 use ferry_api::eventing::DeliveryOrder;
+use ferry_testkit::audit::Answer;
+use ferry_testkit::latency::Percentiles;
+use load::{EVENT_BYTES, OpenLoop, cpu_seconds, status_kib};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use support::contract;
-
-const EVENT_BYTES: usize = 1024;
 
 /// The sink: records each event's latency from its scheduled send time.
 #[derive(Default)]
@@ -76,17 +78,6 @@ struct Phase {
     ack: (f64, f64),
 }
 
-fn quantiles(mut micros: Vec<u64>) -> impl Fn(f64) -> f64 {
-    micros.sort_unstable();
-    move |p: f64| {
-        micros
-            .get(((micros.len() as f64 * p) as usize).min(micros.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    }
-}
-
 /// Posts `rate × seconds` events on a fixed schedule and waits for the sink to receive them.
 async fn open_loop(
     client: &reqwest::Client,
@@ -99,61 +90,45 @@ async fn open_loop(
     sink.micros.lock().unwrap().clear();
     sink.count.store(0, Ordering::Relaxed);
     sink.rate.store(rate, Ordering::Relaxed);
-    let start = Instant::now() + Duration::from_millis(50);
-    *sink.start.lock().unwrap() = Some(start);
+    let generator = OpenLoop::new(rate, total);
+    *sink.start.lock().unwrap() = Some(generator.start());
     let rejected = Arc::new(AtomicU64::new(0));
     let acks = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
-    let data = Arc::new("x".repeat(EVENT_BYTES));
-    let mut tasks = Vec::with_capacity(total as usize);
-    for seq in 0..total {
-        let scheduled = start + Duration::from_nanos(seq * 1_000_000_000 / rate);
-        tokio::time::sleep_until(scheduled.into()).await;
-        let (client, url, rejected, data, acks) = (
-            client.clone(),
-            url.to_owned(),
-            rejected.clone(),
-            data.clone(),
-            acks.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let ok = client
-                .post(&url)
-                .header("ce-specversion", "1.0")
-                .header("ce-id", seq.to_string())
-                .header("ce-source", "/bench")
-                .header("ce-type", "bench.event")
-                .header("content-type", "text/plain")
-                .body(data.as_str().to_owned())
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if !ok {
+    let data = bytes::Bytes::from("x".repeat(EVENT_BYTES));
+    let answered = {
+        let (rejected, acks) = (rejected.clone(), acks.clone());
+        move |_seq, answer, latency: Duration| {
+            if answer != Answer::Accepted {
                 rejected.fetch_add(1, Ordering::Relaxed);
             }
-            acks.lock()
-                .unwrap()
-                .push(scheduled.elapsed().as_micros() as u64);
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
+            acks.lock().unwrap().push(latency.as_micros() as u64);
+        }
+    };
+    generator
+        .run(
+            client,
+            || url.to_owned(),
+            |post, seq, at| load::cloudevent(post, seq, at, None, &data),
+            answered,
+            &AtomicBool::new(false),
+        )
+        .await;
     let expect = total - rejected.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(20);
     while sink.count.load(Ordering::Relaxed) < expect && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let q = quantiles(std::mem::take(&mut *sink.micros.lock().unwrap()));
-    let ack = quantiles(std::mem::take(&mut *acks.lock().unwrap()));
+    let q = Percentiles::of(std::mem::take(&mut *sink.micros.lock().unwrap()));
+    let ack = Percentiles::of(std::mem::take(&mut *acks.lock().unwrap()));
     Phase {
         rate,
         sent: total,
         rejected: rejected.load(Ordering::Relaxed),
         delivered: sink.count.load(Ordering::Relaxed),
-        p50: q(0.50),
-        p99: q(0.99),
-        p999: q(0.999),
-        ack: (ack(0.5), ack(0.99)),
+        p50: q.p50,
+        p99: q.p99,
+        p999: q.p999,
+        ack: (ack.p50, ack.p99),
     }
 }
 
@@ -162,26 +137,6 @@ fn row(what: &str, p: &Phase) -> String {
         "| {what} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} |",
         p.rate, p.sent, p.rejected, p.delivered, p.p50, p.p99, p.p999, p.ack.0, p.ack.1
     )
-}
-
-/// User + system CPU seconds a process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesized command name, from `state`: utime and stime are the 12th
-    // and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (tick(11) + tick(12)) as f64 / 100.0
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn resource(name: &str, bootstrap: &str, egresses: Vec<Egress>) -> ContractResource {

@@ -1,11 +1,16 @@
 //! Test servers shared by Ferry's data-plane tests: a CloudEvents [`sink`] that records
-//! requests and misbehaves on request, an OTLP trace receiver ([`otlp`]), [`process`] helpers
-//! that run a Ferry binary, throw-away [`tls`] certificates, and the [`fuzz`] targets' kept inputs.
+//! requests and misbehaves on request, a [`tally`] sink that only counts (for long and fast
+//! runs), an OTLP trace receiver ([`otlp`]), [`process`] helpers that run a Ferry binary,
+//! throw-away [`tls`] certificates, and the [`fuzz`] targets' kept inputs; and for load runs,
+//! [`latency`] percentiles and the [`audit`] of what was sent against what arrived.
 
+pub mod audit;
 pub mod fuzz;
+pub mod latency;
 pub mod otlp;
 pub mod process;
 pub mod sink;
+pub mod tally;
 pub mod tls;
 
 /// Serves `app` on an ephemeral loopback port (HTTP/1.1 and h2c) on the current runtime until
