@@ -754,12 +754,7 @@ impl Group {
             self.remove(&id, now);
         }
         if self.state == GroupState::PreparingRebalance {
-            let timeout = self
-                .members
-                .values()
-                .map(|m| m.rebalance_timeout)
-                .max()
-                .unwrap_or_default();
+            let timeout = self.rebalance_timeout();
             let started = self.rebalance_started.unwrap_or(now);
             if now.duration_since(started) > timeout {
                 self.pending.clear();
@@ -780,6 +775,15 @@ impl Group {
         }
     }
 
+    /// How long a rebalance may wait for members to rejoin: the longest of theirs.
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The earliest time [`Group::tick`] has something to do: a session or a pending member
     /// id running out, a rebalance timing out, the initial delay ending.
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -790,14 +794,8 @@ impl Group {
             .map(|m| m.last_seen + m.session_timeout);
         let rebalance = (self.state == GroupState::PreparingRebalance)
             .then(|| {
-                let timeout = self
-                    .members
-                    .values()
-                    .map(|m| m.rebalance_timeout)
-                    .max()
-                    .unwrap_or_default();
                 self.rebalance_started
-                    .map(|t| t + timeout + Duration::from_millis(1))
+                    .map(|t| t + self.rebalance_timeout() + Duration::from_millis(1))
                     .into_iter()
                     .chain(self.not_before)
             })
