@@ -206,11 +206,13 @@ impl ConsumerGroupCoordinator {
         }
     }
 
-    /// The earliest time [`ConsumerGroupCoordinator::tick`] has something to do, if any.
+    /// The earliest time after now that [`ConsumerGroupCoordinator::tick`] has something to
+    /// do, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
         self.groups()
             .values()
-            .filter_map(Group::next_deadline)
+            .filter_map(|g| g.next_deadline(now))
             .min()
     }
 

@@ -784,9 +784,11 @@ impl Group {
             .unwrap_or_default()
     }
 
-    /// The earliest time [`Group::tick`] has something to do: a session or a pending member
-    /// id running out, a rebalance timing out, the initial delay ending.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// The earliest time after `now` that [`Group::tick`] has something to do: a session or a
+    /// pending member id running out, a rebalance timing out, the initial delay ending. Times
+    /// already past are left out: a delay that has ended while members are still rejoining
+    /// has nothing more to wake for (the periodic tick goes on).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let sessions = self
             .members
             .values()
@@ -804,6 +806,7 @@ impl Group {
         sessions
             .chain(self.pending.values().copied())
             .chain(rebalance)
+            .filter(|d| *d > now)
             .min()
     }
 

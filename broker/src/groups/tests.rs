@@ -178,12 +178,12 @@ fn expired_sessions_and_late_members_are_removed() {
     // heartbeat timer, and the group says when that is.
     let t2 = t + REBALANCE + Duration::from_secs(1);
     sync_all(&mut g, t2, &rb.member_id, &[&rb.member_id]);
-    assert_eq!(g.next_deadline(), Some(t2 + SESSION));
+    assert_eq!(g.next_deadline(t2), Some(t2 + SESSION));
     g.tick(t2 + SESSION - Duration::from_millis(1));
     assert_eq!(g.size(), 1, "not before");
     g.tick(t2 + SESSION);
     assert_eq!(g.size(), 0);
-    assert_eq!(g.next_deadline(), None, "nothing left to time");
+    assert_eq!(g.next_deadline(t2 + SESSION), None, "nothing left to time");
     assert_eq!(g.state(), GroupState::Empty);
 
     // Pending member ids that are never used expire too.
@@ -210,6 +210,27 @@ fn initial_delay_waits_for_more_members() {
         (1, 1),
         "one rebalance for both"
     );
+}
+
+/// Once the initial delay is over but a member is still to join, the group names no time in
+/// the past to wake at (the broker's timer task would otherwise spin until the rebalance
+/// ends).
+#[test]
+fn no_deadline_in_the_past_while_a_rebalance_waits() {
+    let t = Instant::now();
+    let mut ids = Ids(0);
+    let mut g = Group::new(Duration::from_secs(3));
+    let (_a, mut wa) = join(&mut g, &mut ids, t);
+    // A second client got its member id but has not joined with it yet.
+    let first = now_result(g.join(req("", None), t, ids.mint()));
+    assert_eq!(first.error, code::MEMBER_ID_REQUIRED);
+    let after_delay = t + Duration::from_secs(4);
+    g.tick(after_delay);
+    assert!(wa.try_recv().is_err(), "waits for the pending member");
+    let next = g
+        .next_deadline(after_delay)
+        .expect("the pending id and the rebalance time out");
+    assert!(next > after_delay, "{next:?} is not after {after_delay:?}");
 }
 
 #[test]
