@@ -149,11 +149,14 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 /// flushing, retention.
 async fn background(broker: Arc<Broker>) {
     let mut shutdown = broker.shutdown.clone();
+    // The groups' deadlines are on the system clock; waits are measured on it and slept on
+    // tokio's (which a paused test runtime runs ahead of the system clock).
     let next_group_tick = |b: &Broker| {
-        let soon = tokio::time::Instant::now() + GROUP_TICK;
-        b.groups
-            .next_deadline()
-            .map_or(soon, |d| soon.min(tokio::time::Instant::from_std(d)))
+        let wait = b.groups.next_deadline().map_or(GROUP_TICK, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .min(GROUP_TICK)
+        });
+        tokio::time::Instant::now() + wait
     };
     let groups = tokio::time::sleep_until(next_group_tick(&broker));
     tokio::pin!(groups);
