@@ -81,7 +81,8 @@ pub enum Alteration {
 }
 
 impl Alteration {
-    fn user(&self) -> &str {
+    /// The user it alters.
+    pub fn user(&self) -> &str {
         match self {
             Alteration::Delete { user, .. } | Alteration::Upsert { user, .. } => user,
         }
@@ -94,6 +95,18 @@ impl Alteration {
             }
         }
     }
+}
+
+/// The users `alterations` name, each once, in the order they first appear: the order of an
+/// AlterUserScramCredentials response.
+pub fn users_in_order(alterations: &[Alteration]) -> Vec<String> {
+    let mut users: Vec<String> = Vec::new();
+    for user in alterations.iter().map(Alteration::user) {
+        if !users.iter().any(|u| u == user) {
+            users.push(user.to_owned());
+        }
+    }
+    users
 }
 
 /// The credentials set with the admin APIs.
@@ -236,13 +249,8 @@ impl ScramCredentials {
     ) -> Result<Vec<(String, std::result::Result<(), Refusal>)>> {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         let mut next = users.clone();
-        let mut order: Vec<String> = Vec::new();
+        let order = users_in_order(alterations);
         let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
-        for a in alterations {
-            if !order.iter().any(|u| u == a.user()) {
-                order.push(a.user().to_owned());
-            }
-        }
         for a in alterations {
             let user = a.user();
             if refused.contains_key(user) {

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx};
-use crate::security::credentials::Alteration;
+use crate::security::credentials::{Alteration, users_in_order};
 
 fn text(s: String) -> StrBytes {
     StrBytes::from_string(s)
@@ -94,16 +94,7 @@ impl Broker {
                 .collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the SCRAM credential store");
-                let mut users: Vec<String> = Vec::new();
-                for a in &alterations {
-                    let user = match a {
-                        Alteration::Delete { user, .. } | Alteration::Upsert { user, .. } => user,
-                    };
-                    if !users.contains(user) {
-                        users.push(user.clone());
-                    }
-                }
-                users
+                users_in_order(&alterations)
                     .into_iter()
                     .map(|user| {
                         AlterUserScramCredentialsResult::default()
