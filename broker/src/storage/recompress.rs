@@ -9,11 +9,12 @@
 //! values, headers, timestamp and offset deltas) stays exactly as the producer sent it. The
 //! codecs are `kafka-protocol`'s.
 
+use std::io::Read;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, Compression};
@@ -120,23 +121,97 @@ fn codec_id(codec: Compression) -> Result<i16, String> {
 /// The records section of a batch compressed with `codec`, uncompressed; a codec that
 /// panics on its input (which comes from the network) counts as a bad batch.
 pub(super) fn decompressed_records(codec: Compression, section: &[u8]) -> Result<Bytes, String> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| decompress(codec, section)))
-        .unwrap_or_else(|_| Err("the decompressor rejected it".into()))
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        decompress(codec, section, MAX_DECOMPRESSED)
+    }))
+    .unwrap_or_else(|_| Err("the decompressor rejected it".into()))
 }
 
-/// The records section of a batch compressed with `codec`, uncompressed.
-fn decompress(codec: Compression, section: &[u8]) -> Result<Bytes, String> {
-    let mut input = Bytes::copy_from_slice(section);
-    let take = |b: &mut Bytes| -> anyhow::Result<Bytes> { Ok(std::mem::take(b)) };
-    let result = match codec {
-        Compression::None => return Ok(input),
-        Compression::Gzip => Gzip::decompress(&mut input, take),
-        Compression::Snappy => Snappy::decompress(&mut input, take),
-        Compression::Lz4 => Lz4::decompress(&mut input, take),
-        Compression::Zstd => Zstd::decompress(&mut input, take),
-        Compression::Unknown(id) => return Err(format!("codec {id} is not one Kafka defines")),
+/// The most bytes the records of one batch may decompress to. Kafka's broker streams the
+/// records out of a compressed batch one at a time; this one holds them whole, so a small
+/// batch that claims (or really holds) gigabytes of records would cost that much memory.
+/// 256 MiB is 256 times the default `max.message.bytes`, far above what real producers
+/// compress into one batch.
+pub const MAX_DECOMPRESSED: usize = 256 << 20;
+
+/// The records section of a batch compressed with `codec`, uncompressed, refused when it
+/// would exceed `limit` bytes (checked while decompressing, before the memory is taken).
+fn decompress(codec: Compression, section: &[u8], limit: usize) -> Result<Bytes, String> {
+    let read = |reader: std::io::Result<Box<dyn Read + '_>>| {
+        let mut out = Vec::new();
+        reader
+            .and_then(|r| r.take(limit as u64 + 1).read_to_end(&mut out))
+            .map_err(|e| format!("{codec:?} decompression failed: {e}"))?;
+        if out.len() > limit {
+            return Err(too_large(codec, limit));
+        }
+        Ok(Bytes::from(out))
     };
-    result.map_err(|e| format!("{codec:?} decompression failed: {e:#}"))
+    match codec {
+        Compression::None => Ok(Bytes::copy_from_slice(section)),
+        Compression::Gzip => read(Ok(Box::new(flate2::read::MultiGzDecoder::new(section)))),
+        Compression::Snappy => snappy(section, limit),
+        Compression::Lz4 => read(lz4::Decoder::new(section).map(|d| Box::new(d) as _)),
+        Compression::Zstd => {
+            read(zstd::stream::read::Decoder::new(section).map(|d| Box::new(d) as _))
+        }
+        Compression::Unknown(id) => Err(format!("codec {id} is not one Kafka defines")),
+    }
+}
+
+fn too_large(codec: Compression, limit: usize) -> String {
+    format!(
+        "its {codec:?} records decompress to more than {limit} bytes, the most one batch may \
+         hold; send smaller batches (lower the producer's batch.size or linger.ms)"
+    )
+}
+
+/// Snappy as Kafka's clients write it: snappy-java's framing (a magic header, then blocks
+/// each preceded by its compressed length) or, without the header, one raw snappy block.
+/// Every block states its uncompressed length up front, so the total is checked before any
+/// block is decoded.
+fn snappy(section: &[u8], limit: usize) -> Result<Bytes, String> {
+    const MAGIC: &[u8] = b"\x82SNAPPY\x00";
+    /// The magic, then snappy-java's version and minimum compatible version.
+    const HEADER_LEN: usize = 16;
+    let fail = |e: &dyn std::fmt::Display| format!("Snappy decompression failed: {e}");
+    let mut blocks = Vec::new();
+    if section.starts_with(MAGIC) && section.len() >= HEADER_LEN {
+        let mut rest = &section[HEADER_LEN..];
+        while !rest.is_empty() {
+            let (len, after) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| fail(&"a block length is cut short"))?;
+            let len = u32::from_be_bytes(*len) as usize;
+            if len > after.len() {
+                return Err(fail(&format!(
+                    "a block claims {len} bytes, {} are left",
+                    after.len()
+                )));
+            }
+            blocks.push(&after[..len]);
+            rest = &after[len..];
+        }
+    } else {
+        blocks.push(section);
+    }
+    let mut total = 0usize;
+    for block in &blocks {
+        total = total.saturating_add(snap::raw::decompress_len(block).map_err(|e| fail(&e))?);
+    }
+    if total > limit {
+        return Err(too_large(Compression::Snappy, limit));
+    }
+    let mut out = vec![0; total];
+    let mut at = 0;
+    let mut decoder = snap::raw::Decoder::new();
+    for block in blocks {
+        at += decoder
+            .decompress(block, &mut out[at..])
+            .map_err(|e| fail(&e))?;
+    }
+    out.truncate(at);
+    Ok(Bytes::from(out))
 }
 
 /// `records` compressed with `codec`.
@@ -248,6 +323,52 @@ mod tests {
                 assert_eq!(records, want, "{from:?} -> {to:?}: the same records");
             }
         }
+    }
+
+    /// The records section of `batch` (in any codec).
+    fn section(batch: &[u8]) -> &[u8] {
+        &batch[BATCH_HEADER_LEN..]
+    }
+
+    #[test]
+    fn decompression_stops_at_the_limit_in_every_codec() {
+        for (codec, encoding) in CODECS {
+            let batch = produced(encoding);
+            let whole = decompress(codec, section(&batch), MAX_DECOMPRESSED)
+                .expect("decompresses")
+                .len();
+            assert!(whole > 600, "{codec:?}: three records of 200 bytes");
+            let exact = decompress(codec, section(&batch), whole).expect("exactly at the limit");
+            assert_eq!(exact.len(), whole, "{codec:?}");
+            if codec == Compression::None {
+                continue;
+            }
+            let err = decompress(codec, section(&batch), whole - 1).expect_err("over the limit");
+            assert!(
+                err.contains(&format!("more than {} bytes", whole - 1))
+                    && err.contains("batch.size"),
+                "{codec:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_snappy_block_claiming_gigabytes_is_refused_before_any_is_taken() {
+        // snappy-java's framing, one block whose varint header claims about 2.3 GB (the
+        // fuzz target record_batches hit the memory limit on it).
+        let mut section = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        let block = [0x98, 0xe2, 0xf1, 0xff, 0x08, 0xff, 0xfe, 0xfd, b'a'];
+        section.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        section.extend_from_slice(&block);
+        let err = decompressed_records(Compression::Snappy, &section).expect_err("refused");
+        assert!(err.contains("the most one batch may hold"), "{err}");
+        // A block length past the end names it.
+        section.truncate(section.len() - 2);
+        let err = decompressed_records(Compression::Snappy, &section).expect_err("refused");
+        assert!(err.contains("a block claims 9 bytes, 7 are left"), "{err}");
+        // Raw snappy (no framing) claiming as much.
+        let err = decompressed_records(Compression::Snappy, &block).expect_err("refused");
+        assert!(err.contains("the most one batch may hold"), "{err}");
     }
 
     #[test]
