@@ -60,7 +60,7 @@ impl Connections {
     pub async fn serve(&mut self, data: &[u8]) -> Result<()> {
         self.served += 1;
         if self.served.is_multiple_of(RESTART_EVERY) {
-            self.brokers = Brokers::start().await?;
+            self.replace().await?;
         }
         let Some((&pick, stream)) = data.split_first() else {
             return Ok(());
@@ -78,6 +78,23 @@ impl Connections {
     /// The broker without SASL.
     pub fn open(&self) -> &Arc<Broker> {
         self.brokers.open.broker()
+    }
+
+    /// Both brokers, as weak references: gone once the brokers are replaced and freed.
+    pub fn weak(&self) -> [std::sync::Weak<Broker>; 2] {
+        [
+            Arc::downgrade(self.brokers.open.broker()),
+            Arc::downgrade(self.brokers.sasl.broker()),
+        ]
+    }
+
+    /// Replaces both brokers by fresh ones in a new scratch directory.
+    ///
+    /// # Errors
+    /// When the fresh brokers do not start.
+    pub async fn replace(&mut self) -> Result<()> {
+        self.brokers = Brokers::start().await?;
+        Ok(())
     }
 }
 

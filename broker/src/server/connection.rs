@@ -303,7 +303,7 @@ where
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     // Requests sent to the writer and not yet answered: while any is, the client is not idle.
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(write_responses(rx, wr, in_flight.clone()));
+    let mut writer = Writer(tokio::spawn(write_responses(rx, wr, in_flight.clone())));
     let mut shutdown = broker.shutdown.clone();
     let mut sasl = SaslSession::new(
         broker.security.sasl.clone(),
@@ -343,7 +343,18 @@ where
         }
     }
     drop(tx);
-    let _ = writer.await;
+    let _ = (&mut writer.0).await;
+}
+
+/// The task writing a connection's responses, aborted when the connection's task is dropped
+/// (cancelled) before it: its responses have nowhere to go, and the requests it still waits
+/// for (a JoinGroup or a long poll that may last minutes) would keep the broker alive.
+struct Writer(tokio::task::JoinHandle<()>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Takes one frame of a connection: after a v0 SaslHandshake a bare SASL token (answered with
