@@ -26,6 +26,8 @@ pub trait Disk: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn open(&self, path: &Path) -> io::Result<Self::File>;
     /// Removes the file `path`.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames the file `from` to `to`, replacing `to` (durable once the directory is synced).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the entries created in or removed from `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// The whole content of `path` (a `NotFound` error when absent).
@@ -84,6 +86,10 @@ impl Disk for RealDisk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -217,6 +217,13 @@ impl Disk for SimDisk {
             .ok_or_else(|| not_found(path))
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state();
+        let i = st.names.remove(from).ok_or_else(|| not_found(from))?;
+        st.names.insert(to.to_owned(), i);
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state();
         if let Some(e) = Self::sync_failed(&mut st) {

@@ -21,8 +21,6 @@
 //!   ([`crate::storage::fences`]): commits are refused (and `/readyz` fails) until a restart.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, io_at};
 use crate::metrics::Metrics;
-use crate::storage::fences;
+use crate::storage::{Disk, DiskFile, RealDisk, fences};
 
 /// One committed offset.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +67,8 @@ enum Line {
 type GroupOffsets = BTreeMap<(String, i32), Committed>;
 
 #[derive(Debug)]
-struct Inner {
-    file: File,
+struct Inner<D: Disk> {
+    file: D::File,
     /// Bytes in the file: where a failed append is cut back to.
     len: u64,
     lines: usize,
@@ -79,13 +77,21 @@ struct Inner {
     fenced: bool,
 }
 
-/// The offset store.
+/// The file holds this many times more lines than live entries (and at least
+/// [`COMPACT_MIN_LINES`]) before it is rewritten compactly.
+const COMPACT_RATIO: usize = 10;
+const COMPACT_MIN_LINES: usize = 10_000;
+
+/// The offset store, on the machine's disk or (in tests) a simulated one.
 #[derive(Debug)]
-pub struct OffsetStore {
+pub struct OffsetStore<D: Disk = RealDisk> {
+    disk: D,
     path: PathBuf,
     fsync: bool,
     metrics: Arc<Metrics>,
-    inner: Mutex<Inner>,
+    /// [`COMPACT_MIN_LINES`]; lower in tests, so that they compact often.
+    compact_min_lines: usize,
+    inner: Mutex<Inner<D>>,
 }
 
 /// What replaying the file found.
@@ -168,20 +174,35 @@ impl OffsetStore {
     /// # Errors
     /// I/O errors.
     pub fn open(data_dir: &Path, fsync: bool, metrics: Arc<Metrics>) -> Result<Self> {
+        Self::open_on(RealDisk, data_dir, fsync, metrics)
+    }
+}
+
+impl<D: Disk> OffsetStore<D> {
+    /// [`OffsetStore::open`] on `disk`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn open_on(disk: D, data_dir: &Path, fsync: bool, metrics: Arc<Metrics>) -> Result<Self> {
         let dir = data_dir.join("groups");
-        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        disk.create_dir_all(&dir).map_err(io_at(&dir))?;
         let path = dir.join("offsets.log");
         let mut found = Replay::default();
-        if path.exists() {
-            let text = fs::read(&path).map_err(io_at(&path))?;
-            found = replay(&text);
-            Self::report(&path, &found, &metrics)?;
+        match disk.read(&path) {
+            Ok(text) => {
+                found = replay(&text);
+                Self::report(&disk, &path, &text, &found, &metrics)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path)(e)),
         }
-        let (file, lines, len) = Self::rewrite(&path, &found.groups)?;
+        let (file, lines, len) = Self::rewrite(&disk, &path, &found.groups)?;
         Ok(OffsetStore {
+            disk,
             path,
             fsync,
             metrics,
+            compact_min_lines: COMPACT_MIN_LINES,
             inner: Mutex::new(Inner {
                 file,
                 len,
@@ -192,8 +213,8 @@ impl OffsetStore {
         })
     }
 
-    /// Logs and counts what replay dropped; keeps a copy of a damaged file.
-    fn report(path: &Path, found: &Replay, metrics: &Metrics) -> Result<()> {
+    /// Logs and counts what replay dropped; keeps a copy of a damaged file (`text`).
+    fn report(disk: &D, path: &Path, text: &[u8], found: &Replay, metrics: &Metrics) -> Result<()> {
         if found.torn_tail > 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -204,7 +225,7 @@ impl OffsetStore {
         }
         if !found.damaged.is_empty() {
             let copy = path.with_extension("log.damaged");
-            fs::copy(path, &copy).map_err(io_at(&copy))?;
+            disk.replace(&copy, text).map_err(io_at(&copy))?;
             let lines: Vec<usize> = found.damaged.iter().map(|(n, _)| *n).collect();
             tracing::error!(
                 path = %path.display(),
@@ -218,9 +239,18 @@ impl OffsetStore {
         Ok(())
     }
 
-    /// Writes `groups` compactly to a new file that replaces the store's; returns it (open
-    /// for appending), its line count and length.
-    fn rewrite(path: &Path, groups: &HashMap<String, GroupOffsets>) -> Result<(File, usize, u64)> {
+    /// Writes `groups` compactly to a new file that replaces the store's (a fsynced temporary
+    /// file renamed over it, then the directory fsynced); returns it, its line count and
+    /// length.
+    ///
+    /// # Errors
+    /// [`Error::WriteRolledBack`] when the new file could not be written (the old one is
+    /// untouched); [`Error::Io`] when the rename or the directory's fsync failed.
+    fn rewrite(
+        disk: &D,
+        path: &Path,
+        groups: &HashMap<String, GroupOffsets>,
+    ) -> Result<(D::File, usize, u64)> {
         let mut out = Vec::new();
         let mut lines = 0;
         for (group, offsets) in groups {
@@ -236,25 +266,27 @@ impl OffsetStore {
             }
         }
         let tmp = path.with_extension("log.tmp");
-        let written = fs::write(&tmp, &out).and_then(|()| File::open(&tmp)?.sync_all());
-        if let Err(e) = written {
-            // The old file is untouched; leave no half-written copy behind.
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::WriteRolledBack {
-                path: tmp,
-                source: e,
-            });
-        }
-        fs::rename(&tmp, path).map_err(io_at(path))?;
+        let written = disk.open(&tmp).and_then(|f| {
+            f.set_len(0)?;
+            f.write_all_at(&out, 0)?;
+            f.sync_data()?;
+            Ok(f)
+        });
+        let file = match written {
+            Ok(file) => file,
+            Err(e) => {
+                // The old file is untouched; leave no half-written copy behind.
+                let _ = disk.remove(&tmp);
+                return Err(Error::WriteRolledBack {
+                    path: tmp,
+                    source: e,
+                });
+            }
+        };
+        disk.rename(&tmp, path).map_err(io_at(path))?;
         if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_at(dir))?;
+            disk.sync_dir(dir).map_err(io_at(dir))?;
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(io_at(path))?;
         Ok((file, lines, out.len() as u64))
     }
 
@@ -264,7 +296,7 @@ impl OffsetStore {
     /// [`Error::OffsetsFenced`] once fenced; [`Error::WriteRolledBack`] when the write
     /// failed and was cut back (nothing stored); [`Error::Io`] otherwise (nothing applied,
     /// the store fenced per [`fences`]).
-    fn write(&self, inner: &mut Inner, lines: Vec<Line>) -> Result<()> {
+    fn write(&self, inner: &mut Inner<D>, lines: Vec<Line>) -> Result<()> {
         if inner.fenced {
             return Err(Error::OffsetsFenced {
                 path: self.path.clone(),
@@ -291,7 +323,7 @@ impl OffsetStore {
             apply(&mut inner.groups, line);
         }
         let live: usize = inner.groups.values().map(BTreeMap::len).sum();
-        if inner.lines > 10_000 && inner.lines > live * 10 {
+        if inner.lines > self.compact_min_lines && inner.lines > live * COMPACT_RATIO {
             self.compact(inner);
         }
         Ok(())
@@ -299,8 +331,8 @@ impl OffsetStore {
 
     /// Writes `out` at the end of the file and fsyncs it when the store does; a failed write
     /// is cut back to the previous length.
-    fn append(&self, inner: &Inner, out: &[u8]) -> Result<()> {
-        if let Err(source) = (&inner.file).write_all(out) {
+    fn append(&self, inner: &Inner<D>, out: &[u8]) -> Result<()> {
+        if let Err(source) = inner.file.write_all_at(out, inner.len) {
             let path = self.path.clone();
             return Err(match inner.file.set_len(inner.len) {
                 Ok(()) => Error::WriteRolledBack { path, source },
@@ -317,8 +349,8 @@ impl OffsetStore {
     /// failure does not fail it: one before the new file replaced the old leaves the old in
     /// use (compaction is tried again later); one after it fences the store, whose open
     /// handle may be on the replaced file.
-    fn compact(&self, inner: &mut Inner) {
-        match Self::rewrite(&self.path, &inner.groups) {
+    fn compact(&self, inner: &mut Inner<D>) {
+        match Self::rewrite(&self.disk, &self.path, &inner.groups) {
             Ok((file, lines, len)) => {
                 inner.file = file;
                 inner.lines = lines;
@@ -339,7 +371,7 @@ impl OffsetStore {
         self.inner().fenced
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner<D>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -452,6 +484,9 @@ impl OffsetStore {
         self.inner().file.sync_data().map_err(io_at(&self.path))
     }
 }
+
+#[cfg(test)]
+mod power_loss;
 
 #[cfg(test)]
 mod tests {
@@ -614,8 +649,8 @@ mod tests {
             .commit("g", vec![("a".into(), 0, c(1))])
             .expect("commit");
         // A file that fails every write with ENOSPC and cannot be cut back.
-        store.inner().file = OpenOptions::new()
-            .append(true)
+        store.inner().file = std::fs::OpenOptions::new()
+            .write(true)
             .open("/dev/full")
             .expect("/dev/full");
         let err = store
