@@ -238,6 +238,18 @@ pub enum Error {
         /// What does not match.
         problem: String,
     },
+    /// Records without a key sent to a compacted topic (Kafka's message, which clients show).
+    #[error(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    )]
+    KeylessRecords {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Each keyless record's index in its batch (KIP-467's `batch_index`).
+        indexes: Vec<i32>,
+    },
     /// A control batch (a transaction marker) sent by a producer.
     #[error(
         "record batch at byte {at} is a control batch; clients may not write control records (Ferry's broker has no transactions)"
@@ -413,6 +425,7 @@ impl Error {
                 code::CORRUPT_MESSAGE
             }
             Error::BatchTruncated { .. }
+            | Error::KeylessRecords { .. }
             | Error::ControlBatch { .. }
             | Error::BatchSequence { .. }
             | Error::BatchLength { .. }

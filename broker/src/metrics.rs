@@ -36,6 +36,10 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_refused: Family<Labels, Counter>,
     connections_timed_out: Family<Labels, Counter>,
+    compactions: Family<Labels, Counter>,
+    compaction_removed_records: Family<Labels, Counter>,
+    compaction_reclaimed_bytes: Family<Labels, Counter>,
+    compaction_failures: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -58,6 +62,10 @@ impl Default for Metrics {
             connections_open: Gauge::default(),
             connections_refused: Family::default(),
             connections_timed_out: Family::default(),
+            compactions: Family::default(),
+            compaction_removed_records: Family::default(),
+            compaction_reclaimed_bytes: Family::default(),
+            compaction_failures: Family::default(),
         };
         // `field: help`, one a metric: registers `m.field` as `ferry_broker_<field>`.
         macro_rules! register {
@@ -82,6 +90,10 @@ impl Default for Metrics {
             connections_open: "Open connections on the Kafka listener",
             connections_refused: "Connections closed at accept, per cap reached (max_connections, max_connections_per_ip)",
             connections_timed_out: "Connections closed by a deadline: idle, request_read or sasl_login",
+            compactions: "Cleanings of a compacted topic's partitions, per topic",
+            compaction_removed_records: "Records compaction removed (superseded, expired tombstones, keyless), per topic",
+            compaction_reclaimed_bytes: "Bytes compaction freed, per topic",
+            compaction_failures: "Cleanings that failed, per topic; the partition is not compacted again until a restart",
         }
         m
     }
@@ -142,6 +154,25 @@ impl Metrics {
         self.recovery_truncated_bytes
             .get_or_create(&[("store", store.to_owned()), ("reason", reason.to_owned())])
             .inc_by(bytes);
+    }
+
+    /// Counts a cleaning of one of `topic`'s partitions.
+    pub fn compacted(&self, topic: &str, done: &crate::storage::Cleaned) {
+        let l = [("topic", topic.to_owned())];
+        self.compactions.get_or_create(&l).inc();
+        self.compaction_removed_records
+            .get_or_create(&l)
+            .inc_by(done.records_removed);
+        self.compaction_reclaimed_bytes
+            .get_or_create(&l)
+            .inc_by(done.bytes_before.saturating_sub(done.bytes_after));
+    }
+
+    /// Counts a failed cleaning of one of `topic`'s partitions.
+    pub fn compaction_failed(&self, topic: &str) {
+        self.compaction_failures
+            .get_or_create(&[("topic", topic.to_owned())])
+            .inc();
     }
 
     /// Counts a SASL authentication that succeeded (`ok`) or failed. `mechanism` is a

@@ -170,7 +170,11 @@ fn altered_topic_configs_apply_at_once_and_persist() {
     // rdkafka 0.39 drops per-resource errors of AlterConfigs; read them on the wire.
     for (name, value, message) in [
         ("retention.ms", "soon", "`retention.ms` = `soon` is invalid"),
-        ("cleanup.policy", "compact", "compaction is not supported"),
+        (
+            "cleanup.policy",
+            "compact,shred",
+            "use a list of `delete` and `compact`",
+        ),
     ] {
         let (code, got) = wire_alter(&mut w, name, value);
         assert_eq!(code, INVALID_CONFIG, "{name}={value}");
@@ -318,9 +322,9 @@ fn dynamic_broker_configs_reach_every_topic_and_persist() {
         ),
         (
             "0",
-            vec![("log.cleanup.policy", "compact")],
+            vec![("log.cleanup.policy", "shred")],
             INVALID_CONFIG,
-            "compaction is not supported",
+            "use a list of `delete` and `compact`",
         ),
         (
             "0",

@@ -4,10 +4,10 @@
 //!
 //! Broker configs come in three kinds here:
 //! - [`ACTED`]: the `log.*` defaults of every topic (retention, segments, message size,
-//!   compression). A change reaches every topic that does not override the setting, as in
+//!   compression, cleanup policy and the compaction settings). A change reaches every topic that does not override the setting, as in
 //!   Kafka; precedence is Kafka's: broker `0`, then the cluster default, then the flags.
 //! - [`INERT`]: Kafka's dynamic broker configs that change nothing on this broker (thread
-//!   pools, the log cleaner, Kerberos, `log.flush.*`: one process, no compaction, no GSSAPI,
+//!   pools, the log cleaner's tuning, Kerberos, `log.flush.*`: one process, no GSSAPI,
 //!   and `--flush` decides when the log is synced). Accepted, checked as Kafka checks their
 //!   type, kept and described, as tools and client test suites set them.
 //! - [`FLAGS`]: settings of Ferry's own flags (some dynamic in Kafka); refused, naming the flag.
@@ -29,6 +29,12 @@ use crate::topics::config::{Kind, TopicConfig};
 /// Broker configs that set topic defaults: `(broker name, topic name)`.
 pub const ACTED: &[(&str, &str)] = &[
     ("compression.type", "compression.type"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+    ),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
     ("log.cleanup.policy", "cleanup.policy"),
     ("log.retention.bytes", "retention.bytes"),
     ("log.retention.ms", "retention.ms"),
@@ -42,7 +48,6 @@ pub const INERT: &[(&str, &str, Kind)] = &[
     ("background.threads", "10", Kind::Long),
     ("log.cleaner.backoff.ms", "15000", Kind::Long),
     ("log.cleaner.dedupe.buffer.size", "134217728", Kind::Long),
-    ("log.cleaner.delete.retention.ms", "86400000", Kind::Long),
     ("log.cleaner.io.buffer.load.factor", "0.9", Kind::Ratio),
     ("log.cleaner.io.buffer.size", "524288", Kind::Long),
     (
@@ -55,8 +60,6 @@ pub const INERT: &[(&str, &str, Kind)] = &[
         "9223372036854775807",
         Kind::Long,
     ),
-    ("log.cleaner.min.cleanable.ratio", "0.5", Kind::Ratio),
-    ("log.cleaner.min.compaction.lag.ms", "0", Kind::Long),
     ("log.cleaner.threads", "1", Kind::Long),
     (
         "log.flush.interval.messages",
@@ -489,8 +492,8 @@ mod tests {
                 "broker config `log.retention.ms` = `soon` is invalid",
             ),
             (
-                vec![("log.cleanup.policy", "compact")],
-                "broker config `log.cleanup.policy` = `compact` is invalid: use `delete`",
+                vec![("log.cleanup.policy", "shred")],
+                "broker config `log.cleanup.policy` = `shred` is invalid: use a list of `delete` and `compact`",
             ),
             (
                 vec![("background.threads", "many")],

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::groups::GroupConfig;
 use crate::security::{Mechanism, SecurityFiles};
 use crate::storage::{FlushPolicy, LogConfig, Recovery};
-use crate::topics::{CompressionType, TopicConfig, TopicDefaults};
+use crate::topics::{TopicConfig, TopicDefaults};
 
 /// Broker settings.
 #[derive(Args, Clone, Debug)]
@@ -311,7 +311,7 @@ impl BrokerConfig {
                     retention_bytes: u64::try_from(self.retention_bytes).ok(),
                 },
                 max_message_bytes: self.max_message_bytes,
-                compression: CompressionType::Producer,
+                ..TopicConfig::default()
             },
         }
     }

@@ -203,6 +203,26 @@ async fn background(broker: Arc<Broker>) {
                             Ok(n) => tracing::info!(topic = p.topic(), partition = p.index(), segments = n, "retention deleted segments"),
                             Err(e) => tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "retention failed"),
                         }
+                        match p.compact(now) {
+                            Ok(None) => {}
+                            Ok(Some(done)) => {
+                                b.metrics.compacted(p.topic(), &done);
+                                tracing::info!(
+                                    topic = p.topic(),
+                                    partition = p.index(),
+                                    segments_before = done.segments_before,
+                                    segments_after = done.segments_after,
+                                    bytes_before = done.bytes_before,
+                                    bytes_after = done.bytes_after,
+                                    records_removed = done.records_removed,
+                                    "compacted"
+                                );
+                            }
+                            Err(e) => {
+                                b.metrics.compaction_failed(p.topic());
+                                tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "compaction failed; this partition is not compacted again until the broker restarts");
+                            }
+                        }
                     }
                 })
                 .await;

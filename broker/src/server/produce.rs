@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx, Respond, now_ms};
+use crate::error::Error;
 use crate::storage::FlushPolicy;
 use crate::topics::Partition;
 
@@ -185,7 +188,22 @@ impl Broker {
                 } else {
                     tracing::debug!(peer = %ctx.peer, topic = log.topic(), partition = index, error = %e, "append refused");
                 }
-                (result(index, code, Some(e.to_string())), None)
+                let mut response = result(index, code, Some(e.to_string()));
+                // KIP-467: the records that made the batch fail, so that clients fail those
+                // with the error and the others of the batch as collateral.
+                if let Error::KeylessRecords { indexes, .. } = &e {
+                    response.record_errors = indexes
+                        .iter()
+                        .map(|&i| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(i)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(
+                                    e.to_string(),
+                                )))
+                        })
+                        .collect();
+                }
+                (response, None)
             }
         }
     }

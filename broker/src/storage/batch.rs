@@ -231,6 +231,31 @@ pub fn assign_offsets(batch: &mut [u8], base_offset: i64) {
 /// Builds valid batches for tests in this crate.
 #[cfg(test)]
 pub(crate) mod testing {
+    /// Every codec Kafka defines, as the encoder names them.
+    pub const CODECS: [kafka_protocol::records::Compression; 5] = [
+        kafka_protocol::records::Compression::None,
+        kafka_protocol::records::Compression::Gzip,
+        kafka_protocol::records::Compression::Snappy,
+        kafka_protocol::records::Compression::Lz4,
+        kafka_protocol::records::Compression::Zstd,
+    ];
+
+    /// `records` encoded as one v2 batch (or more, where the encoder splits them) in `codec`,
+    /// as a client would send them.
+    pub fn encoded(
+        records: &[kafka_protocol::records::Record],
+        codec: kafka_protocol::records::Compression,
+    ) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        let options = kafka_protocol::records::RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        };
+        kafka_protocol::records::RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
+            .expect("encode");
+        buf.to_vec()
+    }
+
     /// A v2 batch of `count` records with `payload` as the opaque record bytes.
     pub fn batch(count: i32, base_timestamp: i64, max_timestamp: i64, payload: &[u8]) -> Vec<u8> {
         let mut b = Vec::new();

@@ -3,6 +3,7 @@
 
 mod batch;
 mod commit;
+mod compact;
 mod disk;
 mod fail_stop;
 mod flush;
@@ -25,11 +26,12 @@ pub use batch::{
     BATCH_HEADER_LEN, BatchHeader, Compression, RecordCount, assign_offsets, batches, count,
 };
 pub use commit::{GroupCommit, Next, Request};
+pub use compact::{Cleaned, Cleaning};
 pub use disk::{Disk, DiskFile, RealDisk};
 pub use fail_stop::fences;
 pub use flush::FlushPolicy;
 pub use partition::{Appended, LogConfig, PartitionLog};
 pub use recompress::recompress;
-pub use records::check_produced;
+pub use records::{check_produced, keyless_records};
 pub use recovery::{Recovery, Truncated};
 pub use segment::{INDEX_INTERVAL_BYTES, Segment};

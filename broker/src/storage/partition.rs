@@ -4,6 +4,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::batch::{BatchHeader, assign_offsets, batches};
+use super::compact::{self, Batch, Cleaned, Cleaning, Latest, Output};
 use super::disk::{Disk, RealDisk};
 use super::log_start;
 use super::recovery::{Recovery, Truncated};
@@ -97,11 +98,27 @@ impl<D: Disk> PartitionLog<D> {
             bases.push(0);
         }
         let last = bases.len() - 1;
-        let segments = bases
-            .iter()
-            .enumerate()
-            .map(|(i, &base)| Segment::open(&disk, dir, base, i == last, policy))
-            .collect::<Result<Vec<_>, _>>()?;
+        // A cleaning the broker did not finish: its unfinished file goes (the segments it
+        // was cleaning are intact), and so do segments that a finished one now covers.
+        let unfinished = compact::remove_unfinished(&disk, dir)?;
+        let mut segments: Vec<Segment<D>> = Vec::with_capacity(bases.len());
+        for (i, &base) in bases.iter().enumerate() {
+            let seg = Segment::open(&disk, dir, base, i == last, policy)?;
+            match segments.last() {
+                Some(prev) if i != last && prev.next_offset() > base => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        segment = base,
+                        "removing a segment that a compacted one replaced (the broker stopped while compacting)"
+                    );
+                    seg.delete(&disk, dir)?;
+                }
+                _ => segments.push(seg),
+            }
+        }
+        if unfinished > 0 {
+            disk.sync_dir(dir).map_err(io_at(dir))?;
+        }
         let truncated = segments.iter().filter_map(Segment::truncated).collect();
         let mut log = PartitionLog {
             disk,
@@ -344,9 +361,11 @@ impl<D: Disk> PartitionLog<D> {
         let mut total: u64 = self.segments.iter().map(Segment::size).sum();
         while self.segments.len() > 1 {
             let oldest = &self.segments[0];
-            let expired = self.config.retention_ms.is_some_and(|r| {
-                oldest.max_timestamp() >= 0 && now_ms - oldest.max_timestamp() > r
-            });
+            // An empty closed segment (compaction removed every batch) holds nothing to keep.
+            let expired = oldest.size() == 0
+                || self.config.retention_ms.is_some_and(|r| {
+                    oldest.max_timestamp() >= 0 && now_ms - oldest.max_timestamp() > r
+                });
             let oversized = self.config.retention_bytes.is_some_and(|r| total > r);
             if !(expired || oversized) {
                 break;
@@ -358,6 +377,116 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.start_offset = self.start_offset.max(self.segments[0].base_offset());
         Ok(deleted)
+    }
+
+    /// Bytes in the closed segments, and in those of them from `offset` on (what a cleaning
+    /// has not seen yet): the dirty ratio's parts.
+    pub fn closed_bytes(&self, offset: i64) -> (u64, u64) {
+        let closed = &self.segments[..self.segments.len() - 1];
+        let total = closed.iter().map(Segment::size).sum();
+        let dirty = closed
+            .iter()
+            .filter(|s| s.next_offset() > offset)
+            .map(Segment::size)
+            .sum();
+        (total, dirty)
+    }
+
+    /// Compacts the closed segments old enough under `cleaning` (see [`compact`]); `None`
+    /// when there are none. The log reads the same offsets afterwards, with the superseded
+    /// records gone.
+    ///
+    /// # Errors
+    /// I/O errors, and a batch whose records do not decode ([`Error::Damaged`]): the
+    /// segments then stay as they were, unless the error came after a cleaned segment was
+    /// installed (the log is still whole; the next start removes what it replaced).
+    pub fn compact(&mut self, cleaning: &Cleaning) -> Result<Option<Cleaned>> {
+        let closed = self.segments.len() - 1;
+        let cleanable = self.segments[..closed]
+            .iter()
+            .take_while(|s| s.max_timestamp() <= cleaning.cleanable_before)
+            .count();
+        if cleanable == 0 {
+            return Ok(None);
+        }
+        // The latest offset of every key in the segments cleaned, and the last batch of
+        // every idempotent producer in the whole log (kept, even empty).
+        let mut latest = Latest::new();
+        for seg in &self.segments[..cleanable] {
+            seg.for_each_batch(|h, b| {
+                latest
+                    .note(b, h)
+                    .map_err(|p| compact::batch_error(seg.path(), h.base_offset, p))
+            })?;
+        }
+        let mut last_of_producer: std::collections::HashMap<i64, i64> =
+            std::collections::HashMap::new();
+        self.for_each_header(|h| {
+            if h.producer_id >= 0 {
+                last_of_producer.insert(h.producer_id, h.base_offset);
+            }
+        })?;
+        let mut done = Cleaned {
+            segments_before: cleanable,
+            cleaned_through: self.segments[cleanable - 1].next_offset(),
+            ..Cleaned::default()
+        };
+        // Consecutive segments go into one output while it stays under `segment.bytes`.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < cleanable {
+            let start = i;
+            let mut size = self.segments[i].size();
+            i += 1;
+            while i < cleanable && size + self.segments[i].size() <= cleaning.segment_bytes {
+                size += self.segments[i].size();
+                i += 1;
+            }
+            groups.push((start, i));
+        }
+        // Installed from the last group back, so the indexes of earlier ones stay valid.
+        for &(start, end) in groups.iter().rev() {
+            let members = &self.segments[start..end];
+            done.bytes_before += members.iter().map(Segment::size).sum::<u64>();
+            let mut out = Output::create(&self.disk, &self.dir, members[0].base_offset())?;
+            let written = (|| {
+                for seg in members {
+                    seg.for_each_batch(|h, b| {
+                        let keep_empty =
+                            last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
+                        let mut removed = 0u64;
+                        let cleaned = compact::clean_batch(b, h, keep_empty, |r| {
+                            let keep = latest.keeps(r, cleaning);
+                            removed += u64::from(!keep);
+                            keep
+                        })
+                        .map_err(|p| compact::batch_error(seg.path(), h.base_offset, p))?;
+                        done.records_removed += removed;
+                        match cleaned {
+                            Batch::Unchanged => out.write(b),
+                            Batch::Rewritten(bytes) => out.write(&bytes),
+                            Batch::Removed => Ok(()),
+                        }
+                    })?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = written {
+                let _ = self.disk.remove(&out.path);
+                return Err(e);
+            }
+            let base = out.base_offset;
+            done.bytes_after += out.size;
+            out.install(&self.disk, &self.dir)?;
+            for seg in self.segments.drain(start + 1..end) {
+                seg.delete(&self.disk, &self.dir)?;
+            }
+            self.sync_dir(&self.dir)?;
+            self.segments[start] =
+                Segment::open(&self.disk, &self.dir, base, false, Recovery::Refuse)?;
+        }
+        done.segments_after = groups.len();
+        Ok(Some(done))
     }
 
     /// Forces the active segment to disk (older ones were synced when they rolled).

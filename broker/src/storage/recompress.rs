@@ -92,7 +92,11 @@ fn rewrite(batch: &[u8], header: &BatchHeader, target: Compression) -> Result<Ve
 }
 
 /// `batch`'s header with the `codec` bits, followed by `section`, with length and CRC fixed.
-fn assemble(batch: &[u8], codec: Compression, section: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) fn assemble(
+    batch: &[u8],
+    codec: Compression,
+    section: &[u8],
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(BATCH_HEADER_LEN + section.len());
     out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
     out.extend_from_slice(section);
@@ -215,7 +219,7 @@ fn snappy(section: &[u8], limit: usize) -> Result<Bytes, String> {
 }
 
 /// `records` compressed with `codec`.
-fn compress(codec: Compression, records: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) fn compress(codec: Compression, records: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = BytesMut::new();
     let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
         b.extend_from_slice(records);
@@ -238,7 +242,7 @@ fn compress(codec: Compression, records: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use indexmap::IndexMap;
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{self, Record, RecordBatchEncoder, RecordEncodeOptions};
+    use kafka_protocol::records::{self, Record};
 
     use super::super::batches;
     use super::*;
@@ -273,13 +277,7 @@ mod tests {
                 )]),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: codec,
-        };
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-        buf.to_vec()
+        crate::storage::batch::testing::encoded(&records, codec)
     }
 
     /// Every header field but codec, length and CRC.

@@ -155,10 +155,14 @@ impl<D: Disk> Segment<D> {
                 break;
             };
             let total = header.total_len() as u64;
-            if total < BATCH_HEADER_LEN as u64
-                || pos + total > len
-                || header.base_offset != self.next_offset
-            {
+            // Offsets follow on in the active segment; a sealed one may have gaps where
+            // compaction removed batches.
+            let follows = if verify {
+                header.base_offset == self.next_offset
+            } else {
+                header.base_offset >= self.next_offset
+            };
+            if total < BATCH_HEADER_LEN as u64 || pos + total > len || !follows {
                 break;
             }
             if verify {
@@ -422,6 +426,34 @@ impl<D: Disk> Segment<D> {
             found.is_none()
         })?;
         Ok(found)
+    }
+
+    /// Calls `f` with every batch (header and bytes) in log order, one read per batch; stops
+    /// at `f`'s first error.
+    ///
+    /// # Errors
+    /// I/O errors and `f`'s.
+    pub fn for_each_batch(
+        &self,
+        mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut result = Ok(());
+        let mut buf = Vec::new();
+        self.walk(0, |pos, header| {
+            buf.resize(header.total_len(), 0);
+            result = self
+                .log
+                .read_exact_at(&mut buf, pos)
+                .map_err(io_at(&self.path))
+                .and_then(|()| f(header, &buf));
+            result.is_ok()
+        })?;
+        result
+    }
+
+    /// The path of the segment's log file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Calls `f` with every batch header in log order (headers only; bodies are not read).

@@ -10,8 +10,11 @@ use crate::storage::{Compression, LogConfig};
 pub const SUPPORTED: &[&str] = &[
     "cleanup.policy",
     "compression.type",
+    "delete.retention.ms",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -33,13 +36,13 @@ pub enum Kind {
 }
 
 /// Topic configs Kafka has that are accepted, kept and shown but change nothing on this
-/// broker, each with Kafka's default: compaction's (no compaction here), replication's and
+/// broker, each with Kafka's default: `max.compaction.lag.ms` (a cleaning runs at every
+/// retention check once the dirty ratio is reached, not on a deadline), replication's and
 /// tiered storage's (one node, no remote tier), index and file tuning, and `flush.*` (the
 /// broker-wide `--flush` policy decides when the log is synced; the default syncs before
 /// every acknowledgement, more often than any `flush.*` value asks). Kafka accepts them on
 /// every topic, and tools set them (librdkafka's admin tests among them).
 pub const INERT: &[(&str, &str, Kind)] = &[
-    ("delete.retention.ms", "86400000", Kind::Long),
     ("file.delete.delay.ms", "60000", Kind::Long),
     ("flush.messages", "9223372036854775807", Kind::Long),
     ("flush.ms", "9223372036854775807", Kind::Long),
@@ -50,8 +53,6 @@ pub const INERT: &[(&str, &str, Kind)] = &[
     ("local.retention.ms", "-2", Kind::Long),
     ("max.compaction.lag.ms", "9223372036854775807", Kind::Long),
     ("message.downconversion.enable", "true", Kind::Bool),
-    ("min.cleanable.dirty.ratio", "0.5", Kind::Ratio),
-    ("min.compaction.lag.ms", "0", Kind::Long),
     ("preallocate", "false", Kind::Bool),
     ("segment.index.bytes", "10485760", Kind::Long),
     ("segment.jitter.ms", "0", Kind::Long),
@@ -128,6 +129,42 @@ impl CompressionType {
     }
 }
 
+/// A topic's `cleanup.policy`: what happens to old segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cleanup {
+    /// `delete`: segments past `retention.ms` / `retention.bytes` are deleted.
+    pub delete: bool,
+    /// `compact`: closed segments keep only the latest record of each key.
+    pub compact: bool,
+}
+
+impl Cleanup {
+    /// Kafka's list value, `delete`, `compact` or `compact,delete` (`""` for neither).
+    pub fn name(self) -> &'static str {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            (false, true) => "delete",
+            (false, false) => "",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        let mut c = Cleanup {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item {
+                "delete" => c.delete = true,
+                "compact" => c.compact = true,
+                _ => return None,
+            }
+        }
+        Some(c)
+    }
+}
+
 /// The effective settings of one topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -137,6 +174,15 @@ pub struct TopicConfig {
     pub max_message_bytes: usize,
     /// How batches are stored.
     pub compression: CompressionType,
+    /// `cleanup.policy`.
+    pub cleanup: Cleanup,
+    /// `delete.retention.ms`: how long a compacted topic keeps a tombstone.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: how old a record must be before compaction may remove it.
+    pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`, in millionths: the share of the closed segments not yet
+    /// cleaned that starts a cleaning.
+    pub min_cleanable_dirty_ratio_ppm: u32,
 }
 
 impl TopicConfig {
@@ -178,10 +224,23 @@ impl TopicConfig {
                     let v = int(0).ok_or_else(|| invalid("bytes ≥ 0"))?;
                     c.max_message_bytes = usize::try_from(v).unwrap_or(usize::MAX);
                 }
-                "cleanup.policy" if value != "delete" => {
-                    return Err(invalid(
-                        "`delete` (compaction is not supported by Ferry's embedded broker)",
-                    ));
+                "cleanup.policy" => {
+                    c.cleanup = Cleanup::parse(value)
+                        .ok_or_else(|| invalid("a list of `delete` and `compact`"))?;
+                }
+                "delete.retention.ms" => {
+                    c.delete_retention_ms = int(0).ok_or_else(|| invalid("milliseconds ≥ 0"))?;
+                }
+                "min.compaction.lag.ms" => {
+                    c.min_compaction_lag_ms = int(0).ok_or_else(|| invalid("milliseconds ≥ 0"))?;
+                }
+                "min.cleanable.dirty.ratio" => {
+                    let ratio = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .ok_or_else(|| invalid("a number from 0 to 1"))?;
+                    c.min_cleanable_dirty_ratio_ppm = (ratio * 1e6).round() as u32;
                 }
                 "compression.type" => {
                     c.compression = CompressionType::parse(value)
@@ -193,7 +252,7 @@ impl TopicConfig {
                 "min.insync.replicas" if value != "1" => {
                     return Err(invalid("1 (the embedded broker is a single replica)"));
                 }
-                "cleanup.policy" | "message.timestamp.type" | "min.insync.replicas" => {}
+                "message.timestamp.type" | "min.insync.replicas" => {}
                 other if inert(other).is_some() => {
                     if let Some((_, _, kind)) = inert(other) {
                         kind.check(value).map_err(invalid)?;
@@ -218,8 +277,13 @@ impl TopicConfig {
             .iter()
             .map(|&name| {
                 let value = match name {
-                    "cleanup.policy" => "delete".to_owned(),
+                    "cleanup.policy" => self.cleanup.name().to_owned(),
                     "compression.type" => self.compression.name().to_owned(),
+                    "delete.retention.ms" => self.delete_retention_ms.to_string(),
+                    "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+                    "min.cleanable.dirty.ratio" => {
+                        (f64::from(self.min_cleanable_dirty_ratio_ppm) / 1e6).to_string()
+                    }
                     "max.message.bytes" => self.max_message_bytes.to_string(),
                     "message.timestamp.type" => "CreateTime".to_owned(),
                     "min.insync.replicas" => "1".to_owned(),
@@ -244,6 +308,13 @@ impl Default for TopicConfig {
             log: LogConfig::default(),
             max_message_bytes: 1 << 20,
             compression: CompressionType::Producer,
+            cleanup: Cleanup {
+                delete: true,
+                compact: false,
+            },
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio_ppm: 500_000,
         }
     }
 }
@@ -299,9 +370,14 @@ pub(crate) mod tests {
     fn bad_configs_are_named() {
         for (pairs, want) in [
             (
-                vec![("cleanup.policy", "compact")],
-                "compaction is not supported",
+                vec![("cleanup.policy", "compact,shred")],
+                "`cleanup.policy` = `compact,shred` is invalid: use a list of `delete` and `compact`",
             ),
+            (
+                vec![("min.cleanable.dirty.ratio", "2")],
+                "a number from 0 to 1",
+            ),
+            (vec![("delete.retention.ms", "-1")], "milliseconds ≥ 0"),
             (
                 vec![("retention.ms", "soon")],
                 "`retention.ms` = `soon` is invalid",

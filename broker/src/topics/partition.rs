@@ -14,8 +14,8 @@ use super::timestamps;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::storage::{
-    BatchHeader, FlushPolicy, GroupCommit, Next, PartitionLog, Recovery, Request, batches, fences,
-    recompress,
+    BatchHeader, Cleaned, Cleaning, FlushPolicy, GroupCommit, Next, PartitionLog, Recovery,
+    Request, batches, fences, keyless_records, recompress,
 };
 
 /// What an append did.
@@ -48,6 +48,12 @@ struct State {
     log: PartitionLog,
     producers: ProducerStates,
     config: TopicConfig,
+    /// Compaction has cleaned the log below this offset (since the broker started).
+    cleaned_through: i64,
+    /// A cleaning failed: no more until a restart (the error was logged).
+    uncleanable: bool,
+    /// When the last cleaning ran (ms; 0 before the first).
+    cleaned_at: i64,
 }
 
 /// Validates `records` and, when the topic has its own `compression.type`, re-compresses
@@ -155,6 +161,9 @@ impl Partition {
                 log,
                 producers,
                 config,
+                cleaned_through: 0,
+                uncleanable: false,
+                cleaned_at: 0,
             }),
             high_watermark: AtomicI64::new(hw),
             commit: Mutex::new(GroupCommit::new(hw)),
@@ -216,6 +225,16 @@ impl Partition {
         let mut st = self.state();
         if self.synced.borrow().fenced {
             return Err(self.fenced_error());
+        }
+        if st.config.cleanup.compact {
+            let indexes = keyless_records(records)?;
+            if !indexes.is_empty() {
+                return Err(Error::KeylessRecords {
+                    topic: self.topic.to_string(),
+                    partition: self.index,
+                    indexes,
+                });
+            }
         }
         let mut found = stored_form(&st.config, records)?;
         if let [(header, _)] = found.as_slice() {
@@ -609,7 +628,54 @@ impl Partition {
     /// # Errors
     /// I/O errors.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
-        self.state().log.apply_retention(now_ms)
+        let mut st = self.state();
+        if !st.config.cleanup.delete {
+            return Ok(0);
+        }
+        st.log.apply_retention(now_ms)
+    }
+
+    /// Compacts the log (`cleanup.policy` with `compact`) when the closed segments not yet
+    /// cleaned are at least `min.cleanable.dirty.ratio` of them, or when a tombstone may have
+    /// expired (a day after the last cleaning, by default); `None` when there was nothing to
+    /// do. Holds the partition while it runs: appends and fetches of this partition wait.
+    /// A failed cleaning leaves the log as it was and stops compaction of this partition
+    /// until the broker restarts.
+    ///
+    /// # Errors
+    /// [`PartitionLog::compact`]'s.
+    pub fn compact(&self, now_ms: i64) -> Result<Option<Cleaned>> {
+        let mut st = self.state();
+        let config = st.config;
+        if !config.cleanup.compact || st.uncleanable {
+            return Ok(None);
+        }
+        let (total, dirty) = st.log.closed_bytes(st.cleaned_through);
+        let ratio_reached = dirty > 0
+            && dirty * 1_000_000 >= total * u64::from(config.min_cleanable_dirty_ratio_ppm);
+        let tombstones_due =
+            total > 0 && now_ms.saturating_sub(st.cleaned_at) >= config.delete_retention_ms;
+        if !(ratio_reached || tombstones_due) {
+            return Ok(None);
+        }
+        let cleaning = Cleaning {
+            cleanable_before: now_ms.saturating_sub(config.min_compaction_lag_ms),
+            tombstones_before: now_ms.saturating_sub(config.delete_retention_ms),
+            segment_bytes: config.log.segment_bytes,
+        };
+        match st.log.compact(&cleaning) {
+            Ok(done) => {
+                st.cleaned_at = now_ms;
+                if let Some(d) = &done {
+                    st.cleaned_through = d.cleaned_through;
+                }
+                Ok(done)
+            }
+            Err(e) => {
+                st.uncleanable = true;
+                Err(e)
+            }
+        }
     }
 }
 

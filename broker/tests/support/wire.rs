@@ -250,9 +250,20 @@ pub fn batches_of(records: &Bytes) -> Vec<(i64, i32)> {
 
 /// Produces `records` (acks=all, v9) to one partition: `(error_code, base_offset)`.
 pub fn produce(w: &mut Wire, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let p = produce_answer(w, topic, partition, records);
+    (p.error_code, p.base_offset)
+}
+
+/// One Produce (v9, acks=all) of `records` to `topic`/`partition`: the partition's answer.
+pub fn produce_answer(
+    w: &mut Wire,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, TopicName};
-    let resp = w.call(
+    let mut resp = w.call(
         &ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(5000)
@@ -267,8 +278,7 @@ pub fn produce(w: &mut Wire, topic: &str, partition: i32, records: Bytes) -> (i1
             ]),
         9,
     );
-    let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    resp.responses.remove(0).partition_responses.remove(0)
 }
 
 /// One Fetch (v12, no wait) of one partition from `offset`, answered as it is, errors
