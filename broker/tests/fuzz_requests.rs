@@ -60,6 +60,9 @@ fn fixture() -> Fixture {
         tls_cert: None,
         tls_key: None,
         tls_client_ca: None,
+        authorizer: false,
+        super_users: Vec::new(),
+        allow_everyone_if_no_acl_found: false,
     };
     let running = rt.block_on(Broker::start(config)).expect("start");
     let broker = running.broker().clone();

@@ -155,10 +155,33 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
         timeout: env_secs("FERRY_LIBRDKAFKA_TIMEOUT", 900),
     };
 
-    let mut default = ScenarioBroker::start("default", &["--default-partitions", "4"], &logs);
+    // As librdkafka's own test clusters run: an authorizer that allows what no ACL names
+    // (the admin tests create and delete ACLs) and groups that rebalance without waiting for
+    // more members (0081 runs many groups within its test timeout).
+    let mut default = ScenarioBroker::start(
+        "default",
+        &[
+            "--default-partitions",
+            "4",
+            "--authorizer",
+            "--allow-everyone-if-no-acl-found",
+            "--group-initial-rebalance-delay",
+            "0s",
+        ],
+        &logs,
+    );
     let mut no_auto_create = ScenarioBroker::start(
         "noautocreate",
-        &["--default-partitions", "4", "--auto-create-topics", "false"],
+        &[
+            "--default-partitions",
+            "4",
+            "--auto-create-topics",
+            "false",
+            "--authorizer",
+            "--allow-everyone-if-no-acl-found",
+            "--group-initial-rebalance-delay",
+            "0s",
+        ],
         &logs,
     );
     eprintln!(

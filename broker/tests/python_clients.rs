@@ -96,6 +96,33 @@ fn confluent_kafka_manages_scram_credentials() {
     broker.stop();
 }
 
+/// ACLs created, described and deleted with confluent-kafka's admin client, enforced on
+/// produce and consume, kept across a restart (`tests/python/acls.py`).
+#[test]
+fn confluent_kafka_manages_acls_that_the_broker_enforces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "admin:pw-s3cret\nalice:pw-s3cret\nbob:pw-s3cret\n").expect("users");
+    let data = dir.path().join("data");
+    let args = [
+        "--sasl-users",
+        users.to_str().expect("utf-8"),
+        "--authorizer",
+        "--super-users",
+        "User:admin",
+    ];
+    let broker = BrokerProcess::start(&data, &args);
+    run_script("acls.py", &[&broker.bootstrap(), "pw-s3cret", "grant"]);
+    let kafka = broker.kafka;
+    broker.stop();
+    let broker = BrokerProcess::restart_after_stop(&data, kafka, &args);
+    run_script(
+        "acls.py",
+        &[&broker.bootstrap(), "pw-s3cret", "after-restart"],
+    );
+    broker.stop();
+}
+
 #[test]
 fn python_clients_find_records_by_time_inside_compressed_batches() {
     let dir = tempfile::tempdir().expect("tempdir");

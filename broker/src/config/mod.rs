@@ -143,6 +143,25 @@ pub struct BrokerConfig {
     /// Needs --tls-cert.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Check every request against the ACLs (Kafka's StandardAuthorizer semantics; ACLs are
+    /// managed with CreateAcls/DescribeAcls/DeleteAcls, e.g. kafka-acls.sh, and kept in the
+    /// data directory). A client's principal is User:NAME after SASL, else User:ANONYMOUS.
+    /// Off: nothing is checked and the ACL APIs answer SECURITY_DISABLED.
+    #[arg(long)]
+    pub authorizer: bool,
+    /// With --authorizer, principals allowed everything, `;`-separated (Kafka's
+    /// super.users), e.g. `User:admin;User:ferry`.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ';',
+        requires = "authorizer"
+    )]
+    pub super_users: Vec<String>,
+    /// With --authorizer, allow a request on a resource no ACL names (Kafka's
+    /// allow.everyone.if.no.acl.found); otherwise it is denied.
+    #[arg(long, requires = "authorizer")]
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// The command line of `ferry-broker`: [`BrokerConfig`]'s flags and, hidden, the old
@@ -285,6 +304,13 @@ impl BrokerConfig {
                 self.sasl_users.is_some() && self.sasl_mechanisms.is_empty(),
                 "--sasl-mechanisms is empty; use PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512",
             ),
+            (
+                self.super_users.iter().any(|p| {
+                    !p.split_once(':')
+                        .is_some_and(|(k, n)| !k.is_empty() && !n.is_empty())
+                }),
+                "--super-users takes principals TYPE:NAME separated by `;` (e.g. User:admin;User:ferry)",
+            ),
         ];
         if let Some((_, problem)) = checks.iter().find(|(bad, _)| *bad) {
             return Some((*problem).to_owned());
@@ -296,6 +322,15 @@ impl BrokerConfig {
         (!host_port).then(|| {
             format!("--advertised-listener `{adv}` is not HOST:PORT (e.g. broker.ferry:9092)")
         })
+    }
+
+    /// The authorizer's settings from the flags.
+    pub fn authorizer_config(&self) -> crate::security::acl::AuthorizerConfig {
+        crate::security::acl::AuthorizerConfig {
+            enabled: self.authorizer,
+            super_users: self.super_users.clone(),
+            allow_if_no_acl: self.allow_everyone_if_no_acl_found,
+        }
     }
 
     /// Topic defaults from the flags.

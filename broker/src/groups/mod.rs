@@ -200,10 +200,15 @@ impl ConsumerGroupCoordinator {
         let now = Instant::now();
         let mut groups = self.groups();
         for g in groups.values_mut() {
-            let before = g.rebalances();
-            g.tick(now);
-            self.counted(g, before, ());
+            self.run_timers(g, now);
         }
+    }
+
+    /// Runs `g`'s timers that are due at `now` (sessions, pending members, rebalances).
+    fn run_timers(&self, g: &mut Group, now: Instant) {
+        let before = g.rebalances();
+        g.tick(now);
+        self.counted(g, before, ());
     }
 
     /// The earliest time after now that [`ConsumerGroupCoordinator::tick`] has something to
@@ -317,7 +322,10 @@ impl ConsumerGroupCoordinator {
 
     /// Describes a group (Dead when unknown, as Kafka answers).
     pub fn describe(&self, group_id: &str) -> DescribedGroup {
-        let groups = self.groups();
+        let mut groups = self.groups();
+        if let Some(g) = groups.get_mut(group_id) {
+            self.run_timers(g, Instant::now());
+        }
         match groups.get(group_id) {
             Some(g) => DescribedGroup {
                 state: g.state(),
@@ -367,6 +375,12 @@ impl ConsumerGroupCoordinator {
     /// Deletes an empty group and its offsets; returns the error code.
     pub fn delete(&self, group_id: &str) -> i16 {
         let mut groups = self.groups();
+        // Timers due now count before the group is judged: a member whose session ran out
+        // a moment ago is gone even if the timer task has not run yet (a loaded machine
+        // wakes it late).
+        if let Some(g) = groups.get_mut(group_id) {
+            self.run_timers(g, Instant::now());
+        }
         let known = groups.contains_key(group_id) || !self.offsets.group(group_id).is_empty();
         if !known {
             return code::GROUP_ID_NOT_FOUND;

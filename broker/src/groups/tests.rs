@@ -380,3 +380,37 @@ fn commits_during_a_rebalance_follow_kafka() {
     sync_all(&mut g, t, &a, &[&a, &b]);
     assert_eq!(g.check_commit(&b, None, 2, t), Ok(()), "stable again");
 }
+
+/// DeleteGroups and DescribeGroups run the group's due timers first: a static member whose
+/// session ran out a moment ago is gone though the periodic timer task has not run (on a
+/// loaded machine it wakes late; librdkafka's 0081 deletes its groups exactly one session
+/// timeout after closing their members).
+#[test]
+fn deleting_a_group_expires_its_run_out_members_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let offsets =
+        super::offsets::OffsetStore::open(dir.path(), false, Default::default()).expect("offsets");
+    let config = super::GroupConfig {
+        min_session_timeout: Duration::from_millis(1),
+        max_session_timeout: Duration::from_secs(60),
+        initial_rebalance_delay: Duration::ZERO,
+    };
+    let coordinator = super::ConsumerGroupCoordinator::new(config, offsets, Default::default());
+    let short = |member: &str| JoinRequest {
+        session_timeout: Duration::from_millis(50),
+        rebalance_timeout: Duration::from_millis(50),
+        ..req(member, Some("static-1"))
+    };
+    let mut waiting = match coordinator.join("g", short("")) {
+        Reply::Later(rx) => rx,
+        Reply::Now(r) => panic!("a first join waits for the rebalance: {r:?}"),
+    };
+    // The rebalance (no initial delay) completes at the next timer run.
+    coordinator.tick();
+    assert_eq!(ready(&mut waiting).error, code::NONE, "joined");
+    assert_eq!(coordinator.delete("g"), code::NON_EMPTY_GROUP);
+    std::thread::sleep(Duration::from_millis(120));
+    // No tick ran: the request itself finds the session over.
+    assert_eq!(coordinator.describe("g").members.len(), 0);
+    assert_eq!(coordinator.delete("g"), code::NONE);
+}

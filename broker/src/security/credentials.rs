@@ -8,8 +8,9 @@
 //! credentials can be prepared before SASL is turned on).
 //!
 //! Users of the `--sasl-users` file stay the file's: the APIs describe them but refuse to
-//! change them (edit the file and restart). With no authorizer, any client that may connect
-//! may call these APIs, as with a Kafka broker without one.
+//! change them (edit the file and restart). Without `--authorizer`, any client that may
+//! connect may call these APIs, as with a Kafka broker without one; with it, they need
+//! `DESCRIBE` / `ALTER` on the cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! The mechanisms themselves ([`scram`], [`plain`]) are pure message checks; the per-connection
 //! exchange that drives them lives in the server's `sasl` module.
 
+pub mod acl;
 pub mod credentials;
 mod mechanism;
 pub mod plain;

@@ -1,25 +1,14 @@
 //! Authorized operations in Describe responses (KIP-430): Metadata, DescribeGroups and
 //! DescribeCluster answer, when the client asks, the bit set of ACL operations the caller may
-//! perform on each resource. The broker has no ACLs, so — as a Kafka broker without an
-//! authorizer — every operation that applies to the resource type is allowed. Unasked, the
-//! field holds Kafka's "not requested" sentinel.
+//! perform on each resource — every operation that applies to the resource type that the
+//! authorizer allows (all of them without `--authorizer`, as a Kafka broker without an
+//! authorizer answers). Unasked, the field holds Kafka's "not requested" sentinel.
+
+use super::broker::{Broker, Ctx};
+use crate::security::acl::{CLUSTER_NAME, op, resource};
 
 /// The field's value when the client did not ask (Kafka's `Integer.MIN_VALUE`).
 pub(super) const NOT_REQUESTED: i32 = i32::MIN;
-
-/// Kafka's `AclOperation` codes.
-mod op {
-    pub const READ: u8 = 3;
-    pub const WRITE: u8 = 4;
-    pub const CREATE: u8 = 5;
-    pub const DELETE: u8 = 6;
-    pub const ALTER: u8 = 7;
-    pub const DESCRIBE: u8 = 8;
-    pub const CLUSTER_ACTION: u8 = 9;
-    pub const DESCRIBE_CONFIGS: u8 = 10;
-    pub const ALTER_CONFIGS: u8 = 11;
-    pub const IDEMPOTENT_WRITE: u8 = 12;
-}
 
 /// The kinds of resource a Describe response reports operations on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +24,7 @@ pub(super) enum Resource {
 impl Resource {
     /// The operations that apply to this resource type (Kafka's
     /// `AclEntry.supportedOperations`).
-    fn operations(self) -> &'static [u8] {
+    fn operations(self) -> &'static [i8] {
         use op::*;
         match self {
             Resource::Topic => &[
@@ -60,18 +49,38 @@ impl Resource {
             ],
         }
     }
+
+    fn code(self) -> i8 {
+        match self {
+            Resource::Topic => resource::TOPIC,
+            Resource::Group => resource::GROUP,
+            Resource::Cluster => resource::CLUSTER,
+        }
+    }
 }
 
-/// The field's value for `resource`: every applicable operation as a bit set (bit `n` for
-/// operation code `n`) when `requested`, else [`NOT_REQUESTED`].
-pub(super) fn authorized_operations(resource: Resource, requested: bool) -> i32 {
+/// The field's value for resource `name` of type `kind` (the cluster's name is ignored):
+/// the operations `ctx`'s principal may perform as a bit set (bit `n` for operation code
+/// `n`) when `requested`, else [`NOT_REQUESTED`].
+pub(super) fn authorized_operations(
+    broker: &Broker,
+    ctx: &Ctx,
+    kind: Resource,
+    name: &str,
+    requested: bool,
+) -> i32 {
     if !requested {
         return NOT_REQUESTED;
     }
-    resource
-        .operations()
+    let name = if kind == Resource::Cluster {
+        CLUSTER_NAME
+    } else {
+        name
+    };
+    kind.operations()
         .iter()
-        .fold(0, |bits, code| bits | (1 << code))
+        .filter(|&&code| ctx.may(broker, code, kind.code(), name))
+        .fold(0, |bits, &code| bits | (1 << code))
 }
 
 #[cfg(test)]
@@ -87,8 +96,11 @@ mod tests {
             ("cluster", Resource::Cluster, 0b0001_1111_1010_0000),
         ];
         for (name, resource, bits) in cases {
-            assert_eq!(authorized_operations(resource, true), bits, "{name}");
-            assert_eq!(authorized_operations(resource, false), i32::MIN, "{name}");
+            let all = resource
+                .operations()
+                .iter()
+                .fold(0i32, |b, &code| b | (1 << code));
+            assert_eq!(all, bits, "{name}");
         }
     }
 }

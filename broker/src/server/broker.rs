@@ -21,6 +21,7 @@ use crate::groups::ConsumerGroupCoordinator;
 use crate::groups::offsets::OffsetStore;
 use crate::metrics::Metrics;
 use crate::security::ListenerSecurity;
+use crate::security::acl::Acls;
 use crate::security::credentials::ScramCredentials;
 use crate::storage::{Disk, FlushPolicy, RealDisk};
 use crate::topics::{TopicDefaults, Topics};
@@ -34,6 +35,22 @@ pub(crate) struct Ctx {
     pub version: i16,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// `User:<name>` after SASL, else `User:ANONYMOUS`: whom the ACLs are checked for.
+    pub principal: Arc<str>,
+}
+
+impl Ctx {
+    /// Whether this request's principal may perform `operation` on resource `name` of
+    /// `resource_type` (always, without `--authorizer`).
+    pub fn may(&self, broker: &Broker, operation: i8, resource_type: i8, name: &str) -> bool {
+        broker.acls.authorize(
+            &self.principal,
+            Some(self.peer.ip()),
+            operation,
+            resource_type,
+            name,
+        )
+    }
 }
 
 /// The broker's shared state.
@@ -45,6 +62,8 @@ pub struct Broker {
     pub(super) dynamic: DynamicConfigs,
     /// SCRAM credentials set with the admin APIs.
     pub(super) scram: Arc<ScramCredentials>,
+    /// ACLs and the authorizer.
+    pub(super) acls: Acls,
     pub(super) groups: ConsumerGroupCoordinator,
     pub(super) metrics: Arc<Metrics>,
     /// Bumped whenever a high watermark moves or topics change; long polls wait on it.
@@ -132,6 +151,7 @@ impl Broker {
         let flags = config.topic_defaults();
         let dynamic = DynamicConfigs::open(dir, flags.config)?;
         let scram = Arc::new(ScramCredentials::open(dir)?);
+        let acls = Acls::open(dir, config.authorizer_config())?;
         let topics = Topics::open(
             dir,
             TopicDefaults {
@@ -156,6 +176,7 @@ impl Broker {
             topics,
             dynamic,
             scram,
+            acls,
             groups,
             metrics,
             data_version,

@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::broker::{Broker, Ctx};
 use crate::config::dynamic::BrokerScope;
 use crate::error::Error;
+use crate::security::acl::{CLUSTER_NAME, op, resource};
 
 /// What a request naming another broker gets.
 pub(super) const ONLY_BROKER: &str = "the only broker is 0 (\"\" names the cluster default)";
@@ -33,6 +34,9 @@ const INVALID_REQUEST: i16 = 42;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const GROUP: i8 = 32;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 
 /// IncrementalAlterConfigs operations.
 const SET: i8 = 0;
@@ -109,6 +113,44 @@ fn apply_incremental(
 impl Broker {
     /// Applies `change` to the configs of resource `name` (a topic's overrides, broker `0`'s
     /// or the cluster default's dynamic configs, a group's configs); the resource's outcome.
+    /// Why `ctx`'s principal may not perform `operation` (`DESCRIBE_CONFIGS` or
+    /// `ALTER_CONFIGS`) on the configs of resource `name` of config resource type
+    /// `resource_type`, if it may not: a topic's are the topic's, a broker's the cluster's, a
+    /// group's the group's, as in Kafka.
+    pub(super) fn config_refusal(
+        &self,
+        ctx: &Ctx,
+        resource_type: i8,
+        name: &str,
+        operation: i8,
+    ) -> Option<(i16, String)> {
+        let (acl_type, acl_name, code, what) = match resource_type {
+            TOPIC => (resource::TOPIC, name, TOPIC_AUTHORIZATION_FAILED, "topic"),
+            BROKER => (
+                resource::CLUSTER,
+                CLUSTER_NAME,
+                CLUSTER_AUTHORIZATION_FAILED,
+                "broker",
+            ),
+            GROUP => (resource::GROUP, name, GROUP_AUTHORIZATION_FAILED, "group"),
+            _ => return None,
+        };
+        let verb = if operation == op::ALTER_CONFIGS {
+            "alter"
+        } else {
+            "describe"
+        };
+        (!ctx.may(self, operation, acl_type, acl_name)).then(|| {
+            (
+                code,
+                format!(
+                    "{} may not {verb} the configs of {what} `{name}`",
+                    ctx.principal
+                ),
+            )
+        })
+    }
+
     fn alter_resource(
         &self,
         resource_type: i8,
@@ -117,6 +159,9 @@ impl Broker {
         ctx: &Ctx,
         change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Outcome>,
     ) -> Outcome {
+        if let Some(refused) = self.config_refusal(ctx, resource_type, name, op::ALTER_CONFIGS) {
+            return (refused.0, Some(refused.1));
+        }
         let done = |result: crate::error::Result<()>, what: &str| match result {
             Ok(()) => {
                 if !validate_only {

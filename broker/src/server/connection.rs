@@ -234,6 +234,7 @@ pub(super) fn dispatch(
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
                 peer,
+                principal: sasl.principal(),
             };
             (route::route(broker, body, ctx), version)
         }

@@ -12,6 +12,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx};
+use crate::security::acl::{CLUSTER_NAME, op, resource};
+
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 use crate::security::credentials::{Alteration, users_in_order};
 
 fn text(s: String) -> StrBytes {
@@ -22,7 +25,16 @@ impl Broker {
     pub(super) fn describe_user_scram_credentials(
         &self,
         req: &DescribeUserScramCredentialsRequest,
+        ctx: &Ctx,
     ) -> DescribeUserScramCredentialsResponse {
+        if !ctx.may(self, op::DESCRIBE, resource::CLUSTER, CLUSTER_NAME) {
+            return DescribeUserScramCredentialsResponse::default()
+                .with_error_code(CLUSTER_AUTHORIZATION_FAILED)
+                .with_error_message(Some(text(format!(
+                    "{} may not describe the cluster's SCRAM users",
+                    ctx.principal
+                ))));
+        }
         let users: Option<Vec<String>> = req
             .users
             .as_ref()
@@ -74,6 +86,19 @@ impl Broker {
                 salted_password: u.salted_password.to_vec(),
             }))
             .collect();
+        if !ctx.may(self, op::ALTER, resource::CLUSTER, CLUSTER_NAME) {
+            let message = format!("{} may not alter the cluster's SCRAM users", ctx.principal);
+            let results = users_in_order(&alterations)
+                .into_iter()
+                .map(|user| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(text(user))
+                        .with_error_code(CLUSTER_AUTHORIZATION_FAILED)
+                        .with_error_message(Some(text(message.clone())))
+                })
+                .collect();
+            return AlterUserScramCredentialsResponse::default().with_results(results);
+        }
         let file = self.security.sasl.as_deref();
         let results = match self.scram.alter(&alterations, file) {
             Ok(outcomes) => outcomes

@@ -9,8 +9,10 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::broker::{Broker, Ctx};
+use crate::security::acl::{op, resource};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
 impl Broker {
@@ -23,7 +25,8 @@ impl Broker {
             .topics
             .iter()
             .map(|t| {
-                let topic = self.topics.get(t.name.as_str());
+                let deletable = ctx.may(self, op::DELETE, resource::TOPIC, t.name.as_str());
+                let topic = self.topics.get(t.name.as_str()).filter(|_| deletable);
                 let partitions = t
                     .partitions
                     .iter()
@@ -33,7 +36,12 @@ impl Broker {
                             .with_low_watermark(-1);
                         let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
                         else {
-                            return out.with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
+                            let code = if deletable {
+                                UNKNOWN_TOPIC_OR_PARTITION
+                            } else {
+                                TOPIC_AUTHORIZATION_FAILED
+                            };
+                            return out.with_error_code(code);
                         };
                         match log.delete_records(p.offset) {
                             Ok(low_watermark) => {

@@ -16,9 +16,11 @@ use kafka_protocol::messages::{
 
 use super::broker::{Broker, Ctx};
 use crate::error::Error;
+use crate::security::acl::{op, resource};
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const INVALID_REQUEST: i16 = 42;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
@@ -29,14 +31,20 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 impl Broker {
-    pub(super) async fn fetch(self: Arc<Self>, req: FetchRequest) -> FetchResponse {
+    pub(super) async fn fetch(self: Arc<Self>, req: FetchRequest, ctx: Ctx) -> FetchResponse {
+        // Checked once: the ACLs a long poll started under hold for all of it.
+        let readable: Vec<bool> = req
+            .topics
+            .iter()
+            .map(|t| ctx.may(&self, op::READ, resource::TOPIC, t.topic.as_str()))
+            .collect();
         let mut rx = self.data_version.subscribe();
         let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
         let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(60));
         let mut shutdown = self.shutdown.clone();
         loop {
             rx.borrow_and_update();
-            let (response, bytes, errors) = self.fetch_once(&req);
+            let (response, bytes, errors) = self.fetch_once(&req, &readable);
             let enough = bytes >= usize::try_from(req.min_bytes).unwrap_or(0).max(1);
             if enough || errors || self.stopping() || tokio::time::Instant::now() >= deadline {
                 self.count_fetched(&response);
@@ -65,7 +73,7 @@ impl Broker {
 
     /// One pass over the requested partitions: the response, bytes returned, and whether
     /// any partition answered with an error (which ends a long poll, as in Kafka).
-    fn fetch_once(&self, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    fn fetch_once(&self, req: &FetchRequest, readable: &[bool]) -> (FetchResponse, usize, bool) {
         let mut total = 0usize;
         let mut errors = false;
         // The broker's fetch.max.bytes bounds whatever the request asks (Fetch v4+ always
@@ -74,8 +82,8 @@ impl Broker {
             .unwrap_or(0)
             .min(self.config.fetch_max_bytes);
         let mut responses = Vec::with_capacity(req.topics.len());
-        for t in &req.topics {
-            let topic = self.topics.get(t.topic.as_str());
+        for (t, &readable) in req.topics.iter().zip(readable) {
+            let topic = self.topics.get(t.topic.as_str()).filter(|_| readable);
             let mut parts = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
                 let mut out = PartitionData::default()
@@ -87,7 +95,12 @@ impl Broker {
                     .with_records(Some(Bytes::new()));
                 let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                     errors = true;
-                    parts.push(out.with_error_code(UNKNOWN_TOPIC_OR_PARTITION));
+                    let code = if readable {
+                        UNKNOWN_TOPIC_OR_PARTITION
+                    } else {
+                        TOPIC_AUTHORIZATION_FAILED
+                    };
+                    parts.push(out.with_error_code(code));
                     continue;
                 };
                 // KIP-74: only the first batch of the first partition with data may exceed
@@ -158,7 +171,8 @@ impl Broker {
             .topics
             .iter()
             .map(|t| {
-                let topic = self.topics.get(t.name.as_str());
+                let described = ctx.may(self, op::DESCRIBE, resource::TOPIC, t.name.as_str());
+                let topic = self.topics.get(t.name.as_str()).filter(|_| described);
                 let partitions = t
                     .partitions
                     .iter()
@@ -172,7 +186,12 @@ impl Broker {
                         }
                         let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
                         else {
-                            return out.with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
+                            let code = if described {
+                                UNKNOWN_TOPIC_OR_PARTITION
+                            } else {
+                                TOPIC_AUTHORIZATION_FAILED
+                            };
+                            return out.with_error_code(code);
                         };
                         let found = match (p.timestamp, ctx.version) {
                             (EARLIEST, _) => return out.with_offset(log.log_start_offset()),

@@ -28,10 +28,13 @@ use super::authorized::{Resource, authorized_operations};
 use super::broker::{Broker, Ctx};
 use crate::groups::offsets::Committed;
 use crate::groups::state::{JoinRequest, Reply, code};
+use crate::security::acl::{CLUSTER_NAME, op, resource};
 
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_OFFSET_METADATA: usize = 4096;
 
@@ -60,6 +63,12 @@ impl Broker {
         req: JoinGroupRequest,
         ctx: &Ctx,
     ) -> JoinGroupResponse {
+        if !ctx.may(&self, op::READ, resource::GROUP, req.group_id.as_str()) {
+            return JoinGroupResponse::default()
+                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                .with_generation_id(-1)
+                .with_member_id(req.member_id.clone());
+        }
         let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0));
         let join = JoinRequest {
             member_id: req.member_id.to_string(),
@@ -119,6 +128,9 @@ impl Broker {
         req: SyncGroupRequest,
         ctx: &Ctx,
     ) -> SyncGroupResponse {
+        if !ctx.may(&self, op::READ, resource::GROUP, req.group_id.as_str()) {
+            return SyncGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+        }
         let assignments = req
             .assignments
             .iter()
@@ -159,7 +171,10 @@ impl Broker {
         out
     }
 
-    pub(super) fn heartbeat(&self, req: HeartbeatRequest) -> HeartbeatResponse {
+    pub(super) fn heartbeat(&self, req: HeartbeatRequest, ctx: &Ctx) -> HeartbeatResponse {
+        if !ctx.may(self, op::READ, resource::GROUP, req.group_id.as_str()) {
+            return HeartbeatResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+        }
         HeartbeatResponse::default().with_error_code(self.groups.heartbeat(
             req.group_id.as_str(),
             req.member_id.as_str(),
@@ -169,6 +184,9 @@ impl Broker {
     }
 
     pub(super) fn leave_group(&self, req: LeaveGroupRequest, ctx: &Ctx) -> LeaveGroupResponse {
+        if !ctx.may(self, op::READ, resource::GROUP, req.group_id.as_str()) {
+            return LeaveGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+        }
         if ctx.version < 3 {
             let codes = self
                 .groups
@@ -198,27 +216,34 @@ impl Broker {
     pub(super) async fn offset_commit(
         self: Arc<Self>,
         req: OffsetCommitRequest,
-        _ctx: &Ctx,
+        ctx: &Ctx,
     ) -> OffsetCommitResponse {
         let group = req.group_id.to_string();
-        let allowed = self.groups.check_commit(
-            &group,
-            req.member_id.as_str(),
-            req.group_instance_id.as_ref().map(|i| i.as_str()),
-            req.generation_id_or_member_epoch,
-        );
+        let allowed = if ctx.may(&self, op::READ, resource::GROUP, &group) {
+            self.groups.check_commit(
+                &group,
+                req.member_id.as_str(),
+                req.group_instance_id.as_ref().map(|i| i.as_str()),
+                req.generation_id_or_member_epoch,
+            )
+        } else {
+            Err(GROUP_AUTHORIZATION_FAILED)
+        };
         let mut to_store = Vec::new();
         let mut topics: Vec<OffsetCommitResponseTopic> = req
             .topics
             .iter()
             .map(|t| {
                 let topic = self.topics.get(t.name.as_str());
+                let readable = ctx.may(&self, op::READ, resource::TOPIC, t.name.as_str());
                 let partitions = t
                     .partitions
                     .iter()
                     .map(|p| {
                         let error = if let Err(e) = allowed {
                             e
+                        } else if !readable {
+                            TOPIC_AUTHORIZATION_FAILED
                         } else if topic
                             .as_ref()
                             .and_then(|t| t.partition(p.partition_index))
@@ -273,6 +298,9 @@ impl Broker {
 
     pub(super) fn offset_fetch(&self, req: OffsetFetchRequest, ctx: &Ctx) -> OffsetFetchResponse {
         let group = req.group_id.as_str();
+        let described = |topic: &str| ctx.may(self, op::DESCRIBE, resource::TOPIC, topic);
+        // v2+ carries a refused group's error at the top; every version in each partition.
+        let group_refused = !ctx.may(self, op::DESCRIBE, resource::GROUP, group);
         let entry = |p: i32, c: Option<Committed>| {
             let c = c.unwrap_or(Committed {
                 offset: -1,
@@ -298,6 +326,14 @@ impl Broker {
                             t.partition_indexes
                                 .iter()
                                 .map(|p| {
+                                    if group_refused {
+                                        return entry(*p, None)
+                                            .with_error_code(GROUP_AUTHORIZATION_FAILED);
+                                    }
+                                    if !described(t.name.as_str()) {
+                                        return entry(*p, None)
+                                            .with_error_code(TOPIC_AUTHORIZATION_FAILED);
+                                    }
                                     entry(*p, self.groups.committed(group, t.name.as_str(), *p))
                                 })
                                 .collect(),
@@ -310,7 +346,9 @@ impl Broker {
                     Vec<OffsetFetchResponsePartition>,
                 > = std::collections::BTreeMap::new();
                 for (t, p, c) in self.groups.committed_all(group) {
-                    by_topic.entry(t).or_default().push(entry(p, Some(c)));
+                    if !group_refused && described(&t) {
+                        by_topic.entry(t).or_default().push(entry(p, Some(c)));
+                    }
                 }
                 by_topic
                     .into_iter()
@@ -322,7 +360,12 @@ impl Broker {
                     .collect()
             }
         };
-        OffsetFetchResponse::default().with_topics(topics)
+        let out = OffsetFetchResponse::default().with_topics(topics);
+        if group_refused {
+            out.with_error_code(GROUP_AUTHORIZATION_FAILED)
+        } else {
+            out
+        }
     }
 
     pub(super) fn describe_groups(
@@ -331,21 +374,32 @@ impl Broker {
         ctx: &Ctx,
     ) -> DescribeGroupsResponse {
         // KIP-430, v3+.
-        let operations = authorized_operations(
-            Resource::Group,
-            ctx.version >= 3 && req.include_authorized_operations,
-        );
+        let operations = |id: &str| {
+            authorized_operations(
+                self,
+                ctx,
+                Resource::Group,
+                id,
+                ctx.version >= 3 && req.include_authorized_operations,
+            )
+        };
         let groups = req
             .groups
             .iter()
             .map(|id| {
+                if !ctx.may(self, op::DESCRIBE, resource::GROUP, id.as_str()) {
+                    return DescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                        .with_authorized_operations(operations(id.as_str()));
+                }
                 let d = self.groups.describe(id.as_str());
                 DescribedGroup::default()
                     .with_group_id(id.clone())
                     .with_group_state(s(d.state.name()))
                     .with_protocol_type(s(d.protocol_type))
                     .with_protocol_data(s(d.protocol))
-                    .with_authorized_operations(operations)
+                    .with_authorized_operations(operations(id.as_str()))
                     .with_members(
                         d.members
                             .into_iter()
@@ -366,11 +420,14 @@ impl Broker {
     }
 
     /// ListGroups up to v5: the state and (v5) type filters; each group's type is `classic`.
-    pub(super) fn list_groups(&self, req: ListGroupsRequest) -> ListGroupsResponse {
+    pub(super) fn list_groups(&self, req: ListGroupsRequest, ctx: &Ctx) -> ListGroupsResponse {
+        // DESCRIBE on the cluster lists every group; otherwise those the caller may describe.
+        let all = ctx.may(self, op::DESCRIBE, resource::CLUSTER, CLUSTER_NAME);
         let groups = self
             .groups
             .list()
             .into_iter()
+            .filter(|g| all || ctx.may(self, op::DESCRIBE, resource::GROUP, &g.group_id))
             .filter(|g| {
                 req.states_filter.is_empty()
                     || req
@@ -397,14 +454,23 @@ impl Broker {
         ListGroupsResponse::default().with_groups(groups)
     }
 
-    pub(super) fn delete_groups(&self, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    pub(super) fn delete_groups(
+        &self,
+        req: DeleteGroupsRequest,
+        ctx: &Ctx,
+    ) -> DeleteGroupsResponse {
         DeleteGroupsResponse::default().with_results(
             req.groups_names
                 .iter()
                 .map(|g| {
+                    let error = if ctx.may(self, op::DELETE, resource::GROUP, g.as_str()) {
+                        self.groups.delete(g.as_str())
+                    } else {
+                        GROUP_AUTHORIZATION_FAILED
+                    };
                     DeletableGroupResult::default()
                         .with_group_id(g.clone())
-                        .with_error_code(self.groups.delete(g.as_str()))
+                        .with_error_code(error)
                 })
                 .collect(),
         )

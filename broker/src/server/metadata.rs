@@ -21,14 +21,18 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::authorized::{Resource, authorized_operations};
+use super::authorized::{NOT_REQUESTED, Resource, authorized_operations};
 use super::broker::{Broker, Ctx};
 use super::{transactions, versions};
 use crate::config::dynamic::BrokerScope;
 use crate::error::Error;
+use crate::security::acl::{CLUSTER_NAME, op, resource};
 use crate::topics::{Topic, valid_topic_name};
 
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 /// DescribeCluster's endpoint type for brokers (2 asks for controllers).
@@ -82,10 +86,13 @@ impl Broker {
             None => true,
             Some(t) => t.is_empty() && ctx.version == 0,
         };
+        let described = |name: &str| ctx.may(self, op::DESCRIBE, resource::TOPIC, name);
         let topics: Vec<MetadataResponseTopic> = if all {
+            // Only the topics the caller may describe, as Kafka lists them.
             self.topics
                 .list()
                 .iter()
+                .filter(|t| described(t.name()))
                 .map(|t| self.describe_topic(t))
                 .collect()
         } else {
@@ -97,7 +104,14 @@ impl Broker {
                         Some(name) => self.topics.get(name.as_str()),
                         None => self.topics.by_id(wanted.topic_id),
                     };
+                    let unauthorized = MetadataResponseTopic::default()
+                        .with_name(wanted.name.clone())
+                        .with_topic_id(wanted.topic_id)
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED);
                     if let Some(t) = found {
+                        if !described(t.name()) {
+                            return unauthorized;
+                        }
                         return self.describe_topic(&t);
                     }
                     let missing = MetadataResponseTopic::default()
@@ -106,11 +120,20 @@ impl Broker {
                     let Some(name) = wanted.name.as_ref().map(|n| n.as_str().to_owned()) else {
                         return missing.with_error_code(3);
                     };
+                    if !described(&name) {
+                        return unauthorized;
+                    }
                     if !valid_topic_name(&name) {
                         return missing.with_error_code(17);
                     }
                     if !auto_create {
                         return missing.with_error_code(3);
+                    }
+                    // Auto-creation needs CREATE on the cluster or the topic, as in Kafka.
+                    if !ctx.may(self, op::CREATE, resource::CLUSTER, CLUSTER_NAME)
+                        && !ctx.may(self, op::CREATE, resource::TOPIC, &name)
+                    {
+                        return unauthorized;
                     }
                     match self.topics.create(&name, -1, -1, BTreeMap::new(), false) {
                         Ok(Some(t)) => {
@@ -131,12 +154,20 @@ impl Broker {
         };
         // KIP-430: v8+ carries topics' operations; v8-10 the cluster's (v11 moved them to
         // DescribeCluster).
-        let topic_operations = authorized_operations(
-            Resource::Topic,
-            ctx.version >= 8 && req.include_topic_authorized_operations,
-        );
+        let topic_operations = |name: &str| {
+            authorized_operations(
+                self,
+                ctx,
+                Resource::Topic,
+                name,
+                ctx.version >= 8 && req.include_topic_authorized_operations,
+            )
+        };
         let cluster_operations = authorized_operations(
+            self,
+            ctx,
             Resource::Cluster,
+            CLUSTER_NAME,
             (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations,
         );
         MetadataResponse::default()
@@ -152,7 +183,14 @@ impl Broker {
             .with_topics(
                 topics
                     .into_iter()
-                    .map(|t| t.with_topic_authorized_operations(topic_operations))
+                    .map(|t| {
+                        // Every topic answered, unknown or refused ones too, as in Kafka.
+                        let ops = match &t.name {
+                            Some(name) => topic_operations(name.as_str()),
+                            None => NOT_REQUESTED,
+                        };
+                        t.with_topic_authorized_operations(ops)
+                    })
                     .collect(),
             )
     }
@@ -184,7 +222,10 @@ impl Broker {
                 .with_port(self.advertised.1),
         ])
         .with_cluster_authorized_operations(authorized_operations(
+            self,
+            ctx,
             Resource::Cluster,
+            CLUSTER_NAME,
             req.include_cluster_authorized_operations,
         ))
     }
@@ -195,8 +236,13 @@ impl Broker {
         ctx: &Ctx,
     ) -> FindCoordinatorResponse {
         let (host, port) = (s(self.advertised.0.clone()), self.advertised.1);
-        let answer = |key_type: i8| -> (i16, Option<StrBytes>) {
-            if key_type == 0 {
+        let answer = |key_type: i8, key: &str| -> (i16, Option<StrBytes>) {
+            if key_type == 0 && !ctx.may(self, op::DESCRIBE, resource::GROUP, key) {
+                (
+                    GROUP_AUTHORIZATION_FAILED,
+                    Some(s(format!("{} may not describe group {key}", ctx.principal))),
+                )
+            } else if key_type == 0 {
                 (0, None)
             } else {
                 (
@@ -210,7 +256,7 @@ impl Broker {
                 .coordinator_keys
                 .iter()
                 .map(|key| {
-                    let (error, message) = answer(req.key_type);
+                    let (error, message) = answer(req.key_type, key.as_str());
                     let c = Coordinator::default()
                         .with_key(key.clone())
                         .with_error_code(error)
@@ -226,7 +272,7 @@ impl Broker {
                 .collect();
             return FindCoordinatorResponse::default().with_coordinators(coordinators);
         }
-        let (error, message) = answer(req.key_type);
+        let (error, message) = answer(req.key_type, req.key.as_str());
         let r = FindCoordinatorResponse::default().with_error_code(error);
         let r = if ctx.version >= 1 {
             r.with_error_message(message)
@@ -260,7 +306,7 @@ impl Broker {
     pub(super) fn describe_configs(
         &self,
         req: DescribeConfigsRequest,
-        _ctx: &Ctx,
+        ctx: &Ctx,
     ) -> DescribeConfigsResponse {
         let results = req
             .resources
@@ -269,6 +315,14 @@ impl Broker {
                 let out = DescribeConfigsResult::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name.clone());
+                if let Some((code, message)) = self.config_refusal(
+                    ctx,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    op::DESCRIBE_CONFIGS,
+                ) {
+                    return out.with_error_code(code).with_error_message(Some(s(message)));
+                }
                 let wanted = |name: &str| {
                     r.configuration_keys
                         .as_ref()
@@ -357,6 +411,7 @@ impl Broker {
     pub(super) fn init_producer_id(
         self: Arc<Self>,
         req: InitProducerIdRequest,
+        ctx: &Ctx,
     ) -> InitProducerIdResponse {
         let out = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
@@ -369,6 +424,16 @@ impl Broker {
             Some(_) => {
                 return out.with_error_code(transactions::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
             }
+        }
+        // An idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on some
+        // topic, as in Kafka.
+        let host = Some(ctx.peer.ip());
+        if !ctx.may(&self, op::IDEMPOTENT_WRITE, resource::CLUSTER, CLUSTER_NAME)
+            && !self
+                .acls
+                .authorize_any(&ctx.principal, host, op::WRITE, resource::TOPIC)
+        {
+            return out.with_error_code(CLUSTER_AUTHORIZATION_FAILED);
         }
         let (current, epoch) = (req.producer_id.0, req.producer_epoch);
         if current >= 0 && (0..i16::MAX - 1).contains(&epoch) {

@@ -1,6 +1,7 @@
 //! The Kafka protocol server: starting the [`Broker`] (its state, both listeners, the periodic
 //! work) and stopping it; one module per family of APIs.
 
+mod acls;
 mod admission;
 mod authorized;
 mod broker;

@@ -7,8 +7,11 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::broker::{Broker, Ctx};
+use crate::security::acl::{op, resource};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 
 impl Broker {
     pub(super) fn offset_delete(
@@ -17,11 +20,18 @@ impl Broker {
         ctx: &Ctx,
     ) -> OffsetDeleteResponse {
         let group = req.group_id.as_str();
-        // Partitions that do not exist are answered here; the rest go to the coordinator.
+        if !ctx.may(self, op::DELETE, resource::GROUP, group) {
+            return OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+        }
+        let readable = |topic: &str| ctx.may(self, op::READ, resource::TOPIC, topic);
+        // Partitions that do not exist (or whose topic the caller may not read) are answered
+        // here; the rest go to the coordinator.
         let exists = |topic: &str, partition: i32| {
-            self.topics
-                .get(topic)
-                .is_some_and(|t| t.partition(partition).is_some())
+            readable(topic)
+                && self
+                    .topics
+                    .get(topic)
+                    .is_some_and(|t| t.partition(partition).is_some())
         };
         let known: Vec<(String, i32)> = req
             .topics
@@ -50,6 +60,8 @@ impl Broker {
                     .map(|p| {
                         let code = if exists(t.name.as_str(), p.partition_index) {
                             answered.next().map_or(0, |(_, c)| c)
+                        } else if !readable(t.name.as_str()) {
+                            TOPIC_AUTHORIZATION_FAILED
                         } else {
                             UNKNOWN_TOPIC_OR_PARTITION
                         };

@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx, Respond, now_ms};
 use crate::error::Error;
+use crate::security::acl::{op, resource};
 use crate::storage::FlushPolicy;
 use crate::topics::Partition;
 
@@ -21,6 +22,7 @@ const INVALID_REQUIRED_ACKS: i16 = 21;
 const INVALID_REQUEST: i16 = 42;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 const INVALID_RECORD: i16 = 87;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 
 /// A partition whose append must become durable before the response.
 struct Durable {
@@ -114,6 +116,30 @@ impl Broker {
         let now = now_ms();
         let mut responses = Vec::with_capacity(req.topic_data.len());
         for (ti, t) in req.topic_data.iter().enumerate() {
+            if !ctx.may(self, op::WRITE, resource::TOPIC, t.name.as_str()) {
+                let message = format!(
+                    "{} may not write to topic {}",
+                    ctx.principal,
+                    t.name.as_str()
+                );
+                responses.push(
+                    TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partition_responses(
+                            t.partition_data
+                                .iter()
+                                .map(|p| {
+                                    result(
+                                        p.index,
+                                        TOPIC_AUTHORIZATION_FAILED,
+                                        Some(message.clone()),
+                                    )
+                                })
+                                .collect(),
+                        ),
+                );
+                continue;
+            }
             let topic = self.topics.get(t.name.as_str());
             let mut parts = Vec::with_capacity(t.partition_data.len());
             for (pi, p) in t.partition_data.iter().enumerate() {

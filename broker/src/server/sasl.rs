@@ -72,6 +72,8 @@ pub(super) struct SaslSession {
     state: State,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
+    /// `User:<name>` once authenticated, else `User:ANONYMOUS`.
+    principal: Arc<str>,
 }
 
 /// Runs CPU-heavy work (PLAIN's 4,096 PBKDF2 rounds, milliseconds) without holding up other
@@ -116,6 +118,7 @@ impl SaslSession {
             state,
             peer,
             metrics,
+            principal: Arc::from(crate::security::acl::ANONYMOUS),
         }
     }
 
@@ -126,6 +129,11 @@ impl SaslSession {
                 api,
                 ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
             )
+    }
+
+    /// The connection's principal: `User:<name>` once authenticated, else `User:ANONYMOUS`.
+    pub(super) fn principal(&self) -> Arc<str> {
+        self.principal.clone()
     }
 
     /// Whether requests are served: authenticated, or no SASL is configured.
@@ -372,6 +380,7 @@ impl SaslSession {
         tracing::info!(peer = %self.peer, user, mechanism = mechanism.name(), "SASL authenticated");
         self.metrics.authenticated(mechanism.name(), true);
         self.state = State::Open;
+        self.principal = Arc::from(format!("User:{user}"));
         Step::Success(Bytes::new())
     }
 

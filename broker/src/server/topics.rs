@@ -15,9 +15,11 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::broker::{Broker, Ctx};
 use crate::error::Error;
+use crate::security::acl::{CLUSTER_NAME, op, resource};
 
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const INVALID_REQUEST: i16 = 42;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -33,6 +35,8 @@ impl Broker {
         for t in &req.topics {
             *seen.entry(t.name.as_str()).or_default() += 1;
         }
+        // CREATE on the cluster covers every topic; otherwise each needs its own.
+        let cluster_create = ctx.may(self, op::CREATE, resource::CLUSTER, CLUSTER_NAME);
         let topics = req
             .topics
             .iter()
@@ -49,6 +53,12 @@ impl Broker {
                 };
                 if seen.get(name).copied().unwrap_or(0) > 1 {
                     return fail(INVALID_REQUEST, format!("topic `{name}` appears more than once in the request"));
+                }
+                if !cluster_create && !ctx.may(self, op::CREATE, resource::TOPIC, name) {
+                    return fail(
+                        TOPIC_AUTHORIZATION_FAILED,
+                        format!("{} may not create topic {name}", ctx.principal),
+                    );
                 }
                 let mut partitions = t.num_partitions;
                 let mut replication = t.replication_factor;
@@ -132,6 +142,14 @@ impl Broker {
                         "no topic has id {id}"
                     ))));
                 };
+                if !ctx.may(self, op::DELETE, resource::TOPIC, &name) {
+                    return out
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        .with_error_message(Some(s(format!(
+                            "{} may not delete topic {name}",
+                            ctx.principal
+                        ))));
+                }
                 match self.topics.delete(&name) {
                     Ok(id) => {
                         if let Err(e) = self.groups.topic_deleted(&name) {
@@ -152,12 +170,22 @@ impl Broker {
     pub(super) fn create_partitions(
         &self,
         req: CreatePartitionsRequest,
+        ctx: &Ctx,
     ) -> CreatePartitionsResponse {
         let results = req
             .topics
             .iter()
             .map(|t| {
                 let out = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                if !ctx.may(self, op::ALTER, resource::TOPIC, t.name.as_str()) {
+                    return out
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        .with_error_message(Some(s(format!(
+                            "{} may not alter topic {}",
+                            ctx.principal,
+                            t.name.as_str()
+                        ))));
+                }
                 let bad_assignment = t
                     .assignments
                     .as_ref()

@@ -37,6 +37,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     // Transactions are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (see
     // `server::transactions`); v4+ AddPartitionsToTxn is the broker-to-broker batched form.
     (ApiKey::AddPartitionsToTxn, 0, 3),
