@@ -37,6 +37,8 @@ const TESTS_VAR: &str = "FERRY_LIBRDKAFKA_TESTS";
 /// tests expect members that join together to land in one generation.
 struct ScenarioBroker {
     scenario: &'static str,
+    /// Names its `test.conf` (two brokers may serve one scenario).
+    label: &'static str,
     flags: &'static [&'static str],
     process: Process,
     kafka: SocketAddr,
@@ -45,7 +47,12 @@ struct ScenarioBroker {
 }
 
 impl ScenarioBroker {
-    fn start(scenario: &'static str, flags: &'static [&'static str], work: &Path) -> Self {
+    fn start(
+        scenario: &'static str,
+        label: &'static str,
+        flags: &'static [&'static str],
+        work: &Path,
+    ) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let data_dir = data.path().to_str().expect("a UTF-8 temp path");
         let args = [
@@ -63,17 +70,18 @@ impl ScenarioBroker {
             [("RUST_LOG", log)],
         );
         let kafka = process.addr("kafka");
-        let conf = work.join(format!("{scenario}.test.conf"));
+        let conf = work.join(format!("{label}.test.conf"));
         std::fs::write(
             &conf,
             format!(
-                "# Written by broker/tests/librdkafka_suite.rs for scenario {scenario}.\n\
+                "# Written by broker/tests/librdkafka_suite.rs for scenario {scenario} ({label}).\n\
                  bootstrap.servers={kafka}\n"
             ),
         )
         .expect("write test.conf");
         ScenarioBroker {
             scenario,
+            label,
             flags,
             process,
             kafka,
@@ -88,7 +96,7 @@ impl ScenarioBroker {
 
     /// A fresh broker (and data directory) in place of one that stopped answering.
     fn restart(&mut self, work: &Path) {
-        *self = ScenarioBroker::start(self.scenario, self.flags, work);
+        *self = ScenarioBroker::start(self.scenario, self.label, self.flags, work);
     }
 
     fn stop(self) {
@@ -156,10 +164,22 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
     };
 
     // As librdkafka's own test clusters run: an authorizer that allows what no ACL names
-    // (the admin tests create and delete ACLs) and groups that rebalance without waiting for
-    // more members (0081 runs many groups within its test timeout).
+    // (the admin tests create and delete ACLs).
     let mut default = ScenarioBroker::start(
         "default",
+        "default",
+        &[
+            "--default-partitions",
+            "4",
+            "--authorizer",
+            "--allow-everyone-if-no-acl-found",
+        ],
+        &logs,
+    );
+    // For [`librdkafka::FAST_GROUPS`]: groups rebalance as soon as a member joins.
+    let mut fast_groups = ScenarioBroker::start(
+        "default",
+        "fastgroups",
         &[
             "--default-partitions",
             "4",
@@ -172,6 +192,7 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
     );
     let mut no_auto_create = ScenarioBroker::start(
         "noautocreate",
+        "noautocreate",
         &[
             "--default-partitions",
             "4",
@@ -179,16 +200,15 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
             "false",
             "--authorizer",
             "--allow-everyone-if-no-acl-found",
-            "--group-initial-rebalance-delay",
-            "0s",
         ],
         &logs,
     );
     eprintln!(
-        "librdkafka suite: {} as Kafka {KAFKA_VERSION}, brokers {} (default) and {} \
-         (noautocreate), logs in {}",
+        "librdkafka suite: {} as Kafka {KAFKA_VERSION}, brokers {} (default), {} (default, \
+         fast groups) and {} (noautocreate), logs in {}",
         dir.display(),
         default.kafka,
+        fast_groups.kafka,
         no_auto_create.kafka,
         logs.display()
     );
@@ -212,7 +232,12 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
             results.insert(number, Outcome::Failed { reason });
             continue;
         }
-        let mut run = runner.run(&number, default.scenario, &default.conf);
+        let first = if librdkafka::FAST_GROUPS.contains(&number.as_str()) {
+            &fast_groups
+        } else {
+            &default
+        };
+        let mut run = runner.run(&number, first.scenario, &first.conf);
         if librdkafka::NO_AUTO_CREATE.contains(&number.as_str()) {
             let second = runner.run(&number, no_auto_create.scenario, &no_auto_create.conf);
             run.entries = outcome::merge(run.entries, second.entries);
@@ -222,11 +247,11 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
         }
         let mut result =
             outcome::decide(&number, &run.entries, run.exit, &run.tail, &not_applicable);
-        for broker in [&mut default, &mut no_auto_create] {
+        for broker in [&mut default, &mut fast_groups, &mut no_auto_create] {
             if !broker.answers() {
                 let reason = format!(
                     "ferry-broker ({}) stopped answering during this test; {}",
-                    broker.scenario,
+                    broker.label,
                     result.detail()
                 );
                 result = Outcome::Failed { reason };
@@ -237,6 +262,7 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
         results.insert(number, result);
     }
     default.stop();
+    fast_groups.stop();
     no_auto_create.stop();
 
     let table = table(&results);
