@@ -478,12 +478,16 @@ impl<D: Disk> PartitionLog<D> {
             let base = out.base_offset;
             done.bytes_after += out.size;
             out.install(&self.disk, &self.dir)?;
+            // The cleaned segment is read before the ones it replaces are let go: whatever
+            // fails from here, memory never loses sight of a record (the old segments'
+            // handles still read the replaced files until the new one is open), and what is
+            // left on disk is what the next start clears.
+            self.segments[start] =
+                Segment::open(&self.disk, &self.dir, base, false, Recovery::Refuse)?;
             for seg in self.segments.drain(start + 1..end) {
                 seg.delete(&self.disk, &self.dir)?;
             }
             self.sync_dir(&self.dir)?;
-            self.segments[start] =
-                Segment::open(&self.disk, &self.dir, base, false, Recovery::Refuse)?;
         }
         done.segments_after = groups.len();
         Ok(Some(done))
