@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ferry_api::contract::{Contract, ContractResource, Egress};
 use ferry_dispatcher::config::DispatcherConfig;
+use ferry_dispatcher::egress::client::HttpClient;
 use ferry_dispatcher::egress::consumer::decode;
 use ferry_dispatcher::egress::deliver::{Deliverer, Services};
 use ferry_dispatcher::journal::Journal;
@@ -204,7 +205,11 @@ pub async fn run(replay: &Replay, mut progress: impl FnMut(&Summary)) -> Result<
         egress.clone(),
         (&resource.reference, &bootstrap, &resource.topics),
         Services {
-            http: reqwest::Client::new(),
+            http: HttpClient::new(
+                usize::MAX,
+                std::time::Duration::from_secs(90),
+                std::time::Duration::from_secs(5),
+            ),
             log: Log::new(config.producer_settings()),
             metrics,
             journal: journal.clone(),

@@ -506,3 +506,115 @@ async fn timeouts_are_retried_structured_format_and_traceparent_carried() {
         serde_json::json!({"a": 1})
     );
 }
+
+/// Deliveries follow redirects as Knative's dispatcher (Go's HTTP client) does: `307`/`308`
+/// keep the POST and its event, `301`/`302`/`303` become a `GET` without the body, each hop
+/// carries a `Referer`, credentials from a URL's user info go only to their host, and more
+/// than 10 hops fail the attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_are_followed_as_knatives_dispatcher_does() {
+    let log = Log::start().await;
+    log.create_topic("orders", 1).await;
+    let (sink, other, dls) = (
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+    );
+    sink.push(Rule::status(307).at("/old").location("/new"));
+    sink.push(Rule::status(303).at("/see").location("/other"));
+    sink.push(Rule::status(302).at("/loop").location("/loop"));
+    sink.push(
+        Rule::status(308)
+            .at("/away")
+            .location(&other.url_for("/there")),
+    );
+    let with_user = sink
+        .url_for("/away")
+        .replace("http://", "http://al%40ice:s3cret@");
+    let mut t_loop = only_type(trigger("loop", &sink.url_for("/loop")), "loop");
+    t_loop.delivery.retry = 0;
+    t_loop.delivery.dead_letter_sink = Some(dls.url());
+    let d = Dispatcher::start(
+        &contract(
+            1,
+            vec![broker(
+                "orders",
+                &log.bootstrap,
+                vec![
+                    only_type(trigger("old", &sink.url_for("/old")), "old"),
+                    only_type(trigger("see", &sink.url_for("/see")), "see"),
+                    t_loop,
+                    only_type(trigger("away", &with_user), "away"),
+                ],
+            )],
+        ),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    for ty in ["old", "see", "loop", "away"] {
+        let id = format!("{ty}-1");
+        post_event(&client, &d.url("/default/orders"), &id, ty, &[], "{}").await;
+    }
+
+    // /old, /new, /see, /other, /away, and /loop 11 times.
+    sink.wait_for_received(16, Duration::from_secs(20)).await;
+    let got = dls.wait_for_accepted(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].attr("id").as_deref(), Some("loop-1"));
+    assert_eq!(
+        got[0].attr("knativeerrordest").as_deref(),
+        Some(sink.url_for("/loop").as_str()),
+        "the 11th redirect fails the attempt and the event is dead-lettered"
+    );
+    let at = |path: &str| -> Vec<_> {
+        sink.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    };
+    assert_eq!(at("/loop").len(), 11, "the first request and 10 redirects");
+    // 307: the same POST, event and all, at the new path, with the old URL as Referer.
+    let new = at("/new");
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].method, "POST");
+    assert_eq!(new[0].attr("id").as_deref(), Some("old-1"));
+    assert_eq!(
+        new[0].headers.get("referer").map(String::as_str),
+        Some(sink.url_for("/old").as_str())
+    );
+    // 303: a GET without the event's body or content headers.
+    let other_path = at("/other");
+    assert_eq!(other_path.len(), 1);
+    assert_eq!(other_path[0].method, "GET");
+    assert!(other_path[0].body.is_empty());
+    assert!(!other_path[0].headers.contains_key("content-type"));
+    assert!(!other_path[0].headers.contains_key("content-length"));
+    // User info is sent as basic authentication to its own host only; 308 keeps the POST.
+    let away = at("/away");
+    assert_eq!(away.len(), 1);
+    assert_eq!(
+        away[0].headers.get("authorization").map(String::as_str),
+        Some("Basic YWxAaWNlOnMzY3JldA=="),
+        "base64 of al@ice:s3cret"
+    );
+    let there = other.wait_for_accepted(1, Duration::from_secs(10)).await;
+    assert_eq!(there[0].path, "/there");
+    assert_eq!(there[0].method, "POST");
+    assert_eq!(there[0].attr("id").as_deref(), Some("away-1"));
+    assert!(!there[0].headers.contains_key("authorization"));
+    assert_eq!(
+        there[0].headers.get("referer").map(String::as_str),
+        Some(sink.url_for("/away").as_str())
+    );
+    eventually(
+        "the redirected events count as delivered",
+        Duration::from_secs(10),
+        || {
+            ["old", "see", "away"]
+            .iter()
+            .all(|t| {
+                d.metric(&format!("ferry_dispatcher_egress_events_total{{egress=\"Trigger default/{t}\",outcome=\"delivered\"}}")) == 1.0
+            })
+            .then_some(())
+        },
+    );
+}

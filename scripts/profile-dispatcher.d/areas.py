@@ -29,7 +29,7 @@ AREAS = [
     ("produce: rdkafka send + ack (caller side)", r"ferry_dispatcher::log::Log::append|rdkafka::producer::"),
     ("librdkafka threads (broker I/O, produce/fetch, timers)", r"^rd_kafka_broker_thread_main|^rd_kafka_thread_main|^rd_kafka_background_thread_main|^rd_kafka_broker_serve|^rd_kafka_main"),
     ("consume: rdkafka poll + offsets (caller side)", r"ferry_dispatcher::egress::consumer::|rdkafka::consumer::|ferry_dispatcher::egress::tracker::"),
-    ("delivery HTTP client (reqwest + hyper client)", r"^reqwest::|<reqwest::|hyper_util::client::|hyper::client::|Dispatcher<hyper::proto::h1::dispatch::Client"),
+    ("delivery HTTP client (hyper client, redirects; reqwest before)", r"ferry_dispatcher::egress::client::|^reqwest::|<reqwest::|hyper_util::client::|hyper::client::|Dispatcher<hyper::proto::h1::dispatch::Client"),
     ("delivery logic (egress policy, filter, split)", r"ferry_dispatcher::egress::"),
     ("ingress logic (route, body, validation)", r"ferry_dispatcher::ingress::|ferry_dispatcher::gateway::"),
     ("HTTP server (hyper + axum)", r"Dispatcher<hyper::proto::h1::dispatch::Server|hyper::proto::h1::role::Server|hyper_util::server::|hyper::server::|ferry_dispatcher::http_server::|axum::"),

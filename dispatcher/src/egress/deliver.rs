@@ -1,7 +1,6 @@
 //! Delivering one event: HTTP attempts with Knative's retry rules, the reply, and the
 //! dead-letter sink with the `knativeerror*` extensions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -12,9 +11,11 @@ use ferry_api::contract::{DeliveryPolicy, Egress, ObjectRef, Reply};
 use ferry_api::duck::DeliveryFormat;
 use ferry_runtime::telemetry::{Parent, Span, SpanKind, Telemetry};
 use http::HeaderMap;
+use http_body_util::BodyExt;
 use rand::rngs::SmallRng;
 use tracing::Instrument;
 
+use super::client::{HttpClient, ParsedUrls, SendError};
 use super::filter::EventFilter;
 use super::policy::{Attempt, Verdict, decide};
 use super::traffic;
@@ -41,7 +42,7 @@ pub struct Deliverer {
     /// Compiled filters.
     pub filter: EventFilter,
     /// Shared HTTP client (connection pool).
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     /// Log client for replies.
     pub log: Arc<Log>,
     /// The metrics registry (consumer lag is labelled per partition).
@@ -60,31 +61,6 @@ pub struct Deliverer {
     pub telemetry: Arc<Telemetry>,
     /// The URLs delivered to, parsed once.
     urls: ParsedUrls,
-}
-
-/// Most URLs a deliverer keeps parsed: its destination (or split), reply and dead-letter sink,
-/// and the replicas of activated revisions. Others are parsed per attempt.
-const PARSED_URLS_MAX: usize = 64;
-
-/// URLs parsed once instead of per attempt (parsing one cost a few thousand instructions, a
-/// few percent of an event's delivery).
-#[derive(Default)]
-struct ParsedUrls(std::sync::Mutex<HashMap<String, reqwest::Url>>);
-
-impl ParsedUrls {
-    /// `url` parsed; `None` when it does not parse (the request then fails as it would with
-    /// the text).
-    fn get(&self, url: &str) -> Option<reqwest::Url> {
-        let mut urls = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(parsed) = urls.get(url) {
-            return Some(parsed.clone());
-        }
-        let parsed = reqwest::Url::parse(url).ok()?;
-        if urls.len() < PARSED_URLS_MAX {
-            urls.insert(url.to_owned(), parsed.clone());
-        }
-        Some(parsed)
-    }
 }
 
 /// How one event was settled, for the metrics and the delivery journal.
@@ -123,7 +99,7 @@ struct Failure {
 #[derive(Clone)]
 pub struct Services {
     /// HTTP client (connection pool).
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     /// Log client for replies.
     pub log: Arc<Log>,
     /// The metrics registry.
@@ -461,27 +437,33 @@ impl Deliverer {
             None => None,
         };
         let url = lease.as_ref().map_or(url, |l| l.endpoint.as_str());
-        let request = match self.urls.get(url) {
-            Some(parsed) => self.http.post(parsed),
-            None => self.http.post(url),
+        let Ok(target) = self.urls.get(url) else {
+            // A URL that does not parse fails as a connection would (contracts are validated,
+            // so this is an activated replica's bad endpoint at most).
+            return (Attempt::Connection, None);
         };
-        let mut request = request
-            .headers(headers.clone())
-            .body(body)
-            .timeout(std::time::Duration::from_millis(policy.timeout_ms));
+        let mut headers = headers.clone();
         // The attempt's span while tracing is on; otherwise the event's own context, passed on.
-        if let Some(tp) = traceparent {
-            request = request.header("traceparent", tp);
-        } else if let Some(tp) = event.extension("traceparent") {
-            request = request.header("traceparent", tp.to_string());
+        let traceparent = traceparent.or_else(|| {
+            event
+                .extension("traceparent")
+                .map(std::string::ToString::to_string)
+        });
+        if let Some(value) = traceparent.and_then(|tp| http::HeaderValue::try_from(tp).ok()) {
+            headers.insert("traceparent", value);
         }
-        let mut response = match request.send().await {
+        let timeout = std::time::Duration::from_millis(policy.timeout_ms);
+        let response = match self.http.post(&target, headers, body, timeout).await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return (Attempt::Timeout, None),
-            Err(_) => return (Attempt::Connection, None),
+            Err(SendError::Timeout) => return (Attempt::Timeout, None),
+            Err(SendError::Failed(why)) => {
+                tracing::debug!(egress = %self.label, event.id = %event.id(), url, error = %why, "attempt failed");
+                return (Attempt::Connection, None);
+            }
         };
-        let code = response.status().as_u16();
-        let headers = response.headers().clone();
+        let (parts, mut incoming) = response.into_parts();
+        let code = parts.status.as_u16();
+        let headers = parts.headers;
         let retry_after = headers
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
@@ -489,15 +471,17 @@ impl Deliverer {
         // Bounded read: at most REPLY_MAX bytes, within the attempt's timeout.
         let mut body = Vec::new();
         let read = async {
-            while let Ok(Some(chunk)) = response.chunk().await {
+            while let Some(Ok(frame)) = incoming.frame().await {
+                let Ok(chunk) = frame.into_data() else {
+                    continue;
+                };
                 if body.len() + chunk.len() > REPLY_MAX {
                     break;
                 }
                 body.extend_from_slice(&chunk);
             }
         };
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_millis(policy.timeout_ms), read).await;
+        let _ = tokio::time::timeout(timeout, read).await;
         let body = Bytes::from(body);
         (
             Attempt::Status { code, retry_after },
@@ -527,25 +511,7 @@ pub fn error_data(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{PARSED_URLS_MAX, ParsedUrls, error_data};
-
-    #[test]
-    fn urls_are_parsed_once_and_the_cache_is_bounded() {
-        let urls = ParsedUrls::default();
-        let sink = "http://sink.default.svc.cluster.local/a?b=1";
-        assert_eq!(urls.get(sink), Some(reqwest::Url::parse(sink).unwrap()));
-        assert_eq!(
-            urls.get(sink).unwrap().as_str(),
-            sink,
-            "cached: the same URL"
-        );
-        assert_eq!(urls.get("not a url"), None, "sent as text: fails as before");
-        for i in 0..2 * PARSED_URLS_MAX {
-            let url = format!("http://replica-{i}:8080/");
-            assert_eq!(urls.get(&url).unwrap().as_str(), url);
-        }
-        assert_eq!(urls.0.lock().unwrap().len(), PARSED_URLS_MAX);
-    }
+    use super::error_data;
 
     #[test]
     fn error_data_is_truncated_text_or_base64() {

@@ -5,6 +5,7 @@
 //! running untouched, changed ones are drained and restarted, removed ones are drained and
 //! stopped, new ones start.
 
+pub mod client;
 pub mod consumer;
 pub mod deliver;
 pub mod filter;
@@ -95,12 +96,11 @@ impl EgressSet {
     ) -> Self {
         // Keep as many idle connections per host as deliveries may be in flight: a smaller pool
         // closes and reopens connections under load (a TCP handshake per event).
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(settings.max_in_flight)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
+        let http = client::HttpClient::new(
+            settings.max_in_flight,
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        );
         EgressSet {
             settings,
             services: Services {

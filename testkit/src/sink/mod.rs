@@ -189,6 +189,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     let mut received = Received {
         at,
+        method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         headers,
         body,

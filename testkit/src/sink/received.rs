@@ -11,6 +11,8 @@ use cloudevents::Event;
 pub struct Received {
     /// When the request arrived (before any rule delay).
     pub at: Instant,
+    /// The request method, e.g. `POST`.
+    pub method: String,
     /// The request path, e.g. `/` or `/orders`.
     pub path: String,
     /// Request headers with lowercased names; repeated headers are joined with `, `.

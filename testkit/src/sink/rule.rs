@@ -22,10 +22,12 @@ use super::Received;
 #[derive(Debug, Clone)]
 pub struct Rule {
     when: Vec<(String, String)>,
+    path: Option<String>,
     left: Option<usize>,
     pub(super) status: StatusCode,
     pub(super) delay: Option<Duration>,
     retry_after: Option<String>,
+    location: Option<String>,
     body: String,
     reply: Option<Event>,
 }
@@ -38,10 +40,12 @@ impl Rule {
     pub fn status(code: u16) -> Rule {
         Rule {
             when: Vec::new(),
+            path: None,
             left: None,
             status: StatusCode::from_u16(code).unwrap_or_else(|_| panic!("bad status {code}")),
             delay: None,
             retry_after: None,
+            location: None,
             body: String::new(),
             reply: None,
         }
@@ -57,6 +61,18 @@ impl Rule {
     /// several conditions must all hold.
     pub fn when(mut self, attribute: &str, value: &str) -> Rule {
         self.when.push((attribute.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Matches only requests to `path` (e.g. `/old`).
+    pub fn at(mut self, path: &str) -> Rule {
+        self.path = Some(path.to_owned());
+        self
+    }
+
+    /// Sets the `Location` header (for a redirect status).
+    pub fn location(mut self, value: &str) -> Rule {
+        self.location = Some(value.to_owned());
         self
     }
 
@@ -89,7 +105,8 @@ impl Rule {
         let matches = self
             .when
             .iter()
-            .all(|(name, value)| request.attr(name).as_deref() == Some(value));
+            .all(|(name, value)| request.attr(name).as_deref() == Some(value))
+            && self.path.as_ref().is_none_or(|path| *path == request.path);
         if !matches || self.left == Some(0) {
             return None;
         }
@@ -104,6 +121,9 @@ impl Rule {
         let mut head = Response::builder().status(self.status);
         if let Some(value) = &self.retry_after {
             head = head.header(header::RETRY_AFTER, value);
+        }
+        if let Some(value) = &self.location {
+            head = head.header(header::LOCATION, value);
         }
         let built = match self.reply {
             Some(event) => event.deserialize_binary(Serializer::new(Head(head))),
