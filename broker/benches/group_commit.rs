@@ -7,14 +7,22 @@
 //!
 //! Environment: `FERRY_BENCH_SECONDS` (per cell, default 3), `FERRY_BENCH_POLICIES` (default
 //! `always,interval:5,os`), `FERRY_BENCH_PRODUCERS` (default `1,32`).
+//!
+//! A peer in the same run: with `FERRY_BENCH_TANSU=/path/to/tansu` (the `tansu` broker from
+//! crates.io, installed outside this repository with its `dynostore` and `libsql` features),
+//! the same producers run against `tansu broker` for each storage engine of
+//! `FERRY_BENCH_TANSU_STORAGE` (default `memory,sqlite`: `memory://tansu/` and a SQLite file
+//! in a fresh directory), and the table ends with Ferry's figures as a ratio to tansu's.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -150,6 +158,85 @@ fn fdatasync_probe(dir: &Path, secs: f64) -> Vec<u64> {
     micros
 }
 
+/// A `tansu broker` on 127.0.0.1 with one storage engine, killed when dropped.
+struct Tansu {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Tansu {
+    fn start(bin: &str, storage: &str, dir: &Path) -> Tansu {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let engine = match storage {
+            "memory" => "memory://tansu/".to_owned(),
+            // A path relative to the working directory (the fresh `dir`).
+            "sqlite" => "sqlite://tansu.db".to_owned(),
+            other => other.to_owned(),
+        };
+        let log = std::fs::File::create(dir.join("tansu.log")).expect("tansu log");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", &engine])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("FERRY_BENCH_TANSU={bin}: cannot start it: {e}"));
+        let tansu = Tansu {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+        };
+        let until = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&tansu.bootstrap).is_err() {
+            assert!(
+                Instant::now() < until,
+                "tansu ({engine}) did not listen within 30 s; see {}",
+                dir.join("tansu.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let created = Command::new(bin)
+            .args([
+                "topic",
+                "create",
+                TOPIC,
+                "--partitions",
+                "1",
+                "--broker",
+                &url,
+            ])
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            created.status.success(),
+            "tansu topic create {TOPIC}: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        tansu
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One row's figures: acks/s, p50 ms, p99 ms.
+type Row = (f64, f64, f64);
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list of benchmarks
@@ -179,6 +266,7 @@ fn main() {
     )
     .ok();
     writeln!(out, "|---|---|---|---|---|---|---|").ok();
+    let mut rows: Vec<(String, usize, Row)> = Vec::new();
     for policy in policies.split(',') {
         for &producers in &counts {
             let dir = tempfile::tempdir_in(&root).expect("tempdir");
@@ -205,7 +293,53 @@ fn main() {
             )
             .ok();
             out.flush().ok();
+            rows.push((
+                policy.to_owned(),
+                producers,
+                (rate, quantile_ms(&acks, 0.5), quantile_ms(&acks, 0.99)),
+            ));
             broker.stop();
+        }
+    }
+    let Ok(tansu) = std::env::var("FERRY_BENCH_TANSU") else {
+        return;
+    };
+    let storages = env_or("FERRY_BENCH_TANSU_STORAGE", "memory,sqlite");
+    let mut peers: Vec<(String, usize, Row)> = Vec::new();
+    for storage in storages.split(',') {
+        for &producers in &counts {
+            let dir = tempfile::tempdir_in(&root).expect("tempdir");
+            let peer = Tansu::start(&tansu, storage, dir.path());
+            let (acks, took, _) = closed_loop(&peer.bootstrap, producers, secs, || 0.0);
+            let rate = acks.len() as f64 / took;
+            let (p50, p99) = (quantile_ms(&acks, 0.5), quantile_ms(&acks, 0.99));
+            writeln!(
+                out,
+                "| tansu {storage} | {producers} | {rate:.0} | {p50:.2} | {p99:.2} | – | – |"
+            )
+            .ok();
+            out.flush().ok();
+            peers.push((storage.to_owned(), producers, (rate, p50, p99)));
+        }
+    }
+    writeln!(
+        out,
+        "\n| Ferry flush | tansu storage | producers | acks/s Ferry / tansu | p50 Ferry / tansu | p99 Ferry / tansu |"
+    )
+    .ok();
+    writeln!(out, "|---|---|---|---|---|---|").ok();
+    for (policy, producers, (rate, p50, p99)) in &rows {
+        for (storage, n, (peer_rate, peer_p50, peer_p99)) in &peers {
+            if n == producers {
+                writeln!(
+                    out,
+                    "| {policy} | {storage} | {producers} | {:.2}x | {:.2}x | {:.2}x |",
+                    rate / peer_rate,
+                    p50 / peer_p50,
+                    p99 / peer_p99
+                )
+                .ok();
+            }
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// Whether the client takes part in the MEMBER_ID_REQUIRED round (JoinGroup v4+).
     pub require_known_member_id: bool,
+    /// Whether the client understands `SkipAssignment` (JoinGroup v9+, KIP-814).
+    pub supports_skip_assignment: bool,
 }
 
 /// The answer to a JoinGroup.
@@ -110,6 +112,8 @@ pub struct JoinResult {
     pub member_id: String,
     /// Members with their metadata for the chosen protocol (leader only).
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader must not assign: a static leader rejoined a stable group (JoinGroup v9+).
+    pub skip_assignment: bool,
 }
 
 impl JoinResult {
@@ -363,11 +367,17 @@ impl Group {
     }
 
     fn add_member(&mut self, id: String, req: JoinRequest, now: Instant) -> Reply<JoinResult> {
-        let mut member = Self::new_member(&req, now);
-        let (tx, rx) = oneshot::channel();
-        member.join = Some(tx);
-        self.members.insert(id, member);
+        self.members.insert(id.clone(), Self::new_member(&req, now));
         self.protocol_type = Some(req.protocol_type);
+        self.join_rebalance(&id, now)
+    }
+
+    /// `id` waits for the rebalance, which starts now unless one is being prepared.
+    fn join_rebalance(&mut self, id: &str, now: Instant) -> Reply<JoinResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(m) = self.members.get_mut(id) {
+            m.join = Some(tx);
+        }
         if self.state != GroupState::PreparingRebalance {
             self.prepare(now);
         }
@@ -394,25 +404,34 @@ impl Group {
         if let Some(tx) = old.sync.take() {
             let _ = tx.send(SyncResult::error(code::FENCED_INSTANCE_ID));
         }
-        let unchanged = old.protocols == req.protocols;
+        let old_leader = self.leader.clone().unwrap_or_default();
         let mut member = Self::new_member(&req, now);
         member.assignment = old.assignment;
         self.members.insert(new_id.clone(), member);
         if let Some(instance) = req.instance_id.clone() {
             self.statics.insert(instance, new_id.clone());
         }
-        let was_leader = self.leader.as_deref() == Some(old_id.as_str());
-        if was_leader {
+        if old_leader == old_id {
             self.leader = Some(new_id.clone());
         }
-        if self.state == GroupState::Stable && unchanged && !was_leader {
-            return Reply::Now(self.current(&new_id));
+        // Kafka's rule (KIP-345): a static member that comes back to a stable group takes its
+        // old place without a rebalance unless the protocol the group would now choose
+        // changes. Its answer names the leader as it was, so that a returning leader does not
+        // assign again (which a stable group would not pass on); from JoinGroup v9 it is told
+        // so instead (`SkipAssignment`, KIP-814) and gets the members.
+        if self.state == GroupState::Stable && self.choose_protocol() == self.protocol {
+            let leads = old_leader == old_id;
+            let skip = leads && req.supports_skip_assignment;
+            return Reply::Now(JoinResult {
+                leader: old_leader,
+                members: if skip { self.member_list() } else { Vec::new() },
+                skip_assignment: skip,
+                ..self.current(&new_id)
+            });
         }
-        let req = JoinRequest {
-            member_id: new_id,
-            ..req
-        };
-        self.rejoin(req, now)
+        // Otherwise (or while the group completes a rebalance, whose assignment would name the
+        // old member id) the group rebalances, as Kafka's coordinator does.
+        self.join_rebalance(&new_id, now)
     }
 
     fn current(&self, member_id: &str) -> JoinResult {
@@ -429,6 +448,7 @@ impl Group {
             },
             leader,
             member_id: member_id.to_owned(),
+            skip_assignment: false,
         }
     }
 

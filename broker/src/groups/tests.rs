@@ -23,6 +23,7 @@ fn req(member: &str, instance: Option<&str>) -> JoinRequest {
             ("roundrobin".into(), Bytes::from_static(b"rr")),
         ],
         require_known_member_id: true,
+        supports_skip_assignment: false,
     }
 }
 
@@ -233,8 +234,9 @@ fn no_deadline_in_the_past_while_a_rebalance_waits() {
     assert!(next > after_delay, "{next:?} is not after {after_delay:?}");
 }
 
-#[test]
-fn static_members_rejoin_without_a_rebalance_and_fence_old_ids() {
+/// A stable group of two static members, `pod-a` and `pod-b`, each synced: the group, the id
+/// source, the time, the two member ids, the leader's id and the generation.
+fn stable_static_pair() -> (Group, Ids, Instant, String, String, String, i32) {
     let t = Instant::now();
     let mut ids = Ids(0);
     let mut g = Group::new(Duration::ZERO);
@@ -247,6 +249,12 @@ fn static_members_rejoin_without_a_rebalance_and_fence_old_ids() {
     let leader = ra.leader.clone();
     sync_all(&mut g, t, &leader, &[&a, &b]);
     let generation = g.generation();
+    (g, ids, t, a, b, leader, generation)
+}
+
+#[test]
+fn static_members_rejoin_without_a_rebalance_and_fence_old_ids() {
+    let (mut g, mut ids, t, a, b, leader, generation) = stable_static_pair();
 
     // The follower restarts (new process, same instance id, no member id).
     let follower = if leader == a {
@@ -273,6 +281,64 @@ fn static_members_rejoin_without_a_rebalance_and_fence_old_ids() {
         Bytes::from(format!("for {}", follower.1)),
         "keeps its assignment"
     );
+}
+
+/// Kafka's rule for a static member coming back to a stable group: no rebalance unless the
+/// protocol the group would choose changes — whatever else its metadata says (a restarted
+/// consumer owns no partitions), and a returning leader too (librdkafka 0102).
+#[test]
+fn static_rejoin_rebalances_only_when_the_chosen_protocol_changes() {
+    let (mut g, mut ids, t, a, _, leader, generation) = stable_static_pair();
+    let (leader_instance, follower_instance) = if leader == a {
+        ("pod-a", "pod-b")
+    } else {
+        ("pod-b", "pod-a")
+    };
+
+    // The follower restarts with other metadata for the same protocols.
+    let mut changed = req("", Some(follower_instance));
+    changed.protocols = vec![
+        ("range".into(), Bytes::from_static(b"r, owning nothing")),
+        (
+            "roundrobin".into(),
+            Bytes::from_static(b"rr, owning nothing"),
+        ),
+    ];
+    let back = now_result(g.join(changed, t, ids.mint()));
+    assert_eq!((back.error, back.generation), (0, generation));
+    assert_eq!(g.state(), GroupState::Stable, "no rebalance");
+
+    // The leader restarts (JoinGroup before v9): told the leader it replaced, so it does not
+    // assign; it syncs and keeps its assignment.
+    let back = now_result(g.join(req("", Some(leader_instance)), t, ids.mint()));
+    assert_eq!((back.error, back.generation), (0, generation));
+    assert_eq!(back.leader, leader, "the old leader id, not its own");
+    assert!(back.members.is_empty() && !back.skip_assignment);
+    assert_eq!(g.state(), GroupState::Stable, "no rebalance");
+    let resync = now_result(g.sync(
+        &back.member_id,
+        Some(leader_instance),
+        generation,
+        vec![],
+        t,
+    ));
+    assert_eq!(resync.assignment, Bytes::from(format!("for {leader}")));
+
+    // Again with JoinGroup v9: it gets the members and SkipAssignment.
+    let mut v9 = req("", Some(leader_instance));
+    v9.supports_skip_assignment = true;
+    let back = now_result(g.join(v9, t, ids.mint()));
+    assert_eq!(back.error, 0);
+    assert!(back.skip_assignment);
+    assert_eq!(back.members.len(), 2);
+    assert_eq!(g.state(), GroupState::Stable, "no rebalance");
+
+    // The follower comes back supporting only roundrobin: the group's choice would change
+    // from range, so the group rebalances.
+    let mut other = req("", Some(follower_instance));
+    other.protocols = vec![("roundrobin".into(), Bytes::from_static(b"rr"))];
+    let _pending = later(g.join(other, t, ids.mint()));
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
 }
 
 #[test]

@@ -88,6 +88,7 @@ impl Broker {
                 .map(|p| (p.name.to_string(), p.metadata.clone()))
                 .collect(),
             require_known_member_id: ctx.version >= 4,
+            supports_skip_assignment: ctx.version >= 9,
         };
         let reply = self.groups.join(req.group_id.as_str(), join);
         let fallback = crate::groups::state::JoinResult {
@@ -119,6 +120,9 @@ impl Broker {
             );
         if ctx.version >= 7 {
             out = out.with_protocol_type(r.protocol_type.map(s));
+        }
+        if ctx.version >= 9 {
+            out = out.with_skip_assignment(r.skip_assignment);
         }
         out
     }
