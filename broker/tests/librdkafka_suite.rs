@@ -39,7 +39,9 @@ struct ScenarioBroker {
     scenario: &'static str,
     /// Names its `test.conf` (two brokers may serve one scenario).
     label: &'static str,
-    flags: &'static [&'static str],
+    flags: Vec<String>,
+    /// Lines added to its `test.conf` (client settings the broker requires).
+    conf_extra: String,
     process: Process,
     kafka: SocketAddr,
     conf: PathBuf,
@@ -50,7 +52,7 @@ impl ScenarioBroker {
     fn start(
         scenario: &'static str,
         label: &'static str,
-        flags: &'static [&'static str],
+        (flags, conf_extra): (Vec<String>, String),
         work: &Path,
     ) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
@@ -66,7 +68,7 @@ impl ScenarioBroker {
         let log = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let process = Process::start(
             env!("CARGO_BIN_EXE_ferry-broker"),
-            args.iter().chain(flags),
+            args.iter().copied().chain(flags.iter().map(String::as_str)),
             [("RUST_LOG", log)],
         );
         let kafka = process.addr("kafka");
@@ -75,7 +77,7 @@ impl ScenarioBroker {
             &conf,
             format!(
                 "# Written by broker/tests/librdkafka_suite.rs for scenario {scenario} ({label}).\n\
-                 bootstrap.servers={kafka}\n"
+                 bootstrap.servers={kafka}\n{conf_extra}"
             ),
         )
         .expect("write test.conf");
@@ -83,6 +85,7 @@ impl ScenarioBroker {
             scenario,
             label,
             flags,
+            conf_extra,
             process,
             kafka,
             conf,
@@ -96,7 +99,11 @@ impl ScenarioBroker {
 
     /// A fresh broker (and data directory) in place of one that stopped answering.
     fn restart(&mut self, work: &Path) {
-        *self = ScenarioBroker::start(self.scenario, self.label, self.flags, work);
+        let setup = (
+            std::mem::take(&mut self.flags),
+            std::mem::take(&mut self.conf_extra),
+        );
+        *self = ScenarioBroker::start(self.scenario, self.label, setup, work);
     }
 
     fn stop(self) {
@@ -165,51 +172,47 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
 
     // As librdkafka's own test clusters run: an authorizer that allows what no ACL names
     // (the admin tests create and delete ACLs).
-    let mut default = ScenarioBroker::start(
-        "default",
-        "default",
-        &[
+    let flags = |extra: &[&str]| -> (Vec<String>, String) {
+        let base = [
             "--default-partitions",
             "4",
             "--authorizer",
             "--allow-everyone-if-no-acl-found",
-        ],
-        &logs,
-    );
+        ];
+        let all = base.iter().chain(extra).map(|f| (*f).to_owned());
+        (all.collect(), String::new())
+    };
+    let mut default = ScenarioBroker::start("default", "default", flags(&[]), &logs);
     // For [`librdkafka::FAST_GROUPS`]: groups rebalance as soon as a member joins.
     let mut fast_groups = ScenarioBroker::start(
         "default",
         "fastgroups",
-        &[
-            "--default-partitions",
-            "4",
-            "--authorizer",
-            "--allow-everyone-if-no-acl-found",
-            "--group-initial-rebalance-delay",
-            "0s",
-        ],
+        flags(&["--group-initial-rebalance-delay", "0s"]),
         &logs,
     );
     let mut no_auto_create = ScenarioBroker::start(
         "noautocreate",
         "noautocreate",
-        &[
-            "--default-partitions",
-            "4",
-            "--auto-create-topics",
-            "false",
-            "--authorizer",
-            "--allow-everyone-if-no-acl-found",
-        ],
+        flags(&["--auto-create-topics", "false"]),
         &logs,
     );
+    // For [`librdkafka::SASL`]: every connection authenticates (SCRAM-SHA-512, or PLAIN).
+    let users = logs.join("sasl.users");
+    std::fs::write(&users, "librdkafka-tests:a password for the suite\n").expect("users file");
+    let users = users.to_str().expect("a UTF-8 logs path");
+    let (sasl_flags, _) = flags(&["--sasl-users", users]);
+    let sasl_conf = "security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=SCRAM-SHA-512\n\
+                     sasl.username=librdkafka-tests\nsasl.password=a password for the suite\n";
+    let mut sasl =
+        ScenarioBroker::start("default", "sasl", (sasl_flags, sasl_conf.to_owned()), &logs);
     eprintln!(
         "librdkafka suite: {} as Kafka {KAFKA_VERSION}, brokers {} (default), {} (default, \
-         fast groups) and {} (noautocreate), logs in {}",
+         fast groups), {} (noautocreate) and {} (SASL), logs in {}",
         dir.display(),
         default.kafka,
         fast_groups.kafka,
         no_auto_create.kafka,
+        sasl.kafka,
         logs.display()
     );
 
@@ -234,6 +237,8 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
         }
         let first = if librdkafka::FAST_GROUPS.contains(&number.as_str()) {
             &fast_groups
+        } else if librdkafka::SASL.contains(&number.as_str()) {
+            &sasl
         } else {
             &default
         };
@@ -247,7 +252,12 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
         }
         let mut result =
             outcome::decide(&number, &run.entries, run.exit, &run.tail, &not_applicable);
-        for broker in [&mut default, &mut fast_groups, &mut no_auto_create] {
+        for broker in [
+            &mut default,
+            &mut fast_groups,
+            &mut no_auto_create,
+            &mut sasl,
+        ] {
             if !broker.answers() {
                 let reason = format!(
                     "ferry-broker ({}) stopped answering during this test; {}",
@@ -263,6 +273,7 @@ fn librdkafka_numbered_tests_pass_against_the_broker() {
     }
     default.stop();
     fast_groups.stop();
+    sasl.stop();
     no_auto_create.stop();
 
     let table = table(&results);
