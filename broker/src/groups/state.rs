@@ -405,13 +405,14 @@ impl Group {
             let _ = tx.send(SyncResult::error(code::FENCED_INSTANCE_ID));
         }
         let old_leader = self.leader.clone().unwrap_or_default();
+        let leads = old_leader == old_id;
         let mut member = Self::new_member(&req, now);
         member.assignment = old.assignment;
         self.members.insert(new_id.clone(), member);
         if let Some(instance) = req.instance_id.clone() {
             self.statics.insert(instance, new_id.clone());
         }
-        if old_leader == old_id {
+        if leads {
             self.leader = Some(new_id.clone());
         }
         // Kafka's rule (KIP-345): a static member that comes back to a stable group takes its
@@ -420,7 +421,6 @@ impl Group {
         // assign again (which a stable group would not pass on); from JoinGroup v9 it is told
         // so instead (`SkipAssignment`, KIP-814) and gets the members.
         if self.state == GroupState::Stable && self.choose_protocol() == self.protocol {
-            let leads = old_leader == old_id;
             let skip = leads && req.supports_skip_assignment;
             return Reply::Now(JoinResult {
                 leader: old_leader,
