@@ -7,6 +7,7 @@ mod compact;
 mod disk;
 mod fail_stop;
 mod flush;
+mod index;
 mod log_start;
 mod partition;
 #[cfg(test)]

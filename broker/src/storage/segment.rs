@@ -1,19 +1,21 @@
 //! One segment of a partition: `<base>.log` with batches as received, a sparse offset index
 //! (`<base>.index`: relative offset u32, position u32) and a time index (`<base>.timeindex`:
-//! timestamp i64, relative offset u32), all big-endian as in Kafka.
+//! timestamp i64, relative offset u32), all big-endian as in Kafka. Both indexes gain an entry
+//! per [`INDEX_INTERVAL_BYTES`] of log, as Kafka's do (`index.interval.bytes`): the time index
+//! one when the largest timestamp grew since its last entry. Memory holds a summary of each
+//! ([`Index`]); the files hold every entry.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, batches};
 use super::disk::{Disk, DiskFile, RealDisk};
+use super::index::{Entry, Index};
 use super::recovery::{self, Action, Damage, Recovery, Truncated};
 use crate::error::{Error, Result, io_at};
 
 /// An index entry is added after at least this many log bytes since the previous one.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
-const INDEX_ENTRY: usize = 8;
-const TIME_ENTRY: usize = 12;
 
 /// File name of a segment file: the base offset, zero-padded to 20 digits, and an extension.
 pub fn file_name(base_offset: i64, ext: &str) -> String {
@@ -32,35 +34,17 @@ pub struct Segment<D: Disk = RealDisk> {
     next_offset: i64,
     max_timestamp: i64,
     first_timestamp: Option<i64>,
-    offsets: Vec<(u32, u32)>,
-    times: Vec<(i64, u32)>,
+    offsets: Index<(u32, u32)>,
+    times: Index<(i64, u32)>,
     bytes_since_index: u64,
+    /// Log bytes between index entries ([`INDEX_INTERVAL_BYTES`] but in tests).
+    index_interval: u64,
     /// What recovery cut off when the segment was opened.
     truncated: Option<Truncated>,
 }
 
 fn open_rw<D: Disk>(disk: &D, path: &Path) -> Result<D::File> {
     disk.open(path).map_err(io_at(path))
-}
-
-/// Offset index entries as stored.
-fn encode_offsets(entries: &[(u32, u32)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * INDEX_ENTRY);
-    for (rel, pos) in entries {
-        out.extend_from_slice(&rel.to_be_bytes());
-        out.extend_from_slice(&pos.to_be_bytes());
-    }
-    out
-}
-
-/// Time index entries as stored.
-fn encode_times(entries: &[(i64, u32)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * TIME_ENTRY);
-    for (ts, rel) in entries {
-        out.extend_from_slice(&ts.to_be_bytes());
-        out.extend_from_slice(&rel.to_be_bytes());
-    }
-    out
 }
 
 /// A segment's in-memory state before an append, to restore when the append fails.
@@ -70,8 +54,6 @@ struct Mark {
     max_timestamp: i64,
     first_timestamp: Option<i64>,
     bytes_since_index: u64,
-    offsets: usize,
-    times: usize,
 }
 
 impl Mark {
@@ -82,8 +64,6 @@ impl Mark {
             max_timestamp: seg.max_timestamp,
             first_timestamp: seg.first_timestamp,
             bytes_since_index: seg.bytes_since_index,
-            offsets: seg.offsets.len(),
-            times: seg.times.len(),
         }
     }
 
@@ -93,8 +73,8 @@ impl Mark {
         seg.max_timestamp = self.max_timestamp;
         seg.first_timestamp = self.first_timestamp;
         seg.bytes_since_index = self.bytes_since_index;
-        seg.offsets.truncate(self.offsets);
-        seg.times.truncate(self.times);
+        seg.offsets.drop_fresh();
+        seg.times.drop_fresh();
     }
 }
 
@@ -129,9 +109,10 @@ impl<D: Disk> Segment<D> {
             next_offset: base_offset,
             max_timestamp: -1,
             first_timestamp: None,
-            offsets: Vec::new(),
-            times: Vec::new(),
+            offsets: Index::default(),
+            times: Index::default(),
             bytes_since_index: 0,
+            index_interval: INDEX_INTERVAL_BYTES,
             truncated: None,
         };
         seg.scan(verify, policy)?;
@@ -271,26 +252,37 @@ impl<D: Disk> Segment<D> {
     fn note_batch(&mut self, header: &BatchHeader, position: u64) {
         let rel = u32::try_from(header.base_offset - self.base_offset).unwrap_or(u32::MAX);
         let pos = u32::try_from(position).unwrap_or(u32::MAX);
-        if self.offsets.is_empty() || self.bytes_since_index >= INDEX_INTERVAL_BYTES {
-            self.offsets.push((rel, pos));
+        let indexed = self.offsets.is_empty() || self.bytes_since_index >= self.index_interval;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if indexed {
+            self.offsets.note((rel, pos));
             self.bytes_since_index = 0;
+            // (largest timestamp so far, this batch): every batch before this one, and this
+            // one, holds only earlier timestamps, so a search for a later one starts here.
+            if self
+                .times
+                .last()
+                .is_none_or(|(ts, _)| ts < self.max_timestamp)
+            {
+                self.times.note((self.max_timestamp, rel));
+            }
         }
         self.bytes_since_index += header.total_len() as u64;
-        if header.max_timestamp > self.max_timestamp {
-            self.max_timestamp = header.max_timestamp;
-            self.times.push((header.max_timestamp, rel));
-        }
         self.first_timestamp.get_or_insert(header.max_timestamp);
         self.next_offset = header.last_offset() + 1;
     }
 
+    /// Writes both indexes whole (after a scan noted every entry).
     fn write_indexes(&mut self) -> Result<()> {
-        let idx = encode_offsets(&self.offsets);
-        let tidx = encode_times(&self.times);
-        for (file, bytes) in [(&self.index, idx), (&self.time_index, tidx)] {
+        for (file, bytes) in [
+            (&self.index, self.offsets.encode_fresh()),
+            (&self.time_index, self.times.encode_fresh()),
+        ] {
             file.set_len(0).map_err(io_at(&self.path))?;
             file.write_all_at(&bytes, 0).map_err(io_at(&self.path))?;
         }
+        self.offsets.written_fresh();
+        self.times.written_fresh();
         Ok(())
     }
 
@@ -317,6 +309,8 @@ impl<D: Disk> Segment<D> {
         match self.write_appended(records, &before) {
             Ok(()) => {
                 self.size = before.size + records.len() as u64;
+                self.offsets.written_fresh();
+                self.times.written_fresh();
                 Ok(())
             }
             Err(failed) => {
@@ -326,23 +320,32 @@ impl<D: Disk> Segment<D> {
         }
     }
 
-    /// Writes `records` at the end of the log and the index entries noted since `before`.
+    /// Writes `records` at the end of the log (`before.size`) and the index entries noted
+    /// since.
     fn write_appended(&self, records: &[u8], before: &Mark) -> std::io::Result<()> {
         self.log.write_all_at(records, before.size)?;
-        let offsets = encode_offsets(&self.offsets[before.offsets..]);
         self.index
-            .write_all_at(&offsets, (before.offsets * INDEX_ENTRY) as u64)?;
-        let times = encode_times(&self.times[before.times..]);
+            .write_all_at(&self.offsets.encode_fresh(), self.index_len())?;
         self.time_index
-            .write_all_at(&times, (before.times * TIME_ENTRY) as u64)
+            .write_all_at(&self.times.encode_fresh(), self.time_index_len())
+    }
+
+    /// Bytes in the index file (entries written).
+    fn index_len(&self) -> u64 {
+        (self.offsets.written() * <(u32, u32)>::LEN) as u64
+    }
+
+    /// Bytes in the time index file (entries written).
+    fn time_index_len(&self) -> u64 {
+        (self.times.written() * <(i64, u32)>::LEN) as u64
     }
 
     /// Cuts the three files back to their lengths at `before` after `failed`.
     fn roll_back(&self, before: &Mark, failed: std::io::Error) -> Error {
         let cut = [
             (&self.log, before.size),
-            (&self.index, (before.offsets * INDEX_ENTRY) as u64),
-            (&self.time_index, (before.times * TIME_ENTRY) as u64),
+            (&self.index, self.index_len()),
+            (&self.time_index, self.time_index_len()),
         ]
         .into_iter()
         .try_for_each(|(file, len)| file.set_len(len));
@@ -373,7 +376,7 @@ impl<D: Disk> Segment<D> {
         let rel = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
         let mut from = None;
         let mut end = 0;
-        self.walk(self.position_at_or_before(rel), |pos, header| {
+        self.walk(self.position_at_or_before(rel)?, |pos, header| {
             let next = pos + header.total_len() as u64;
             match from {
                 None if header.last_offset() >= offset => {
@@ -398,11 +401,11 @@ impl<D: Disk> Segment<D> {
 
     /// Log position of the last indexed batch at or before relative offset `rel` (the scan
     /// start for lookups; 0 when no entry precedes it).
-    fn position_at_or_before(&self, rel: u32) -> u64 {
-        match self.offsets.partition_point(|(r, _)| *r <= rel) {
-            0 => 0,
-            i => u64::from(self.offsets[i - 1].1),
-        }
+    fn position_at_or_before(&self, rel: u32) -> Result<u64> {
+        let found = self
+            .offsets
+            .last_where(&self.index, &self.path, |(r, _)| *r <= rel)?;
+        Ok(found.map_or(0, |(_, pos)| u64::from(pos)))
     }
 
     /// The base offset of the first batch holding a record at or after `timestamp` and one
@@ -414,12 +417,16 @@ impl<D: Disk> Segment<D> {
         if self.max_timestamp < timestamp || self.next_offset <= from {
             return Ok(None);
         }
-        let i = self.times.partition_point(|(ts, _)| *ts < timestamp);
-        let Some(&(_, rel)) = self.times.get(i) else {
-            return Ok(None);
+        // Every batch up to the last time entry below `timestamp` holds only earlier ones.
+        let start = match self
+            .times
+            .last_where(&self.time_index, &self.path, |(ts, _)| *ts < timestamp)?
+        {
+            Some((_, rel)) => self.position_at_or_before(rel)?,
+            None => 0,
         };
         let mut found = None;
-        self.walk(self.position_at_or_before(rel), |_, header| {
+        self.walk(start, |_, header| {
             if header.max_timestamp >= timestamp && header.last_offset() >= from {
                 found = Some(header.base_offset);
             }
@@ -539,9 +546,21 @@ impl<D: Disk> Segment<D> {
     pub fn truncated(&self) -> Option<Truncated> {
         self.truncated
     }
-    /// Index entries (relative offset, position), for tests and tools.
-    pub fn index_entries(&self) -> &[(u32, u32)] {
-        &self.offsets
+    /// Index entries (relative offset, position), read from the index file: for tests and
+    /// tools.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn index_entries(&self) -> Result<Vec<(u32, u32)>> {
+        self.offsets.read_all(&self.index, &self.path)
+    }
+
+    /// Time index entries (largest timestamp so far, relative offset), read from the file.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn time_entries(&self) -> Result<Vec<(i64, u32)>> {
+        self.times.read_all(&self.time_index, &self.path)
     }
 }
 
@@ -566,7 +585,8 @@ mod tests {
             Segment::open(&RealDisk, dir.path(), 100, true, Recovery::Refuse).expect("open");
         append_n(&mut seg, 50, &[7u8; 300]);
         assert_eq!(seg.next_offset(), 200);
-        assert!(seg.index_entries().len() > 3, "sparse index every 4 KiB");
+        let entries = seg.index_entries().expect("entries");
+        assert!(entries.len() > 3, "sparse index every 4 KiB");
         let one = seg.read(151, 1).expect("read");
         let (h, _) = batches(&one).expect("whole batches").remove(0);
         assert_eq!(
@@ -587,14 +607,82 @@ mod tests {
         let reopened =
             Segment::open(&RealDisk, dir.path(), 100, false, Recovery::Refuse).expect("reopen");
         assert_eq!(reopened.next_offset(), 200);
-        assert_eq!(reopened.index_entries(), seg.index_entries());
+        assert_eq!(reopened.index_entries().expect("entries"), entries);
         let idx = std::fs::read(dir.path().join(file_name(100, "index"))).expect("index file");
-        assert_eq!(idx.len(), seg.index_entries().len() * INDEX_ENTRY);
+        assert_eq!(idx.len(), entries.len() * <(u32, u32)>::LEN);
         assert_eq!(
             &idx[..8],
             &[0, 0, 0, 0, 0, 0, 0, 0],
             "first entry: offset 0 at position 0"
         );
+    }
+
+    /// (base offset, last offset, max timestamp) of every batch, by walking the log.
+    fn every_batch(seg: &Segment) -> Vec<(i64, i64, i64)> {
+        let mut all = Vec::new();
+        seg.for_each_header(&mut |h| all.push((h.base_offset, h.last_offset(), h.max_timestamp)))
+            .expect("walk");
+        all
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Reads and timestamp lookups through the summarized indexes answer what a walk of
+        /// every batch answers, with timestamps that go back as well as forward, before and
+        /// after a reopen.
+        #[test]
+        fn lookups_agree_with_a_walk_of_every_batch(
+            shapes in proptest::collection::vec((1i32..4, -50i64..100, 0usize..3000), 1..1500),
+            interval in proptest::prop_oneof![proptest::strategy::Just(0u64), 1u64..8192],
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut seg =
+                Segment::open(&RealDisk, dir.path(), 7, true, Recovery::Refuse).expect("open");
+            seg.index_interval = interval;
+            let mut ts = 1_000;
+            for (count, step, len) in &shapes {
+                ts += step;
+                let mut b = batch(*count, ts - 5, ts, &vec![1u8; *len]);
+                assign_offsets(&mut b, seg.next_offset());
+                seg.append(&b, &batches(&b).expect("valid")).expect("append");
+            }
+            seg.sync().expect("sync");
+            let all = every_batch(&seg);
+            let (min_ts, max_ts) = all.iter().fold((i64::MAX, i64::MIN), |(lo, hi), b| {
+                (lo.min(b.2), hi.max(b.2))
+            });
+            for reopen in [false, true] {
+                if reopen {
+                    // Reopened, the indexes are rebuilt at the default interval.
+                    drop(seg);
+                    seg = Segment::open(&RealDisk, dir.path(), 7, true, Recovery::Refuse)
+                        .expect("reopen");
+                }
+                let s = &seg;
+                for probe in 0..60i64 {
+                    let offset = 7 + probe * (s.next_offset() - 7) / 59;
+                    let want = all.iter().find(|b| b.1 >= offset).map(|b| b.0);
+                    let got = s.read(offset, 1).expect("read");
+                    let got = batches(&got).expect("valid").first().map(|(h, _)| h.base_offset);
+                    proptest::prop_assert_eq!(got, want, "read at {}", offset);
+                }
+                // Targets spread over the range, and on and beside every time-index entry.
+                let entries = s.time_entries().expect("time entries");
+                let spread = (0..60).map(|p| min_ts - 1 + p * (max_ts - min_ts + 2) / 59);
+                let near = entries.iter().step_by(entries.len() / 100 + 1).flat_map(|e| {
+                    [e.0 - 1, e.0, e.0 + 1]
+                });
+                for (probe, target) in spread.chain(near).enumerate() {
+                    let from = 7 + (probe as i64 % 5) * (s.next_offset() - 7) / 4;
+                    let want = all
+                        .iter()
+                        .find(|b| b.2 >= target && b.1 >= from)
+                        .map(|b| b.0);
+                    let got = s.offset_for_timestamp(target, from).expect("ts");
+                    proptest::prop_assert_eq!(got, want, "timestamp {} from {}", target, from);
+                }
+            }
+        }
     }
 
     /// Appends batches of `payload` until `seg.size()` leaves room for one more in its last
@@ -630,11 +718,12 @@ mod tests {
         let dir = disk.path().join("p");
         std::fs::create_dir(&dir).expect("dir");
         let mut seg = Segment::open(&RealDisk, &dir, 0, true, Recovery::Refuse).expect("open");
+        seg.index_interval = 0; // an entry per batch
         // 341 time-index entries fill its first page but 4 bytes; the next one needs a page.
         for ts in 0..341 {
             try_append(&mut seg, ts, b"r").expect("append");
         }
-        assert_eq!(file_len(&dir, "timeindex"), 341 * TIME_ENTRY as u64);
+        assert_eq!(file_len(&dir, "timeindex"), 341 * <(i64, u32)>::LEN as u64);
         align_for(&mut seg, b"r", 340);
         let (size, next) = (seg.size(), seg.next_offset());
         let filler = disk.fill();
@@ -648,7 +737,7 @@ mod tests {
             "memory as before"
         );
         assert_eq!(file_len(&dir, "log"), size, "the log write is undone");
-        assert_eq!(file_len(&dir, "timeindex"), 341 * TIME_ENTRY as u64);
+        assert_eq!(file_len(&dir, "timeindex"), 341 * <(i64, u32)>::LEN as u64);
 
         std::fs::remove_file(filler).expect("free");
         try_append(&mut seg, 341, b"r").expect("append after freeing space");
