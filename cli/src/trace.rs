@@ -3,9 +3,9 @@
 //! Ingress journals where it stored the event; each egress how it settled it. This reads the
 //! journal topic from the start of its retention (or `--since`) up to its end and prints the
 //! entries for one event id, in time order. Dispatchers write the journal in batches (every
-//! 100 ms or so), so when nothing is there yet it keeps reading for `--wait` (right after
-//! `ferry send`, the entry is on its way); `--follow` then prints each new entry as it is
-//! written, until interrupted.
+//! 100 ms or so), so when ingress's entry is not there yet it keeps reading for `--wait` until
+//! it is (right after `ferry send`, the entry is on its way, and an egress may journal first);
+//! `--follow` then prints each new entry as it is written, until interrupted.
 //!
 //! Two ways to the journal, with the same output:
 //! - `--kafka`: read the journal topic from the log itself. This needs an address of the log
@@ -53,8 +53,10 @@ pub struct Trace {
     /// Read the journal from here: earliest, an offset, or an RFC 3339 time.
     #[arg(long, default_value = "earliest")]
     pub since: StartAt,
-    /// When the journal has nothing for the event yet, keep reading this long before saying
-    /// it was never accepted (the journal is written in batches, every 100 ms or so).
+    /// When the journal has no ingress entry for the event yet, keep reading this long for one
+    /// before answering with what it has, or saying the event was never accepted (the journal
+    /// is written in batches, every 100 ms or so). Events from a KafkaSource have no ingress
+    /// entry: their trace answers after this wait.
     #[arg(long, value_parser = ferry_runtime::duration::parse, default_value = "2s")]
     pub wait: Duration,
     /// After what is there, print each new entry for the event as it is written (one line, or

@@ -3,9 +3,12 @@
 //! this same code.
 //!
 //! A trace reads the journal topic from `since` up to its end as it was when the read began
-//! and keeps the entries about the event. When there are none, it reads on for `wait` as the
-//! journal is written (right after a send the entry is on its way: the journal is written in
-//! batches every [`super::FLUSH_EVERY`]). A follower then takes each new entry as it comes.
+//! and keeps the entries about the event. When none is ingress's (`accepted`), it reads on for
+//! `wait` as the journal is written until one is: right after a send the entry is on its way
+//! (the journal is written in batches every [`super::FLUSH_EVERY`]), and an egress may journal
+//! the event's settlement before ingress, which waits for the log's ack, journals where it
+//! stored it. Events that enter through no ingress (a KafkaSource's) have no such entry; their
+//! trace answers after `wait`. A follower then takes each new entry as it comes.
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +34,8 @@ pub struct Query {
     pub source: Option<String>,
     /// Where reading the journal starts.
     pub since: StartAt,
-    /// When the journal has nothing for the event up to its end, how long to read on.
+    /// When the journal has no ingress entry for the event up to its end, how long to read
+    /// on for one.
     pub wait: Duration,
 }
 
@@ -71,8 +75,8 @@ pub struct JournalLog {
 }
 
 /// Reads the event's entries from `log`'s journal, in [`in_order`], and the reader positioned
-/// after them (blocking). When the journal has none up to its end, reads on for
-/// `query.wait` as it is written.
+/// after them (blocking). When the journal has no ingress entry for the event up to its end,
+/// reads on for `query.wait` as it is written, until one comes.
 ///
 /// # Errors
 /// The log cannot be reached or has no journal topic ([`Error::LogUnreachable`],
@@ -97,13 +101,13 @@ pub fn read(log: &JournalLog, query: &Query) -> Result<(Vec<Entry>, BoundedRead)
                 kafka: log.bootstrap.clone(),
             });
         }
-        if waiting && (!entries.is_empty() || started.elapsed() >= query.wait) {
+        if waiting && (stored(&entries) || started.elapsed() >= query.wait) {
             break;
         }
         let m = match read.next(POLL)? {
             Read::Record(m) => m,
             Read::Nothing => continue,
-            Read::Done if entries.is_empty() && !query.wait.is_zero() => {
+            Read::Done if !stored(&entries) && !query.wait.is_zero() => {
                 read.keep_reading();
                 waiting = true;
                 continue;
@@ -114,6 +118,11 @@ pub fn read(log: &JournalLog, query: &Query) -> Result<(Vec<Entry>, BoundedRead)
     }
     in_order(&mut entries);
     Ok((entries, read))
+}
+
+/// Whether `entries` hold ingress's: where the event was stored.
+fn stored(entries: &[Entry]) -> bool {
+    entries.iter().any(|e| e.outcome == "accepted")
 }
 
 /// After [`read`]: the event's entries written since, as they come. Each call polls the log
